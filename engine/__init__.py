@@ -1,0 +1,34 @@
+"""FerryMQ's queue engine: every state change of a message is one atomic Lua script over Redis.
+
+    from ferrymq.engine import AsyncEngine, Engine, NewMessage
+
+See ``verbs.py`` for the verbs, ``keys.py`` for the key layout, ``lua/`` for the scripts.
+"""
+
+from .aio import AsyncEngine, AsyncQueue
+from .clock import FakeClock, RedisClock, SystemClock
+from .errors import (
+    AlreadyExists,
+    ConfigurationError,
+    DeliveryPaused,
+    EngineError,
+    InvalidArgument,
+    MessageNotFound,
+    NotReserved,
+    QueueNotFound,
+    TooLarge,
+    Unavailable,
+)
+from .limits import DEFAULTS, LIMITS, Limits, QueueDefaults
+from .models import Message, NewMessage, QueueInfo, QueueRef, QueueSettings, Settled
+from .notifier import Notifier
+from .sync import Engine, Queue
+from .verbs import Reservation, SweepReport
+
+__all__ = [
+    "DEFAULTS", "LIMITS", "AlreadyExists", "AsyncEngine", "AsyncQueue", "ConfigurationError",
+    "DeliveryPaused", "Engine", "EngineError", "FakeClock", "InvalidArgument", "Limits", "Message",
+    "MessageNotFound", "NewMessage", "NotReserved", "Notifier", "Queue", "QueueDefaults",
+    "QueueInfo", "QueueNotFound", "QueueRef", "QueueSettings", "RedisClock", "Reservation",
+    "Settled", "SweepReport", "SystemClock", "TooLarge", "Unavailable",
+]

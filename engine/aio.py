@@ -1,0 +1,116 @@
+"""The asyncio engine (the primary API; the HTTP server uses it). Same scripts, keys and rules as
+``sync.Engine``; long polls park on the process's ``Notifier`` instead of polling."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+
+from ._facade import async_verb, check_client, translate
+from .clock import Clock, RedisClock
+from .core import Batch, Command, Eval, Step, Wait
+from .limits import DEFAULTS, LIMITS, Limits, QueueDefaults
+from .notifier import Notifier
+from .scripts import Scripts
+from .verbs import Context, EngineVerbs, QueueVerbs
+
+R = TypeVar("R")
+
+
+class AsyncEngine:
+    """FerryMQ over a ``redis.asyncio`` client you supply.
+
+    >>> engine = AsyncEngine(redis.asyncio.Redis())
+    >>> orders = engine.queue("my-project", "orders")
+    >>> await orders.put(["hello"])
+    >>> [message] = await orders.reserve(wait=20)
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis | aioredis.RedisCluster,
+        *,
+        prefix: str = "fmq",
+        clock: Clock | None = None,
+        limits: Limits = LIMITS,
+        defaults: QueueDefaults = DEFAULTS,
+        notifier: Notifier | None = None,
+    ) -> None:
+        check_client(client)
+        self.client = client
+        self.scripts = Scripts(client)
+        self.notifier = notifier or Notifier(client)
+        self._verbs = EngineVerbs(Context(prefix, clock or RedisClock(), limits, defaults))
+
+    def queue(self, project: str, name: str) -> AsyncQueue:
+        return AsyncQueue(self, self._verbs.queue(project, name))
+
+    async def load_scripts(self) -> None:
+        """SCRIPT LOAD every script now (startup), instead of on first use."""
+        for text in self.scripts.texts():
+            await self.client.script_load(text)
+
+    async def aclose(self) -> None:
+        """End long polls (they return what they have) and close the notifier's connection."""
+        await self.notifier.close()
+
+    list_queues = async_verb(EngineVerbs.list_queues)
+    count_queues = async_verb(EngineVerbs.count_queues)
+    find_queue = async_verb(EngineVerbs.find_queue)
+    sweep = async_verb(EngineVerbs.sweep)
+
+    async def _run(self, verb: Generator[Step, Any, R]) -> R:
+        result: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                step = verb.throw(error) if error else verb.send(result)
+            except StopIteration as done:
+                return done.value
+            try:
+                result, error = await self._execute(step), None
+            except Exception as exc:  # handed to the verb, which may handle it
+                result, error = None, translate(exc)
+
+    async def _execute(self, step: Step) -> Any:
+        if isinstance(step, Eval):
+            return await self.scripts[step.verb](keys=step.keys, args=step.args)
+        if isinstance(step, Command):
+            return await self.client.execute_command(*step.args)
+        if isinstance(step, Wait):
+            return await self.notifier.wait(step.channel, step.seconds)
+        if isinstance(step, Batch):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for command in step.commands:
+                    pipe.execute_command(*command)
+                return await pipe.execute()
+        raise TypeError(step)
+
+
+class AsyncQueue:
+    """One queue; see ``verbs.QueueVerbs`` for what each verb does."""
+
+    def __init__(self, engine: AsyncEngine, verbs: QueueVerbs) -> None:
+        self._run = engine._run
+        self._verbs = verbs
+        self.project = verbs.project
+        self.name = verbs.name
+
+    create = async_verb(QueueVerbs.create)
+    update = async_verb(QueueVerbs.update)
+    ensure = async_verb(QueueVerbs.ensure)
+    info = async_verb(QueueVerbs.info)
+    clear = async_verb(QueueVerbs.clear)
+    delete = async_verb(QueueVerbs.delete)
+    put = async_verb(QueueVerbs.put)
+    reserve = async_verb(QueueVerbs.reserve)
+    peek = async_verb(QueueVerbs.peek)
+    get = async_verb(QueueVerbs.get)
+    delete_message = async_verb(QueueVerbs.delete_message)
+    delete_messages = async_verb(QueueVerbs.delete_messages)
+    touch = async_verb(QueueVerbs.touch)
+    release = async_verb(QueueVerbs.release)
+    settle = async_verb(QueueVerbs.settle)
+    maintain = async_verb(QueueVerbs.maintain)

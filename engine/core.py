@@ -1,0 +1,238 @@
+"""What the sync and async engines share, with no I/O: the steps a verb asks its driver to run,
+argument validation, and the encoding of records and script replies.
+
+Verbs (``verbs.py``) are generators that yield steps and receive their results; ``sync.py`` and
+``aio.py`` only run the steps. So a rule written here holds for both APIs, and there is nothing
+to keep in step between them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, Union
+
+from .errors import InvalidArgument, TooLarge
+from .limits import Limits, QueueDefaults
+from .models import NewMessage, QueueSettings
+
+T = TypeVar("T")
+
+
+# -- steps ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Eval:
+    """Run the script ``verb`` (one round trip). Result: the script's reply."""
+
+    verb: str
+    keys: Sequence[str]
+    args: Sequence[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """Run one plain Redis command. Result: its reply."""
+
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Run independent commands in one pipeline (no transaction). Result: the list of replies."""
+
+    commands: tuple[tuple[Any, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Long poll: wait up to ``seconds`` for a wake-up on ``channel``. Result: True if woken."""
+
+    channel: str
+    seconds: float
+
+
+Step = Union[Eval, Command, Batch, Wait]
+Verb = Generator[Step, Any, T]
+
+
+# -- validation -------------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9._+/-]{0,64}\Z")
+
+
+def check_name(field: str, value: object, limits: Limits) -> str:
+    """Queue and project names: 1..max_name_length characters, no control characters."""
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > limits.max_name_length
+        or _CONTROL.search(value)
+    ):
+        raise InvalidArgument(
+            field, f"{field} must be 1 to {limits.max_name_length} characters, without control characters"
+        )
+    return value
+
+
+def _number(field: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidArgument(field, f"{field} must be a number")
+    return value
+
+
+def check_int(field: str, value: object, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InvalidArgument(field, f"{field} must be an integer between {lo} and {hi}")
+    return value
+
+
+def seconds_to_ms(field: str, value: object, lo: float, hi: float) -> int:
+    """Seconds (int or float) within [lo, hi] -> whole milliseconds."""
+    seconds = _number(field, value)
+    if not lo <= seconds <= hi:
+        raise InvalidArgument(field, f"{field} must be between {_fmt(lo)} and {_fmt(hi)} seconds")
+    return round(seconds * 1000)
+
+
+def _fmt(seconds: float) -> str:
+    return str(int(seconds)) if seconds == int(seconds) else str(seconds)
+
+
+def check_body(field: str, body: object, limits: Limits) -> bytes:
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    elif isinstance(body, (bytearray, memoryview)):
+        body = bytes(body)
+    elif not isinstance(body, bytes):
+        raise InvalidArgument(field, f"{field} must be a string or bytes")
+    if len(body) > limits.max_body_bytes:
+        raise TooLarge(field, f"{field} is {len(body)} bytes; the limit is {limits.max_body_bytes}")
+    return body
+
+
+def check_content_type(field: str, value: object) -> str:
+    if not isinstance(value, str) or not _CONTENT_TYPE.match(value):
+        raise InvalidArgument(field, f"{field} must be up to 64 characters of A-Z a-z 0-9 . _ + / -")
+    return value
+
+
+def message_args(message: NewMessage | bytes | str, field: str, limits: Limits) -> tuple[Any, ...]:
+    """The six ``put`` script arguments of one message (see lua/put-6.lua)."""
+    if not isinstance(message, NewMessage):
+        return (check_body(field, message, limits), "", "", "", "", "")
+    return (
+        check_body(f"{field}.body", message.body, limits),
+        _optional_ms(f"{field}.timeout", message.timeout, 0.001, limits.max_timeout),
+        _optional_ms(f"{field}.delay", message.delay, 0, limits.max_delay),
+        _optional_ms(f"{field}.expires_in", message.expires_in, 0.001, limits.max_expires_in),
+        check_content_type(f"{field}.content_type", message.content_type),
+        "",
+    )
+
+
+def _optional_ms(field: str, value: float | None, lo: float, hi: float) -> int | str:
+    return "" if value is None else seconds_to_ms(field, value, lo, hi)
+
+
+# -- queue settings ---------------------------------------------------------------------------
+
+# Python name -> meta field. Durations are stored in ms.
+_DURATIONS = {"timeout": "timeout", "delay": "delay", "expires_in": "expires_in", "retry_delay": "retry_delay"}
+
+
+def encode_settings(settings: dict[str, Any], limits: Limits, queue: str) -> dict[str, str]:
+    """Validate settings given by name (``None`` = leave unchanged) -> meta fields."""
+    bounds = {
+        "timeout": (0.001, limits.max_timeout),
+        "delay": (0, limits.max_delay),
+        "expires_in": (0.001, limits.max_expires_in),
+        "retry_delay": (0, limits.max_delay),
+    }
+    fields: dict[str, str] = {}
+    for name, value in settings.items():
+        if value is None:
+            continue
+        if name in _DURATIONS:
+            fields[_DURATIONS[name]] = str(seconds_to_ms(name, value, *bounds[name]))
+        elif name == "max_deliveries":
+            fields["max_deliveries"] = str(check_int(name, value, 0, limits.max_deliveries))
+        elif name == "dead_letter_queue":
+            if value != "":
+                check_name(name, value, limits)
+                if value == queue:
+                    raise InvalidArgument(name, "a queue cannot be its own dead letter queue")
+            fields["dlq"] = value
+        elif name == "paused":
+            if not isinstance(value, bool):
+                raise InvalidArgument(name, "paused must be true or false")
+            fields["paused"] = "1" if value else "0"
+        else:
+            raise InvalidArgument(name, f"unknown queue setting {name!r}")
+    return fields
+
+
+def default_fields(defaults: QueueDefaults, limits: Limits) -> dict[str, str]:
+    """Meta fields of a queue created with no settings."""
+    return encode_settings(
+        {
+            "timeout": defaults.timeout,
+            "delay": defaults.delay,
+            "expires_in": defaults.expires_in,
+            "max_deliveries": defaults.max_deliveries,
+            "dead_letter_queue": defaults.dead_letter_queue,
+            "retry_delay": defaults.retry_delay,
+            "paused": defaults.paused,
+        },
+        limits,
+        queue="",
+    )
+
+
+def decode_settings(meta: dict[str, str]) -> QueueSettings:
+    return QueueSettings(
+        timeout=int(meta.get("timeout", 0)) / 1000,
+        delay=int(meta.get("delay", 0)) / 1000,
+        expires_in=int(meta.get("expires_in", 0)) / 1000,
+        max_deliveries=int(meta.get("max_deliveries", 0)),
+        dead_letter_queue=meta.get("dlq", ""),
+        retry_delay=int(meta.get("retry_delay", 0)) / 1000,
+        paused=meta.get("paused") == "1",
+    )
+
+
+# -- records and replies ----------------------------------------------------------------------
+
+
+def text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def parse_record(record: bytes) -> tuple[int, int, int, str, bytes]:
+    """``enq|timeout|expire|ctype\\n`` + body -> (enqueued ms, timeout ms, expire ms, ctype, body)."""
+    head, _, body = record.partition(b"\n")
+    enq, timeout, expire, ctype = head.split(b"|")[:4]
+    return int(enq), int(timeout), int(expire), ctype.decode("ascii"), body
+
+
+def parse_delivery(state: bytes | None) -> tuple[int, str, int]:
+    """``count|token|timeout|expire`` -> (deliveries, reservation id, timeout ms); zeros if never delivered."""
+    if not state:
+        return 0, "", 0
+    count, token, timeout = state.split(b"|")[:3]
+    return int(count), token.decode("ascii"), int(timeout)
+
+
+def pairs_to_dict(flat: Sequence[bytes]) -> dict[str, str]:
+    return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+def parse_outbox(entry: bytes) -> tuple[str, str, str, bytes]:
+    """``kind\\ttarget\\tref\\n`` + payload -> (kind, target queue, ref, payload)."""
+    head, _, payload = entry.partition(b"\n")
+    kind, target, ref = head.decode("utf-8").split("\t")
+    return kind, target, ref, payload

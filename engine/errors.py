@@ -1,0 +1,93 @@
+"""Engine errors: HTTP-agnostic, each with a stable ``code``.
+
+Scripts that act on one item fail with ``redis.error_reply("CODE detail")``; ``from_reply`` turns
+such a reply into the matching class. Every contract renders these in its own envelope (one table
+in ``ferrymq.http.errors``); nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    code = "ERROR"
+
+    def __init__(self, message: str = "", **details: object) -> None:
+        super().__init__(message or self.__class__.__doc__ or self.code)
+        self.message = str(self.args[0])
+        self.details = details
+
+
+class QueueNotFound(EngineError):
+    """Queue not found."""
+
+    code = "QUEUE_NOT_FOUND"
+
+
+class MessageNotFound(EngineError):
+    """Message not found."""
+
+    code = "NOT_FOUND"
+
+
+class NotReserved(EngineError):
+    """Message is not reserved, or the reservation id is no longer current."""
+
+    code = "NOT_RESERVED"
+
+
+class InvalidArgument(EngineError):
+    """An argument is out of range or of the wrong type. ``field`` names it."""
+
+    code = "BADARG"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message, field=field)
+        self.field = field
+
+
+class TooLarge(InvalidArgument):
+    """A message or a batch is over a size limit."""
+
+    code = "TOO_LARGE"
+
+
+class AlreadyExists(EngineError):
+    """The queue already exists."""
+
+    code = "EXISTS"
+
+
+class DeliveryPaused(EngineError):
+    """Delivery is paused on this queue."""
+
+    code = "PAUSED"
+
+
+class Unavailable(EngineError):
+    """Redis cannot be reached (or did not answer in time); the call may be retried."""
+
+    code = "UNAVAILABLE"
+
+
+class ConfigurationError(EngineError):
+    """The engine was set up with something it cannot work with."""
+
+    code = "CONFIG"
+
+
+_BY_CODE: dict[str, type[EngineError]] = {
+    cls.code: cls for cls in (QueueNotFound, MessageNotFound, NotReserved, AlreadyExists, DeliveryPaused)
+}
+SCRIPT_ERROR_CODES = frozenset(_BY_CODE)
+"""Codes a script may reply with (checked against every script's ``Errors:`` header)."""
+
+
+def from_reply(text: str) -> EngineError | None:
+    """Map a script's ``"CODE detail"`` error reply to an engine error, or None if it is not ours."""
+    code, _, detail = text.partition(" ")
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        return None
+    return cls(detail) if detail else cls()

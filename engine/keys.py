@@ -1,0 +1,78 @@
+"""Every Redis key name FerryMQ uses, in one place.
+
+All keys of one queue share the hash tag ``{project/queue}`` so that every script touching a
+queue runs in one Redis Cluster slot. Project and queue names are percent-escaped inside the tag
+(``%``, ``{``, ``}`` and ``/``): a ``}`` in a name would otherwise end the tag early, and an
+unescaped ``/`` would make ``a/b`` + ``c`` and ``a`` + ``b/c`` the same queue.
+
+Per-project keys (the queue registry) carry the tag ``{project}``; the only global key is the
+set of projects, read by the sweeper.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+_ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D", "/": "%2F"})
+
+
+def escape(name: str) -> str:
+    """Escape a project or queue name for use inside a hash tag."""
+    return name.translate(_ESCAPES)
+
+
+class QueueKeys(NamedTuple):
+    """The keys of one queue, in the order most scripts take them (see lua/*.lua headers)."""
+
+    meta: str  # hash: settings, counters, id
+    ready: str  # list: ids in FIFO order (may hold ids of deleted messages: "ghosts")
+    delayed: str  # zset: id -> due time (ms)
+    reserved: str  # zset: id -> reservation deadline (ms)
+    expiry: str  # zset: id -> expire-at (ms), only for messages the FIFO order cannot expire
+    msg: str  # hash: id -> immutable record "enq|timeout|expire|ctype\n" .. body
+    dlv: str  # hash: id -> delivery state "count|token|timeout|expire" once delivered
+    outbox: str  # list: pending cross-queue work (dead letters)
+    dedupe: str  # zset: outbox reference -> time, makes transfers into this queue idempotent
+    idfloor: str  # string: last message id of a deleted incarnation (expires), so ids never repeat
+    notify: str  # pub/sub channel: "messages became ready"
+
+    @property
+    def core(self) -> list[str]:
+        """The eight keys of every script that changes message state."""
+        return [self.meta, self.ready, self.delayed, self.reserved, self.expiry, self.msg, self.dlv, self.outbox]
+
+
+class ProjectKeys(NamedTuple):
+    queues: str  # zset: queue name (score 0, so ordered by name)
+    names: str  # hash: queue name -> queue id
+    ids: str  # hash: queue id -> queue name
+    tokens: str  # hash: sha256(token) -> project (global, one hash for the whole deployment)
+    projects: str  # set: every project that has queues (global)
+
+
+def queue_keys(prefix: str, project: str, queue: str) -> QueueKeys:
+    base = f"{prefix}:{{{escape(project)}/{escape(queue)}}}:"
+    return QueueKeys(
+        meta=base + "meta",
+        ready=base + "ready",
+        delayed=base + "delayed",
+        reserved=base + "reserved",
+        expiry=base + "expiry",
+        msg=base + "msg",
+        dlv=base + "dlv",
+        outbox=base + "outbox",
+        dedupe=base + "dedupe",
+        idfloor=base + "idfloor",
+        notify=base + "notify",
+    )
+
+
+def project_keys(prefix: str, project: str) -> ProjectKeys:
+    base = f"{prefix}:{{{escape(project)}}}:"
+    return ProjectKeys(
+        queues=base + "queues",
+        names=base + "names",
+        ids=base + "ids",
+        tokens=f"{prefix}:tokens",
+        projects=f"{prefix}:projects",
+    )

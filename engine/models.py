@@ -1,0 +1,102 @@
+"""Values the engine takes and returns. Times: seconds (float) for durations, ms since the epoch
+for instants, as Redis stores them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+READY, DELAYED, RESERVED = "ready", "delayed", "reserved"
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to put. ``None`` means the queue's default."""
+
+    body: bytes | str
+    timeout: float | None = None
+    delay: float | None = None
+    expires_in: float | None = None
+    content_type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A stored message as reserve, peek and get return it."""
+
+    id: str
+    body: bytes
+    timeout: float
+    """Seconds: the current reservation's timeout, else the message's own."""
+    reserved_count: int
+    """Deliveries so far (this one included, for reserve)."""
+    enqueued_at: int
+    expires_at: int
+    content_type: str = ""
+    status: str = READY
+    reservation_id: str | None = None
+    reserved_until: int | None = None
+    available_at: int | None = None
+    """For a delayed message: when it becomes visible."""
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """The effective settings of a queue (see ``limits.QueueDefaults`` for their meaning)."""
+
+    timeout: float
+    delay: float
+    expires_in: float
+    max_deliveries: int
+    dead_letter_queue: str
+    retry_delay: float
+    paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    project: str
+    name: str
+    id: str
+    created_at: int
+    updated_at: int
+    settings: QueueSettings
+    ready: int
+    delayed: int
+    reserved: int
+    total_messages: int
+    """Messages ever put (clear does not reset it)."""
+    counters: dict[str, int] = field(default_factory=dict)
+    """Monotonic counts since creation: reserved, deleted, expired, dead_lettered, cleared."""
+    attrs: dict[str, str] = field(default_factory=dict)
+    """Opaque values stored for a contract (e.g. a Cloudflare consumer); the engine never reads them."""
+    created: bool = False
+    """True when this call created the queue."""
+
+    @property
+    def size(self) -> int:
+        """Every undeleted, unexpired message: ready + delayed + reserved."""
+        return self.ready + self.delayed + self.reserved
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRef:
+    """A queue as the registry lists it."""
+
+    project: str
+    name: str
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Outcome of a batch of deletes and releases: one status per item, in request order."""
+
+    deleted: list[str]
+    """``ok``, ``not_found`` or ``not_reserved`` per delete."""
+    released: list[str]
+    """``ok``, ``noop`` (was not reserved and no reservation id was given), ``not_found`` or
+    ``not_reserved`` per release."""

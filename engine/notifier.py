@@ -1,0 +1,146 @@
+"""Long-poll wake-ups: one pub/sub connection per process, shared by all its waiting requests.
+
+Scripts that make messages ready PUBLISH their count on the queue's channel. A waiting reserve
+parks on a future here, not on a Redis connection, and idle waiters cost Redis nothing. A
+wake-up for k messages wakes the k longest-waiting requests of this process (no thundering
+herd). Pub/sub can lose messages while the connection is down, so after a reconnect every waiter
+is woken to look again. Channels nobody waits on are unsubscribed after ``idle_ttl`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import Any
+
+_CONFIRM_TIMEOUT = 5.0
+_RECONNECT_BACKOFF = 0.5
+
+
+class Notifier:
+    def __init__(self, client: Any, *, idle_ttl: float = 30.0) -> None:
+        self._client = client
+        self._idle_ttl = idle_ttl
+        self._pubsub: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._waiters: dict[str, deque[asyncio.Future[bool]]] = {}
+        self._confirmed: dict[str, asyncio.Future[None]] = {}
+        self._idle_since: dict[str, float] = {}
+
+    async def wait(self, channel: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a wake-up on ``channel``; True if woken.
+
+        Right after subscribing it returns True at once: the caller must look again, because a
+        message may have become ready before the subscription was active."""
+        if not await self._subscribe(channel):
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        queue = self._waiters.setdefault(channel, deque())
+        queue.append(waiter)
+        self._idle_since.pop(channel, None)
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(waiter)
+        except TimeoutError:
+            return False
+        except asyncio.CancelledError:
+            if waiter.done():  # woken, then cancelled before it could look: pass the wake-up on
+                self._wake(channel, 1)
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                queue.remove(waiter)
+            if not queue:
+                self._idle_since[channel] = loop.time()
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(q) for q in self._waiters.values())
+
+    async def close(self) -> None:
+        """Wake every waiter (they return what they have) and drop the connection."""
+        for channel in list(self._waiters):
+            self._wake(channel, len(self._waiters[channel]))
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+            self._reader = None
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+            self._pubsub = None
+        self._confirmed.clear()
+
+    async def _subscribe(self, channel: str) -> bool:
+        """True if the channel was already subscribed and confirmed."""
+        confirmed = self._confirmed.get(channel)
+        if confirmed is not None and confirmed.done():
+            return True
+        if confirmed is None:
+            confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
+            if self._pubsub is None:
+                self._pubsub = self._client.pubsub()
+            await self._pubsub.subscribe(channel)
+            if self._reader is None or self._reader.done():
+                self._reader = asyncio.create_task(self._read(), name="ferrymq-notifier")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_CONFIRM_TIMEOUT):
+                await asyncio.shield(confirmed)
+        return False
+
+    def _wake(self, channel: str, count: int) -> None:
+        for waiter in self._waiters.get(channel, ()):
+            if count <= 0:
+                break
+            if not waiter.done():
+                waiter.set_result(True)
+                count -= 1
+
+    def _wake_all(self) -> None:
+        for channel, queue in self._waiters.items():
+            self._wake(channel, len(queue))
+
+    async def _read(self) -> None:
+        lost = False
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                lost = True
+                await asyncio.sleep(_RECONNECT_BACKOFF)
+                continue
+            if lost:  # wake-ups may have been missed while disconnected
+                lost = False
+                self._wake_all()
+            if message is None:
+                await self._unsubscribe_idle()
+            else:
+                self._dispatch(message)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        channel = message["channel"]
+        channel = channel.decode() if isinstance(channel, bytes) else channel
+        if message["type"] == "subscribe":
+            confirmed = self._confirmed.get(channel)
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_result(None)
+        elif message["type"] == "message":
+            try:
+                count = int(message["data"])
+            except (TypeError, ValueError):
+                count = 1
+            self._wake(channel, max(count, 1))
+
+    async def _unsubscribe_idle(self) -> None:
+        now = asyncio.get_running_loop().time()
+        idle = [c for c, since in self._idle_since.items() if now - since > self._idle_ttl and not self._waiters.get(c)]
+        for channel in idle:
+            del self._idle_since[channel]
+            self._waiters.pop(channel, None)
+            self._confirmed.pop(channel, None)
+            await self._pubsub.unsubscribe(channel)

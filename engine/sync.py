@@ -1,0 +1,115 @@
+"""The synchronous engine, for programs without an event loop. Same scripts, keys and rules as
+``aio.AsyncEngine``; long polls poll with backoff instead of waiting on pub/sub."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from typing import Any, TypeVar
+
+import redis
+
+from ._facade import check_client, sync_verb, translate
+from .clock import Clock, RedisClock
+from .core import Batch, Command, Eval, Step, Wait
+from .limits import DEFAULTS, LIMITS, Limits, QueueDefaults
+from .scripts import Scripts
+from .verbs import Context, EngineVerbs, QueueVerbs
+
+R = TypeVar("R")
+_POLL_START, _POLL_MAX = 0.02, 0.5
+
+
+class Engine:
+    """FerryMQ over a ``redis.Redis`` or ``redis.RedisCluster`` client you supply.
+
+    >>> engine = Engine(redis.Redis())
+    >>> orders = engine.queue("my-project", "orders")
+    >>> orders.put(["hello"])
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis | redis.RedisCluster,
+        *,
+        prefix: str = "fmq",
+        clock: Clock | None = None,
+        limits: Limits = LIMITS,
+        defaults: QueueDefaults = DEFAULTS,
+    ) -> None:
+        check_client(client)
+        self.client = client
+        self.scripts = Scripts(client)
+        self._verbs = EngineVerbs(Context(prefix, clock or RedisClock(), limits, defaults))
+
+    def queue(self, project: str, name: str) -> Queue:
+        return Queue(self, self._verbs.queue(project, name))
+
+    def load_scripts(self) -> None:
+        """SCRIPT LOAD every script now (startup), instead of on first use."""
+        for text in self.scripts.texts():
+            self.client.script_load(text)
+
+    list_queues = sync_verb(EngineVerbs.list_queues)
+    count_queues = sync_verb(EngineVerbs.count_queues)
+    find_queue = sync_verb(EngineVerbs.find_queue)
+    sweep = sync_verb(EngineVerbs.sweep)
+
+    def _run(self, verb: Generator[Step, Any, R]) -> R:
+        result: Any = None
+        error: BaseException | None = None
+        poll = _POLL_START
+        while True:
+            try:
+                step = verb.throw(error) if error else verb.send(result)
+            except StopIteration as done:
+                return done.value
+            if isinstance(step, Wait):
+                # No event loop to park on: sleep a little, longer each time, then look again.
+                time.sleep(min(step.seconds, poll))
+                poll = min(poll * 2, _POLL_MAX)
+                result, error = True, None
+                continue
+            try:
+                result, error = self._execute(step), None
+            except Exception as exc:  # handed to the verb, which may handle it
+                result, error = None, translate(exc)
+
+    def _execute(self, step: Step) -> Any:
+        if isinstance(step, Eval):
+            return self.scripts[step.verb](keys=step.keys, args=step.args)
+        if isinstance(step, Command):
+            return self.client.execute_command(*step.args)
+        if isinstance(step, Batch):
+            pipe = self.client.pipeline(transaction=False)
+            for command in step.commands:
+                pipe.execute_command(*command)
+            return pipe.execute()
+        raise TypeError(step)
+
+
+class Queue:
+    """One queue; see ``verbs.QueueVerbs`` for what each verb does."""
+
+    def __init__(self, engine: Engine, verbs: QueueVerbs) -> None:
+        self._run = engine._run
+        self._verbs = verbs
+        self.project = verbs.project
+        self.name = verbs.name
+
+    create = sync_verb(QueueVerbs.create)
+    update = sync_verb(QueueVerbs.update)
+    ensure = sync_verb(QueueVerbs.ensure)
+    info = sync_verb(QueueVerbs.info)
+    clear = sync_verb(QueueVerbs.clear)
+    delete = sync_verb(QueueVerbs.delete)
+    put = sync_verb(QueueVerbs.put)
+    reserve = sync_verb(QueueVerbs.reserve)
+    peek = sync_verb(QueueVerbs.peek)
+    get = sync_verb(QueueVerbs.get)
+    delete_message = sync_verb(QueueVerbs.delete_message)
+    delete_messages = sync_verb(QueueVerbs.delete_messages)
+    touch = sync_verb(QueueVerbs.touch)
+    release = sync_verb(QueueVerbs.release)
+    settle = sync_verb(QueueVerbs.settle)
+    maintain = sync_verb(QueueVerbs.maintain)

@@ -1,0 +1,505 @@
+"""The engine's verbs, written once for the sync and the async API.
+
+Each verb is a generator: it validates its arguments (before anything is written), yields the
+steps of ``core`` (normally one script call), and returns the decoded result. The facades
+(``sync.Queue``, ``aio.AsyncQueue``) run those steps with their client.
+
+    queue verbs   create update ensure info clear delete
+                  put reserve peek get delete_message delete_messages touch release settle
+    engine verbs  list_queues count_queues find_queue maintain_queue sweep
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import orjson
+
+from . import core
+from .clock import Clock
+from .core import Batch, Command, Eval, Verb, Wait, text
+from .errors import DeliveryPaused, InvalidArgument, MessageNotFound, NotReserved, TooLarge
+from .keys import ProjectKeys, QueueKeys, project_keys, queue_keys
+from .limits import DEDUPE_WINDOW, ID_FLOOR_TTL, LIST_PAGE_MAX, Limits, QueueDefaults
+from .models import (
+    RESERVED,
+    Message,
+    NewMessage,
+    QueueInfo,
+    QueueRef,
+    Settled,
+)
+
+_STATUS = {1: "ok", 2: "noop", 0: "not_found", -1: "not_reserved"}
+ID_FLOOR_MS = str(round(ID_FLOOR_TTL * 1000))
+_OUTBOX_PENDING, _MISSING = 1, 2
+
+
+class Settings(TypedDict, total=False):
+    """Queue settings by name (see ``limits.QueueDefaults``); ``None`` leaves one unchanged."""
+
+    timeout: float | None
+    delay: float | None
+    expires_in: float | None
+    max_deliveries: int | None
+    dead_letter_queue: str | None
+    retry_delay: float | None
+    paused: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A reservation after touch: its new id and deadline."""
+
+    reservation_id: str
+    reserved_until: int
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    queues: int = 0
+    busy: int = 0
+    """Queues that hit a maintenance bound (more work left for the next pass)."""
+    transfers: int = 0
+
+
+class Context:
+    """What every verb needs: key prefix, clock, limits, defaults."""
+
+    def __init__(self, prefix: str, clock: Clock, limits: Limits, defaults: QueueDefaults) -> None:
+        self.prefix = prefix
+        self.clock = clock
+        self.limits = limits
+        self.defaults = defaults
+        self.default_fields = core.default_fields(defaults, limits)
+        self.default_fields_json = orjson.dumps(self.default_fields)
+        self.dedupe_ms = str(round(DEDUPE_WINDOW * 1000))
+        self.k = str(limits.maintenance_batch)
+
+    def project_keys(self, project: str) -> ProjectKeys:
+        return project_keys(self.prefix, project)
+
+
+class QueueVerbs:
+    """The verbs of one queue. Cheap to build: it only computes key names."""
+
+    __slots__ = ("ctx", "project", "name", "keys", "_core_keys", "_put_keys")
+
+    def __init__(self, ctx: Context, project: str, name: str) -> None:
+        self.ctx = ctx
+        self.project = core.check_name("project", project, ctx.limits)
+        self.name = core.check_name("queue", name, ctx.limits)
+        self.keys: QueueKeys = queue_keys(ctx.prefix, project, name)
+        self._core_keys = self.keys.core
+        k = self.keys
+        self._put_keys = [*self._core_keys, k.dedupe, k.idfloor]
+
+    # -- queues -------------------------------------------------------------------------------
+
+    def create(self, *, attrs: dict[str, str | None] | None = None, **settings: Any) -> Verb[QueueInfo]:
+        """Create the queue; ``AlreadyExists`` if it exists."""
+        return (yield from self._configure("create", attrs, settings))
+
+    def update(self, *, attrs: dict[str, str | None] | None = None, **settings: Any) -> Verb[QueueInfo]:
+        """Change the given settings of an existing queue; ``QueueNotFound`` if missing."""
+        return (yield from self._configure("update", attrs, settings))
+
+    def ensure(self, *, attrs: dict[str, str | None] | None = None, **settings: Any) -> Verb[QueueInfo]:
+        """Create the queue if needed, then change the given settings."""
+        return (yield from self._configure("upsert", attrs, settings))
+
+    def _configure(self, mode: str, attrs: dict[str, str | None] | None, settings: dict[str, Any]) -> Verb[QueueInfo]:
+        fields = core.encode_settings(settings, self.ctx.limits, self.name)
+        attr_fields = _attr_fields(attrs or {})
+        raw = yield Eval(
+            "configure",
+            [*self._core_keys, self.keys.idfloor],
+            [
+                self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, mode, new_queue_id(),
+                self.ctx.default_fields_json, orjson.dumps(fields), orjson.dumps(attr_fields),
+            ],
+        )
+        info = self._info(raw)
+        yield from self._register(info.id)  # idempotent: also heals a registration a crash lost
+        yield from self._after(raw[0])
+        return info
+
+    def info(self) -> Verb[QueueInfo]:
+        """Settings and exact counts; ``QueueNotFound`` if missing."""
+        raw = yield Eval("info", self._core_keys, [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify])
+        yield from self._after(raw[0])
+        return self._info(raw)
+
+    def clear(self) -> Verb[int]:
+        """Remove every message (ready, delayed, reserved); settings and counters stay. Returns how many."""
+        return (yield Eval("clear", self._core_keys[:7], []))
+
+    def delete(self) -> Verb[None]:
+        """Delete the queue and all its data. A queue created again under this name gets a new id."""
+        yield from self._drain_outbox()  # dead letters already decided still reach their queue
+        raw = yield Eval("drop", [*self._core_keys, self.keys.dedupe, self.keys.idfloor], [ID_FLOOR_MS])
+        pk = self.ctx.project_keys(self.project)
+        yield Eval("unregister", [pk.queues, pk.names, pk.ids], [self.name, text(raw)])
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def put(self, messages: Iterable[NewMessage | bytes | str], *, create: bool = True) -> Verb[list[str]]:
+        """Append messages in order (one script call for the batch); returns their ids.
+        Creates the queue unless ``create=False`` (then ``QueueNotFound``)."""
+        batch = list(messages)
+        limits = self.ctx.limits
+        if not batch:
+            raise InvalidArgument("messages", "at least one message is required")
+        if len(batch) > limits.max_batch:
+            raise TooLarge("messages", f"at most {limits.max_batch} messages per call")
+        args = self._put_args("create" if create else "existing", len(batch))
+        for i, message in enumerate(batch):
+            args.extend(core.message_args(message, f"messages[{i}]", limits))
+        raw = yield Eval("put", self._put_keys, args)
+        yield from self._after_put(raw)
+        return [text(i) for i in raw[4:]]
+
+    def _put_args(self, mode: str, n: int) -> list[Any]:
+        ctx = self.ctx
+        return [
+            ctx.clock.script_now(), ctx.k, self.keys.notify, mode, new_queue_id(),
+            ctx.default_fields_json, ctx.dedupe_ms, n,
+        ]
+
+    def _after_put(self, raw: list[Any]) -> Verb[None]:
+        if raw[2]:
+            yield from self._register(text(raw[3]))
+        yield from self._after(raw[1])
+
+    def reserve(
+        self, n: int = 1, *, timeout: float | None = None, delete: bool = False, wait: float = 0.0
+    ) -> Verb[list[Message]]:
+        """Take up to ``n`` messages in FIFO order, each reserved for ``timeout`` seconds (default:
+        the message's own); with ``delete=True`` they are deleted instead. With ``wait``, long-poll
+        up to that many seconds for a first message. A missing queue is an empty one;
+        ``DeliveryPaused`` while the queue is paused (after waiting, if asked to)."""
+        limits = self.ctx.limits
+        core.check_int("n", n, 1, limits.max_batch)
+        timeout_ms = 0 if timeout is None else core.seconds_to_ms("timeout", timeout, 0.001, limits.max_timeout)
+        core.seconds_to_ms("wait", wait, 0, limits.max_wait)
+        started = time.monotonic()
+        while True:
+            args = [
+                self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, n, timeout_ms,
+                secrets.token_hex(8), "1" if delete else "0",
+            ]
+            try:
+                raw = yield Eval("reserve", self._core_keys, args)
+            except DeliveryPaused:
+                left = wait - (time.monotonic() - started)
+                if left <= 0:
+                    raise
+                yield Wait(self.keys.notify, left)
+                continue
+            yield from self._after(raw[2])
+            messages = _reserved(raw)
+            left = wait - (time.monotonic() - started)
+            if messages or left <= 0:
+                return messages
+            # Sleep until woken, or until the script's hint (a delayed message due, a reservation
+            # lapsing). A wait that simply ran out needs no final look: a put would have woken us.
+            hinted = raw[1] >= 0 and (raw[1] - raw[0]) / 1000 < left
+            if hinted:
+                left = max((raw[1] - raw[0]) / 1000, 0.001)
+            woken = yield Wait(self.keys.notify, left)
+            if not woken and not hinted:
+                return []
+
+    def peek(self, n: int = 1) -> Verb[list[Message]]:
+        """The next ``n`` ready messages in FIFO order, not reserved. A missing queue is empty."""
+        core.check_int("n", n, 1, self.ctx.limits.max_batch)
+        raw = yield Eval("peek", self._core_keys, [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, n])
+        yield from self._after(raw[1])
+        out = []
+        for i in range(2, len(raw), 3):
+            deliveries, _, _ = core.parse_delivery(raw[i + 2])
+            out.append(_message(raw[i], raw[i + 1], deliveries))
+        return out
+
+    def get(self, message_id: str) -> Verb[Message]:
+        """One message with its status (ready, delayed or reserved)."""
+        _check_id(message_id)
+        k = self.keys
+        raw = yield Eval("get", [k.meta, k.delayed, k.reserved, k.msg, k.dlv], [self.ctx.clock.script_now(), message_id])
+        record, status, state, moment = raw
+        status = text(status)
+        deliveries, rid, timeout_ms = core.parse_delivery(state)
+        if status == RESERVED:
+            return _message(message_id, record, deliveries, status, rid, timeout_ms, reserved_until=moment)
+        return _message(message_id, record, deliveries, status, available_at=moment or None)
+
+    def delete_message(self, message_id: str, reservation_id: str | None = None) -> Verb[None]:
+        """Delete one message in any state; with ``reservation_id``, only under that reservation."""
+        settled = yield from self.settle(deletes=[(message_id, reservation_id)])
+        _raise_for(settled.deleted[0])
+
+    def delete_messages(self, message_ids: Sequence[str]) -> Verb[list[bool]]:
+        """Delete many (best effort): True per id that was deleted."""
+        settled = yield from self.settle(deletes=[(i, None) for i in message_ids])
+        return [status == "ok" for status in settled.deleted]
+
+    def touch(
+        self, message_id: str, reservation_id: str | None = None, *, timeout: float | None = None
+    ) -> Verb[Reservation]:
+        """Extend a current reservation to now + ``timeout`` (default: the reservation's own).
+        The reservation gets a new id. ``NotReserved`` if it lapsed or is someone else's."""
+        _check_id(message_id)
+        timeout_ms = "" if timeout is None else core.seconds_to_ms("timeout", timeout, 0.001, self.ctx.limits.max_timeout)
+        k = self.keys
+        raw = yield Eval(
+            "touch",
+            [k.meta, k.reserved, k.msg, k.dlv],
+            [self.ctx.clock.script_now(), message_id, reservation_id or "", timeout_ms, secrets.token_hex(8)],
+        )
+        return Reservation(text(raw[0]), raw[1], raw[2] / 1000)
+
+    def release(
+        self, message_id: str, reservation_id: str | None = None, *, delay: float | None = None
+    ) -> Verb[bool]:
+        """End a reservation: back to the end of the queue now, or after ``delay`` seconds (default:
+        the queue's retry delay). A message out of deliveries is dead-lettered instead. Releasing a
+        message that is not reserved changes nothing and returns False (unless a
+        ``reservation_id`` was given: then ``NotReserved``)."""
+        settled = yield from self.settle(releases=[(message_id, reservation_id, delay)])
+        status = settled.released[0]
+        _raise_for(status)
+        return status == "ok"
+
+    def settle(
+        self,
+        deletes: Sequence[tuple[str, str | None]] = (),
+        releases: Sequence[tuple[str, str | None, float | None]] = (),
+    ) -> Verb[Settled]:
+        """Deletes and releases in one script call; a status per item, none of them raises."""
+        limits = self.ctx.limits
+        if len(deletes) + len(releases) > limits.max_batch:
+            raise TooLarge("ids", f"at most {limits.max_batch} messages per call")
+        args: list[Any] = [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, len(deletes), len(releases)]
+        for message_id, rid in deletes:
+            args += (_check_id(message_id), _check_rid(rid))
+        for i, (message_id, rid, delay) in enumerate(releases):
+            delay_ms = "" if delay is None else core.seconds_to_ms(f"releases[{i}].delay", delay, 0, limits.max_delay)
+            args += (_check_id(message_id), _check_rid(rid), delay_ms)
+        raw = yield Eval("settle", self._core_keys, args)
+        yield from self._after(raw[0])
+        statuses = [_STATUS[s] for s in raw[1:]]
+        return Settled(deleted=statuses[: len(deletes)], released=statuses[len(deletes) :])
+
+    # -- maintenance --------------------------------------------------------------------------
+
+    def maintain(self) -> Verb[tuple[bool, bool, int]]:
+        """One bounded maintenance pass. Returns (exists, more work left, transfers made)."""
+        raw = yield Eval("maintain", self._core_keys, [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify])
+        if raw[0] & _MISSING:
+            return False, False, 0
+        moved = yield from self._after(raw[0])
+        return True, bool(raw[1]), moved
+
+    def _after(self, flags: int) -> Verb[int]:
+        """Work a script left for another slot: move dead letters to their queues."""
+        if flags & _OUTBOX_PENDING:
+            return (yield from self._drain_outbox())
+        return 0
+
+    def _drain_outbox(self) -> Verb[int]:
+        """Move outbox entries to their target queues. The target remembers each entry's ref, so
+        an entry moved twice (a crash between the move and the LREM) is stored once."""
+        moved = 0
+        while True:
+            entries = yield Command(("LRANGE", self.keys.outbox, 0, 99))
+            if not entries:
+                return moved
+            for entry in entries:
+                _kind, target, ref, record = core.parse_outbox(entry)
+                _, _, _, ctype, body = core.parse_record(record)
+                dead = NewMessage(body, content_type=ctype)
+                target_queue = QueueVerbs(self.ctx, self.project, target)
+                yield from target_queue._transfer(dead, ref)
+                yield Command(("LREM", self.keys.outbox, 1, entry))
+                moved += 1
+
+    def _transfer(self, message: NewMessage, ref: str) -> Verb[None]:
+        args = self._put_args("create", 1)
+        args.extend(core.message_args(message, "message", self.ctx.limits)[:5])
+        args.append(ref)
+        raw = yield Eval("put", self._put_keys, args)
+        yield from self._after_put(raw)
+
+    def _register(self, queue_id: str) -> Verb[None]:
+        pk = self.ctx.project_keys(self.project)
+        yield Eval("register", [pk.queues, pk.names, pk.ids], [self.name, queue_id])
+        yield Command(("SADD", pk.projects, self.project))
+
+    def _info(self, raw: list[Any]) -> QueueInfo:
+        meta = core.pairs_to_dict(raw[5:])
+        counters = {name[2:]: int(value) for name, value in meta.items() if name.startswith("c_")}
+        return QueueInfo(
+            project=self.project,
+            name=self.name,
+            id=meta["id"],
+            created_at=int(meta["created"]),
+            updated_at=int(meta.get("updated", meta["created"])),
+            settings=core.decode_settings(meta),
+            ready=raw[2],
+            delayed=raw[3],
+            reserved=raw[4],
+            total_messages=int(meta.get("total", 0)),
+            counters=counters,
+            attrs={name[2:]: value for name, value in meta.items() if name.startswith("x:")},
+            created=bool(raw[1]),
+        )
+
+
+class EngineVerbs:
+    """Verbs that span queues: the registry and the sweeper."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def queue(self, project: str, name: str) -> QueueVerbs:
+        return QueueVerbs(self.ctx, project, name)
+
+    def list_queues(self, project: str, page: int = 0, per_page: int = 30) -> Verb[list[QueueRef]]:
+        """Queues of a project in name order; ``page`` counts from 0."""
+        core.check_name("project", project, self.ctx.limits)
+        core.check_int("page", page, 0, 2**31)
+        core.check_int("per_page", per_page, 1, LIST_PAGE_MAX)
+        pk = self.ctx.project_keys(project)
+        start = page * per_page
+        names = yield Command(("ZRANGE", pk.queues, start, start + per_page - 1))
+        if not names:
+            return []
+        ids = yield Command(("HMGET", pk.names, *names))
+        metas = [queue_keys(self.ctx.prefix, project, text(n)).meta for n in names]
+        alive = yield Batch(tuple(("EXISTS", meta) for meta in metas))
+        # A crash between dropping a queue and unlisting it leaves a name without data: skip it.
+        return [
+            QueueRef(project, text(name), text(qid))
+            for name, qid, live in zip(names, ids, alive)
+            if live and qid
+        ]
+
+    def count_queues(self, project: str) -> Verb[int]:
+        core.check_name("project", project, self.ctx.limits)
+        return (yield Command(("ZCARD", self.ctx.project_keys(project).queues)))
+
+    def find_queue(self, project: str, queue_id: str) -> Verb[QueueRef | None]:
+        """The queue with this id, or None (also for the id of a deleted incarnation)."""
+        core.check_name("project", project, self.ctx.limits)
+        if not isinstance(queue_id, str) or not queue_id:
+            return None
+        name = yield Command(("HGET", self.ctx.project_keys(project).ids, queue_id))
+        if name is None:
+            return None
+        current = yield Command(("HGET", queue_keys(self.ctx.prefix, project, text(name)).meta, "id"))
+        return QueueRef(project, text(name), queue_id) if current and text(current) == queue_id else None
+
+    def sweep(self, page: int = 200) -> Verb[SweepReport]:
+        """One maintenance pass over every queue of every project (bounded work per call), so
+        queues nobody reads still expire messages, requeue lapsed reservations and move dead
+        letters. Safe to run from several processes; a lease keeps it to one at a time."""
+        queues = busy = transfers = 0
+        projects_key = self.ctx.project_keys("_").projects
+        cursor: int | bytes = 0
+        while True:
+            cursor, projects = yield Command(("SSCAN", projects_key, cursor, "COUNT", 100))
+            for project in projects:
+                project = text(project)
+                pk = self.ctx.project_keys(project)
+                start = 0
+                while True:
+                    names = yield Command(("ZRANGE", pk.queues, start, start + page - 1))
+                    for name in names:
+                        queue = QueueVerbs(self.ctx, project, text(name))
+                        exists, more, moved = yield from queue.maintain()
+                        if not exists:  # dropped, but a crash kept it listed
+                            qid = yield Command(("HGET", pk.names, name))
+                            yield Eval("unregister", [pk.queues, pk.names, pk.ids], [name, qid or b""])
+                            continue
+                        queues += 1
+                        busy += more
+                        transfers += moved
+                    if len(names) < page:
+                        break
+                    start += page
+            if int(cursor) == 0:
+                return SweepReport(queues, busy, transfers)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def new_queue_id() -> str:
+    """32 lowercase hex characters (Cloudflare's resource id format)."""
+    return secrets.token_hex(16)
+
+
+def _check_id(message_id: object) -> str:
+    if not isinstance(message_id, str) or not message_id:
+        raise InvalidArgument("id", "message id must be a non-empty string")
+    return message_id
+
+
+def _check_rid(reservation_id: object) -> str:
+    if reservation_id is None:
+        return ""
+    if not isinstance(reservation_id, str) or not reservation_id:
+        raise InvalidArgument("reservation_id", "reservation id must be a non-empty string")
+    return reservation_id
+
+
+def _attr_fields(attrs: dict[str, str | None]) -> dict[str, str | None]:
+    for name, value in attrs.items():
+        if not isinstance(name, str) or not name or (value is not None and not isinstance(value, str)):
+            raise InvalidArgument("attrs", "attributes map names to strings (None removes one)")
+    return {"x:" + name: value for name, value in attrs.items()}
+
+
+def _raise_for(status: str) -> None:
+    if status == "not_found":
+        raise MessageNotFound()
+    if status == "not_reserved":
+        raise NotReserved()
+
+
+def _message(
+    message_id: bytes | str,
+    record: bytes,
+    deliveries: int,
+    status: str = "ready",
+    reservation_id: str | None = None,
+    timeout_ms: int | None = None,
+    reserved_until: int | None = None,
+    available_at: int | None = None,
+) -> Message:
+    enq, own_timeout, expire, ctype, body = core.parse_record(record)
+    return Message(
+        id=text(message_id),
+        body=body,
+        timeout=(timeout_ms or own_timeout) / 1000,
+        reserved_count=deliveries,
+        enqueued_at=enq,
+        expires_at=expire,
+        content_type=ctype,
+        status=status,
+        reservation_id=reservation_id or None,
+        reserved_until=reserved_until,
+        available_at=available_at,
+    )
+
+
+def _reserved(raw: list[Any]) -> list[Message]:
+    return [
+        _message(raw[i], raw[i + 1], raw[i + 2], RESERVED, text(raw[i + 3]), raw[i + 4], raw[i + 5])
+        for i in range(3, len(raw), 6)
+    ]

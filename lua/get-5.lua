@@ -1,0 +1,33 @@
+--[[
+  get: one message by id, with its state. Changes nothing.
+  KEYS[1] meta      hash   (existence of the queue)
+  KEYS[2] delayed   zset   id -> due ms
+  KEYS[3] reserved  zset   id -> deadline ms
+  KEYS[4] msg       hash   id -> record
+  KEYS[5] dlv       hash   id -> delivery state
+  ARGV[1] now_ms ("" = Redis TIME)
+  ARGV[2] message id
+  Returns: {record, status ("ready"|"delayed"|"reserved"), delivery state or "", time ms}
+           time: the deadline of a reservation, the due time of a delayed message, else 0
+  Errors:  QUEUE_NOT_FOUND, NOT_FOUND (also for a message past its expiry)
+]]
+-- An expired message is reported gone from the record's own expire time; removing it is left to
+-- the maintaining scripts, so get never writes.
+local t = redis.call("TIME")
+local now = ARGV[1] ~= "" and tonumber(ARGV[1]) or tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local id = ARGV[2]
+
+if redis.call("EXISTS", KEYS[1]) == 0 then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
+local rec = redis.call("HGET", KEYS[4], id)
+if not rec then return redis.error_reply("NOT_FOUND message not found") end
+local expire_at = string.match(rec, "^%d+|%d+|(%d+)|")
+if tonumber(expire_at) <= now then return redis.error_reply("NOT_FOUND message expired") end
+
+local state = redis.call("HGET", KEYS[5], id) or ""
+local deadline = redis.call("ZSCORE", KEYS[3], id)
+if deadline and tonumber(deadline) > now then
+  return {rec, "reserved", state, tonumber(deadline)}
+end
+local due = redis.call("ZSCORE", KEYS[2], id)
+if due and tonumber(due) > now then return {rec, "delayed", state, tonumber(due)} end
+return {rec, "ready", state, 0}

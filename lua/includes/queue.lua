@@ -1,0 +1,247 @@
+--[[
+  queue: helpers shared by the scripts that change message state. Included (never run alone)
+  by `-- @include "queue"`; every key arrives through open_queue(), built from the caller's KEYS.
+
+  Data model of one queue (all keys share the queue's hash tag):
+    meta      hash  settings (times in ms), counters, id; `ghosts` and `xtail` below
+    ready     list  ids in FIFO order. Deleting a ready message leaves its id in the list as a
+                    "ghost" (no record); `ghosts` counts them, so ready = LLEN - ghosts.
+    delayed   zset  id -> due ms              reserved  zset  id -> deadline ms
+    expiry    zset  id -> expire-at ms, only for messages the FIFO order cannot expire (below)
+    msg       hash  id -> immutable record "enq|timeout|expire|ctype\n" .. body
+    dlv       hash  id -> "count|token|timeout|expire" once delivered (small; rewritten per delivery)
+    outbox    list  dead letters waiting to be moved to their target queue (another slot)
+
+  Expiry without an index entry per message: `xtail` is the largest expire-at appended "in
+  order" to `ready` since the list was last empty. A message appended with expire-at >= xtail is
+  in order and needs no index; one appended below it (requeued, or posted with a shorter
+  expires_in) is registered in `expiry`. Every delayed message is registered in `expiry` too.
+  So when the head of `ready` is alive and unexpired, every in-order message behind it is
+  unexpired as well, and the only expired messages left are in `expiry`. sweep_head() pops
+  expired and ghost ids from the head; expire_indexed() handles the index.
+]]
+
+local function now_from(arg)
+  if arg ~= "" then return tonumber(arg) end
+  local t = redis.call("TIME")
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Opens the queue: reads the settings this call needs. Q.exists is false for a missing queue.
+local function open_queue(meta, ready, delayed, reserved, expiry, msg, dlv, outbox, now)
+  local m = redis.call("HMGET", meta, "id", "max_deliveries", "dlq", "retry_delay", "paused",
+    "ghosts", "xtail")
+  return {
+    meta = meta, ready = ready, delayed = delayed, reserved = reserved, expiry = expiry,
+    msg = msg, dlv = dlv, outbox = outbox, now = now,
+    exists = m[1] ~= false, id = m[1] or "",
+    maxd = tonumber(m[2] or "0"), dlq = m[3] or "", retry_delay = tonumber(m[4] or "0"),
+    paused = m[5] == "1",
+    ghosts = tonumber(m[6] or "0"), xtail = tonumber(m[7] or "0"),
+    ghosts0 = tonumber(m[6] or "0"), xtail0 = tonumber(m[7] or "0"),
+    push = {},            -- ids to append to `ready` at the next flush, in order
+    counts = {},          -- counter field -> increment
+    outboxed = false,
+  }
+end
+
+local function count(Q, field, n)
+  Q.counts[field] = (Q.counts[field] or 0) + n
+end
+
+-- "count|token|timeout|expire" -> count (number), token, timeout (number), expire (number)
+local function parse_dlv(s)
+  if not s then return 0, "", 0, 0 end
+  local c, tok, to, exp = string.match(s, "^(%d+)|([^|]*)|(%d+)|(%d+)")
+  return tonumber(c), tok, tonumber(to), tonumber(exp)
+end
+
+-- Record header "enq|timeout|expire|ctype\n": enq, timeout, expire (strings; the body is not copied).
+local function parse_head(rec)
+  return string.match(rec, "^(%d+)|(%d+)|(%d+)|")
+end
+
+-- Appends to the end of the FIFO (at the next flush). Returns true when the message is in
+-- expiry order (needs no `expiry` entry); otherwise registers it in `expiry`.
+local function append_ready(Q, id, expire_at)
+  Q.push[#Q.push + 1] = id
+  if expire_at >= Q.xtail then
+    Q.xtail = expire_at
+    return true
+  end
+  redis.call("ZADD", Q.expiry, expire_at, id)
+  return false
+end
+
+-- Removes messages for good (records, delivery state, expiry entries). Callers remove the ids
+-- from ready/delayed/reserved themselves (or count them as ghosts).
+local function drop(Q, ids)
+  if #ids == 0 then return end
+  redis.call("HDEL", Q.msg, unpack(ids))
+  redis.call("HDEL", Q.dlv, unpack(ids))
+  redis.call("ZREM", Q.expiry, unpack(ids))
+end
+
+-- A delivery ended without a delete (reservation lapsed, or released). The caller has already
+-- removed the id from `reserved`. Returns "dead", "expired", "delayed" or "ready".
+local function end_delivery(Q, id, deliveries, expire_at, delay)
+  if Q.maxd > 0 and deliveries >= Q.maxd then
+    if Q.dlq ~= "" then
+      local rec = redis.call("HGET", Q.msg, id)
+      if rec then
+        -- ref makes the transfer idempotent: source queue id, message id, delivery count
+        redis.call("RPUSH", Q.outbox, "dlq\t" .. Q.dlq .. "\t" .. Q.id .. ":" .. id .. ":" ..
+          deliveries .. "\n" .. rec)
+        Q.outboxed = true
+      end
+    end
+    drop(Q, {id})
+    count(Q, "c_dead", 1)
+    return "dead"
+  end
+  if expire_at <= Q.now then
+    drop(Q, {id})
+    count(Q, "c_expired", 1)
+    return "expired"
+  end
+  if delay > 0 then
+    redis.call("ZADD", Q.delayed, Q.now + delay, id)
+    redis.call("ZADD", Q.expiry, expire_at, id)
+    return "delayed"
+  end
+  append_ready(Q, id, expire_at)
+  return "ready"
+end
+
+-- Lazy maintenance, each step bounded by K: requeue lapsed reservations (or dead-letter them)
+-- and promote due delayed messages, merged by the time each became available so the FIFO stays
+-- in availability order; then drop indexed expired messages. Returns true if a step hit K.
+local function maintain(Q, K)
+  local lapsed = redis.call("ZRANGEBYSCORE", Q.reserved, "-inf", Q.now, "WITHSCORES", "LIMIT", 0, K)
+  local due = redis.call("ZRANGEBYSCORE", Q.delayed, "-inf", Q.now, "WITHSCORES", "LIMIT", 0, K)
+  local more = #lapsed == 2 * K or #due == 2 * K
+  local states, exps = {}, {}
+  if #lapsed > 0 then
+    local ids = {}
+    for i = 1, #lapsed, 2 do ids[#ids + 1] = lapsed[i] end
+    redis.call("ZREM", Q.reserved, unpack(ids))
+    states = redis.call("HMGET", Q.dlv, unpack(ids))
+  end
+  if #due > 0 then
+    local ids = {}
+    for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
+    redis.call("ZREM", Q.delayed, unpack(ids))
+    exps = redis.call("ZMSCORE", Q.expiry, unpack(ids))
+  end
+  local i, j, gone, ordered = 1, 1, {}, {}
+  while i <= #lapsed or j <= #due do
+    if j > #due or (i <= #lapsed and tonumber(lapsed[i + 1]) <= tonumber(due[j + 1])) then
+      local deliveries, _, _, expire_at = parse_dlv(states[(i + 1) / 2])
+      end_delivery(Q, lapsed[i], deliveries, expire_at, Q.retry_delay)
+      i = i + 2
+    else
+      local id, expire_at = due[j], tonumber(exps[(j + 1) / 2] or "0")
+      if expire_at <= Q.now then
+        gone[#gone + 1] = id
+      elseif append_ready(Q, id, expire_at) then
+        ordered[#ordered + 1] = id -- in expiry order now: its index entry is not needed
+      end
+      j = j + 2
+    end
+  end
+  drop(Q, gone)
+  count(Q, "c_expired", #gone)
+  if #ordered > 0 then redis.call("ZREM", Q.expiry, unpack(ordered)) end
+
+  local expired = redis.call("ZRANGEBYSCORE", Q.expiry, "-inf", Q.now, "LIMIT", 0, K)
+  if #expired > 0 then
+    more = more or #expired == K
+    redis.call("ZREM", Q.expiry, unpack(expired))
+    local in_reserved = redis.call("ZMSCORE", Q.reserved, unpack(expired))
+    local in_delayed = redis.call("ZMSCORE", Q.delayed, unpack(expired))
+    local gone = {}
+    for i, id in ipairs(expired) do
+      if in_reserved[i] then
+        -- dropped when its reservation ends (end_delivery sees the expire time)
+      elseif in_delayed[i] then
+        redis.call("ZREM", Q.delayed, id)
+        gone[#gone + 1] = id
+      elseif redis.call("HEXISTS", Q.msg, id) == 1 then
+        Q.ghosts = Q.ghosts + 1     -- its id stays in `ready` until popped
+        gone[#gone + 1] = id
+      end
+    end
+    drop(Q, gone)
+    count(Q, "c_expired", #gone)
+  end
+  return more
+end
+
+-- Writes what the helpers deferred: appends to `ready` (announced on Q.channel when the caller
+-- set one), ghosts/xtail, counters.
+local function flush(Q)
+  if #Q.push > 0 then
+    redis.call("RPUSH", Q.ready, unpack(Q.push))
+    if Q.channel then redis.call("PUBLISH", Q.channel, #Q.push) end
+    Q.push = {}
+  end
+  if redis.call("LLEN", Q.ready) == 0 then
+    Q.ghosts, Q.xtail = 0, 0   -- an empty list restarts the expiry order and heals any drift
+  end
+  if Q.exists and (Q.ghosts ~= Q.ghosts0 or Q.xtail ~= Q.xtail0) then
+    redis.call("HSET", Q.meta, "ghosts", Q.ghosts, "xtail", string.format("%d", Q.xtail))
+    Q.ghosts0, Q.xtail0 = Q.ghosts, Q.xtail
+  end
+  for field, n in pairs(Q.counts) do
+    if n ~= 0 and Q.exists then redis.call("HINCRBY", Q.meta, field, n) end
+  end
+  Q.counts = {}
+end
+
+-- Pops ghosts and expired messages off the head of `ready` (at most K). Call after flush().
+local function sweep_head(Q, K)
+  for _ = 1, K do
+    local id = redis.call("LINDEX", Q.ready, 0)
+    if not id then return false end
+    local rec = redis.call("HGET", Q.msg, id)
+    if rec then
+      local _, _, expire_at = parse_head(rec)
+      if tonumber(expire_at) > Q.now then return false end
+      redis.call("LPOP", Q.ready)
+      drop(Q, {id})
+      count(Q, "c_expired", 1)
+    else
+      redis.call("LPOP", Q.ready)
+      Q.ghosts = Q.ghosts - 1
+    end
+  end
+  return true
+end
+
+-- ready + delayed + reserved, after maintenance.
+local function sizes(Q)
+  return redis.call("LLEN", Q.ready) - Q.ghosts, redis.call("ZCARD", Q.delayed),
+    redis.call("ZCARD", Q.reserved)
+end
+
+-- Earliest future moment something may become ready (a delayed message due, a reservation
+-- lapsing), or -1. Long-poll waiters sleep until then at the latest.
+local function next_at(Q)
+  local t = -1
+  for _, key in ipairs({Q.delayed, Q.reserved}) do
+    local head = redis.call("ZRANGE", key, 0, 0, "WITHSCORES")
+    if head[2] then
+      local s = tonumber(head[2])
+      if t < 0 or s < t then t = s end
+    end
+  end
+  return t
+end
+
+-- Flag bits every maintaining script returns: outbox work pending, queue missing.
+local function flags(Q)
+  local f = 0
+  if Q.outboxed then f = f + 1 end
+  if not Q.exists then f = f + 2 end
+  return f
+end

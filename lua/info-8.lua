@@ -1,0 +1,35 @@
+--[[
+  info: a queue's settings and exact counts, after bounded maintenance (so expired messages and
+  lapsed reservations are not counted).
+  KEYS[1] meta      hash   settings, counters
+  KEYS[2] ready     list   FIFO of ids
+  KEYS[3] delayed   zset   id -> due ms
+  KEYS[4] reserved  zset   id -> deadline ms
+  KEYS[5] expiry    zset   id -> expire-at ms
+  KEYS[6] msg       hash   id -> record
+  KEYS[7] dlv       hash   id -> delivery state
+  KEYS[8] outbox    list   dead letters to move
+  ARGV[1] now_ms ("" = Redis TIME)
+  ARGV[2] K: maintenance bound
+  ARGV[3] pub/sub channel told how many messages became ready
+  Returns: {flags, 0, ready, delayed, reserved, meta field, value, ...}
+           (the 0 stands where configure reports "created"; both share one decoder)
+  Errors:  QUEUE_NOT_FOUND
+]]
+-- @include "queue"
+
+local now = now_from(ARGV[1])
+local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], now)
+if not Q.exists then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
+Q.channel = ARGV[3]
+local K = tonumber(ARGV[2])
+
+maintain(Q, K)
+flush(Q)
+sweep_head(Q, K)
+flush(Q)
+
+local ready, delayed, reserved = sizes(Q)
+local reply = {flags(Q), 0, ready, delayed, reserved}
+for _, v in ipairs(redis.call("HGETALL", Q.meta)) do reply[#reply + 1] = v end
+return reply

