@@ -49,7 +49,8 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class Wait:
-    """Long poll: wait up to ``seconds`` for a wake-up on ``channel``. Result: True if woken."""
+    """Long poll: wait up to ``seconds`` for a wake-up on ``channel``. Result: True if woken,
+    False if the time ran out, None if the engine is closing (stop waiting)."""
 
     channel: str
     seconds: float

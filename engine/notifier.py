@@ -27,12 +27,16 @@ class Notifier:
         self._waiters: dict[str, deque[asyncio.Future[bool]]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._idle_since: dict[str, float] = {}
+        self._closed = False
 
-    async def wait(self, channel: str, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for a wake-up on ``channel``; True if woken.
+    async def wait(self, channel: str, timeout: float) -> bool | None:
+        """Wait up to ``timeout`` seconds for a wake-up on ``channel``: True if woken, False if
+        the time ran out, None if the notifier is closing (the caller returns what it has).
 
         Right after subscribing it returns True at once: the caller must look again, because a
         message may have become ready before the subscription was active."""
+        if self._closed:
+            return None
         if not await self._subscribe(channel):
             return True
         loop = asyncio.get_running_loop()
@@ -42,7 +46,8 @@ class Notifier:
         self._idle_since.pop(channel, None)
         try:
             async with asyncio.timeout(timeout):
-                return await asyncio.shield(waiter)
+                woken = await asyncio.shield(waiter)
+            return None if self._closed else woken
         except TimeoutError:
             return False
         except asyncio.CancelledError:
@@ -61,6 +66,7 @@ class Notifier:
 
     async def close(self) -> None:
         """Wake every waiter (they return what they have) and drop the connection."""
+        self._closed = True
         for channel in list(self._waiters):
             self._wake(channel, len(self._waiters[channel]))
         if self._reader is not None:

@@ -197,9 +197,8 @@ class QueueVerbs:
                 raw = yield Eval("reserve", self._core_keys, args)
             except DeliveryPaused:
                 left = wait - (time.monotonic() - started)
-                if left <= 0:
+                if left <= 0 or (yield Wait(self.keys.notify, left)) is None:
                     raise
-                yield Wait(self.keys.notify, left)
                 continue
             yield from self._after(raw[2])
             messages = _reserved(raw)
@@ -212,7 +211,7 @@ class QueueVerbs:
             if hinted:
                 left = max((raw[1] - raw[0]) / 1000, 0.001)
             woken = yield Wait(self.keys.notify, left)
-            if not woken and not hinted:
+            if woken is None or (not woken and not hinted):  # closing, or the wait ran out
                 return []
 
     def peek(self, n: int = 1) -> Verb[list[Message]]:

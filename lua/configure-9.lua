@@ -59,8 +59,6 @@ Q.channel = ARGV[3]
 local K = tonumber(ARGV[2])
 maintain(Q, K)
 flush(Q)
-sweep_head(Q, K)
-flush(Q)
 
 local ready, delayed, reserved = sizes(Q)
 local reply = {flags(Q), exists and 0 or 1, ready, delayed, reserved}

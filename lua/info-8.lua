@@ -26,8 +26,6 @@ local K = tonumber(ARGV[2])
 
 maintain(Q, K)
 flush(Q)
-sweep_head(Q, K)
-flush(Q)
 
 local ready, delayed, reserved = sizes(Q)
 local reply = {flags(Q), 0, ready, delayed, reserved}

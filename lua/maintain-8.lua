@@ -27,8 +27,6 @@ local K = tonumber(ARGV[2])
 
 local more = maintain(Q, K)
 flush(Q)
-more = sweep_head(Q, K) or more
-flush(Q)
 local pending = redis.call("LLEN", Q.outbox)
 if pending > 0 then Q.outboxed = true end
 return {flags(Q), more and 1 or 0, pending}

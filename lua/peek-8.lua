@@ -27,8 +27,6 @@ local K, n = tonumber(ARGV[2]), tonumber(ARGV[4])
 
 maintain(Q, K)
 flush(Q)
-sweep_head(Q, K)
-flush(Q)
 
 local reply = {now, flags(Q)}
 local start, found, limit = 0, 0, n + K

@@ -32,7 +32,7 @@ if Q.paused then return redis.error_reply("PAUSED delivery is paused on this que
 local K, n, timeout, token = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local delete = ARGV[7] == "1"
 
-maintain(Q, K)
+maintain(Q, K, false) -- the take below pops (and checks) the head itself
 flush(Q)
 
 -- Take: pop from the head, skipping ghosts and expired messages (at most n + K pops).

@@ -113,10 +113,33 @@ local function end_delivery(Q, id, deliveries, expire_at, delay)
   return "ready"
 end
 
+-- Pops ghosts and expired messages off the head of `ready` (at most K). Appends still pending
+-- in Q.push go to the tail and are unexpired, so they never matter here.
+local function sweep_head(Q, K)
+  for _ = 1, K do
+    local id = redis.call("LINDEX", Q.ready, 0)
+    if not id then return false end
+    local rec = redis.call("HGET", Q.msg, id)
+    if rec then
+      local _, _, expire_at = parse_head(rec)
+      if tonumber(expire_at) > Q.now then return false end
+      redis.call("LPOP", Q.ready)
+      drop(Q, {id})
+      count(Q, "c_expired", 1)
+    else
+      redis.call("LPOP", Q.ready)
+      Q.ghosts = Q.ghosts - 1
+    end
+  end
+  return true
+end
+
 -- Lazy maintenance, each step bounded by K: requeue lapsed reservations (or dead-letter them)
 -- and promote due delayed messages, merged by the time each became available so the FIFO stays
--- in availability order; then drop indexed expired messages. Returns true if a step hit K.
-local function maintain(Q, K)
+-- in availability order; drop indexed expired messages; pop expired ones off the head (skipped
+-- with head = false by reserve, which pops the head itself). Afterwards no expired message is
+-- left but reserved ones. Returns true if a step hit K.
+local function maintain(Q, K, head)
   local lapsed = redis.call("ZRANGEBYSCORE", Q.reserved, "-inf", Q.now, "WITHSCORES", "LIMIT", 0, K)
   local due = redis.call("ZRANGEBYSCORE", Q.delayed, "-inf", Q.now, "WITHSCORES", "LIMIT", 0, K)
   local more = #lapsed == 2 * K or #due == 2 * K
@@ -174,6 +197,7 @@ local function maintain(Q, K)
     drop(Q, gone)
     count(Q, "c_expired", #gone)
   end
+  if head ~= false and sweep_head(Q, K) then more = true end
   return more
 end
 
@@ -196,26 +220,6 @@ local function flush(Q)
     if n ~= 0 and Q.exists then redis.call("HINCRBY", Q.meta, field, n) end
   end
   Q.counts = {}
-end
-
--- Pops ghosts and expired messages off the head of `ready` (at most K). Call after flush().
-local function sweep_head(Q, K)
-  for _ = 1, K do
-    local id = redis.call("LINDEX", Q.ready, 0)
-    if not id then return false end
-    local rec = redis.call("HGET", Q.msg, id)
-    if rec then
-      local _, _, expire_at = parse_head(rec)
-      if tonumber(expire_at) > Q.now then return false end
-      redis.call("LPOP", Q.ready)
-      drop(Q, {id})
-      count(Q, "c_expired", 1)
-    else
-      redis.call("LPOP", Q.ready)
-      Q.ghosts = Q.ghosts - 1
-    end
-  end
-  return true
 end
 
 -- ready + delayed + reserved, after maintenance.

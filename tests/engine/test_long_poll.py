@@ -1,0 +1,141 @@
+"""Long polling through the asyncio engine and its one-per-process notifier (real Redis).
+Waits are short (well under a second); nothing sleeps to let time pass for the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import redis.asyncio as aioredis
+
+from ferrymq.engine import AsyncEngine, DeliveryPaused, NewMessage, RedisClock
+
+
+@pytest.fixture
+async def producer(redis_url):
+    """A second engine with its own connection: another process, as far as Redis can tell."""
+    client = aioredis.Redis.from_url(redis_url)
+    yield AsyncEngine(client, clock=RedisClock())
+    await client.aclose()
+
+
+@pytest.fixture
+async def consumer(redis_url):
+    # A small blocking pool, as the server uses: long polls must not need a connection each.
+    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=20, timeout=5)
+    client = aioredis.Redis.from_pool(pool)  # the client owns (and closes) the pool
+    await client.flushall()
+    engine = AsyncEngine(client, clock=RedisClock())
+    yield engine
+    await engine.aclose()
+    await client.aclose()
+
+
+async def evalsha_calls(client) -> int:
+    stats = await client.info("commandstats")
+    return stats.get("cmdstat_evalsha", {}).get("calls", 0)
+
+
+async def test_a_waiting_reserve_returns_as_soon_as_another_client_puts(consumer, producer):
+    waiting = asyncio.create_task(consumer.queue("p", "q").reserve(wait=5))
+    await asyncio.sleep(0.05)  # let it park
+    put_at = time.monotonic()
+    await producer.queue("p", "q").put(["hello"])
+    [message] = await asyncio.wait_for(waiting, 2)
+    latency = time.monotonic() - put_at
+    assert message.body == b"hello"
+    assert latency < 0.1, f"woke {latency * 1000:.1f} ms after the put"
+
+
+async def test_a_wait_with_nothing_to_deliver_returns_empty_after_the_wait(consumer):
+    started = time.monotonic()
+    assert await consumer.queue("p", "q").reserve(wait=0.3) == []
+    assert 0.28 <= time.monotonic() - started < 1.0
+
+
+async def test_a_wait_wakes_when_a_delayed_message_becomes_due(consumer, producer):
+    await producer.queue("p", "q").put([NewMessage("later", delay=0.2)])
+    started = time.monotonic()
+    [message] = await consumer.queue("p", "q").reserve(wait=3)
+    assert message.body == b"later"
+    assert 0.15 <= time.monotonic() - started < 1.0
+
+
+async def test_a_wait_wakes_when_a_reservation_lapses(consumer, producer):
+    q = producer.queue("p", "q")
+    await q.put([NewMessage("x", timeout=0.2)])
+    [first] = await q.reserve()
+    [again] = await consumer.queue("p", "q").reserve(wait=3)
+    assert again.id == first.id and again.reserved_count == 2
+
+
+async def test_one_message_wakes_one_waiter_of_many(consumer, producer):
+    waiters = [asyncio.create_task(consumer.queue("p", "q").reserve(wait=0.6)) for _ in range(10)]
+    await asyncio.sleep(0.1)
+    await producer.queue("p", "q").put(["only"])
+    results = await asyncio.gather(*waiters)
+    assert sorted(len(r) for r in results) == [0] * 9 + [1]
+
+
+async def test_idle_waiters_cost_redis_nothing_while_they_wait(consumer):
+    admin = consumer.client
+    waiters = [asyncio.create_task(consumer.queue("p", f"q{i % 5}").reserve(wait=1.5)) for i in range(50)]
+    await asyncio.sleep(0.4)  # all parked after their first look(s)
+    before = await evalsha_calls(admin)
+    await asyncio.sleep(0.8)
+    during = await evalsha_calls(admin) - before
+    assert during == 0, f"{during} script calls while 50 requests waited"
+    assert [len(r) for r in await asyncio.gather(*waiters)] == [0] * 50
+
+
+async def test_a_hundred_waiters_share_a_pool_of_twenty_connections(consumer):
+    waiters = [asyncio.create_task(consumer.queue("p", "q").reserve(wait=1.5)) for _ in range(100)]
+    await asyncio.sleep(0.8)
+    pool = consumer.client.connection_pool
+    assert len(pool._in_use_connections) <= 1  # the notifier's pub/sub connection
+    clients = await consumer.client.client_list()
+    assert not [c for c in clients if "b" in c["flags"]], "a client is blocked in a BLPOP-style wait"
+    assert sum(int(c["sub"]) > 0 for c in clients) == 1  # one subscriber connection for all
+    await asyncio.gather(*waiters)
+
+
+async def test_a_paused_queue_waits_then_delivers_when_resumed(consumer, producer):
+    q = producer.queue("p", "q")
+    await q.create(paused=True)
+    await q.put(["x"])
+    waiting = asyncio.create_task(consumer.queue("p", "q").reserve(wait=3))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    await q.update(paused=False)
+    [message] = await asyncio.wait_for(waiting, 2)
+    assert message.body == b"x"
+
+
+async def test_a_paused_queue_raises_once_the_wait_is_over(consumer):
+    q = consumer.queue("p", "q")
+    await q.create(paused=True)
+    with pytest.raises(DeliveryPaused):
+        await q.reserve(wait=0.2)
+
+
+async def test_closing_the_engine_ends_long_polls_with_what_they_have(consumer):
+    waiting = asyncio.create_task(consumer.queue("p", "q").reserve(wait=10))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await consumer.aclose()
+    assert await asyncio.wait_for(waiting, 2) == []
+    assert time.monotonic() - started < 1
+
+
+async def test_a_waiter_cancelled_right_after_its_wake_up_passes_it_on(consumer):
+    notifier, channel = consumer.notifier, "fmq:test-channel"
+    assert await notifier.wait(channel, 1) is True  # first wait only subscribes
+    first = asyncio.create_task(notifier.wait(channel, 2))
+    second = asyncio.create_task(notifier.wait(channel, 2))
+    await asyncio.sleep(0.05)
+    # A wake-up for one message reaches the first waiter, which is cancelled (its client went
+    # away) before it could look: the wake-up must go to the next one.
+    notifier._dispatch({"type": "message", "channel": channel.encode(), "data": b"1"})
+    first.cancel()
+    assert await asyncio.wait_for(second, 1) is True
