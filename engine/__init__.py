@@ -22,6 +22,7 @@ from .errors import (
 from .limits import DEFAULTS, LIMITS, Limits, QueueDefaults
 from .models import Message, NewMessage, QueueInfo, QueueRef, QueueSettings, Settled
 from .notifier import Notifier
+from .sweeper import Sweeper
 from .sync import Engine, Queue
 from .verbs import Reservation, SweepReport
 
@@ -30,5 +31,5 @@ __all__ = [
     "DeliveryPaused", "Engine", "EngineError", "FakeClock", "InvalidArgument", "Limits", "Message",
     "MessageNotFound", "NewMessage", "NotReserved", "Notifier", "Queue", "QueueDefaults",
     "QueueInfo", "QueueNotFound", "QueueRef", "QueueSettings", "RedisClock", "Reservation",
-    "Settled", "SweepReport", "SystemClock", "TooLarge", "Unavailable",
+    "Settled", "SweepReport", "Sweeper", "SystemClock", "TooLarge", "Unavailable",
 ]

@@ -60,6 +60,7 @@ class AsyncEngine:
     count_queues = async_verb(EngineVerbs.count_queues)
     find_queue = async_verb(EngineVerbs.find_queue)
     sweep = async_verb(EngineVerbs.sweep)
+    lease = async_verb(EngineVerbs.lease)
 
     async def _run(self, verb: Generator[Step, Any, R]) -> R:
         result: Any = None

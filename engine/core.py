@@ -122,18 +122,21 @@ def check_content_type(field: str, value: object) -> str:
     return value
 
 
-def message_args(message: NewMessage | bytes | str, field: str, limits: Limits) -> tuple[Any, ...]:
-    """The six ``put`` script arguments of one message (see lua/put-6.lua)."""
+def message_args(
+    message: NewMessage | bytes | str, field: str, limits: Limits, ref: str = ""
+) -> tuple[str, bytes]:
+    """The two ``put`` script arguments of one message: options, body (see lua/put-10.lua)."""
     if not isinstance(message, NewMessage):
-        return (check_body(field, message, limits), "", "", "", "", "")
-    return (
-        check_body(f"{field}.body", message.body, limits),
+        return ("" if not ref else f"||||{ref}", check_body(field, message, limits))
+    options = (
         _optional_ms(f"{field}.timeout", message.timeout, 0.001, limits.max_timeout),
         _optional_ms(f"{field}.delay", message.delay, 0, limits.max_delay),
         _optional_ms(f"{field}.expires_in", message.expires_in, 0.001, limits.max_expires_in),
         check_content_type(f"{field}.content_type", message.content_type),
-        "",
+        ref,
     )
+    body = check_body(f"{field}.body", message.body, limits)
+    return ("" if options == ("", "", "", "", "") else "|".join(map(str, options)), body)
 
 
 def _optional_ms(field: str, value: float | None, lo: float, hi: float) -> int | str:
@@ -214,7 +217,8 @@ def text(value: bytes | str) -> str:
 
 
 def parse_record(record: bytes) -> tuple[int, int, int, str, bytes]:
-    """``enq|timeout|expire|ctype\\n`` + body -> (enqueued ms, timeout ms, expire ms, ctype, body)."""
+    """Header ``enq|timeout|expire|ctype\\n`` (fixed widths, see lua/includes/queue.lua) + body ->
+    (enqueued ms, timeout ms, expire ms, content type, body)."""
     head, _, body = record.partition(b"\n")
     enq, timeout, expire, ctype = head.split(b"|")[:4]
     return int(enq), int(timeout), int(expire), ctype.decode("ascii"), body

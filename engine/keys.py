@@ -42,6 +42,11 @@ class QueueKeys(NamedTuple):
         return [self.meta, self.ready, self.delayed, self.reserved, self.expiry, self.msg, self.dlv, self.outbox]
 
 
+def lease_key(prefix: str, name: str) -> str:
+    """A deployment-wide lease (e.g. which process runs the sweeper)."""
+    return f"{prefix}:lease:{name}"
+
+
 class ProjectKeys(NamedTuple):
     queues: str  # zset: queue name (score 0, so ordered by name)
     names: str  # hash: queue name -> queue id

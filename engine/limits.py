@@ -39,8 +39,9 @@ class Limits:
     max_name_length: int = 255
     """Queue and project names: 1..255 characters, no control characters."""
 
-    maintenance_batch: int = 500
-    """Lapsed reservations, due delayed and expired messages handled per script call (bounded work)."""
+    maintenance_batch: int = 250
+    """Lapsed reservations, due delayed and expired messages handled per step of one script call.
+    Bounds the work (and latency) of every call: at most a few K message moves, a few ms."""
 
 
 LIMITS = Limits()

@@ -54,6 +54,7 @@ class Engine:
     count_queues = sync_verb(EngineVerbs.count_queues)
     find_queue = sync_verb(EngineVerbs.find_queue)
     sweep = sync_verb(EngineVerbs.sweep)
+    lease = sync_verb(EngineVerbs.lease)
 
     def _run(self, verb: Generator[Step, Any, R]) -> R:
         result: Any = None

@@ -23,7 +23,7 @@ from . import core
 from .clock import Clock
 from .core import Batch, Command, Eval, Verb, Wait, text
 from .errors import DeliveryPaused, InvalidArgument, MessageNotFound, NotReserved, TooLarge
-from .keys import ProjectKeys, QueueKeys, project_keys, queue_keys
+from .keys import ProjectKeys, QueueKeys, lease_key, project_keys, queue_keys
 from .limits import DEDUPE_WINDOW, ID_FLOOR_TTL, LIST_PAGE_MAX, Limits, QueueDefaults
 from .models import (
     RESERVED,
@@ -189,9 +189,10 @@ class QueueVerbs:
         core.seconds_to_ms("wait", wait, 0, limits.max_wait)
         started = time.monotonic()
         while True:
+            token = secrets.token_hex(8)
             args = [
                 self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, n, timeout_ms,
-                secrets.token_hex(8), "1" if delete else "0",
+                token, "1" if delete else "0",
             ]
             try:
                 raw = yield Eval("reserve", self._core_keys, args)
@@ -201,7 +202,7 @@ class QueueVerbs:
                     raise
                 continue
             yield from self._after(raw[2])
-            messages = _reserved(raw)
+            messages = _reserved(raw, token, timeout_ms)
             left = wait - (time.monotonic() - started)
             if messages or left <= 0:
                 return messages
@@ -329,8 +330,7 @@ class QueueVerbs:
 
     def _transfer(self, message: NewMessage, ref: str) -> Verb[None]:
         args = self._put_args("create", 1)
-        args.extend(core.message_args(message, "message", self.ctx.limits)[:5])
-        args.append(ref)
+        args.extend(core.message_args(message, "message", self.ctx.limits, ref))
         raw = yield Eval("put", self._put_keys, args)
         yield from self._after_put(raw)
 
@@ -402,6 +402,11 @@ class EngineVerbs:
             return None
         current = yield Command(("HGET", queue_keys(self.ctx.prefix, project, text(name)).meta, "id"))
         return QueueRef(project, text(name), queue_id) if current and text(current) == queue_id else None
+
+    def lease(self, name: str, holder: str, ttl: float) -> Verb[bool]:
+        """Take or renew the deployment-wide lease ``name`` for ``ttl`` seconds; True if held."""
+        ttl_ms = core.seconds_to_ms("ttl", ttl, 0.001, 86_400)
+        return bool((yield Eval("lease", [lease_key(self.ctx.prefix, name)], [holder, ttl_ms])))
 
     def sweep(self, page: int = 200) -> Verb[SweepReport]:
         """One maintenance pass over every queue of every project (bounded work per call), so
@@ -497,8 +502,16 @@ def _message(
     )
 
 
-def _reserved(raw: list[Any]) -> list[Message]:
-    return [
-        _message(raw[i], raw[i + 1], raw[i + 2], RESERVED, text(raw[i + 3]), raw[i + 4], raw[i + 5])
-        for i in range(3, len(raw), 6)
-    ]
+def _reserved(raw: list[Any], token: str, timeout_ms: int) -> list[Message]:
+    """Reply rows: id, record, deliveries. Each reservation lasts the requested timeout, else the
+    message's own (from its record); it started at the script's ``now``."""
+    now, out = raw[0], []
+    for i in range(3, len(raw), 3):
+        enq, own_timeout, expire, ctype, body = core.parse_record(raw[i + 1])
+        timeout = timeout_ms or own_timeout
+        out.append(Message(
+            id=text(raw[i]), body=body, timeout=timeout / 1000, reserved_count=int(raw[i + 2]),
+            enqueued_at=enq, expires_at=expire, content_type=ctype, status=RESERVED,
+            reservation_id=token, reserved_until=now + timeout,
+        ))
+    return out

@@ -20,8 +20,8 @@ local id = ARGV[2]
 if redis.call("EXISTS", KEYS[1]) == 0 then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
 local rec = redis.call("HGET", KEYS[4], id)
 if not rec then return redis.error_reply("NOT_FOUND message not found") end
-local expire_at = string.match(rec, "^%d+|%d+|(%d+)|")
-if tonumber(expire_at) <= now then return redis.error_reply("NOT_FOUND message expired") end
+-- record header: enqueued (13) | timeout (9) | expire (13) | ... (see includes/queue.lua)
+if tonumber(string.sub(rec, 25, 37)) <= now then return redis.error_reply("NOT_FOUND message expired") end
 
 local state = redis.call("HGET", KEYS[5], id) or ""
 local deadline = redis.call("ZSCORE", KEYS[3], id)

@@ -39,8 +39,7 @@ while found < n and start < limit do
   for i, id in ipairs(chunk) do
     local rec = recs[i]
     if rec and found < n then
-      local _, _, expire_at = parse_head(rec)
-      if tonumber(expire_at) > now then
+      if rec_expire(rec) > Q.now_s then
         found = found + 1
         reply[#reply + 1] = id
         reply[#reply + 1] = rec

@@ -19,9 +19,8 @@
   ARGV[5] id for the queue if this call creates it
   ARGV[6] JSON object of the settings a created queue gets (meta field -> string)
   ARGV[7] dedupe window ms
-  ARGV[8] n, then 6 values per message:
-          body, timeout ms ("" = queue default), delay ms ("" = queue default),
-          expires_in ms ("" = queue default), content type, transfer ref ("" = none)
+  ARGV[8] n, then 2 values per message: options, body. Options "" = every queue default, else
+          "timeout ms|delay ms|expires_in ms|content type|transfer ref" (an empty field = default)
   Returns: {now, flags, created (0/1), queue id, id1, id2, ...}; "" for a message skipped
            because its ref was already seen (a re-driven transfer). flags: 1 = outbox pending
   Errors:  QUEUE_NOT_FOUND (mode "existing")
@@ -47,21 +46,40 @@ Q.channel = ARGV[3]
 if Q.xtail > 0 and redis.call("LLEN", Q.ready) == 0 then Q.xtail = 0 end -- empty: restart order
 maintain(Q, tonumber(ARGV[2]))
 
-local m = redis.call("HMGET", Q.meta, "timeout", "delay", "expires_in", "id_ms", "id_sfx")
-local default_timeout, default_delay, default_expires = m[1], tonumber(m[2]), tonumber(m[3])
-local id_ms, id_sfx = tonumber(m[4]), tonumber(m[5])
-local window = tonumber(ARGV[7])
+local default_timeout, default_delay, default_expires = Q.timeout, Q.delay, Q.expires_in
+local id_ms, id_sfx = Q.id_ms, Q.id_sfx
+local now_s, window = Q.now_s, tonumber(ARGV[7])
 
 -- Ids: 13-digit ms + 6-digit counter, fixed width so string order = put order. Never tonumber()
 -- an id: Lua numbers are doubles and 19 digits do not fit.
+local ms_s = ms_string(id_ms)
 local function next_id()
   if now > id_ms then
-    id_ms, id_sfx = now, 0
+    id_ms, id_sfx, ms_s = now, 0, now_s
   else
     id_sfx = id_sfx + 1
-    if id_sfx > 999999 then id_ms, id_sfx = id_ms + 1, 0 end
+    if id_sfx > 999999 then
+      id_ms, id_sfx = id_ms + 1, 0
+      ms_s = ms_string(id_ms)
+    end
   end
-  return string.format("%013d%06d", id_ms, id_sfx)
+  return ms_s .. string.format("%06d", id_sfx)
+end
+
+-- The record header of a message with every default, built once per call.
+local default_expire_at = now + default_expires
+local default_head = now_s .. "|" .. string.format("%09d", default_timeout) .. "|" ..
+  ms_string(default_expire_at) .. "|\n"
+
+local function trim_dedupe()
+  local old = redis.call("ZRANGEBYSCORE", KEYS[9], "-inf", now - window, "LIMIT", 0, 1000)
+  if #old > 0 then redis.call("ZREM", KEYS[9], unpack(old)) end
+end
+
+-- Appends a (score, member) pair to a ZADD argument list.
+local function pair(list, score, member)
+  list[#list + 1] = score
+  list[#list + 1] = member
 end
 
 local n = tonumber(ARGV[8])
@@ -69,38 +87,42 @@ local reply = {now, 0, created, Q.id}
 local records, delayed, indexed = {}, {}, {}
 local trimmed = false
 for i = 0, n - 1 do
-  local base = 9 + i * 6
-  local body, timeout, delay, expires_in = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
-  local ctype, ref = ARGV[base + 4], ARGV[base + 5]
-  local fresh = true
-  if ref ~= "" then
-    if not trimmed then
-      local old = redis.call("ZRANGEBYSCORE", KEYS[9], "-inf", now - window, "LIMIT", 0, 1000)
-      if #old > 0 then redis.call("ZREM", KEYS[9], unpack(old)) end
-      trimmed = true
-    end
-    fresh = redis.call("ZADD", KEYS[9], "NX", now, ref) == 1
-  end
-  if fresh then
-    local id = next_id()
-    if timeout == "" then timeout = default_timeout end
-    delay = delay == "" and default_delay or tonumber(delay)
-    local expire_at = now + (expires_in == "" and default_expires or tonumber(expires_in))
-    records[#records + 1] = id
-    records[#records + 1] = now .. "|" .. timeout .. "|" .. string.format("%d", expire_at) .. "|" ..
-      ctype .. "\n" .. body
-    if delay > 0 then
-      delayed[#delayed + 1] = now + delay
-      delayed[#delayed + 1] = id
-      indexed[#indexed + 1] = expire_at
-      indexed[#indexed + 1] = id
+  local opts, body = ARGV[9 + 2 * i], ARGV[10 + 2 * i]
+  local id
+  if opts == "" then
+    id = next_id()
+    pair(records, id, default_head .. body)
+    if default_delay > 0 then
+      pair(delayed, now + default_delay, id)
+      pair(indexed, default_expire_at, id)
     else
-      append_ready(Q, id, expire_at)
+      append_ready(Q, id, default_expire_at)
     end
-    reply[#reply + 1] = id
   else
-    reply[#reply + 1] = ""
+    local timeout, delay, expires_in, ctype, ref = string.match(opts, "^(%d*)|(%d*)|(%d*)|([^|]*)|(.*)$")
+    local fresh = true
+    if ref ~= "" then
+      if not trimmed then trim_dedupe(); trimmed = true end
+      fresh = redis.call("ZADD", KEYS[9], "NX", now, ref) == 1
+    end
+    if fresh then
+      id = next_id()
+      timeout = timeout == "" and default_timeout or tonumber(timeout)
+      delay = delay == "" and default_delay or tonumber(delay)
+      local expire_at = now + (expires_in == "" and default_expires or tonumber(expires_in))
+      pair(records, id, now_s .. "|" .. string.format("%09d", timeout) .. "|" ..
+        ms_string(expire_at) .. "|" .. ctype .. "\n" .. body)
+      if delay > 0 then
+        pair(delayed, now + delay, id)
+        pair(indexed, expire_at, id)
+      else
+        append_ready(Q, id, expire_at)
+      end
+    else
+      id = ""
+    end
   end
+  reply[#reply + 1] = id
 end
 
 if #records > 0 then
@@ -108,8 +130,9 @@ if #records > 0 then
   if #delayed > 0 then
     redis.call("ZADD", Q.delayed, unpack(delayed))
     redis.call("ZADD", Q.expiry, unpack(indexed))
+    Q.indexed = true
   end
-  redis.call("HSET", Q.meta, "id_ms", string.format("%d", id_ms), "id_sfx", id_sfx)
+  redis.call("HSET", Q.meta, "id_ms", ms_s, "id_sfx", id_sfx)
   count(Q, "total", #records / 2)
 end
 flush(Q)

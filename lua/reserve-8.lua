@@ -14,10 +14,11 @@
   ARGV[3] pub/sub channel told how many messages became ready
   ARGV[4] n (1..100)
   ARGV[5] reservation timeout ms for these messages ("0" = each message's own)
-  ARGV[6] token: reservation id prefix, random per call; message i gets token .. i
+  ARGV[6] token: the reservation id, random per call (checks always pair it with a message id)
   ARGV[7] "1" = delete on reserve
   Returns: {now, next_at (ms, -1 = nothing pending; only when nothing was taken), flags,
-            then per message: id, record, deliveries, reservation id, timeout ms, deadline ms}
+            then per message: id, record, deliveries}
+           (a message's deadline is now + ARGV[5], or now + the timeout in its record header)
            flags: 1 = outbox work pending, 2 = queue does not exist (nothing returned)
   Errors:  PAUSED (delivery is paused)
 ]]
@@ -29,14 +30,15 @@ Q.channel = ARGV[3]
 if not Q.exists then return {now, -1, flags(Q)} end
 if Q.paused then return redis.error_reply("PAUSED delivery is paused on this queue") end
 
-local K, n, timeout, token = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local K, n, token = tonumber(ARGV[2]), tonumber(ARGV[4]), ARGV[6]
+local override = ARGV[5] ~= "0" and string.format("%09d", tonumber(ARGV[5])) or nil
 local delete = ARGV[7] == "1"
 
 maintain(Q, K, false) -- the take below pops (and checks) the head itself
 flush(Q)
 
 -- Take: pop from the head, skipping ghosts and expired messages (at most n + K pops).
-local ids, recs, timeouts, expires = {}, {}, {}, {}
+local ids, recs = {}, {}
 local budget, skipped = n + K, {}
 while #ids < n and budget > 0 do
   local popped = redis.call("LPOP", Q.ready, math.min(n - #ids, budget))
@@ -47,34 +49,36 @@ while #ids < n and budget > 0 do
     local rec = records[i]
     if not rec then
       Q.ghosts = Q.ghosts - 1
+    elseif rec_expire(rec) <= Q.now_s then
+      skipped[#skipped + 1] = id
     else
-      local _, to, exp = parse_head(rec)
-      if tonumber(exp) <= now then
-        skipped[#skipped + 1] = id
-      else
-        local j = #ids + 1
-        ids[j], recs[j], timeouts[j], expires[j] = id, rec, tonumber(to), exp
-      end
+      ids[#ids + 1], recs[#recs + 1] = id, rec
     end
   end
 end
 drop(Q, skipped)
 count(Q, "c_expired", #skipped)
 
+-- Reserve what was taken. Conversions to strings are cached: a batch mostly shares one timeout.
 local reply = {now, -1, 0}
 if #ids > 0 then
   local states = redis.call("HMGET", Q.dlv, unpack(ids))
-  local zargs, hargs = {}, {}
+  local zargs, hargs, deadlines = {}, {}, {}
+  local r = 3
   for i, id in ipairs(ids) do
-    local deliveries = parse_dlv(states[i]) + 1
-    local eff = timeout > 0 and timeout or timeouts[i]
-    local deadline = now + eff
-    local rid = token .. i
-    zargs[#zargs + 1] = deadline
-    zargs[#zargs + 1] = id
-    hargs[#hargs + 1] = id
-    hargs[#hargs + 1] = deliveries .. "|" .. rid .. "|" .. eff .. "|" .. expires[i]
-    for _, v in ipairs({id, recs[i], deliveries, rid, eff, deadline}) do reply[#reply + 1] = v end
+    local rec = recs[i]
+    local deliveries = "1"
+    if states[i] then deliveries = tostring(tonumber(string.match(states[i], "^(%d+)")) + 1) end
+    local timeout = override or rec_timeout(rec)
+    local deadline = deadlines[timeout]
+    if not deadline then
+      deadline = ms_string(now + tonumber(timeout))
+      deadlines[timeout] = deadline
+    end
+    zargs[2 * i - 1], zargs[2 * i] = deadline, id
+    hargs[2 * i - 1], hargs[2 * i] = id, deliveries .. "|" .. token .. "|" .. timeout .. "|" .. rec_expire(rec)
+    reply[r + 1], reply[r + 2], reply[r + 3] = id, rec, deliveries
+    r = r + 3
   end
   if delete then
     drop(Q, ids)

@@ -36,44 +36,49 @@ end
 maintain(Q, tonumber(ARGV[2]))
 
 -- Is `id` under the reservation `rid` right now? ("" asks only whether it is reserved at all)
-local function holds(id, rid, deadline, state)
+local function holds(rid, deadline, state)
   if not deadline or tonumber(deadline) <= now then return false end
   if rid == "" then return true end
   local _, token = parse_dlv(state)
   return token == rid
 end
 
--- Deletes: classify every id in three calls, then remove in a few variadic calls.
+-- Deletes, classified in bulk: a reserved or delayed message is known to exist (its set says
+-- where it is), so only the others need a look of their own (ready ones, or unknown ids).
 if d > 0 then
-  local ids, rids = {}, {}
+  local ids, rids, checked = {}, {}, false
   for i = 1, d do
     ids[i], rids[i] = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
+    checked = checked or rids[i] ~= ""
   end
   local deadlines = redis.call("ZMSCORE", Q.reserved, unpack(ids))
   local waiting = redis.call("ZMSCORE", Q.delayed, unpack(ids))
-  local states = redis.call("HMGET", Q.dlv, unpack(ids))
-  local from_reserved, from_delayed, gone = {}, {}, {}
+  local states = checked and redis.call("HMGET", Q.dlv, unpack(ids)) or {}
+  local from_reserved, from_delayed, gone, seen = {}, {}, {}, {}
   for i, id in ipairs(ids) do
-    local status = -1
-    if rids[i] == "" or holds(id, rids[i], deadlines[i], states[i]) then
-      status = redis.call("HDEL", Q.msg, id) -- 1 if it existed (a repeated id finds it gone)
-      if status == 1 then
-        gone[#gone + 1] = id
-        if deadlines[i] then
-          from_reserved[#from_reserved + 1] = id
-        elseif waiting[i] then
-          from_delayed[#from_delayed + 1] = id
-        else
-          Q.ghosts = Q.ghosts + 1
-        end
-      end
-    elseif redis.call("HEXISTS", Q.msg, id) == 0 then
-      status = 0
+    local status
+    if seen[id] then
+      status = 0 -- a repeated id: the first occurrence already decided it
+    elseif rids[i] ~= "" and not holds(rids[i], deadlines[i], states[i]) then
+      status = redis.call("HEXISTS", Q.msg, id) == 1 and -1 or 0
+    elseif deadlines[i] then
+      status = 1
+      from_reserved[#from_reserved + 1] = id
+    elseif waiting[i] then
+      status = 1
+      from_delayed[#from_delayed + 1] = id
+    else
+      status = redis.call("HDEL", Q.msg, id) -- 1 for a ready message: its id becomes a ghost
+      Q.ghosts = Q.ghosts + status
+      if status == 1 then gone[#gone + 1] = id end
     end
+    seen[id] = true
     reply[#reply + 1] = status
   end
   if #from_reserved > 0 then redis.call("ZREM", Q.reserved, unpack(from_reserved)) end
   if #from_delayed > 0 then redis.call("ZREM", Q.delayed, unpack(from_delayed)) end
+  for _, id in ipairs(from_reserved) do gone[#gone + 1] = id end
+  for _, id in ipairs(from_delayed) do gone[#gone + 1] = id end
   drop(Q, gone)
   count(Q, "c_deleted", #gone)
 end
@@ -87,7 +92,7 @@ for i = 0, r - 1 do
     status = 0
   else
     local state = redis.call("HGET", Q.dlv, id)
-    if holds(id, rid, redis.call("ZSCORE", Q.reserved, id), state) then
+    if holds(rid, redis.call("ZSCORE", Q.reserved, id), state) then
       local deliveries, _, _, expire_at = parse_dlv(state)
       redis.call("ZREM", Q.reserved, id)
       end_delivery(Q, id, deliveries, expire_at, delay == "" and Q.retry_delay or tonumber(delay))

@@ -28,7 +28,7 @@ if not deliveries or (rid ~= "" and rid ~= token) then
   return redis.error_reply("NOT_RESERVED reservation id is not current")
 end
 
-if ARGV[4] ~= "" then timeout = ARGV[4] end
+if ARGV[4] ~= "" then timeout = string.format("%09d", tonumber(ARGV[4])) end
 local new_deadline = now + tonumber(timeout)
 redis.call("ZADD", KEYS[2], "XX", new_deadline, id)
 redis.call("HSET", KEYS[4], id, deliveries .. "|" .. ARGV[5] .. "|" .. timeout .. "|" .. expire_at)

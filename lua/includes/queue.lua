@@ -8,7 +8,11 @@
                     "ghost" (no record); `ghosts` counts them, so ready = LLEN - ghosts.
     delayed   zset  id -> due ms              reserved  zset  id -> deadline ms
     expiry    zset  id -> expire-at ms, only for messages the FIFO order cannot expire (below)
-    msg       hash  id -> immutable record "enq|timeout|expire|ctype\n" .. body
+    msg       hash  id -> immutable record: a fixed-width header, then the body
+                    "EEEEEEEEEEEEE|TTTTTTTTT|XXXXXXXXXXXXX|ctype\n" .. body
+                    enqueued ms (13 digits) | timeout ms (9, zero-padded) | expire ms (13) | ctype
+                    Fixed widths let scripts read fields with string.sub and compare times as
+                    strings, which costs a fraction of pattern matching and number conversion.
     dlv       hash  id -> "count|token|timeout|expire" once delivered (small; rewritten per delivery)
     outbox    list  dead letters waiting to be moved to their target queue (another slot)
 
@@ -27,18 +31,30 @@ local function now_from(arg)
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Opens the queue: reads the settings this call needs. Q.exists is false for a missing queue.
+-- Times as 13-digit strings (ms since the epoch, good until the year 2286).
+local function ms_string(ms)
+  return string.format("%013d", ms)
+end
+
+-- Record header fields (see the layout above).
+local function rec_timeout(rec) return string.sub(rec, 15, 23) end
+local function rec_expire(rec) return string.sub(rec, 25, 37) end
+
+-- Opens the queue: reads its settings in one call. Q.exists is false for a missing queue.
 local function open_queue(meta, ready, delayed, reserved, expiry, msg, dlv, outbox, now)
   local m = redis.call("HMGET", meta, "id", "max_deliveries", "dlq", "retry_delay", "paused",
-    "ghosts", "xtail")
+    "ghosts", "xtail", "timeout", "delay", "expires_in", "id_ms", "id_sfx")
   return {
     meta = meta, ready = ready, delayed = delayed, reserved = reserved, expiry = expiry,
-    msg = msg, dlv = dlv, outbox = outbox, now = now,
+    msg = msg, dlv = dlv, outbox = outbox, now = now, now_s = ms_string(now),
     exists = m[1] ~= false, id = m[1] or "",
     maxd = tonumber(m[2] or "0"), dlq = m[3] or "", retry_delay = tonumber(m[4] or "0"),
     paused = m[5] == "1",
     ghosts = tonumber(m[6] or "0"), xtail = tonumber(m[7] or "0"),
     ghosts0 = tonumber(m[6] or "0"), xtail0 = tonumber(m[7] or "0"),
+    timeout = tonumber(m[8] or "0"), delay = tonumber(m[9] or "0"), expires_in = tonumber(m[10] or "0"),
+    id_ms = tonumber(m[11] or "0"), id_sfx = tonumber(m[12] or "-1"),
+    indexed = nil,        -- does `expiry` exist? (looked up once, when first needed)
     push = {},            -- ids to append to `ready` at the next flush, in order
     counts = {},          -- counter field -> increment
     outboxed = false,
@@ -56,11 +72,6 @@ local function parse_dlv(s)
   return tonumber(c), tok, tonumber(to), tonumber(exp)
 end
 
--- Record header "enq|timeout|expire|ctype\n": enq, timeout, expire (strings; the body is not copied).
-local function parse_head(rec)
-  return string.match(rec, "^(%d+)|(%d+)|(%d+)|")
-end
-
 -- Appends to the end of the FIFO (at the next flush). Returns true when the message is in
 -- expiry order (needs no `expiry` entry); otherwise registers it in `expiry`.
 local function append_ready(Q, id, expire_at)
@@ -70,6 +81,7 @@ local function append_ready(Q, id, expire_at)
     return true
   end
   redis.call("ZADD", Q.expiry, expire_at, id)
+  Q.indexed = true
   return false
 end
 
@@ -79,7 +91,8 @@ local function drop(Q, ids)
   if #ids == 0 then return end
   redis.call("HDEL", Q.msg, unpack(ids))
   redis.call("HDEL", Q.dlv, unpack(ids))
-  redis.call("ZREM", Q.expiry, unpack(ids))
+  if Q.indexed == nil then Q.indexed = redis.call("EXISTS", Q.expiry) == 1 end
+  if Q.indexed then redis.call("ZREM", Q.expiry, unpack(ids)) end
 end
 
 -- A delivery ended without a delete (reservation lapsed, or released). The caller has already
@@ -107,6 +120,7 @@ local function end_delivery(Q, id, deliveries, expire_at, delay)
   if delay > 0 then
     redis.call("ZADD", Q.delayed, Q.now + delay, id)
     redis.call("ZADD", Q.expiry, expire_at, id)
+    Q.indexed = true
     return "delayed"
   end
   append_ready(Q, id, expire_at)
@@ -121,8 +135,7 @@ local function sweep_head(Q, K)
     if not id then return false end
     local rec = redis.call("HGET", Q.msg, id)
     if rec then
-      local _, _, expire_at = parse_head(rec)
-      if tonumber(expire_at) > Q.now then return false end
+      if rec_expire(rec) > Q.now_s then return false end
       redis.call("LPOP", Q.ready)
       drop(Q, {id})
       count(Q, "c_expired", 1)

@@ -1,0 +1,61 @@
+"""Background maintenance for queues nobody reads.
+
+Reads and writes maintain the queues they touch. A queue nobody touches still has to expire its
+messages, requeue (or dead-letter) lapsed reservations and move its dead letters; the sweeper
+runs the same bounded ``maintain`` script over every queue. Any number of processes may run a
+Sweeper: a lease in Redis lets one of them sweep at a time, and another takes over within
+``lease_ttl`` seconds if it dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+
+from .aio import AsyncEngine
+from .limits import SWEEP_INTERVAL
+from .verbs import SweepReport
+
+log = logging.getLogger("ferrymq.sweeper")
+
+
+class Sweeper:
+    def __init__(self, engine: AsyncEngine, *, interval: float = SWEEP_INTERVAL, lease_ttl: float = 15.0) -> None:
+        self.engine = engine
+        self.interval = interval
+        self.lease_ttl = lease_ttl
+        self.holder = secrets.token_hex(8)
+        self.last: SweepReport | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def sweep_once(self) -> SweepReport | None:
+        """One pass if this process holds (or takes) the lease; None otherwise."""
+        if not await self.engine.lease("sweeper", self.holder, self.lease_ttl):
+            return None
+        self.last = await self.engine.sweep()
+        return self.last
+
+    async def run(self) -> None:
+        while True:
+            try:
+                report = await self.sweep_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis down or a bug: log, keep going, retry later
+                log.exception("sweep failed")
+                report = None
+            busy = report is not None and report.busy > 0
+            await asyncio.sleep(0 if busy else self.interval)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="ferrymq-sweeper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
