@@ -535,3 +535,24 @@ def test_a_dead_letter_moved_twice_is_stored_once(real_engine, redis_client):
     exists, _, moved = q.maintain()
     assert exists and moved == 2
     assert bodies(real_engine.queue("p", "dead").peek(5)) == [b"once"]
+
+
+def test_sync_long_poll_returns_once_another_client_puts(real_engine, redis_url, clock):
+    import threading
+    import time
+
+    import redis
+
+    from ferrymq.engine import Engine
+
+    def produce() -> None:
+        time.sleep(0.1)
+        client = redis.Redis.from_url(redis_url)
+        Engine(client, clock=clock).queue("p", "q").put(["late"])
+        client.close()
+
+    threading.Thread(target=produce).start()
+    started = time.monotonic()
+    [message] = real_engine.queue("p", "q").reserve(wait=3)
+    assert message.body == b"late"
+    assert time.monotonic() - started < 1.0  # polls with a short backoff, not the whole wait
