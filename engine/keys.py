@@ -42,6 +42,11 @@ class QueueKeys(NamedTuple):
         return [self.meta, self.ready, self.delayed, self.reserved, self.expiry, self.msg, self.dlv, self.outbox]
 
 
+def tokens_key(prefix: str) -> str:
+    """hash: sha256(token) hex -> project (tokens added with `ferrymq tokens add`)."""
+    return f"{prefix}:tokens"
+
+
 def lease_key(prefix: str, name: str) -> str:
     """A deployment-wide lease (e.g. which process runs the sweeper)."""
     return f"{prefix}:lease:{name}"
@@ -51,7 +56,6 @@ class ProjectKeys(NamedTuple):
     queues: str  # zset: queue name (score 0, so ordered by name)
     names: str  # hash: queue name -> queue id
     ids: str  # hash: queue id -> queue name
-    tokens: str  # hash: sha256(token) -> project (global, one hash for the whole deployment)
     projects: str  # set: every project that has queues (global)
 
 
@@ -78,6 +82,5 @@ def project_keys(prefix: str, project: str) -> ProjectKeys:
         queues=base + "queues",
         names=base + "names",
         ids=base + "ids",
-        tokens=f"{prefix}:tokens",
         projects=f"{prefix}:projects",
     )

@@ -27,12 +27,19 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+import threading  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
 import fakeredis  # noqa: E402
+import httpx  # noqa: E402
 import pytest  # noqa: E402
 import redis  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
+import uvicorn  # noqa: E402
 
 from ferrymq.engine import AsyncEngine, Engine, FakeClock  # noqa: E402
+from ferrymq.http.app import create_app  # noqa: E402
+from ferrymq.http.settings import Settings  # noqa: E402
 
 
 def redis_server_binary() -> str:
@@ -59,8 +66,8 @@ def free_port() -> int:
 class RedisServer:
     """A throwaway redis-server on a free loopback port, no persistence."""
 
-    def __init__(self, directory: str, *extra: str) -> None:
-        self.port = free_port()
+    def __init__(self, directory: str, *extra: str, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = subprocess.Popen(
             [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
@@ -100,6 +107,23 @@ def redis_url() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="ferrymq-redis-") as directory:
         server = RedisServer(directory)
         yield server.url
+        server.stop()
+
+
+@pytest.fixture
+def redis_servers(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Starts extra redis-servers for one test (to stop, restart or kill them); all are stopped after."""
+    started: list[RedisServer] = []
+
+    def start(*extra: str, port: int | None = None) -> RedisServer:
+        directory = tmp_path / f"redis-{len(started)}"
+        directory.mkdir()
+        server = RedisServer(str(directory), *extra, port=port)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
         server.stop()
 
 
@@ -197,3 +221,56 @@ def wait_until() -> Callable[..., None]:
             time.sleep(0.01)
 
     return wait
+
+
+# -- a live server for contract and client tests ------------------------------------------------
+# uvicorn in a thread, real HTTP on a free port. Its clock is a FakeClock the tests move
+# (``server.clock.advance``), so reservation timeouts and delays are tested without sleeping.
+
+PROJECT_A, TOKEN_A = "000000000000000000000001", "token-a"
+PROJECT_B, TOKEN_B = "000000000000000000000002", "token-b"
+
+
+@dataclass
+class LiveServer:
+    url: str
+    clock: FakeClock
+    settings: Settings
+
+
+@pytest.fixture(scope="session")
+def live_server(redis_url: str) -> Iterator[LiveServer]:
+    clock = FakeClock(start_ms=1_800_000_000_000)
+    settings = Settings(
+        redis_url=redis_url, tokens={TOKEN_A: PROJECT_A, TOKEN_B: PROJECT_B}, sweeper=False,
+        max_request_bytes=1024 * 1024,
+    )
+    port = free_port()
+    config = uvicorn.Config(create_app(settings, clock=clock), host="127.0.0.1", port=port,
+                            log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="ferrymq-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the test server did not start")
+        time.sleep(0.01)
+    yield LiveServer(f"http://127.0.0.1:{port}", clock, settings)
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def server(live_server: LiveServer, redis_url: str) -> LiveServer:
+    """The live server over an empty Redis."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()
+    client.close()
+    return live_server
+
+
+@pytest.fixture
+def http(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client

@@ -1,0 +1,77 @@
+"""The Starlette application: one port, three contracts over one engine.
+
+    /1/projects/{project_id}/...          IronMQ v1          (ironmq.py)
+    /client/v4/accounts/{account_id}/...  Cloudflare Queues  (cloudflare.py)
+    /v1/queues/...                        ElasticQueue       (elastic.py)
+
+Serve with ``ferrymq serve`` (or ``uvicorn ferrymq.http.app:create_app --factory``). No app is
+built at import time; the lifespan owns the Redis client, the engine, auth and the sweeper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from ferrymq.engine import AsyncEngine, Sweeper, Unavailable
+from ferrymq.engine.clock import Clock
+
+from . import ironmq
+from ._common import JSON
+from .auth import Auth, TokenStore
+from .errors import EXCEPTION_HANDLERS
+from .settings import Settings
+
+log = logging.getLogger("ferrymq.http")
+
+
+def redis_client(settings: Settings) -> aioredis.Redis:
+    """A client whose pool makes requests wait for a free connection rather than fail."""
+    if not settings.redis_url:
+        raise ValueError("no Redis URL: `ferrymq serve` starts an embedded Redis and sets one")
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_max_connections, timeout=10,
+        socket_timeout=10, socket_connect_timeout=2, health_check_interval=30,
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
+async def ping(request: Any) -> JSON:
+    """The HTTP stack's own cost (benchmarks compare every route against it)."""
+    return JSON({"ok": True})
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None, client: Any = None) -> Starlette:
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        redis = client if client is not None else redis_client(settings)
+        engine = AsyncEngine(redis, prefix=settings.prefix, clock=clock)
+        try:
+            await engine.load_scripts()
+        except Unavailable:
+            log.warning("Redis is not reachable yet; answering 503 until it is")
+        auth = Auth(settings.tokens, TokenStore(redis, settings.prefix))
+        sweeper = Sweeper(engine)
+        if settings.sweeper:
+            sweeper.start()
+        app.state.engine = engine  # for the shutdown hook of `ferrymq serve`
+        try:
+            yield {"engine": engine, "auth": auth, "settings": settings}
+        finally:
+            await sweeper.stop()
+            await engine.aclose()
+            if client is None:
+                await redis.aclose()
+
+    routes = [Route("/ping", ping), *ironmq.routes()]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    app.router.redirect_slashes = False  # both spellings are routes; a 307 on POST loses bodies
+    return app

@@ -1,0 +1,81 @@
+"""Server settings: one dataclass, filled from the command line or the environment.
+
+Settings flow one way: ``Settings.from_env()`` (or the CLI) -> ``create_app(settings)``. Nothing
+reads the environment at import time; tests build ``Settings(...)`` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "ferrymq"
+
+
+def parse_tokens(text: str) -> dict[str, str]:
+    """``tok1:proj1,tok2:proj2`` -> {token: project}."""
+    tokens = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        token, sep, project = item.rpartition(":")
+        if not sep or not token or not project:
+            raise ValueError(f"a token must look like TOKEN:PROJECT, got {item!r}")
+        tokens[token] = project
+    return tokens
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str | None = None
+    """None: start an embedded redis-server with its data in ``data_dir``."""
+    data_dir: Path = field(default_factory=default_data_dir)
+    workers: int = 1
+    tokens: dict[str, str] = field(default_factory=dict)
+    """Static tokens (token -> project), besides those added with ``ferrymq tokens add``."""
+    prefix: str = "fmq"
+    """Prefix of every Redis key (several deployments can share one Redis)."""
+    max_request_bytes: int = 4 * 1024 * 1024
+    """Largest request body; more is answered 413 (a 256 KB message JSON-escaped fits)."""
+    redis_max_connections: int = 64
+    """Connections per worker process; requests wait for a free one instead of failing."""
+    appendfsync: str = "everysec"
+    """Embedded Redis only: "always" makes every acknowledged write durable (slower)."""
+    sweeper: bool = True
+    """Run the background sweeper (expiry and dead letters of idle queues) in this server."""
+    graceful_timeout: float = 35.0
+    """Seconds in-flight requests get to finish at shutdown (long polls end at once)."""
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        if "FERRYMQ_HOST" in env:
+            values["host"] = env["FERRYMQ_HOST"]
+        if "FERRYMQ_PORT" in env:
+            values["port"] = int(env["FERRYMQ_PORT"])
+        if env.get("FERRYMQ_REDIS_URL"):
+            values["redis_url"] = env["FERRYMQ_REDIS_URL"]
+        if env.get("FERRYMQ_DATA_DIR"):
+            values["data_dir"] = Path(env["FERRYMQ_DATA_DIR"])
+        if "FERRYMQ_WORKERS" in env:
+            values["workers"] = int(env["FERRYMQ_WORKERS"])
+        if env.get("FERRYMQ_TOKENS"):
+            values["tokens"] = parse_tokens(env["FERRYMQ_TOKENS"])
+        if env.get("FERRYMQ_PREFIX"):
+            values["prefix"] = env["FERRYMQ_PREFIX"]
+        if "FERRYMQ_MAX_REQUEST_BYTES" in env:
+            values["max_request_bytes"] = int(env["FERRYMQ_MAX_REQUEST_BYTES"])
+        if "FERRYMQ_APPENDFSYNC" in env:
+            values["appendfsync"] = env["FERRYMQ_APPENDFSYNC"]
+        if "FERRYMQ_SWEEPER" in env:
+            values["sweeper"] = env["FERRYMQ_SWEEPER"] not in ("0", "false", "no")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,120 @@
+"""The official IronMQ v1 clients against a live FerryMQ: PyPI iron-mq 0.7 (with iron-core 1.2.1)
+and npm iron_mq 0.2.4, each through a full pull-queue lifecycle."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import urllib
+import urllib.parse
+from pathlib import Path
+
+import pytest
+import requests
+
+PROJECT, TOKEN = "000000000000000000000001", "token-a"
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def iron(server, monkeypatch, tmp_path):
+    """An IronMQ v1 Python client pointed at the live server, isolated from ~/.iron.json."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("IRON_"):
+            monkeypatch.delenv(name)
+    # iron-mq 0.7 calls urllib.urlencode, which Python 3 moved to urllib.parse.
+    monkeypatch.setattr(urllib, "urlencode", urllib.parse.urlencode, raising=False)
+    from iron_mq import IronMQ
+
+    port = int(server.url.rsplit(":", 1)[1])
+    return IronMQ(host="127.0.0.1", port=port, protocol="http", api_version=1, project_id=PROJECT, token=TOKEN)
+
+
+def test_python_client_lifecycle(iron):
+    q = iron.queue("py-lifecycle")
+    posted = q.post("hello", {"body": "two", "timeout": 30, "delay": 0, "expires_in": 0})
+    assert posted["msg"] == "Messages put on queue." and len(posted["ids"]) == 2
+    assert (q.size(), q.total_messages(), len(q.id())) == (2, 2, 24)
+    assert iron.queues() == ["py-lifecycle"]
+    assert iron.queues(page=0, per_page=10) == ["py-lifecycle"]
+
+    assert [m["body"] for m in q.peek(max=5)["messages"]] == ["hello", "two"]
+    [first] = q.get()["messages"]
+    assert (first["body"], first["reserved_count"], first["timeout"]) == ("hello", 1, 60)
+    assert q.touch(first["id"]) == {"msg": "Touched"}
+    assert q.release(first["id"]) == {"msg": "Released"}
+    batch = q.get(max=10, timeout=45, wait=0)["messages"]
+    assert [(m["body"], m["reserved_count"], m["timeout"]) for m in batch] == [("two", 1, 45), ("hello", 2, 45)]
+    assert q.get_message_by_id(batch[0]["id"])["status"] == "reserved"
+    assert q.delete(batch[0]["id"]) == {"msg": "Deleted"}
+    assert q.delete_multiple(batch[1]["id"]) == {"msg": "Deleted"}
+    assert q.size() == 0
+
+    q.post("to clear")
+    assert q.clear() == {"msg": "Cleared"}
+    assert q.size() == 0 and q.total_messages() == 3
+    assert q.update()["name"] == "py-lifecycle"
+    assert q.delete_queue() == {"msg": "Deleted."}
+    with pytest.raises(requests.HTTPError) as missing:
+        q.info()
+    assert missing.value.response.status_code == 404
+    assert q.get()["messages"] == []
+
+
+def test_python_client_long_poll_and_errors(iron):
+    q = iron.queue("py-errors")
+    assert q.get(wait=1)["messages"] == []
+    with pytest.raises(requests.HTTPError) as bad:
+        q.get(max=101)
+    assert bad.value.response.status_code == 400
+    [mid] = q.post("x")["ids"]
+    with pytest.raises(requests.HTTPError) as unreserved:
+        q.touch(mid)
+    assert unreserved.value.response.status_code == 403
+
+
+@pytest.fixture(scope="session")
+def node_client() -> Path:
+    """npm iron_mq 0.2.4 installed from tests/clients/package-lock.json (once, when missing)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        pytest.fail("node and npm are needed for the Node client tests")
+    if not (HERE / "node_modules" / "iron_mq").is_dir():
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, capture_output=True, timeout=300)
+    return Path(node)
+
+
+def run_node(node: Path, server, queue: str) -> dict:
+    port = server.url.rsplit(":", 1)[1]
+    env = {
+        "PATH": os.environ.get("PATH", ""), "HOME": str(HERE),
+        "IRON_SCHEME": "http", "IRON_HOST": "127.0.0.1", "IRON_PORT": port,
+        "IRON_TOKEN": TOKEN, "IRON_PROJECT_ID": PROJECT,
+    }
+    done = subprocess.run([str(node), str(HERE / "iron_node_lifecycle.js"), queue], cwd=HERE, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr + done.stdout
+    return json.loads(done.stdout)
+
+
+def test_node_client_lifecycle(node_client, server):
+    out = run_node(node_client, server, "node-lifecycle")
+    assert out["firstId"].isdigit() and len(out["ids"]) == 2
+    assert (out["info"]["name"], out["info"]["size"], out["info"]["total_messages"]) == ("node-lifecycle", 3, 3)
+    assert out["peeked"] == ["hello", "two", "three"] and out["peekOne"] == "hello"
+    assert out["got"]["body"] == "hello" and out["got"]["reserved_count"] == 1 and out["got"]["timeout"] == 60
+    assert out["touch"] == {"msg": "Touched"} and out["release"] == {"msg": "Released"}
+    assert out["batch"] == [["two", 1], ["three", 1], ["hello", 2]]
+    assert out["byId"]["status"] == "reserved" and out["byId"]["body"] == "two"
+    assert out["del"] == {"msg": "Deleted"} and out["delMultiple"] == {"msg": "Deleted"}
+    assert out["sizeAfter"] == 0
+    assert out["queues"] == ["node-lifecycle"]
+    assert "Message not found" in out["missingMessage"]
+    assert out["clear"] == {"msg": "Cleared"} and out["update"] == "node-lifecycle"
+    assert out["delQueue"] == {"msg": "Deleted."}
+    assert "Queue not found" in out["missingQueue"]
+    assert out["emptyGet"] == []
