@@ -76,15 +76,26 @@ local function trim_dedupe()
   if #old > 0 then redis.call("ZREM", KEYS[9], unpack(old)) end
 end
 
+local records, delayed, indexed = {}, {}, {}
+
 -- Appends a (score, member) pair to a ZADD argument list.
 local function pair(list, score, member)
   list[#list + 1] = score
   list[#list + 1] = member
 end
 
+-- A new message goes to the end of the FIFO, or waits in `delayed` (and in the expiry index).
+local function place(id, delay, expire_at)
+  if delay > 0 then
+    pair(delayed, now + delay, id)
+    pair(indexed, expire_at, id)
+  else
+    append_ready(Q, id, expire_at)
+  end
+end
+
 local n = tonumber(ARGV[8])
 local reply = {now, 0, created, Q.id}
-local records, delayed, indexed = {}, {}, {}
 local trimmed = false
 for i = 0, n - 1 do
   local opts, body = ARGV[9 + 2 * i], ARGV[10 + 2 * i]
@@ -92,12 +103,7 @@ for i = 0, n - 1 do
   if opts == "" then
     id = next_id()
     pair(records, id, default_head .. body)
-    if default_delay > 0 then
-      pair(delayed, now + default_delay, id)
-      pair(indexed, default_expire_at, id)
-    else
-      append_ready(Q, id, default_expire_at)
-    end
+    place(id, default_delay, default_expire_at)
   else
     local timeout, delay, expires_in, ctype, ref = string.match(opts, "^(%d*)|(%d*)|(%d*)|([^|]*)|(.*)$")
     local fresh = true
@@ -112,12 +118,7 @@ for i = 0, n - 1 do
       local expire_at = now + (expires_in == "" and default_expires or tonumber(expires_in))
       pair(records, id, now_s .. "|" .. string.format("%09d", timeout) .. "|" ..
         ms_string(expire_at) .. "|" .. ctype .. "\n" .. body)
-      if delay > 0 then
-        pair(delayed, now + delay, id)
-        pair(indexed, expire_at, id)
-      else
-        append_ready(Q, id, expire_at)
-      end
+      place(id, delay, expire_at)
     else
       id = ""
     end

@@ -12,7 +12,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from ferrymq.engine import AsyncEngine, Engine, FakeClock, NewMessage, NotReserved
+from ferrymq.engine import AsyncEngine, Engine, FakeClock, NewMessage
 
 pytestmark = pytest.mark.slow
 MESSAGES = 20_000
@@ -93,17 +93,6 @@ async def test_eight_async_consumers_with_vanishing_ones_lose_nothing(redis_url)
     assert (await q.info()).size == 0
     await engine.aclose()
     await client.aclose()
-
-
-def test_a_stale_consumer_cannot_delete_a_redelivered_message(real_engine, clock):
-    q = real_engine.queue("p", "q")
-    q.put([NewMessage("x", timeout=5)])
-    [old] = q.reserve()
-    clock.advance(5)
-    [new] = q.reserve()
-    with pytest.raises(NotReserved):
-        q.delete_message(old.id, old.reservation_id)
-    q.delete_message(new.id, new.reservation_id)
 
 
 # -- big queues: bounded work, never BUSY ------------------------------------------------------
