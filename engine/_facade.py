@@ -38,12 +38,14 @@ def check_client(client: Any) -> None:
 
 def translate(exc: Exception) -> Exception:
     """Redis errors -> engine errors (script replies by code; connection trouble -> Unavailable)."""
+    import builtins
+
     from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
     from .errors import Unavailable, from_reply
 
     if isinstance(exc, ResponseError):
         return from_reply(str(exc)) or exc
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return Unavailable(f"Redis is unavailable: {exc}")
+    if isinstance(exc, (ConnectionError, TimeoutError, builtins.TimeoutError)):
+        return Unavailable(f"Redis is unavailable: {exc or 'no answer in time'}")
     return exc

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Generator
 from typing import Any, TypeVar
 
@@ -37,9 +38,15 @@ class AsyncEngine:
         limits: Limits = LIMITS,
         defaults: QueueDefaults = DEFAULTS,
         notifier: Notifier | None = None,
+        command_timeout: float | None = None,
     ) -> None:
         check_client(client)
         self.client = client
+        self.command_timeout = command_timeout
+        """Seconds one Redis call may take before it fails as ``Unavailable`` (None: no limit).
+        Use this rather than the client's ``socket_timeout``: on Python 3.11 redis-py wraps every
+        send in ``asyncio.wait_for`` when that is set, and ``wait_for`` there can swallow a task's
+        cancellation (tests/engine/test_cancellation.py)."""
         self.scripts = Scripts(client)
         self.notifier = notifier or Notifier(client)
         self._verbs = EngineVerbs(Context(prefix, clock or RedisClock(), limits, defaults))
@@ -49,8 +56,11 @@ class AsyncEngine:
 
     async def load_scripts(self) -> None:
         """SCRIPT LOAD every script now (startup), instead of on first use."""
-        for text in self.scripts.texts():
-            await self.client.script_load(text)
+        try:
+            for text in self.scripts.texts():
+                await self.client.script_load(text)
+        except Exception as exc:
+            raise translate(exc) from exc
 
     async def aclose(self) -> None:
         """End long polls (they return what they have) and close the notifier's connection."""
@@ -71,7 +81,12 @@ class AsyncEngine:
             except StopIteration as done:
                 return done.value
             try:
-                result, error = await self._execute(step), None
+                if isinstance(step, Wait) or self.command_timeout is None:
+                    result = await self._execute(step)
+                else:
+                    async with asyncio.timeout(self.command_timeout):
+                        result = await self._execute(step)
+                error = None
             except Exception as exc:  # handed to the verb, which may handle it
                 result, error = None, translate(exc)
 

@@ -70,13 +70,14 @@ class Notifier:
         for channel in list(self._waiters):
             self._wake(channel, len(self._waiters[channel]))
         if self._reader is not None:
+            # The reader notices _closed within a second; cancel too, but never wait unbounded.
             self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+            await asyncio.wait({self._reader}, timeout=2.0)
             self._reader = None
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+                async with asyncio.timeout(2.0):
+                    await self._pubsub.aclose()
             self._pubsub = None
         self._confirmed.clear()
 
@@ -111,7 +112,7 @@ class Notifier:
 
     async def _read(self) -> None:
         lost = False
-        while True:
+        while not self._closed:
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:

@@ -29,6 +29,7 @@ class Sweeper:
         self.holder = secrets.token_hex(8)
         self.last: SweepReport | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def sweep_once(self) -> SweepReport | None:
         """One pass if this process holds (or takes) the lease; None otherwise."""
@@ -38,24 +39,31 @@ class Sweeper:
         return self.last
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 report = await self.sweep_once()
-            except asyncio.CancelledError:
-                raise
             except Exception:  # Redis down or a bug: log, keep going, retry later
                 log.exception("sweep failed")
                 report = None
             busy = report is not None and report.busy > 0
-            await asyncio.sleep(0 if busy else self.interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0 if busy else self.interval):
+                    await self._stopping.wait()
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self.run(), name="ferrymq-sweeper")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Let the current pass finish (a pass is bounded work), then cancel if it takes longer.
+        Never waits more than ``timeout``: a stop must not hang a server's shutdown."""
+        if self._task is None:
+            return
+        self._stopping.set()
+        task, self._task = self._task, None
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=1.0)
+        if not done:
+            log.warning("the sweeper did not stop in time; leaving it")

@@ -47,8 +47,11 @@ class Engine:
 
     def load_scripts(self) -> None:
         """SCRIPT LOAD every script now (startup), instead of on first use."""
-        for text in self.scripts.texts():
-            self.client.script_load(text)
+        try:
+            for text in self.scripts.texts():
+                self.client.script_load(text)
+        except Exception as exc:
+            raise translate(exc) from exc
 
     list_queues = sync_verb(EngineVerbs.list_queues)
     count_queues = sync_verb(EngineVerbs.count_queues)

@@ -35,9 +35,10 @@ def redis_client(settings: Settings) -> aioredis.Redis:
     """A client whose pool makes requests wait for a free connection rather than fail."""
     if not settings.redis_url:
         raise ValueError("no Redis URL: `ferrymq serve` starts an embedded Redis and sets one")
+    # No socket_timeout: see AsyncEngine.command_timeout, which bounds every call instead.
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=settings.redis_max_connections, timeout=10,
-        socket_timeout=10, socket_connect_timeout=2, health_check_interval=30,
+        socket_connect_timeout=2, health_check_interval=30,
     )
     return aioredis.Redis.from_pool(pool)
 
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         redis = client if client is not None else redis_client(settings)
-        engine = AsyncEngine(redis, prefix=settings.prefix, clock=clock)
+        engine = AsyncEngine(redis, prefix=settings.prefix, clock=clock, command_timeout=settings.command_timeout)
         try:
             await engine.load_scripts()
         except Unavailable:

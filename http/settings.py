@@ -21,8 +21,8 @@ def parse_tokens(text: str) -> dict[str, str]:
     tokens = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         token, sep, project = item.rpartition(":")
-        if not sep or not token or not project:
-            raise ValueError(f"a token must look like TOKEN:PROJECT, got {item!r}")
+        if not sep or not token or not project:  # the message never repeats what may be a token
+            raise ValueError("a token must look like TOKEN:PROJECT")
         tokens[token] = project
     return tokens
 
@@ -43,6 +43,8 @@ class Settings:
     """Largest request body; more is answered 413 (a 256 KB message JSON-escaped fits)."""
     redis_max_connections: int = 64
     """Connections per worker process; requests wait for a free one instead of failing."""
+    command_timeout: float = 10.0
+    """Seconds one Redis call may take; longer is answered 503 (a hung or unreachable Redis)."""
     appendfsync: str = "everysec"
     """Embedded Redis only: "always" makes every acknowledged write durable (slower)."""
     sweeper: bool = True
@@ -72,10 +74,29 @@ class Settings:
             values["max_request_bytes"] = int(env["FERRYMQ_MAX_REQUEST_BYTES"])
         if "FERRYMQ_APPENDFSYNC" in env:
             values["appendfsync"] = env["FERRYMQ_APPENDFSYNC"]
+        if "FERRYMQ_COMMAND_TIMEOUT" in env:
+            values["command_timeout"] = float(env["FERRYMQ_COMMAND_TIMEOUT"])
         if "FERRYMQ_SWEEPER" in env:
             values["sweeper"] = env["FERRYMQ_SWEEPER"] not in ("0", "false", "no")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        """The variables ``from_env`` reads back into these settings: how ``ferrymq serve`` hands
+        them to the app, which uvicorn builds from an import string in every worker."""
+        return {
+            "FERRYMQ_HOST": self.host,
+            "FERRYMQ_PORT": str(self.port),
+            "FERRYMQ_REDIS_URL": self.redis_url or "",
+            "FERRYMQ_DATA_DIR": str(self.data_dir),
+            "FERRYMQ_WORKERS": str(self.workers),
+            "FERRYMQ_TOKENS": ",".join(f"{token}:{project}" for token, project in self.tokens.items()),
+            "FERRYMQ_PREFIX": self.prefix,
+            "FERRYMQ_MAX_REQUEST_BYTES": str(self.max_request_bytes),
+            "FERRYMQ_APPENDFSYNC": self.appendfsync,
+            "FERRYMQ_COMMAND_TIMEOUT": str(self.command_timeout),
+            "FERRYMQ_SWEEPER": "1" if self.sweeper else "0",
+        }
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

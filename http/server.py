@@ -1,0 +1,149 @@
+"""``ferrymq serve``: the app under uvicorn, in one process or several, with a shutdown that
+does not wait for long polls.
+
+uvicorn builds the app in every worker from ``create_app`` (an import string, as its
+multiprocess supervisor requires), so the settings travel through the environment
+(``Settings.to_env`` / ``Settings.from_env``). The embedded Redis, when there is one, runs in
+this (parent) process and outlives the workers.
+
+On SIGTERM or SIGINT uvicorn stops accepting connections and waits up to
+``settings.graceful_timeout`` for requests in flight. A long poll could hold that for 30 s, so
+``GracefulServer`` first closes the engine's notifier: every waiting request returns what it
+has at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from functools import cached_property
+from typing import Any, TypeVar
+from unittest import mock
+from urllib.parse import urlsplit
+
+import redis
+import redis.asyncio as aioredis
+import uvicorn
+from starlette.applications import Starlette
+from uvicorn.supervisors import multiprocess
+
+from .auth import TokenStore
+from .embedded import redis_for
+from .settings import Settings
+
+T = TypeVar("T")
+
+APP = "ferrymq.http.app:create_app"
+
+
+class GracefulServer(uvicorn.Server):
+    """A uvicorn server whose shutdown first ends the long polls (they answer what they have)."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.end_long_polls()
+        await super().shutdown(sockets)
+
+    async def end_long_polls(self) -> None:
+        engine = getattr(starlette_app(self.config.loaded_app).state, "engine", None)
+        if engine is not None:  # None: the lifespan never started
+            await engine.aclose()
+
+
+def starlette_app(app: Any) -> Any:
+    """The factory's app under uvicorn's middleware (each wrapper keeps the next in ``.app``)."""
+    while not isinstance(app, Starlette) and hasattr(app, "app"):
+        app = app.app
+    return app
+
+
+class GracefulWorker(multiprocess.Process):
+    """A worker process of uvicorn's supervisor that runs a ``GracefulServer``."""
+
+    @cached_property
+    def server(self) -> uvicorn.Server:  # type: ignore[override]
+        return GracefulServer(config=self.config)
+
+
+def serve(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT. Without a Redis URL, start the data directory's embedded
+    Redis first (or reuse the running one) and stop it after the server has exited."""
+    # SIGTERM unwinds like Ctrl+C, so the embedded Redis is stopped however the server ends;
+    # uvicorn re-raises the signal once it has shut down, which lands here as KeyboardInterrupt.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with redis_for(settings) as ready:
+            announce(ready, embedded=settings.redis_url is None)
+            os.environ.update(ready.to_env())
+            run(uvicorn_config(ready))
+    except KeyboardInterrupt:
+        pass
+
+
+def uvicorn_config(settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        APP, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
+        lifespan="on", timeout_graceful_shutdown=math.ceil(settings.graceful_timeout),
+    )
+
+
+def run(config: uvicorn.Config) -> None:
+    if config.workers == 1:
+        GracefulServer(config).run()
+        return
+    sock = config.bind_socket()
+    try:
+        # uvicorn's supervisor creates (and re-creates) its workers by this module-level name
+        # and has no other hook for a Server subclass.
+        with mock.patch.object(multiprocess, "Process", GracefulWorker):
+            multiprocess.Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
+
+
+def announce(settings: Settings, *, embedded: bool) -> None:
+    """Say where the data lives, and warn when no token can open any project."""
+    if embedded:
+        say(f"data: {settings.data_dir} (embedded Redis at {settings.redis_url}, appendfsync {settings.appendfsync})")
+    else:
+        say(f"data: in the Redis at {redacted(settings.redis_url or '')}")
+    if settings.tokens:
+        return
+    try:
+        stored = with_token_store(settings, TokenStore.list)
+    except (redis.RedisError, OSError):
+        say("warning: Redis does not answer yet; requests are answered 503 until it does")
+        return
+    if not stored:
+        say("warning: no token is configured, so every request is refused (401). "
+            "Add one with `ferrymq tokens add PROJECT`, or start with --token TOKEN:PROJECT.")
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password (it ends up in terminals and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}").geturl()
+
+
+def say(text: str) -> None:
+    print(f"ferrymq: {text}", file=sys.stderr, flush=True)
+
+
+def with_token_store(settings: Settings, action: Callable[[TokenStore], Awaitable[T]]) -> T:
+    """Run one TokenStore call to completion over a client of its own (the CLI is synchronous)."""
+
+    async def run_action() -> T:
+        client = aioredis.Redis.from_url(settings.redis_url or "", socket_connect_timeout=5, socket_timeout=10)
+        try:
+            return await action(TokenStore(client, settings.prefix))
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run_action())
