@@ -22,7 +22,7 @@ from starlette.routing import Route
 from ferrymq.engine import AsyncEngine, Sweeper, Unavailable
 from ferrymq.engine.clock import Clock
 
-from . import ironmq
+from . import ironmq, logs
 from ._common import JSON
 from .auth import Auth, TokenStore
 from .errors import EXCEPTION_HANDLERS
@@ -50,6 +50,7 @@ async def ping(request: Any) -> JSON:
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None, client: Any = None) -> Starlette:
     settings = settings or Settings.from_env()
+    logs.install()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
