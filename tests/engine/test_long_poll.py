@@ -23,7 +23,7 @@ async def producer(redis_url):
 @pytest.fixture
 async def consumer(redis_url):
     # A small blocking pool, as the server uses: long polls must not need a connection each.
-    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=20, timeout=5)
+    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=20, timeout=5, client_name="lp-consumer")
     client = aioredis.Redis.from_pool(pool)  # the client owns (and closes) the pool
     await client.flushall()
     engine = AsyncEngine(client, clock=RedisClock())
@@ -94,7 +94,7 @@ async def test_a_hundred_waiters_share_a_pool_of_twenty_connections(consumer):
     await asyncio.sleep(0.8)
     pool = consumer.client.connection_pool
     assert len(pool._in_use_connections) <= 1  # the notifier's pub/sub connection
-    clients = await consumer.client.client_list()
+    clients = [c for c in await consumer.client.client_list() if c["name"] == "lp-consumer"]
     assert not [c for c in clients if "b" in c["flags"]], "a client is blocked in a BLPOP-style wait"
     assert sum(int(c["sub"]) > 0 for c in clients) == 1  # one subscriber connection for all
     await asyncio.gather(*waiters)
