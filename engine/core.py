@@ -128,9 +128,13 @@ def message_args(
     """The two ``put`` script arguments of one message: options, body (see lua/put-10.lua)."""
     if not isinstance(message, NewMessage):
         return ("" if not ref else f"||||{ref}", check_body(field, message, limits))
+    if message.available_at is not None and message.delay is not None:
+        raise InvalidArgument(f"{field}.available_at", "give a delay or an available_at time, not both")
     options = (
         _optional_ms(f"{field}.timeout", message.timeout, 0.001, limits.max_timeout),
-        _optional_ms(f"{field}.delay", message.delay, 0, limits.max_delay),
+        moment(f"{field}.available_at", message.available_at)
+        if message.available_at is not None
+        else _optional_ms(f"{field}.delay", message.delay, 0, limits.max_delay),
         _optional_ms(f"{field}.expires_in", message.expires_in, 0.001, limits.max_expires_in),
         check_content_type(f"{field}.content_type", message.content_type),
         ref,
@@ -141,6 +145,11 @@ def message_args(
 
 def _optional_ms(field: str, value: float | None, lo: float, hi: float) -> int | str:
     return "" if value is None else seconds_to_ms(field, value, lo, hi)
+
+
+def moment(field: str, ms: object) -> str:
+    """An absolute time (ms since the epoch) as scripts take it: "@<ms>"."""
+    return "@" + str(check_int(field, ms, 0, 10**13 - 1))
 
 
 # -- queue settings ---------------------------------------------------------------------------

@@ -10,13 +10,15 @@ READY, DELAYED, RESERVED = "ready", "delayed", "reserved"
 
 @dataclass(frozen=True, slots=True)
 class NewMessage:
-    """A message to put. ``None`` means the queue's default."""
+    """A message to put. ``None`` means the queue's default. ``available_at`` (ms since the
+    epoch, by the engine's clock) schedules it at a moment instead of after a ``delay``."""
 
     body: bytes | str
     timeout: float | None = None
     delay: float | None = None
     expires_in: float | None = None
     content_type: str = ""
+    available_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

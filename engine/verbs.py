@@ -249,12 +249,19 @@ class QueueVerbs:
         return [status == "ok" for status in settled.deleted]
 
     def touch(
-        self, message_id: str, reservation_id: str | None = None, *, timeout: float | None = None
+        self, message_id: str, reservation_id: str | None = None, *, timeout: float | None = None,
+        reserved_until: int | None = None,
     ) -> Verb[Reservation]:
-        """Extend a current reservation to now + ``timeout`` (default: the reservation's own).
-        The reservation gets a new id. ``NotReserved`` if it lapsed or is someone else's."""
+        """Extend a current reservation to now + ``timeout`` (default: the reservation's own), or
+        until ``reserved_until`` (ms since the epoch). The reservation gets a new id.
+        ``NotReserved`` if it lapsed or is someone else's."""
         _check_id(message_id)
-        timeout_ms = "" if timeout is None else core.seconds_to_ms("timeout", timeout, 0.001, self.ctx.limits.max_timeout)
+        if reserved_until is not None:
+            timeout_ms: int | str = core.moment("reserved_until", reserved_until)
+        elif timeout is not None:
+            timeout_ms = core.seconds_to_ms("timeout", timeout, 0.001, self.ctx.limits.max_timeout)
+        else:
+            timeout_ms = ""
         k = self.keys
         raw = yield Eval(
             "touch",
@@ -264,13 +271,15 @@ class QueueVerbs:
         return Reservation(text(raw[0]), raw[1], raw[2] / 1000)
 
     def release(
-        self, message_id: str, reservation_id: str | None = None, *, delay: float | None = None
+        self, message_id: str, reservation_id: str | None = None, *, delay: float | None = None,
+        available_at: int | None = None,
     ) -> Verb[bool]:
-        """End a reservation: back to the end of the queue now, or after ``delay`` seconds (default:
-        the queue's retry delay). A message out of deliveries is dead-lettered instead. Releasing a
-        message that is not reserved changes nothing and returns False (unless a
-        ``reservation_id`` was given: then ``NotReserved``)."""
-        settled = yield from self.settle(releases=[(message_id, reservation_id, delay)])
+        """End a reservation: back to the end of the queue now, after ``delay`` seconds (default:
+        the queue's retry delay) or at ``available_at`` (ms since the epoch). A message out of
+        deliveries is dead-lettered instead. Releasing a message that is not reserved changes
+        nothing and returns False (unless a ``reservation_id`` was given: then ``NotReserved``)."""
+        when: float | str | None = delay if available_at is None else core.moment("available_at", available_at)
+        settled = yield from self.settle(releases=[(message_id, reservation_id, when)])
         status = settled.released[0]
         _raise_for(status)
         return status == "ok"
@@ -278,9 +287,10 @@ class QueueVerbs:
     def settle(
         self,
         deletes: Sequence[tuple[str, str | None]] = (),
-        releases: Sequence[tuple[str, str | None, float | None]] = (),
+        releases: Sequence[tuple[str, str | None, float | str | None]] = (),
     ) -> Verb[Settled]:
-        """Deletes and releases in one script call; a status per item, none of them raises."""
+        """Deletes and releases in one script call; a status per item, none of them raises.
+        A release's delay is seconds, None (the queue's retry delay) or ``core.moment(ms)``."""
         limits = self.ctx.limits
         if len(deletes) + len(releases) > limits.max_batch:
             raise TooLarge("ids", f"at most {limits.max_batch} messages per call")
@@ -288,7 +298,10 @@ class QueueVerbs:
         for message_id, rid in deletes:
             args += (_check_id(message_id), _check_rid(rid))
         for i, (message_id, rid, delay) in enumerate(releases):
-            delay_ms = "" if delay is None else core.seconds_to_ms(f"releases[{i}].delay", delay, 0, limits.max_delay)
+            if isinstance(delay, str) and delay.startswith("@"):
+                delay_ms: int | str = delay  # an absolute moment, already checked
+            else:
+                delay_ms = "" if delay is None else core.seconds_to_ms(f"releases[{i}].delay", delay, 0, limits.max_delay)
             args += (_check_id(message_id), _check_rid(rid), delay_ms)
         raw = yield Eval("settle", self._core_keys, args)
         yield from self._after(raw[0])

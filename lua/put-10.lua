@@ -20,7 +20,8 @@
   ARGV[6] JSON object of the settings a created queue gets (meta field -> string)
   ARGV[7] dedupe window ms
   ARGV[8] n, then 2 values per message: options, body. Options "" = every queue default, else
-          "timeout ms|delay ms|expires_in ms|content type|transfer ref" (an empty field = default)
+          "timeout ms|delay ms|expires_in ms|content type|transfer ref" (an empty field = default;
+          the delay may be "@ms", an absolute due time)
   Returns: {now, flags, created (0/1), queue id, id1, id2, ...}; "" for a message skipped
            because its ref was already seen (a re-driven transfer). flags: 1 = outbox pending
   Errors:  QUEUE_NOT_FOUND (mode "existing")
@@ -105,7 +106,7 @@ for i = 0, n - 1 do
     pair(records, id, default_head .. body)
     place(id, default_delay, default_expire_at)
   else
-    local timeout, delay, expires_in, ctype, ref = string.match(opts, "^(%d*)|(%d*)|(%d*)|([^|]*)|(.*)$")
+    local timeout, delay, expires_in, ctype, ref = string.match(opts, "^(%d*)|(@?%d*)|(%d*)|([^|]*)|(.*)$")
     local fresh = true
     if ref ~= "" then
       if not trimmed then trim_dedupe(); trimmed = true end
@@ -114,7 +115,7 @@ for i = 0, n - 1 do
     if fresh then
       id = next_id()
       timeout = timeout == "" and default_timeout or tonumber(timeout)
-      delay = delay == "" and default_delay or tonumber(delay)
+      delay = delay == "" and default_delay or span(delay, now)
       local expire_at = now + (expires_in == "" and default_expires or tonumber(expires_in))
       pair(records, id, now_s .. "|" .. string.format("%09d", timeout) .. "|" ..
         ms_string(expire_at) .. "|" .. ctype .. "\n" .. body)

@@ -14,7 +14,8 @@
   ARGV[3] pub/sub channel told how many messages became ready
   ARGV[4] number of deletes d, ARGV[5] number of releases r
   then d pairs:   id, reservation id ("" = delete whatever its state)
-  then r triples: id, reservation id ("" = no check), delay ms ("" = the queue's retry delay)
+  then r triples: id, reservation id ("" = no check), delay ms ("" = the queue's retry delay;
+                  "@ms" = until that moment)
   Returns: {flags, status per delete..., status per release...}
            status: 1 done, 2 release of a message that was not reserved (no change),
                    0 no such message, -1 reservation id given but not current (no change)
@@ -95,7 +96,7 @@ for i = 0, r - 1 do
     if holds(rid, redis.call("ZSCORE", Q.reserved, id), state) then
       local deliveries, _, _, expire_at = parse_dlv(state)
       redis.call("ZREM", Q.reserved, id)
-      end_delivery(Q, id, deliveries, expire_at, delay == "" and Q.retry_delay or tonumber(delay))
+      end_delivery(Q, id, deliveries, expire_at, delay == "" and Q.retry_delay or span(delay, now))
       status = 1
     elseif rid == "" then
       status = 2

@@ -7,7 +7,7 @@
   ARGV[1] now_ms ("" = Redis TIME)
   ARGV[2] message id
   ARGV[3] reservation id to check ("" = any current reservation)
-  ARGV[4] timeout ms ("" = the reservation's own timeout)
+  ARGV[4] timeout ms ("" = the reservation's own timeout; "@ms" = until that moment)
   ARGV[5] new reservation id
   Returns: {new reservation id, deadline ms, timeout ms}
   Errors:  QUEUE_NOT_FOUND, NOT_FOUND, NOT_RESERVED (not reserved, lapsed, or another reservation)
@@ -28,7 +28,11 @@ if not deliveries or (rid ~= "" and rid ~= token) then
   return redis.error_reply("NOT_RESERVED reservation id is not current")
 end
 
-if ARGV[4] ~= "" then timeout = string.format("%09d", tonumber(ARGV[4])) end
+if string.sub(ARGV[4], 1, 1) == "@" then
+  timeout = string.format("%09d", math.max(1, tonumber(string.sub(ARGV[4], 2)) - now))
+elseif ARGV[4] ~= "" then
+  timeout = string.format("%09d", tonumber(ARGV[4]))
+end
 local new_deadline = now + tonumber(timeout)
 redis.call("ZADD", KEYS[2], "XX", new_deadline, id)
 redis.call("HSET", KEYS[4], id, deliveries .. "|" .. ARGV[5] .. "|" .. timeout .. "|" .. expire_at)

@@ -36,6 +36,13 @@ local function ms_string(ms)
   return string.format("%013d", ms)
 end
 
+-- A duration argument: "123" is 123 ms from now; "@1700000000000" is until that moment (never
+-- negative). Absolute times let callers schedule without reading a clock of their own.
+local function span(arg, now)
+  if string.sub(arg, 1, 1) == "@" then return math.max(0, tonumber(string.sub(arg, 2)) - now) end
+  return tonumber(arg)
+end
+
 -- Record header fields (see the layout above).
 local function rec_timeout(rec) return string.sub(rec, 15, 23) end
 local function rec_expire(rec) return string.sub(rec, 25, 37) end

@@ -556,3 +556,20 @@ def test_sync_long_poll_returns_once_another_client_puts(real_engine, redis_url,
     [message] = real_engine.queue("p", "q").reserve(wait=3)
     assert message.body == b"late"
     assert time.monotonic() - started < 1.0  # polls with a short backoff, not the whole wait
+
+
+def test_absolute_times_schedule_put_release_and_touch(engine, clock):
+    q = engine.queue("p", "q")
+    [later] = q.put([NewMessage("later", available_at=clock.ms + 20_000)])
+    [past] = q.put([NewMessage("past", available_at=clock.ms - 5_000)])  # the past means now
+    assert q.get(later).available_at == clock.ms + 20_000 and q.get(past).status == "ready"
+    [m] = q.reserve()
+    assert m.id == past
+    lease = q.touch(m.id, m.reservation_id, reserved_until=clock.ms + 7_000)
+    assert lease.reserved_until == clock.ms + 7_000 and lease.timeout == 7
+    q.release(m.id, lease.reservation_id, available_at=clock.ms + 3_000)
+    assert q.get(m.id).available_at == clock.ms + 3_000
+    with pytest.raises(InvalidArgument):
+        q.put([NewMessage("x", delay=1, available_at=clock.ms)])
+    clock.advance(20)
+    assert sorted(x.body for x in q.reserve(5)) == [b"later", b"past"]
