@@ -20,16 +20,28 @@ from .errors import (
     Unavailable,
 )
 from .limits import DEFAULTS, LIMITS, Limits, QueueDefaults
-from .models import Message, NewMessage, QueueInfo, QueueRef, QueueSettings, Settled
+from .models import (
+    QUEUE_EVENTS,
+    Backlog,
+    Message,
+    NewMessage,
+    Pulled,
+    QueueDetails,
+    QueueInfo,
+    QueueRef,
+    QueueSettings,
+    Settled,
+    Subscription,
+)
 from .notifier import Notifier
 from .sweeper import Sweeper
 from .sync import Engine, Queue
 from .verbs import Reservation, SweepReport
 
 __all__ = [
-    "DEFAULTS", "LIMITS", "AlreadyExists", "AsyncEngine", "AsyncQueue", "ConfigurationError",
+    "DEFAULTS", "LIMITS", "QUEUE_EVENTS", "Subscription", "AlreadyExists", "Backlog", "Pulled", "AsyncEngine", "AsyncQueue", "ConfigurationError",
     "DeliveryPaused", "Engine", "EngineError", "FakeClock", "InvalidArgument", "Limits", "Message",
     "MessageNotFound", "NewMessage", "NotReserved", "Notifier", "Queue", "QueueDefaults",
-    "QueueInfo", "QueueNotFound", "QueueRef", "QueueSettings", "RedisClock", "Reservation",
+    "QueueDetails", "QueueInfo", "QueueNotFound", "QueueRef", "QueueSettings", "RedisClock", "Reservation",
     "Settled", "SweepReport", "Sweeper", "SystemClock", "TooLarge", "Unavailable",
 ]

@@ -68,9 +68,15 @@ class AsyncEngine:
 
     list_queues = async_verb(EngineVerbs.list_queues)
     count_queues = async_verb(EngineVerbs.count_queues)
+    list_details = async_verb(EngineVerbs.list_details)
     find_queue = async_verb(EngineVerbs.find_queue)
     sweep = async_verb(EngineVerbs.sweep)
     lease = async_verb(EngineVerbs.lease)
+    put_subscription = async_verb(EngineVerbs.put_subscription)
+    get_subscription = async_verb(EngineVerbs.get_subscription)
+    list_subscriptions = async_verb(EngineVerbs.list_subscriptions)
+    delete_subscription = async_verb(EngineVerbs.delete_subscription)
+    emit = async_verb(EngineVerbs.emit)
 
     async def _run(self, verb: Generator[Step, Any, R]) -> R:
         result: Any = None
@@ -122,6 +128,7 @@ class AsyncQueue:
     delete = async_verb(QueueVerbs.delete)
     put = async_verb(QueueVerbs.put)
     reserve = async_verb(QueueVerbs.reserve)
+    pull = async_verb(QueueVerbs.pull)
     peek = async_verb(QueueVerbs.peek)
     get = async_verb(QueueVerbs.get)
     delete_message = async_verb(QueueVerbs.delete_message)

@@ -17,6 +17,11 @@ class Clock(Protocol):
         """The value passed as ``ARGV[1]``: milliseconds as a string, or "" for Redis TIME."""
         ...
 
+    def wall_ms(self) -> int:
+        """This process's idea of now, for informational timestamps only (event metadata):
+        decisions always use the scripts' now."""
+        ...
+
 
 class RedisClock:
     """Scripts read Redis ``TIME``."""
@@ -24,12 +29,18 @@ class RedisClock:
     def script_now(self) -> str:
         return ""
 
+    def wall_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
 
 class SystemClock:
     """This host's clock (a single-host setup that prefers it to Redis TIME)."""
 
     def script_now(self) -> str:
-        return str(time.time_ns() // 1_000_000)
+        return str(self.wall_ms())
+
+    def wall_ms(self) -> int:
+        return time.time_ns() // 1_000_000
 
 
 class FakeClock:
@@ -40,6 +51,9 @@ class FakeClock:
 
     def script_now(self) -> str:
         return str(self.ms)
+
+    def wall_ms(self) -> int:
+        return self.ms
 
     def advance(self, seconds: float) -> None:
         self.ms += round(seconds * 1000)

@@ -56,6 +56,7 @@ class ProjectKeys(NamedTuple):
     queues: str  # zset: queue name (score 0, so ordered by name)
     names: str  # hash: queue name -> queue id
     ids: str  # hash: queue id -> queue name
+    subscriptions: str  # hash: subscription id -> JSON (events routed to queues)
     projects: str  # set: every project that has queues (global)
 
 
@@ -82,5 +83,6 @@ def project_keys(prefix: str, project: str) -> ProjectKeys:
         queues=base + "queues",
         names=base + "names",
         ids=base + "ids",
+        subscriptions=base + "subscriptions",
         projects=f"{prefix}:projects",
     )

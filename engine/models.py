@@ -71,6 +71,10 @@ class QueueInfo:
     reserved: int
     total_messages: int
     """Messages ever put (clear does not reset it)."""
+    bytes: int = 0
+    """Memory the stored messages take in Redis (Redis's sampled estimate; 0 where unknown)."""
+    oldest_at: int = 0
+    """When the message at the head of the queue was put (ms; 0 if unknown)."""
     counters: dict[str, int] = field(default_factory=dict)
     """Monotonic counts since creation: reserved, deleted, expired, dead_lettered, cleared."""
     attrs: dict[str, str] = field(default_factory=dict)
@@ -85,12 +89,46 @@ class QueueInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Backlog:
+    """A queue's unacknowledged messages, as pull reports them after taking its batch."""
+
+    ready: int
+    delayed: int
+    reserved: int
+    bytes: int
+    oldest_at: int
+
+    @property
+    def size(self) -> int:
+        return self.ready + self.delayed + self.reserved
+
+
+@dataclass(frozen=True, slots=True)
+class Pulled:
+    messages: list[Message]
+    backlog: Backlog
+
+
+@dataclass(frozen=True, slots=True)
 class QueueRef:
     """A queue as the registry lists it."""
 
     project: str
     name: str
     id: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDetails:
+    """A queue's configuration without its counts (cheap to list for many queues)."""
+
+    project: str
+    name: str
+    id: str
+    created_at: int
+    updated_at: int
+    settings: QueueSettings
+    attrs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +140,24 @@ class Settled:
     released: list[str]
     """``ok``, ``noop`` (was not reserved and no reservation id was given), ``not_found`` or
     ``not_reserved`` per release."""
+
+
+QUEUE_EVENTS = ("queue.created", "queue.deleted", "queue.purged", "message.dead_lettered")
+"""Events the engine emits by itself; a contract may emit more (e.g. "consumer.created")."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """Routes events of one queue into another queue, as JSON messages (see ``verbs.event_body``)."""
+
+    id: str
+    name: str
+    enabled: bool
+    source_queue: str | None
+    """The queue whose events are routed; None for a source this server never emits (stored only)."""
+    events: tuple[str, ...]
+    destination_queue: str
+    created_at: int = 0
+    modified_at: int = 0
+    attrs: dict[str, object] = field(default_factory=dict)
+    """The contract's own fields (e.g. Cloudflare's source object), stored verbatim."""

@@ -55,9 +55,15 @@ class Engine:
 
     list_queues = sync_verb(EngineVerbs.list_queues)
     count_queues = sync_verb(EngineVerbs.count_queues)
+    list_details = sync_verb(EngineVerbs.list_details)
     find_queue = sync_verb(EngineVerbs.find_queue)
     sweep = sync_verb(EngineVerbs.sweep)
     lease = sync_verb(EngineVerbs.lease)
+    put_subscription = sync_verb(EngineVerbs.put_subscription)
+    get_subscription = sync_verb(EngineVerbs.get_subscription)
+    list_subscriptions = sync_verb(EngineVerbs.list_subscriptions)
+    delete_subscription = sync_verb(EngineVerbs.delete_subscription)
+    emit = sync_verb(EngineVerbs.emit)
 
     def _run(self, verb: Generator[Step, Any, R]) -> R:
         result: Any = None
@@ -109,6 +115,7 @@ class Queue:
     delete = sync_verb(QueueVerbs.delete)
     put = sync_verb(QueueVerbs.put)
     reserve = sync_verb(QueueVerbs.reserve)
+    pull = sync_verb(QueueVerbs.pull)
     peek = sync_verb(QueueVerbs.peek)
     get = sync_verb(QueueVerbs.get)
     delete_message = sync_verb(QueueVerbs.delete_message)

@@ -11,10 +11,12 @@ steps of ``core`` (normally one script call), and returns the decoded result. Th
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, TypedDict
 
 import orjson
@@ -22,16 +24,20 @@ import orjson
 from . import core
 from .clock import Clock
 from .core import Batch, Command, Eval, Verb, Wait, text
-from .errors import DeliveryPaused, InvalidArgument, MessageNotFound, NotReserved, TooLarge
+from .errors import DeliveryPaused, InvalidArgument, MessageNotFound, NotReserved, QueueNotFound, TooLarge
 from .keys import ProjectKeys, QueueKeys, lease_key, project_keys, queue_keys
 from .limits import DEDUPE_WINDOW, ID_FLOOR_TTL, LIST_PAGE_MAX, Limits, QueueDefaults
 from .models import (
     RESERVED,
+    Backlog,
     Message,
     NewMessage,
+    Pulled,
+    QueueDetails,
     QueueInfo,
     QueueRef,
     Settled,
+    Subscription,
 )
 
 _STATUS = {1: "ok", 2: "noop", 0: "not_found", -1: "not_reserved"}
@@ -127,6 +133,8 @@ class QueueVerbs:
         info = self._info(raw)
         yield from self._register(info.id)  # idempotent: also heals a registration a crash lost
         yield from self._after(raw[0])
+        if info.created:
+            yield from self._emit("queue.created", {"queueId": info.id})
         return info
 
     def info(self) -> Verb[QueueInfo]:
@@ -137,7 +145,9 @@ class QueueVerbs:
 
     def clear(self) -> Verb[int]:
         """Remove every message (ready, delayed, reserved); settings and counters stay. Returns how many."""
-        return (yield Eval("clear", self._core_keys[:7], []))
+        removed = yield Eval("clear", self._core_keys[:7], [])
+        yield from self._emit("queue.purged", {"removed": removed})
+        return removed
 
     def delete(self) -> Verb[None]:
         """Delete the queue and all its data. A queue created again under this name gets a new id."""
@@ -145,6 +155,7 @@ class QueueVerbs:
         raw = yield Eval("drop", [*self._core_keys, self.keys.dedupe, self.keys.idfloor], [ID_FLOOR_MS])
         pk = self.ctx.project_keys(self.project)
         yield Eval("unregister", [pk.queues, pk.names, pk.ids], [self.name, text(raw)])
+        yield from self._emit("queue.deleted", {"queueId": text(raw)})
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -174,6 +185,7 @@ class QueueVerbs:
     def _after_put(self, raw: list[Any]) -> Verb[None]:
         if raw[2]:
             yield from self._register(text(raw[3]))
+            yield from self._emit("queue.created", {"queueId": text(raw[3])})
         yield from self._after(raw[1])
 
     def reserve(
@@ -183,6 +195,17 @@ class QueueVerbs:
         the message's own); with ``delete=True`` they are deleted instead. With ``wait``, long-poll
         up to that many seconds for a first message. A missing queue is an empty one;
         ``DeliveryPaused`` while the queue is paused (after waiting, if asked to)."""
+        messages, _ = yield from self._take(n, timeout, delete, wait, backlog=False)
+        return messages
+
+    def pull(self, n: int = 1, *, timeout: float | None = None, wait: float = 0.0) -> Verb[Pulled]:
+        """``reserve``, also reporting the backlog left after the batch (same script call)."""
+        messages, raw = yield from self._take(n, timeout, False, wait, backlog=True)
+        return Pulled(messages, Backlog(*raw[3:8]))
+
+    def _take(
+        self, n: int, timeout: float | None, delete: bool, wait: float, *, backlog: bool
+    ) -> Verb[tuple[list[Message], list[Any]]]:
         limits = self.ctx.limits
         core.check_int("n", n, 1, limits.max_batch)
         timeout_ms = 0 if timeout is None else core.seconds_to_ms("timeout", timeout, 0.001, limits.max_timeout)
@@ -192,7 +215,7 @@ class QueueVerbs:
             token = secrets.token_hex(8)
             args = [
                 self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, n, timeout_ms,
-                token, "1" if delete else "0",
+                token, "1" if delete else "0", "1" if backlog else "0",
             ]
             try:
                 raw = yield Eval("reserve", self._core_keys, args)
@@ -205,7 +228,7 @@ class QueueVerbs:
             messages = _reserved(raw, token, timeout_ms)
             left = wait - (time.monotonic() - started)
             if messages or left <= 0:
-                return messages
+                return messages, raw
             # Sleep until woken, or until the script's hint (a delayed message due, a reservation
             # lapsing). A wait that simply ran out needs no final look: a put would have woken us.
             hinted = raw[1] >= 0 and (raw[1] - raw[0]) / 1000 < left
@@ -213,7 +236,7 @@ class QueueVerbs:
                 left = max((raw[1] - raw[0]) / 1000, 0.001)
             woken = yield Wait(self.keys.notify, left)
             if woken is None or (not woken and not hinted):  # closing, or the wait ran out
-                return []
+                return [], raw
 
     def peek(self, n: int = 1) -> Verb[list[Message]]:
         """The next ``n`` ready messages in FIFO order, not reserved. A missing queue is empty."""
@@ -340,6 +363,7 @@ class QueueVerbs:
                 yield from target_queue._transfer(dead, ref)
                 yield Command(("LREM", self.keys.outbox, 1, entry))
                 moved += 1
+                yield from self._emit("message.dead_lettered", dead_letter_event(ref, target))
 
     def _transfer(self, message: NewMessage, ref: str) -> Verb[None]:
         args = self._put_args("create", 1)
@@ -347,13 +371,32 @@ class QueueVerbs:
         raw = yield Eval("put", self._put_keys, args)
         yield from self._after_put(raw)
 
+    def _emit(self, event: str, payload: dict[str, Any]) -> Verb[int]:
+        """Deliver this queue's ``event`` to every enabled subscription that asks for it, as a JSON
+        message in its destination queue (which must exist: events never create queues). Best
+        effort: an event is sent after the change it reports, so a crash in between loses it."""
+        pk = self.ctx.project_keys(self.project)
+        delivered = 0
+        for doc in (yield Command(("HVALS", pk.subscriptions))):
+            sub = decode_subscription(doc)
+            if not (sub.enabled and sub.source_queue == self.name and event in sub.events):
+                continue
+            body = event_body(self.ctx, self.project, self.name, sub.id, event, payload)
+            destination = QueueVerbs(self.ctx, self.project, sub.destination_queue)
+            try:
+                yield from destination.put([NewMessage(body, content_type="json")], create=False)
+            except QueueNotFound:
+                continue
+            delivered += 1
+        return delivered
+
     def _register(self, queue_id: str) -> Verb[None]:
         pk = self.ctx.project_keys(self.project)
         yield Eval("register", [pk.queues, pk.names, pk.ids], [self.name, queue_id])
         yield Command(("SADD", pk.projects, self.project))
 
     def _info(self, raw: list[Any]) -> QueueInfo:
-        meta = core.pairs_to_dict(raw[5:])
+        meta = core.pairs_to_dict(raw[7:])
         counters = {name[2:]: int(value) for name, value in meta.items() if name.startswith("c_")}
         return QueueInfo(
             project=self.project,
@@ -365,6 +408,8 @@ class QueueVerbs:
             ready=raw[2],
             delayed=raw[3],
             reserved=raw[4],
+            bytes=raw[5],
+            oldest_at=raw[6],
             total_messages=int(meta.get("total", 0)),
             counters=counters,
             attrs={name[2:]: value for name, value in meta.items() if name.startswith("x:")},
@@ -401,6 +446,19 @@ class EngineVerbs:
             if live and qid
         ]
 
+    def list_details(self, project: str, page: int = 0, per_page: int = 100) -> Verb[list[QueueDetails]]:
+        """Like ``list_queues``, with each queue's settings and attributes (one pipeline, no counts)."""
+        refs = yield from self.list_queues(project, page, per_page)
+        if not refs:
+            return []
+        metas = yield Batch(tuple(("HGETALL", queue_keys(self.ctx.prefix, project, r.name).meta) for r in refs))
+        out = []
+        for ref, raw in zip(refs, metas):
+            meta = {text(k): text(v) for k, v in raw.items()}
+            if meta.get("id") == ref.id:  # skip a queue deleted (or re-created) since the listing
+                out.append(details(project, ref.name, meta))
+        return out
+
     def count_queues(self, project: str) -> Verb[int]:
         core.check_name("project", project, self.ctx.limits)
         return (yield Command(("ZCARD", self.ctx.project_keys(project).queues)))
@@ -415,6 +473,33 @@ class EngineVerbs:
             return None
         current = yield Command(("HGET", queue_keys(self.ctx.prefix, project, text(name)).meta, "id"))
         return QueueRef(project, text(name), queue_id) if current and text(current) == queue_id else None
+
+    # -- event subscriptions (storage; routing is QueueVerbs._emit) ---------------------------
+
+    def put_subscription(self, project: str, subscription: Subscription) -> Verb[Subscription]:
+        """Store (create or replace) a subscription. The caller validates it."""
+        core.check_name("project", project, self.ctx.limits)
+        key = self.ctx.project_keys(project).subscriptions
+        yield Command(("HSET", key, subscription.id, encode_subscription(subscription)))
+        return subscription
+
+    def get_subscription(self, project: str, subscription_id: str) -> Verb[Subscription | None]:
+        doc = yield Command(("HGET", self.ctx.project_keys(project).subscriptions, subscription_id))
+        return decode_subscription(doc) if doc is not None else None
+
+    def list_subscriptions(self, project: str) -> Verb[list[Subscription]]:
+        docs = yield Command(("HVALS", self.ctx.project_keys(project).subscriptions))
+        return sorted((decode_subscription(d) for d in docs), key=lambda s: (s.created_at, s.id))
+
+    def delete_subscription(self, project: str, subscription_id: str) -> Verb[Subscription | None]:
+        existing = yield from self.get_subscription(project, subscription_id)
+        if existing is not None:
+            yield Command(("HDEL", self.ctx.project_keys(project).subscriptions, subscription_id))
+        return existing
+
+    def emit(self, project: str, queue: str, event: str, payload: dict[str, Any]) -> Verb[int]:
+        """Emit an event of a queue (beyond those the engine emits itself); returns deliveries."""
+        return (yield from QueueVerbs(self.ctx, project, queue)._emit(event, payload))
 
     def lease(self, name: str, holder: str, ttl: float) -> Verb[bool]:
         """Take or renew the deployment-wide lease ``name`` for ``ttl`` seconds; True if held."""
@@ -454,6 +539,52 @@ class EngineVerbs:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def event_body(ctx: Context, project: str, queue: str, subscription_id: str, event: str, payload: dict[str, Any]) -> bytes:
+    """An event as a JSON message, in the shape of Cloudflare's event messages, with FerryMQ's own
+    source type (not disguised as one of Cloudflare's)."""
+    moment = datetime.fromtimestamp(ctx.clock.wall_ms() / 1000, timezone.utc)
+    return orjson.dumps({
+        "type": f"ferrymq.queue.{event}",
+        "source": {"type": "ferrymq.queue", "queue_name": queue},
+        "payload": payload,
+        "metadata": {
+            "accountId": project, "eventSubscriptionId": subscription_id, "eventSchemaVersion": 1,
+            "eventTimestamp": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        },
+    })
+
+
+def dead_letter_event(ref: str, target: str) -> dict[str, Any]:
+    """Payload of message.dead_lettered from an outbox ref "source queue id:message id:deliveries"."""
+    parts = ref.rsplit(":", 2)
+    payload: dict[str, Any] = {"deadLetterQueue": target}
+    if len(parts) == 3 and parts[2].isdigit():
+        payload.update(messageId=parts[1], attempts=int(parts[2]))
+    return payload
+
+
+def details(project: str, name: str, meta: dict[str, str]) -> QueueDetails:
+    return QueueDetails(
+        project=project,
+        name=name,
+        id=meta["id"],
+        created_at=int(meta["created"]),
+        updated_at=int(meta.get("updated", meta["created"])),
+        settings=core.decode_settings(meta),
+        attrs={name[2:]: value for name, value in meta.items() if name.startswith("x:")},
+    )
+
+
+def encode_subscription(subscription: Subscription) -> bytes:
+    return orjson.dumps(dataclasses.asdict(subscription))
+
+
+def decode_subscription(doc: bytes) -> Subscription:
+    fields = orjson.loads(doc)
+    fields["events"] = tuple(fields["events"])
+    return Subscription(**fields)
 
 
 def new_queue_id() -> str:
@@ -519,7 +650,7 @@ def _reserved(raw: list[Any], token: str, timeout_ms: int) -> list[Message]:
     """Reply rows: id, record, deliveries. Each reservation lasts the requested timeout, else the
     message's own (from its record); it started at the script's ``now``."""
     now, out = raw[0], []
-    for i in range(3, len(raw), 3):
+    for i in range(8, len(raw), 3):
         enq, own_timeout, expire, ctype, body = core.parse_record(raw[i + 1])
         timeout = timeout_ms or own_timeout
         out.append(Message(

@@ -17,7 +17,7 @@
   ARGV[6] JSON object: every setting a new queue starts with (meta field -> string)
   ARGV[7] JSON object: settings to change (meta field -> string)
   ARGV[8] JSON object: attributes to set ("x:" fields; null removes one)
-  Returns: {flags, created (0/1), ready, delayed, reserved, meta field, value, ...}
+  Returns: {flags, created (0/1), ready, delayed, reserved, bytes, oldest, meta field, value, ...}
   Errors:  EXISTS (mode create), QUEUE_NOT_FOUND (mode update)
 ]]
 -- @include "queue"
@@ -60,7 +60,7 @@ local K = tonumber(ARGV[2])
 maintain(Q, K)
 flush(Q)
 
-local ready, delayed, reserved = sizes(Q)
-local reply = {flags(Q), exists and 0 or 1, ready, delayed, reserved}
+local figures = backlog(Q)
+local reply = {flags(Q), exists and 0 or 1, figures[1], figures[2], figures[3], figures[4], figures[5]}
 for _, v in ipairs(redis.call("HGETALL", Q.meta)) do reply[#reply + 1] = v end
 return reply

@@ -12,8 +12,9 @@
   ARGV[1] now_ms ("" = Redis TIME)
   ARGV[2] K: maintenance bound
   ARGV[3] pub/sub channel told how many messages became ready
-  Returns: {flags, 0, ready, delayed, reserved, meta field, value, ...}
-           (the 0 stands where configure reports "created"; both share one decoder)
+  Returns: {flags, 0, ready, delayed, reserved, bytes, oldest, meta field, value, ...}
+           (the 0 stands where configure reports "created"; both share one decoder; bytes and
+           oldest as includes/queue.lua backlog() gives them)
   Errors:  QUEUE_NOT_FOUND
 ]]
 -- @include "queue"
@@ -27,7 +28,7 @@ local K = tonumber(ARGV[2])
 maintain(Q, K)
 flush(Q)
 
-local ready, delayed, reserved = sizes(Q)
-local reply = {flags(Q), 0, ready, delayed, reserved}
+local figures = backlog(Q)
+local reply = {flags(Q), 0, figures[1], figures[2], figures[3], figures[4], figures[5]}
 for _, v in ipairs(redis.call("HGETALL", Q.meta)) do reply[#reply + 1] = v end
 return reply

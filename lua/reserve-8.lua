@@ -16,8 +16,10 @@
   ARGV[5] reservation timeout ms for these messages ("0" = each message's own)
   ARGV[6] token: the reservation id, random per call (checks always pair it with a message id)
   ARGV[7] "1" = delete on reserve
+  ARGV[8] "1" = also report the backlog after this reserve (ready, delayed, reserved, bytes,
+          oldest enqueue time), else those five are -1
   Returns: {now, next_at (ms, -1 = nothing pending; only when nothing was taken), flags,
-            then per message: id, record, deliveries}
+            ready, delayed, reserved, bytes, oldest, then per message: id, record, deliveries}
            (a message's deadline is now + ARGV[5], or now + the timeout in its record header)
            flags: 1 = outbox work pending, 2 = queue does not exist (nothing returned)
   Errors:  PAUSED (delivery is paused)
@@ -27,7 +29,7 @@
 local now = now_from(ARGV[1])
 local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], now)
 Q.channel = ARGV[3]
-if not Q.exists then return {now, -1, flags(Q)} end
+if not Q.exists then return {now, -1, flags(Q), 0, 0, 0, 0, 0} end
 if Q.paused then return redis.error_reply("PAUSED delivery is paused on this queue") end
 
 local K, n, token = tonumber(ARGV[2]), tonumber(ARGV[4]), ARGV[6]
@@ -60,11 +62,11 @@ drop(Q, skipped)
 count(Q, "c_expired", #skipped)
 
 -- Reserve what was taken. Conversions to strings are cached: a batch mostly shares one timeout.
-local reply = {now, -1, 0}
+local reply = {now, -1, 0, -1, -1, -1, -1, -1}
 if #ids > 0 then
   local states = redis.call("HMGET", Q.dlv, unpack(ids))
   local zargs, hargs, deadlines = {}, {}, {}
-  local r = 3
+  local r = 8
   for i, id in ipairs(ids) do
     local rec = recs[i]
     local deliveries = "1"
@@ -93,4 +95,8 @@ else
 end
 flush(Q)
 reply[3] = flags(Q)
+if ARGV[8] == "1" then
+  local figures = backlog(Q)
+  for i = 1, 5 do reply[3 + i] = figures[i] end
+end
 return reply

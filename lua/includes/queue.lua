@@ -248,6 +248,20 @@ local function sizes(Q)
     redis.call("ZCARD", Q.reserved)
 end
 
+-- Backlog figures for metrics: counts, stored bytes (Redis's sampled estimate of the records'
+-- memory; 0 where MEMORY USAGE is unavailable) and the enqueue time of the message at the head
+-- of the FIFO (0 if unknown). Best effort, as Cloudflare's metrics are.
+local function backlog(Q)
+  local ready, delayed, reserved = sizes(Q)
+  local bytes = redis.pcall("MEMORY", "USAGE", Q.msg)
+  if type(bytes) ~= "number" then bytes = 0 end
+  local oldest = 0
+  local head = redis.call("LINDEX", Q.ready, 0)
+  local rec = head and redis.call("HGET", Q.msg, head)
+  if rec then oldest = tonumber(string.sub(rec, 1, 13)) end
+  return {ready, delayed, reserved, bytes, oldest}
+end
+
 -- Earliest future moment something may become ready (a delayed message due, a reservation
 -- lapsing), or -1. Long-poll waiters sleep until then at the latest.
 local function next_at(Q)

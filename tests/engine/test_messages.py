@@ -521,7 +521,7 @@ def test_deleting_a_queue_first_delivers_its_pending_dead_letters(real_engine, r
     [m] = q.reserve()
     # Simulate a crash after the script queued the dead letter but before it was moved.
     outbox = q._verbs.keys.outbox
-    redis_client.rpush(outbox, b"dlq\tdead\tref-1\n1700000000000|60000|1800000000000|\nlost?")
+    redis_client.rpush(outbox, b"dlq\tdead\tsrcqueue:1700000000000000007:1\n1700000000000|000060000|1800000000000|\nlost?")
     q.delete()
     assert bodies(real_engine.queue("p", "dead").peek(5)) == [b"lost?"]
     assert m
@@ -530,7 +530,7 @@ def test_deleting_a_queue_first_delivers_its_pending_dead_letters(real_engine, r
 def test_a_dead_letter_moved_twice_is_stored_once(real_engine, redis_client):
     q = real_engine.queue("p", "q")
     q.put(["keep"])
-    entry = b"dlq\tdead\tsrc:1:2\n1700000000000|60000|1800000000000|\nonce"
+    entry = b"dlq\tdead\tsrcqueue:1700000000000000007:2\n1700000000000|000060000|1800000000000|\nonce"
     redis_client.rpush(q._verbs.keys.outbox, entry, entry)
     exists, _, moved = q.maintain()
     assert exists and moved == 2
@@ -573,3 +573,27 @@ def test_absolute_times_schedule_put_release_and_touch(engine, clock):
         q.put([NewMessage("x", delay=1, available_at=clock.ms)])
     clock.advance(20)
     assert sorted(x.body for x in q.reserve(5)) == [b"later", b"past"]
+
+
+def test_pull_reports_the_backlog_left_after_its_batch(engine, clock, backend):
+    q = engine.queue("p", "q")
+    q.put(["a", "b", "c", NewMessage("d", delay=10)])
+    pulled = q.pull(2, timeout=30)
+    assert [m.body for m in pulled.messages] == [b"a", b"b"]
+    b = pulled.backlog
+    assert (b.ready, b.delayed, b.reserved, b.size) == (1, 1, 2, 4)
+    assert b.oldest_at == clock.ms
+    if backend == "redis":  # fakeredis has no MEMORY USAGE: 0 there, as documented
+        assert b.bytes > 0
+    empty = engine.queue("p", "none").pull(5)
+    assert empty.messages == [] and empty.backlog.size == 0
+
+
+def test_info_reports_bytes_and_the_oldest_message(engine, clock, backend):
+    q = engine.queue("p", "q")
+    q.put(["first"])
+    clock.advance(5)
+    q.put(["second"])
+    info = q.info()
+    assert info.oldest_at == clock.ms - 5_000
+    assert (info.bytes > 0) == (backend == "redis")

@@ -188,3 +188,12 @@ def test_message_ids_continue_after_a_re_created_queue_even_when_put_creates_it(
     q.delete()
     new_ids = q.put(["c"])
     assert new_ids[0] > max(old_ids)
+
+
+def test_list_details_gives_settings_and_attributes_without_counts(engine):
+    engine.queue("p", "a").create(timeout=5, attrs={"k": "v"})
+    engine.queue("p", "b").create(paused=True)
+    [a, b] = engine.list_details("p")
+    assert (a.name, a.settings.timeout, a.attrs, len(a.id)) == ("a", 5, {"k": "v"}, 32)
+    assert (b.name, b.settings.paused) == ("b", True)
+    assert [d.name for d in engine.list_details("p", page=1, per_page=1)] == ["b"]
