@@ -26,6 +26,7 @@ from .models import (
     Message,
     NewMessage,
     Pulled,
+    Pushed,
     QueueDetails,
     QueueInfo,
     QueueRef,
@@ -39,7 +40,7 @@ from .sync import Engine, Queue
 from .verbs import Reservation, SweepReport
 
 __all__ = [
-    "DEFAULTS", "LIMITS", "QUEUE_EVENTS", "Subscription", "AlreadyExists", "Backlog", "Pulled", "AsyncEngine", "AsyncQueue", "ConfigurationError",
+    "DEFAULTS", "LIMITS", "QUEUE_EVENTS", "Subscription", "AlreadyExists", "Backlog", "Pulled", "Pushed", "AsyncEngine", "AsyncQueue", "ConfigurationError",
     "DeliveryPaused", "Engine", "EngineError", "FakeClock", "InvalidArgument", "Limits", "Message",
     "MessageNotFound", "NewMessage", "NotReserved", "Notifier", "Queue", "QueueDefaults",
     "QueueDetails", "QueueInfo", "QueueNotFound", "QueueRef", "QueueSettings", "RedisClock", "Reservation",

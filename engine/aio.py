@@ -127,6 +127,7 @@ class AsyncQueue:
     clear = async_verb(QueueVerbs.clear)
     delete = async_verb(QueueVerbs.delete)
     put = async_verb(QueueVerbs.put)
+    push = async_verb(QueueVerbs.push)
     reserve = async_verb(QueueVerbs.reserve)
     pull = async_verb(QueueVerbs.pull)
     peek = async_verb(QueueVerbs.peek)

@@ -110,6 +110,12 @@ class Pulled:
 
 
 @dataclass(frozen=True, slots=True)
+class Pushed:
+    ids: list[str]
+    backlog: Backlog
+
+
+@dataclass(frozen=True, slots=True)
 class QueueRef:
     """A queue as the registry lists it."""
 

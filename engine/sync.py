@@ -114,6 +114,7 @@ class Queue:
     clear = sync_verb(QueueVerbs.clear)
     delete = sync_verb(QueueVerbs.delete)
     put = sync_verb(QueueVerbs.put)
+    push = sync_verb(QueueVerbs.push)
     reserve = sync_verb(QueueVerbs.reserve)
     pull = sync_verb(QueueVerbs.pull)
     peek = sync_verb(QueueVerbs.peek)

@@ -33,6 +33,7 @@ from .models import (
     Message,
     NewMessage,
     Pulled,
+    Pushed,
     QueueDetails,
     QueueInfo,
     QueueRef,
@@ -162,24 +163,33 @@ class QueueVerbs:
     def put(self, messages: Iterable[NewMessage | bytes | str], *, create: bool = True) -> Verb[list[str]]:
         """Append messages in order (one script call for the batch); returns their ids.
         Creates the queue unless ``create=False`` (then ``QueueNotFound``)."""
+        raw = yield from self._put(messages, create, backlog=False)
+        return [text(i) for i in raw[9:]]
+
+    def push(self, messages: Iterable[NewMessage | bytes | str], *, create: bool = True) -> Verb[Pushed]:
+        """``put``, also reporting the backlog after it (same script call)."""
+        raw = yield from self._put(messages, create, backlog=True)
+        return Pushed([text(i) for i in raw[9:]], Backlog(*raw[4:9]))
+
+    def _put(self, messages: Iterable[NewMessage | bytes | str], create: bool, *, backlog: bool) -> Verb[list[Any]]:
         batch = list(messages)
         limits = self.ctx.limits
         if not batch:
             raise InvalidArgument("messages", "at least one message is required")
         if len(batch) > limits.max_batch:
             raise TooLarge("messages", f"at most {limits.max_batch} messages per call")
-        args = self._put_args("create" if create else "existing", len(batch))
+        args = self._put_args("create" if create else "existing", len(batch), backlog)
         for i, message in enumerate(batch):
             args.extend(core.message_args(message, f"messages[{i}]", limits))
         raw = yield Eval("put", self._put_keys, args)
         yield from self._after_put(raw)
-        return [text(i) for i in raw[4:]]
+        return raw
 
-    def _put_args(self, mode: str, n: int) -> list[Any]:
+    def _put_args(self, mode: str, n: int, backlog: bool = False) -> list[Any]:
         ctx = self.ctx
         return [
             ctx.clock.script_now(), ctx.k, self.keys.notify, mode, new_queue_id(),
-            ctx.default_fields_json, ctx.dedupe_ms, n,
+            ctx.default_fields_json, ctx.dedupe_ms, "1" if backlog else "0", n,
         ]
 
     def _after_put(self, raw: list[Any]) -> Verb[None]:

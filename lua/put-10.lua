@@ -19,11 +19,14 @@
   ARGV[5] id for the queue if this call creates it
   ARGV[6] JSON object of the settings a created queue gets (meta field -> string)
   ARGV[7] dedupe window ms
-  ARGV[8] n, then 2 values per message: options, body. Options "" = every queue default, else
+  ARGV[8] "1" = also report the backlog after this put (ready, delayed, reserved, bytes,
+          oldest enqueue time), else those five are -1
+  ARGV[9] n, then 2 values per message: options, body. Options "" = every queue default, else
           "timeout ms|delay ms|expires_in ms|content type|transfer ref" (an empty field = default;
           the delay may be "@ms", an absolute due time)
-  Returns: {now, flags, created (0/1), queue id, id1, id2, ...}; "" for a message skipped
-           because its ref was already seen (a re-driven transfer). flags: 1 = outbox pending
+  Returns: {now, flags, created (0/1), queue id, ready, delayed, reserved, bytes, oldest,
+            id1, id2, ...}; "" for a message skipped because its ref was already seen (a
+            re-driven transfer). flags: 1 = outbox pending
   Errors:  QUEUE_NOT_FOUND (mode "existing")
 ]]
 -- @include "queue"
@@ -95,11 +98,11 @@ local function place(id, delay, expire_at)
   end
 end
 
-local n = tonumber(ARGV[8])
-local reply = {now, 0, created, Q.id}
+local n = tonumber(ARGV[9])
+local reply = {now, 0, created, Q.id, -1, -1, -1, -1, -1}
 local trimmed = false
 for i = 0, n - 1 do
-  local opts, body = ARGV[9 + 2 * i], ARGV[10 + 2 * i]
+  local opts, body = ARGV[10 + 2 * i], ARGV[11 + 2 * i]
   local id
   if opts == "" then
     id = next_id()
@@ -139,4 +142,8 @@ if #records > 0 then
 end
 flush(Q)
 reply[2] = flags(Q)
+if ARGV[8] == "1" then
+  local figures = backlog(Q)
+  for i = 1, 5 do reply[4 + i] = figures[i] end
+end
 return reply

@@ -597,3 +597,11 @@ def test_info_reports_bytes_and_the_oldest_message(engine, clock, backend):
     info = q.info()
     assert info.oldest_at == clock.ms - 5_000
     assert (info.bytes > 0) == (backend == "redis")
+
+
+def test_push_reports_the_backlog_after_its_batch(engine, clock):
+    q = engine.queue("p", "q")
+    pushed = q.push(["a", NewMessage("b", delay=5)])
+    assert len(pushed.ids) == 2 and pushed.ids == sorted(pushed.ids)
+    assert (pushed.backlog.ready, pushed.backlog.delayed, pushed.backlog.size) == (1, 1, 2)
+    assert pushed.backlog.oldest_at == clock.ms
