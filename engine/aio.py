@@ -49,7 +49,8 @@ class AsyncEngine:
         cancellation (tests/engine/test_cancellation.py)."""
         self.scripts = Scripts(client)
         self.notifier = notifier or Notifier(client)
-        self._verbs = EngineVerbs(Context(prefix, clock or RedisClock(), limits, defaults))
+        self.clock = clock or RedisClock()
+        self._verbs = EngineVerbs(Context(prefix, self.clock, limits, defaults))
 
     def queue(self, project: str, name: str) -> AsyncQueue:
         return AsyncQueue(self, self._verbs.queue(project, name))

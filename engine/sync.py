@@ -40,7 +40,8 @@ class Engine:
         check_client(client)
         self.client = client
         self.scripts = Scripts(client)
-        self._verbs = EngineVerbs(Context(prefix, clock or RedisClock(), limits, defaults))
+        self.clock = clock or RedisClock()
+        self._verbs = EngineVerbs(Context(prefix, self.clock, limits, defaults))
 
     def queue(self, project: str, name: str) -> Queue:
         return Queue(self, self._verbs.queue(project, name))
