@@ -50,6 +50,7 @@ class AsyncEngine:
         self.scripts = Scripts(client)
         self.notifier = notifier or Notifier(client)
         self.clock = clock or RedisClock()
+        self.limits = limits
         self._verbs = EngineVerbs(Context(prefix, self.clock, limits, defaults))
 
     def queue(self, project: str, name: str) -> AsyncQueue:

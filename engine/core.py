@@ -123,16 +123,17 @@ def check_content_type(field: str, value: object) -> str:
 
 
 def message_args(
-    message: NewMessage | bytes | str, field: str, limits: Limits, ref: str = ""
+    message: NewMessage | bytes | str, field: str, limits: Limits, now_ms: int, ref: str = ""
 ) -> tuple[str, bytes]:
-    """The two ``put`` script arguments of one message: options, body (see lua/put-10.lua)."""
+    """The two ``put`` script arguments of one message: options, body (see lua/put-10.lua).
+    ``now_ms`` is this process's clock, to bound an absolute ``available_at``."""
     if not isinstance(message, NewMessage):
         return ("" if not ref else f"||||{ref}", check_body(field, message, limits))
     if message.available_at is not None and message.delay is not None:
         raise InvalidArgument(f"{field}.available_at", "give a delay or an available_at time, not both")
     options = (
         _optional_ms(f"{field}.timeout", message.timeout, 0.001, limits.max_timeout),
-        moment(f"{field}.available_at", message.available_at)
+        moment(f"{field}.available_at", message.available_at, now_ms, limits.max_delay)
         if message.available_at is not None
         else _optional_ms(f"{field}.delay", message.delay, 0, limits.max_delay),
         _optional_ms(f"{field}.expires_in", message.expires_in, 0.001, limits.max_expires_in),
@@ -147,9 +148,18 @@ def _optional_ms(field: str, value: float | None, lo: float, hi: float) -> int |
     return "" if value is None else seconds_to_ms(field, value, lo, hi)
 
 
-def moment(field: str, ms: object) -> str:
-    """An absolute time (ms since the epoch) as scripts take it: "@<ms>"."""
-    return "@" + str(check_int(field, ms, 0, 10**13 - 1))
+MOMENT_SLACK_MS = 60_000
+"""Tolerance for the clock skew between this process and Redis when bounding absolute times."""
+
+
+def moment(field: str, ms: object, now_ms: int, ahead: float) -> str:
+    """An absolute time (ms since the epoch) as scripts take it: "@<ms>". It may lie in the past
+    (meaning now) but at most ``ahead`` seconds in the future, judged by this process's clock
+    (the scripts decide with their own now; a minute of skew is tolerated)."""
+    value = check_int(field, ms, 0, 10**13 - 1)
+    if value > now_ms + ahead * 1000 + MOMENT_SLACK_MS:
+        raise InvalidArgument(field, f"{field} may be at most {_fmt(ahead)} seconds ahead")
+    return "@" + str(value)
 
 
 # -- queue settings ---------------------------------------------------------------------------

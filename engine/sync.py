@@ -41,6 +41,7 @@ class Engine:
         self.client = client
         self.scripts = Scripts(client)
         self.clock = clock or RedisClock()
+        self.limits = limits
         self._verbs = EngineVerbs(Context(prefix, self.clock, limits, defaults))
 
     def queue(self, project: str, name: str) -> Queue:

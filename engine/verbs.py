@@ -179,8 +179,9 @@ class QueueVerbs:
         if len(batch) > limits.max_batch:
             raise TooLarge("messages", f"at most {limits.max_batch} messages per call")
         args = self._put_args("create" if create else "existing", len(batch), backlog)
+        now = self.ctx.clock.wall_ms()
         for i, message in enumerate(batch):
-            args.extend(core.message_args(message, f"messages[{i}]", limits))
+            args.extend(core.message_args(message, f"messages[{i}]", limits, now))
         raw = yield Eval("put", self._put_keys, args)
         yield from self._after_put(raw)
         return raw
@@ -290,7 +291,8 @@ class QueueVerbs:
         ``NotReserved`` if it lapsed or is someone else's."""
         _check_id(message_id)
         if reserved_until is not None:
-            timeout_ms: int | str = core.moment("reserved_until", reserved_until)
+            limit = self.ctx.limits.max_timeout
+            timeout_ms: int | str = core.moment("reserved_until", reserved_until, self.ctx.clock.wall_ms(), limit)
         elif timeout is not None:
             timeout_ms = core.seconds_to_ms("timeout", timeout, 0.001, self.ctx.limits.max_timeout)
         else:
@@ -311,7 +313,10 @@ class QueueVerbs:
         the queue's retry delay) or at ``available_at`` (ms since the epoch). A message out of
         deliveries is dead-lettered instead. Releasing a message that is not reserved changes
         nothing and returns False (unless a ``reservation_id`` was given: then ``NotReserved``)."""
-        when: float | str | None = delay if available_at is None else core.moment("available_at", available_at)
+        if available_at is None:
+            when: float | str | None = delay
+        else:
+            when = core.moment("available_at", available_at, self.ctx.clock.wall_ms(), self.ctx.limits.max_delay)
         settled = yield from self.settle(releases=[(message_id, reservation_id, when)])
         status = settled.released[0]
         _raise_for(status)
@@ -377,7 +382,7 @@ class QueueVerbs:
 
     def _transfer(self, message: NewMessage, ref: str) -> Verb[None]:
         args = self._put_args("create", 1)
-        args.extend(core.message_args(message, "message", self.ctx.limits, ref))
+        args.extend(core.message_args(message, "message", self.ctx.limits, self.ctx.clock.wall_ms(), ref))
         raw = yield Eval("put", self._put_keys, args)
         yield from self._after_put(raw)
 

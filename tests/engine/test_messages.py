@@ -571,6 +571,14 @@ def test_absolute_times_schedule_put_release_and_touch(engine, clock):
     assert q.get(m.id).available_at == clock.ms + 3_000
     with pytest.raises(InvalidArgument):
         q.put([NewMessage("x", delay=1, available_at=clock.ms)])
+    week, day = 7 * 86_400_000, 86_400_000
+    with pytest.raises(InvalidArgument) as too_far:
+        q.put([NewMessage("x", available_at=clock.ms + week + 120_000)])
+    assert too_far.value.field == "messages[0].available_at"
+    with pytest.raises(InvalidArgument):
+        q.touch(m.id, reserved_until=clock.ms + day + 120_000)
+    with pytest.raises(InvalidArgument):
+        q.release(m.id, available_at=clock.ms + week + 120_000)
     clock.advance(20)
     assert sorted(x.body for x in q.reserve(5)) == [b"later", b"past"]
 
