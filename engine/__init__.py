@@ -31,6 +31,7 @@ from .models import (
     QueueInfo,
     QueueRef,
     QueueSettings,
+    QueueStats,
     Settled,
     Subscription,
 )
@@ -43,6 +44,6 @@ __all__ = [
     "DEFAULTS", "LIMITS", "QUEUE_EVENTS", "Subscription", "AlreadyExists", "Backlog", "Pulled", "Pushed", "AsyncEngine", "AsyncQueue", "ConfigurationError",
     "DeliveryPaused", "Engine", "EngineError", "FakeClock", "InvalidArgument", "Limits", "Message",
     "MessageNotFound", "NewMessage", "NotReserved", "Notifier", "Queue", "QueueDefaults",
-    "QueueDetails", "QueueInfo", "QueueNotFound", "QueueRef", "QueueSettings", "RedisClock", "Reservation",
+    "QueueDetails", "QueueInfo", "QueueNotFound", "QueueRef", "QueueSettings", "QueueStats", "RedisClock", "Reservation",
     "Settled", "SweepReport", "Sweeper", "SystemClock", "TooLarge", "Unavailable",
 ]

@@ -71,6 +71,8 @@ class AsyncEngine:
     list_queues = async_verb(EngineVerbs.list_queues)
     count_queues = async_verb(EngineVerbs.count_queues)
     list_details = async_verb(EngineVerbs.list_details)
+    projects = async_verb(EngineVerbs.projects)
+    stats = async_verb(EngineVerbs.stats)
     find_queue = async_verb(EngineVerbs.find_queue)
     sweep = async_verb(EngineVerbs.sweep)
     lease = async_verb(EngineVerbs.lease)

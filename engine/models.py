@@ -125,6 +125,25 @@ class QueueRef:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Counts and counters of a queue read without maintenance (one pipeline for many queues):
+    messages that expired since the queue was last maintained may still be counted."""
+
+    project: str
+    name: str
+    ready: int
+    delayed: int
+    reserved: int
+    counters: dict[str, int] = field(default_factory=dict)
+    """put (messages ever put), reserved (deliveries), deleted, expired, dead (dead-lettered or
+    dropped out of deliveries), cleared."""
+
+    @property
+    def size(self) -> int:
+        return self.ready + self.delayed + self.reserved
+
+
+@dataclass(frozen=True, slots=True)
 class QueueDetails:
     """A queue's configuration without its counts (cheap to list for many queues)."""
 

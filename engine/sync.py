@@ -58,6 +58,8 @@ class Engine:
     list_queues = sync_verb(EngineVerbs.list_queues)
     count_queues = sync_verb(EngineVerbs.count_queues)
     list_details = sync_verb(EngineVerbs.list_details)
+    projects = sync_verb(EngineVerbs.projects)
+    stats = sync_verb(EngineVerbs.stats)
     find_queue = sync_verb(EngineVerbs.find_queue)
     sweep = sync_verb(EngineVerbs.sweep)
     lease = sync_verb(EngineVerbs.lease)

@@ -36,12 +36,16 @@ from .models import (
     Pushed,
     QueueDetails,
     QueueInfo,
+    QueueStats,
     QueueRef,
     Settled,
     Subscription,
 )
 
 _STATUS = {1: "ok", 2: "noop", 0: "not_found", -1: "not_reserved"}
+STAT_COUNTERS = {"put": "total", "reserved": "c_reserved", "deleted": "c_deleted", "expired": "c_expired",
+                 "dead": "c_dead", "cleared": "c_cleared"}
+"""Counter name -> meta field: what ``stats`` reports."""
 ID_FLOOR_MS = str(round(ID_FLOOR_TTL * 1000))
 _OUTBOX_PENDING, _MISSING = 1, 2
 
@@ -472,6 +476,35 @@ class EngineVerbs:
             meta = {text(k): text(v) for k, v in raw.items()}
             if meta.get("id") == ref.id:  # skip a queue deleted (or re-created) since the listing
                 out.append(details(project, ref.name, meta))
+        return out
+
+    def projects(self) -> Verb[list[str]]:
+        """Every project that has (or had) queues."""
+        cursor: int | bytes = 0
+        found: set[str] = set()
+        while True:
+            cursor, batch = yield Command(("SSCAN", self.ctx.project_keys("_").projects, cursor, "COUNT", 500))
+            found.update(text(p) for p in batch)
+            if int(cursor) == 0:
+                return sorted(found)
+
+    def stats(self, project: str, page: int = 0, per_page: int = 1000) -> Verb[list[QueueStats]]:
+        """Counts and counters of a page of a project's queues, read in one pipeline and without
+        maintenance: cheap enough to scrape thousands of queues often."""
+        refs = yield from self.list_queues(project, page, per_page)
+        commands: list[tuple[Any, ...]] = []
+        for ref in refs:
+            k = queue_keys(self.ctx.prefix, project, ref.name)
+            commands += [("LLEN", k.ready), ("ZCARD", k.delayed), ("ZCARD", k.reserved),
+                         ("HMGET", k.meta, "ghosts", *STAT_COUNTERS.values())]
+        if not refs:
+            return []
+        replies = yield Batch(tuple(commands))
+        out = []
+        for i, ref in enumerate(refs):
+            ready, delayed, reserved, meta = replies[4 * i : 4 * i + 4]
+            counters = {name: int(v or 0) for name, v in zip(STAT_COUNTERS, meta[1:])}
+            out.append(QueueStats(project, ref.name, ready - int(meta[0] or 0), delayed, reserved, counters))
         return out
 
     def count_queues(self, project: str) -> Verb[int]:

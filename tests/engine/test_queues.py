@@ -197,3 +197,18 @@ def test_list_details_gives_settings_and_attributes_without_counts(engine):
     assert (a.name, a.settings.timeout, a.attrs, len(a.id)) == ("a", 5, {"k": "v"}, 32)
     assert (b.name, b.settings.paused) == ("b", True)
     assert [d.name for d in engine.list_details("p", page=1, per_page=1)] == ["b"]
+
+
+def test_stats_read_counts_and_counters_of_many_queues_at_once(engine):
+    a = engine.queue("p", "a")
+    a.put(["1", "2", "3", NewMessage("later", delay=30)])
+    [m] = a.reserve()
+    a.delete_message(m.id)
+    a.delete_messages([a.peek(1)[0].id])  # leaves a ghost id in the FIFO
+    engine.queue("p", "b").create()
+    engine.queue("other", "c").put(["x"])
+    stats = {s.name: s for s in engine.stats("p")}
+    assert (stats["a"].ready, stats["a"].delayed, stats["a"].reserved, stats["a"].size) == (1, 1, 0, 2)
+    assert stats["a"].counters == {"put": 4, "reserved": 1, "deleted": 2, "expired": 0, "dead": 0, "cleared": 0}
+    assert stats["b"].size == 0 and stats["b"].counters["put"] == 0
+    assert engine.projects() == ["other", "p"]
