@@ -8,6 +8,7 @@ See ``verbs.py`` for the verbs, ``keys.py`` for the key layout, ``lua/`` for the
 from .aio import AsyncEngine, AsyncQueue
 from .clock import FakeClock, RedisClock, SystemClock
 from .errors import (
+    AlertNotFound,
     AlreadyExists,
     ConfigurationError,
     DeliveryPaused,
@@ -22,28 +23,37 @@ from .errors import (
 from .limits import DEFAULTS, LIMITS, Limits, QueueDefaults
 from .models import (
     QUEUE_EVENTS,
+    Alert,
     Backlog,
     Message,
     NewMessage,
     Pulled,
+    PushClaim,
+    PushConfig,
+    PushDelivery,
     Pushed,
+    PushStatus,
     QueueDetails,
     QueueInfo,
     QueueRef,
     QueueSettings,
     QueueStats,
     Settled,
+    Subscriber,
     Subscription,
 )
 from .notifier import Notifier
+from .pusher import Pusher
 from .sweeper import Sweeper
 from .sync import Engine, Queue
 from .verbs import Reservation, SweepReport
 
 __all__ = [
-    "DEFAULTS", "LIMITS", "QUEUE_EVENTS", "Subscription", "AlreadyExists", "Backlog", "Pulled", "Pushed", "AsyncEngine", "AsyncQueue", "ConfigurationError",
-    "DeliveryPaused", "Engine", "EngineError", "FakeClock", "InvalidArgument", "Limits", "Message",
-    "MessageNotFound", "NewMessage", "NotReserved", "Notifier", "Queue", "QueueDefaults",
-    "QueueDetails", "QueueInfo", "QueueNotFound", "QueueRef", "QueueSettings", "QueueStats", "RedisClock", "Reservation",
-    "Settled", "SweepReport", "Sweeper", "SystemClock", "TooLarge", "Unavailable",
+    "DEFAULTS", "LIMITS", "QUEUE_EVENTS", "Alert", "AlertNotFound", "AlreadyExists", "AsyncEngine",
+    "AsyncQueue", "Backlog", "ConfigurationError", "DeliveryPaused", "Engine", "EngineError",
+    "FakeClock", "InvalidArgument", "Limits", "Message", "MessageNotFound", "NewMessage",
+    "NotReserved", "Notifier", "Pulled", "PushClaim", "PushConfig", "PushDelivery", "PushStatus",
+    "Pushed", "Pusher", "Queue", "QueueDefaults", "QueueDetails", "QueueInfo", "QueueNotFound",
+    "QueueRef", "QueueSettings", "QueueStats", "RedisClock", "Reservation", "Settled", "Subscriber",
+    "Subscription", "SweepReport", "Sweeper", "SystemClock", "TooLarge", "Unavailable",
 ]

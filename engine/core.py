@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 import re
+
+import orjson
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, Union
 
 from .errors import InvalidArgument, TooLarge
 from .limits import Limits, QueueDefaults
-from .models import NewMessage, QueueSettings
+from .models import Alert, NewMessage, PushConfig, QueueSettings, Subscriber
 
 T = TypeVar("T")
 
@@ -162,13 +164,99 @@ def moment(field: str, ms: object, now_ms: int, ahead: float) -> str:
     return "@" + str(value)
 
 
+# -- push configuration and alerts ---------------------------------------------------------------
+
+MAX_SUBSCRIBERS = 99
+"""Subscribers of a push queue (a subscriber message id ends in a two-digit index)."""
+MAX_SUBSCRIBERS_JSON = 64 * 1024
+MAX_ALERTS = 5
+PUSH_TYPES = ("multicast", "unicast")
+_HTTP_URL = re.compile(r"https?://[^\s/?#]+[^\s]*\Z", re.IGNORECASE)
+_QUEUE_URL = re.compile(r"ironmq:///(.+)\Z")
+
+
+def forward_target(url: str) -> str | None:
+    """The queue an ``ironmq:///queue`` subscriber forwards to (same project), else None."""
+    found = _QUEUE_URL.match(url)
+    return found.group(1) if found else None
+
+
+def check_push(config: PushConfig, limits: Limits, queue: str) -> dict[str, Any]:
+    """A push configuration -> the JSON the scripts read."""
+    if config.type not in PUSH_TYPES:
+        raise InvalidArgument("push_type", "push_type must be multicast, unicast or pull")
+    if not config.subscribers:
+        raise InvalidArgument("subscribers", "a push queue needs at least one subscriber")
+    if len(config.subscribers) > MAX_SUBSCRIBERS:
+        raise InvalidArgument("subscribers", f"at most {MAX_SUBSCRIBERS} subscribers")
+    subs = [check_subscriber(s, i, limits, queue) for i, s in enumerate(config.subscribers)]
+    if len(orjson.dumps(subs)) > MAX_SUBSCRIBERS_JSON:
+        raise InvalidArgument("subscribers", "the subscribers take more than 64 KB")
+    check_int("retries", config.retries, 0, 100)
+    if config.error_queue:
+        check_name("error_queue", config.error_queue, limits)
+        if config.error_queue == queue:
+            raise InvalidArgument("error_queue", "a queue cannot be its own error queue")
+    return {
+        "type": config.type, "subs": subs, "retries": config.retries,
+        "delay": seconds_to_ms("retries_delay", config.retries_delay, 0, limits.max_delay),
+        "errq": config.error_queue,
+    }
+
+
+def check_subscriber(sub: Subscriber, i: int, limits: Limits, queue: str) -> dict[str, Any]:
+    field = f"subscribers[{i}]"
+    if not isinstance(sub.url, str) or not (_HTTP_URL.match(sub.url) or forward_target(sub.url)):
+        raise InvalidArgument(f"{field}.url", f"{field}.url must be an http(s) URL or ironmq:///queue")
+    target = forward_target(sub.url)
+    if target is not None:
+        check_name(f"{field}.url", target, limits)
+        if target == queue:
+            raise InvalidArgument(f"{field}.url", "a queue cannot be subscribed to itself")
+    if not isinstance(sub.headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in sub.headers.items()):
+        raise InvalidArgument(f"{field}.headers", f"{field}.headers must map names to strings")
+    return {"url": sub.url, "headers": sub.headers} if sub.headers else {"url": sub.url}
+
+
+def decode_push(raw: str | None) -> PushConfig | None:
+    if not raw:
+        return None
+    doc = orjson.loads(raw)
+    subs = tuple(Subscriber(s["url"], s.get("headers", {})) for s in doc["subs"])
+    return PushConfig(subs, doc["type"], doc["retries"], doc["delay"] / 1000, doc.get("errq", ""))
+
+
+def check_alert(alert: Alert, i: int, limits: Limits, queue: str) -> dict[str, Any]:
+    """One alert -> the JSON the scripts read (its id already set)."""
+    field = f"alerts[{i}]"
+    if alert.type not in ("fixed", "progressive"):
+        raise InvalidArgument(f"{field}.type", "type must be fixed or progressive")
+    if isinstance(alert.trigger, bool) or not isinstance(alert.trigger, int) or alert.trigger < 1:
+        raise InvalidArgument(f"{field}.trigger", "trigger must be a positive integer")
+    if alert.direction not in ("asc", "desc"):
+        raise InvalidArgument(f"{field}.direction", "direction must be asc or desc")
+    if isinstance(alert.snooze, bool) or not isinstance(alert.snooze, int) or alert.snooze < 0:
+        raise InvalidArgument(f"{field}.snooze", "snooze must be a non-negative integer")
+    check_name(f"{field}.queue", alert.queue, limits)
+    if alert.type == "progressive" and alert.queue == queue:
+        raise InvalidArgument(f"{field}.queue", "a progressive alert cannot post to its own queue")
+    return {"id": alert.id, "type": alert.type, "trigger": alert.trigger, "queue": alert.queue,
+            "dir": alert.direction, "snooze": alert.snooze}
+
+
+def decode_alerts(raw: str | None) -> tuple[Alert, ...]:
+    if not raw:
+        return ()
+    return tuple(Alert(a["type"], a["trigger"], a["queue"], a["dir"], a["snooze"], a["id"]) for a in orjson.loads(raw))
+
+
 # -- queue settings ---------------------------------------------------------------------------
 
 # Python name -> meta field. Durations are stored in ms.
 _DURATIONS = {"timeout": "timeout", "delay": "delay", "expires_in": "expires_in", "retry_delay": "retry_delay"}
 
 
-def encode_settings(settings: dict[str, Any], limits: Limits, queue: str) -> dict[str, str]:
+def encode_settings(settings: dict[str, Any], limits: Limits, queue: str) -> dict[str, str | None]:
     """Validate settings given by name (``None`` = leave unchanged) -> meta fields."""
     bounds = {
         "timeout": (0.001, limits.max_timeout),
@@ -176,7 +264,7 @@ def encode_settings(settings: dict[str, Any], limits: Limits, queue: str) -> dic
         "expires_in": (0.001, limits.max_expires_in),
         "retry_delay": (0, limits.max_delay),
     }
-    fields: dict[str, str] = {}
+    fields: dict[str, str | None] = {}  # None removes the field
     for name, value in settings.items():
         if value is None:
             continue
@@ -194,6 +282,11 @@ def encode_settings(settings: dict[str, Any], limits: Limits, queue: str) -> dic
             if not isinstance(value, bool):
                 raise InvalidArgument(name, "paused must be true or false")
             fields["paused"] = "1" if value else "0"
+        elif name == "push":  # a PushConfig, or one of type "pull": back to a pull queue
+            fields["push"] = None if value.type == "pull" else orjson.dumps(check_push(value, limits, queue)).decode()
+        elif name == "alerts":  # the whole list (empty: none)
+            docs = [check_alert(a, i, limits, queue) for i, a in enumerate(value)]
+            fields["alerts"] = orjson.dumps(docs).decode() if docs else None
         else:
             raise InvalidArgument(name, f"unknown queue setting {name!r}")
     return fields
@@ -225,6 +318,8 @@ def decode_settings(meta: dict[str, str]) -> QueueSettings:
         dead_letter_queue=meta.get("dlq", ""),
         retry_delay=int(meta.get("retry_delay", 0)) / 1000,
         paused=meta.get("paused") == "1",
+        push=decode_push(meta.get("push")),
+        alerts=decode_alerts(meta.get("alerts")),
     )
 
 

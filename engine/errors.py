@@ -53,6 +53,12 @@ class TooLarge(InvalidArgument):
     code = "TOO_LARGE"
 
 
+class AlertNotFound(EngineError):
+    """Alert not found."""
+
+    code = "ALERT_NOT_FOUND"
+
+
 class AlreadyExists(EngineError):
     """The queue already exists."""
 
@@ -80,13 +86,17 @@ class ConfigurationError(EngineError):
 _BY_CODE: dict[str, type[EngineError]] = {
     cls.code: cls for cls in (QueueNotFound, MessageNotFound, NotReserved, AlreadyExists, DeliveryPaused)
 }
-SCRIPT_ERROR_CODES = frozenset(_BY_CODE)
+SCRIPT_ERROR_CODES = frozenset({*_BY_CODE, InvalidArgument.code})
 """Codes a script may reply with (checked against every script's ``Errors:`` header)."""
 
 
 def from_reply(text: str) -> EngineError | None:
-    """Map a script's ``"CODE detail"`` error reply to an engine error, or None if it is not ours."""
+    """Map a script's ``"CODE detail"`` error reply to an engine error, or None if it is not ours.
+    ``"BADARG <field> <message>"`` becomes an InvalidArgument naming the field."""
     code, _, detail = text.partition(" ")
+    if code == InvalidArgument.code:
+        field, _, message = detail.partition(" ")
+        return InvalidArgument(field, message)
     cls = _BY_CODE.get(code)
     if cls is None:
         return None

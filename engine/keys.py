@@ -31,20 +31,29 @@ class QueueKeys(NamedTuple):
     expiry: str  # zset: id -> expire-at (ms), only for messages the FIFO order cannot expire
     msg: str  # hash: id -> immutable record "enq|timeout|expire|ctype\n" .. body
     dlv: str  # hash: id -> delivery state "count|token|timeout|expire" once delivered
-    outbox: str  # list: pending cross-queue work (dead letters)
+    outbox: str  # list: pending cross-queue work (dead letters, error-queue and alert messages)
+    push: str  # zset: push delivery ("<id>|<n>", "<id>|u" for unicast) -> next event (ms)
+    pstatus: str  # hash: message id -> push status record (JSON), for push-queue messages
     dedupe: str  # zset: outbox reference -> time, makes transfers into this queue idempotent
     idfloor: str  # string: last message id of a deleted incarnation (expires), so ids never repeat
     notify: str  # pub/sub channel: "messages became ready"
 
     @property
     def core(self) -> list[str]:
-        """The eight keys of every script that changes message state."""
-        return [self.meta, self.ready, self.delayed, self.reserved, self.expiry, self.msg, self.dlv, self.outbox]
+        """The ten keys of every script that changes message state."""
+        return [self.meta, self.ready, self.delayed, self.reserved, self.expiry, self.msg, self.dlv, self.outbox,
+                self.push, self.pstatus]
 
 
 def tokens_key(prefix: str) -> str:
     """hash: sha256(token) hex -> project (tokens added with `ferrymq tokens add`)."""
     return f"{prefix}:tokens"
+
+
+def push_index_key(prefix: str) -> str:
+    """zset: "project\tqueue" -> when pushers should look at that push queue next (ms). Best
+    effort (updated after the queue's own scripts, which cannot touch another slot)."""
+    return f"{prefix}:pushq"
 
 
 def lease_key(prefix: str, name: str) -> str:
@@ -71,6 +80,8 @@ def queue_keys(prefix: str, project: str, queue: str) -> QueueKeys:
         msg=base + "msg",
         dlv=base + "dlv",
         outbox=base + "outbox",
+        push=base + "push",
+        pstatus=base + "pstatus",
         dedupe=base + "dedupe",
         idfloor=base + "idfloor",
         notify=base + "notify",

@@ -46,6 +46,42 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Subscriber:
+    """Where a push queue delivers: an http(s) URL (POSTed the body, with ``headers``), or
+    ``ironmq:///queue`` (put into that queue of the same project)."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PushConfig:
+    """A push queue: messages posted to it go to its subscribers, never to consumers."""
+
+    subscribers: tuple[Subscriber, ...]
+    type: str = "multicast"
+    """multicast: every subscriber gets each message; unicast: one does (tried in turn)."""
+    retries: int = 3
+    """Retries after the first attempt (multicast: per subscriber; unicast: rounds)."""
+    retries_delay: float = 60.0
+    error_queue: str = ""
+    """Queue (same project) that receives one message per delivery out of retries."""
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Posts an alert message to ``queue`` when the size crosses ``trigger`` (fixed) or a
+    multiple of it (progressive) in ``direction``; at most once per ``snooze`` seconds."""
+
+    type: str
+    trigger: int
+    queue: str
+    direction: str = "asc"
+    snooze: int = 0
+    id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class QueueSettings:
     """The effective settings of a queue (see ``limits.QueueDefaults`` for their meaning)."""
 
@@ -56,6 +92,8 @@ class QueueSettings:
     dead_letter_queue: str
     retry_delay: float
     paused: bool
+    push: PushConfig | None = None
+    alerts: tuple[Alert, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +109,8 @@ class QueueInfo:
     reserved: int
     total_messages: int
     """Messages ever put (clear does not reset it)."""
+    pushing: int = 0
+    """Push-queue messages whose deliveries are not finished."""
     bytes: int = 0
     """Memory the stored messages take in Redis (Redis's sampled estimate; 0 where unknown)."""
     oldest_at: int = 0
@@ -84,8 +124,9 @@ class QueueInfo:
 
     @property
     def size(self) -> int:
-        """Every undeleted, unexpired message: ready + delayed + reserved."""
-        return self.ready + self.delayed + self.reserved
+        """Every undeleted, unexpired message: ready + delayed + reserved, and on a push queue
+        the messages whose deliveries are not finished."""
+        return self.ready + self.delayed + self.reserved + self.pushing
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,3 +227,46 @@ class Subscription:
     modified_at: int = 0
     attrs: dict[str, object] = field(default_factory=dict)
     """The contract's own fields (e.g. Cloudflare's source object), stored verbatim."""
+
+
+@dataclass(frozen=True, slots=True)
+class PushStatus:
+    """One subscriber's delivery of a push-queue message."""
+
+    id: str
+    """Subscriber message id: the message id and a two-digit subscriber index."""
+    url: str
+    status: str
+    """queued, reserved (being pushed, or answered 202 and waiting for its acknowledgement),
+    retrying, deleted (delivered or acknowledged), error (out of retries)."""
+    status_code: int | None
+    retries_remaining: int
+    retries_delay: float
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PushDelivery:
+    """A push a pusher claimed: POST ``body`` to ``url`` (or forward it to an ironmq:/// queue),
+    then report the outcome with ``member`` and ``token``."""
+
+    project: str
+    queue: str
+    member: str
+    message_id: str
+    subscriber_id: str
+    url: str
+    token: str
+    body: bytes
+    content_type: str
+    timeout: float
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PushClaim:
+    deliveries: list[PushDelivery]
+    next_at: int | None
+    """When the queue's next delivery event is due (ms), if any."""
+    active: bool
+    """Still a push queue, or deliveries pending: keep it where pushers look."""

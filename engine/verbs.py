@@ -24,16 +24,29 @@ import orjson
 from . import core
 from .clock import Clock
 from .core import Batch, Command, Eval, Verb, Wait, text
-from .errors import DeliveryPaused, InvalidArgument, MessageNotFound, NotReserved, QueueNotFound, TooLarge
-from .keys import ProjectKeys, QueueKeys, lease_key, project_keys, queue_keys
+from .errors import (
+    AlertNotFound,
+    DeliveryPaused,
+    InvalidArgument,
+    MessageNotFound,
+    NotReserved,
+    QueueNotFound,
+    TooLarge,
+)
+from .keys import ProjectKeys, QueueKeys, lease_key, project_keys, push_index_key, queue_keys
 from .limits import DEDUPE_WINDOW, ID_FLOOR_TTL, LIST_PAGE_MAX, Limits, QueueDefaults
 from .models import (
     RESERVED,
+    Alert,
     Backlog,
     Message,
     NewMessage,
     Pulled,
+    PushClaim,
+    PushConfig,
+    PushDelivery,
     Pushed,
+    PushStatus,
     QueueDetails,
     QueueInfo,
     QueueStats,
@@ -47,7 +60,9 @@ STAT_COUNTERS = {"put": "total", "reserved": "c_reserved", "deleted": "c_deleted
                  "dead": "c_dead", "cleared": "c_cleared"}
 """Counter name -> meta field: what ``stats`` reports."""
 ID_FLOOR_MS = str(round(ID_FLOOR_TTL * 1000))
-_OUTBOX_PENDING, _MISSING = 1, 2
+_OUTBOX_PENDING, _MISSING, _PUSHED = 1, 2, 4
+PUSH_RECHECK_MS = 1_000
+"""A push queue with deliveries pending is looked at again within this time, whatever else."""
 
 
 class Settings(TypedDict, total=False):
@@ -150,7 +165,8 @@ class QueueVerbs:
 
     def clear(self) -> Verb[int]:
         """Remove every message (ready, delayed, reserved); settings and counters stay. Returns how many."""
-        removed = yield Eval("clear", self._core_keys[:7], [])
+        removed, flags = yield Eval("clear", self._core_keys, [self.ctx.clock.script_now()])
+        yield from self._after(flags)  # alert messages the clear fired
         yield from self._emit("queue.purged", {"removed": removed})
         return removed
 
@@ -201,7 +217,15 @@ class QueueVerbs:
         if raw[2]:
             yield from self._register(text(raw[3]))
             yield from self._emit("queue.created", {"queueId": text(raw[3])})
+        if raw[1] & _PUSHED:
+            yield from self._list_for_pushers(raw[0])
         yield from self._after(raw[1])
+
+    def _list_for_pushers(self, when: int, *, exact: bool = False) -> Verb[None]:
+        """Where pushers look for work: lower this queue's next look to ``when`` (or set it)."""
+        member = f"{self.project}\t{self.name}"
+        index = push_index_key(self.ctx.prefix)
+        yield Command(("ZADD", index, when, member) if exact else ("ZADD", index, "LT", when, member))
 
     def reserve(
         self, n: int = 1, *, timeout: float | None = None, delete: bool = False, wait: float = 0.0
@@ -268,7 +292,7 @@ class QueueVerbs:
         """One message with its status (ready, delayed or reserved)."""
         _check_id(message_id)
         k = self.keys
-        raw = yield Eval("get", [k.meta, k.delayed, k.reserved, k.msg, k.dlv], [self.ctx.clock.script_now(), message_id])
+        raw = yield Eval("get", [k.meta, k.delayed, k.reserved, k.msg, k.dlv, k.pstatus], [self.ctx.clock.script_now(), message_id])
         record, status, state, moment = raw
         status = text(status)
         deliveries, rid, timeout_ms = core.parse_delivery(state)
@@ -350,6 +374,124 @@ class QueueVerbs:
         statuses = [_STATUS[s] for s in raw[1:]]
         return Settled(deleted=statuses[: len(deletes)], released=statuses[len(deletes) :])
 
+    # -- push queues ---------------------------------------------------------------------------
+
+    def set_push(self, config: PushConfig) -> Verb[QueueInfo]:
+        """Make this a push queue (creating it if needed), change its push settings, or turn it
+        back into a pull queue with ``PushConfig((), type="pull")``. Messages already queued stay
+        pullable; those posted while it is a push queue are pushed."""
+        info = yield from self._configure("upsert", None, {"push": config})
+        if info.settings.push is not None:
+            yield from self._list_for_pushers(0)
+        return info
+
+    def claim_pushes(self, n: int, lease: float) -> Verb[PushClaim]:
+        """The push deliveries due now (at most ``n``), each leased to this caller for ``lease``
+        seconds. Also keeps the queue's place where pushers look for work up to date."""
+        token = secrets.token_hex(8)
+        args = [self.ctx.clock.script_now(), n, round(lease * 1000), token]
+        raw = yield Eval("push_claim", self._core_keys, args)
+        now, next_at, active = raw[0], raw[1], bool(raw[2])
+        deliveries = []
+        for i in range(4, len(raw), 7):
+            member, message_id, sid, url, tok, record, headers = raw[i : i + 7]
+            _, timeout_ms, _, ctype, body = core.parse_record(record)
+            deliveries.append(PushDelivery(
+                self.project, self.name, text(member), text(message_id), text(sid), text(url), text(tok),
+                body, ctype, timeout_ms / 1000, orjson.loads(headers),
+            ))
+        if active:
+            due = next_at if next_at >= 0 else now + PUSH_RECHECK_MS
+            yield from self._list_for_pushers(min(due, now + PUSH_RECHECK_MS), exact=True)
+        else:
+            yield Command(("ZREM", push_index_key(self.ctx.prefix), f"{self.project}\t{self.name}"))
+        yield from self._after(raw[3])
+        return PushClaim(deliveries, next_at if next_at >= 0 else None, active)
+
+    def report_push(self, delivery: PushDelivery, status_code: int, error: str = "") -> Verb[bool]:
+        """The outcome of a claimed push (``status_code`` 0: no answer). False if the lease was
+        lost meanwhile (the report then changes nothing)."""
+        args = [self.ctx.clock.script_now(), delivery.member, delivery.token, status_code, error[:500]]
+        raw = yield Eval("push_report", self._core_keys, args)
+        yield from self._after(raw[1])
+        return bool(raw[0])
+
+    def ack_push(self, subscriber_id: str, token: str | None = None) -> Verb[bool]:
+        """A subscriber's acknowledgement of a delivery it answered 202. With ``token`` (from the
+        acknowledgement URL) it must be that delivery's. True if one was waiting."""
+        args = [self.ctx.clock.script_now(), _check_id(subscriber_id), token or ""]
+        raw = yield Eval("push_ack", self._core_keys, args)
+        return bool(raw)
+
+    def push_status(self, message_id: str) -> Verb[list[PushStatus]]:
+        """Per subscriber, the delivery of a push-queue message ([] for a pull message)."""
+        _check_id(message_id)
+        k = self.keys
+        record, exists = yield Batch((("HGET", k.pstatus, message_id), ("HEXISTS", k.msg, message_id)))
+        if not exists:
+            raise MessageNotFound()
+        if record is None:
+            return []
+        rec = orjson.loads(record)
+        out = []
+        for i, sub in enumerate(rec["subs"], start=1):
+            remaining = sub.get("r", 0) if rec["t"] == "m" else rec["r"]
+            out.append(PushStatus(f"{message_id}{i:02d}", sub["u"], sub["s"], sub["c"] or None, remaining,
+                                  rec["d"] / 1000, sub.get("e") or ""))
+        return out
+
+    # -- alerts ---------------------------------------------------------------------------------
+
+    def add_alerts(self, alerts: Sequence[Alert]) -> Verb[QueueInfo]:
+        """Add alerts (creating the queue if needed). Refused: a duplicate of an existing alert
+        (type, direction and trigger), more than 5 in all, a progressive cycle."""
+        current = yield from self._current_alerts()
+        if any((a.type, a.direction, a.trigger) in {(c.type, c.direction, c.trigger) for c in current} for a in alerts):
+            raise InvalidArgument("alerts", "At least one new alert duplicates current queue alerts.")
+        return (yield from self._write_alerts([*current, *alerts]))
+
+    def replace_alerts(self, alerts: Sequence[Alert]) -> Verb[QueueInfo]:
+        """Replace every alert ([] removes them all)."""
+        yield from self._current_alerts()
+        return (yield from self._write_alerts(list(alerts)))
+
+    def remove_alerts(self, alert_ids: Sequence[str]) -> Verb[QueueInfo]:
+        """Remove alerts by id (unknown ids are skipped)."""
+        current = yield from self._current_alerts()
+        return (yield from self._write_alerts([a for a in current if a.id not in set(alert_ids)]))
+
+    def remove_alert(self, alert_id: str) -> Verb[QueueInfo]:
+        """Remove one alert; ``AlertNotFound`` if the queue has none with this id."""
+        current = yield from self._current_alerts()
+        if alert_id not in {a.id for a in current}:
+            raise AlertNotFound()
+        return (yield from self._write_alerts([a for a in current if a.id != alert_id]))
+
+    def _current_alerts(self) -> Verb[list[Alert]]:
+        try:
+            info = yield from self.info()
+        except QueueNotFound:
+            return []
+        return list(info.settings.alerts)
+
+    def _write_alerts(self, alerts: list[Alert]) -> Verb[QueueInfo]:
+        if len(alerts) > core.MAX_ALERTS:
+            raise InvalidArgument("alerts", f"a queue may have at most {core.MAX_ALERTS} alerts")
+        alerts = [a if a.id else dataclasses.replace(a, id=secrets.token_hex(12)) for a in alerts]
+        for i, alert in enumerate(alerts):
+            core.check_alert(alert, i, self.ctx.limits, self.name)  # before looking at other queues
+            if alert.type == "progressive":
+                yield from self._refuse_cycle(alert, i)
+        return (yield from self._configure("upsert", None, {"alerts": tuple(alerts)}))
+
+    def _refuse_cycle(self, alert: Alert, i: int) -> Verb[None]:
+        """A progressive alert into a queue whose progressive alerts come back here would feed
+        itself (each alert message grows the other queue)."""
+        target = QueueVerbs(self.ctx, self.project, alert.queue)
+        for other in (yield from target._current_alerts()):
+            if other.type == "progressive" and other.queue == self.name:
+                raise InvalidArgument(f"alerts[{i}].queue", "progressive alerts may not form a cycle between queues")
+
     # -- maintenance --------------------------------------------------------------------------
 
     def maintain(self) -> Verb[tuple[bool, bool, int]]:
@@ -375,14 +517,24 @@ class QueueVerbs:
             if not entries:
                 return moved
             for entry in entries:
-                _kind, target, ref, record = core.parse_outbox(entry)
-                _, _, _, ctype, body = core.parse_record(record)
-                dead = NewMessage(body, content_type=ctype)
+                kind, target, ref, payload = core.parse_outbox(entry)
                 target_queue = QueueVerbs(self.ctx, self.project, target)
-                yield from target_queue._transfer(dead, ref)
+                yield from target_queue._transfer(self._outbox_message(kind, payload), ref)
                 yield Command(("LREM", self.keys.outbox, 1, entry))
                 moved += 1
-                yield from self._emit("message.dead_lettered", dead_letter_event(ref, target))
+                if kind == "dlq":
+                    yield from self._emit("message.dead_lettered", dead_letter_event(ref, target))
+
+    def _outbox_message(self, kind: str, payload: bytes) -> NewMessage:
+        """dlq: a dead letter's record (body and content type kept); errq: an error-queue message
+        (JSON built by the script); alert: an alert message (built here: the script cannot know
+        the queue's name)."""
+        if kind == "dlq":
+            _, _, _, ctype, body = core.parse_record(payload)
+            return NewMessage(body, content_type=ctype)
+        if kind == "alert":
+            return NewMessage(alert_body(self.name, orjson.loads(payload)))
+        return NewMessage(payload)
 
     def _transfer(self, message: NewMessage, ref: str) -> Verb[None]:
         args = self._put_args("create", 1)
@@ -430,6 +582,7 @@ class QueueVerbs:
             bytes=raw[5],
             oldest_at=raw[6],
             total_messages=int(meta.get("total", 0)),
+            pushing=int(meta.get("pushing", 0)),
             counters=counters,
             attrs={name[2:]: value for name, value in meta.items() if name.startswith("x:")},
             created=bool(raw[1]),
@@ -549,6 +702,12 @@ class EngineVerbs:
         """Emit an event of a queue (beyond those the engine emits itself); returns deliveries."""
         return (yield from QueueVerbs(self.ctx, project, queue)._emit(event, payload))
 
+    def due_push_queues(self, limit: int = 100) -> Verb[list[tuple[str, str]]]:
+        """(project, queue) of push queues pushers should look at now, by the engine's clock."""
+        members = yield Command(("ZRANGEBYSCORE", push_index_key(self.ctx.prefix), "-inf",
+                                 self.ctx.clock.wall_ms(), "LIMIT", 0, limit))
+        return [tuple(text(m).split("\t", 1)) for m in members]  # type: ignore[misc]
+
     def lease(self, name: str, holder: str, ttl: float) -> Verb[bool]:
         """Take or renew the deployment-wide lease ``name`` for ``ttl`` seconds; True if held."""
         ttl_ms = core.seconds_to_ms("ttl", ttl, 0.001, 86_400)
@@ -601,6 +760,16 @@ def event_body(ctx: Context, project: str, queue: str, subscription_id: str, eve
             "accountId": project, "eventSubscriptionId": subscription_id, "eventSchemaVersion": 1,
             "eventTimestamp": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         },
+    })
+
+
+def alert_body(queue: str, fired: dict[str, Any]) -> bytes:
+    """The alert message IronMQ clients expect (a JSON object as the message body)."""
+    moment = datetime.fromtimestamp(fired["at"] / 1000, timezone.utc)
+    return orjson.dumps({
+        "source_queue": queue, "queue_size": fired["size"], "alert_id": fired["id"],
+        "alert_type": fired["type"], "alert_direction": fired["dir"], "alert_trigger": fired["trigger"],
+        "created_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
     })
 
 

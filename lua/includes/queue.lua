@@ -47,13 +47,21 @@ end
 local function rec_timeout(rec) return string.sub(rec, 15, 23) end
 local function rec_expire(rec) return string.sub(rec, 25, 37) end
 
+-- ready + delayed + reserved (alerts never apply to push queues, so pushes are not counted).
+local function queue_size(Q)
+  return redis.call("LLEN", Q.ready) - Q.ghosts + redis.call("ZCARD", Q.delayed) + redis.call("ZCARD", Q.reserved)
+end
+
 -- Opens the queue: reads its settings in one call. Q.exists is false for a missing queue.
-local function open_queue(meta, ready, delayed, reserved, expiry, msg, dlv, outbox, now)
+-- Q.pushcfg (push queues) and Q.alerts (queues with alerts) are decoded only where set.
+local function open_queue(meta, ready, delayed, reserved, expiry, msg, dlv, outbox, push, pstatus, now)
   local m = redis.call("HMGET", meta, "id", "max_deliveries", "dlq", "retry_delay", "paused",
-    "ghosts", "xtail", "timeout", "delay", "expires_in", "id_ms", "id_sfx")
-  return {
+    "ghosts", "xtail", "timeout", "delay", "expires_in", "id_ms", "id_sfx", "push", "alerts",
+    "pushing", "alerts_fired")
+  local Q = {
     meta = meta, ready = ready, delayed = delayed, reserved = reserved, expiry = expiry,
-    msg = msg, dlv = dlv, outbox = outbox, now = now, now_s = ms_string(now),
+    msg = msg, dlv = dlv, outbox = outbox, push = push, pstatus = pstatus,
+    now = now, now_s = ms_string(now),
     exists = m[1] ~= false, id = m[1] or "",
     maxd = tonumber(m[2] or "0"), dlq = m[3] or "", retry_delay = tonumber(m[4] or "0"),
     paused = m[5] == "1",
@@ -61,11 +69,18 @@ local function open_queue(meta, ready, delayed, reserved, expiry, msg, dlv, outb
     ghosts0 = tonumber(m[6] or "0"), xtail0 = tonumber(m[7] or "0"),
     timeout = tonumber(m[8] or "0"), delay = tonumber(m[9] or "0"), expires_in = tonumber(m[10] or "0"),
     id_ms = tonumber(m[11] or "0"), id_sfx = tonumber(m[12] or "-1"),
+    pushcfg = m[13] and cjson.decode(m[13]) or nil,   -- {type, subs = {url...}, retries, delay ms, errq}
+    alerts = m[14] and cjson.decode(m[14]) or nil,    -- {{id, type, trigger, queue, dir, snooze}...}
+    pushing = tonumber(m[15] or "0"),                 -- push-queue messages with deliveries pending
+    fired = m[16] and cjson.decode(m[16]) or {},      -- alert id -> ms it last fired
     indexed = nil,        -- does `expiry` exist? (looked up once, when first needed)
-    push = {},            -- ids to append to `ready` at the next flush, in order
+    append = {},          -- ids to append to `ready` at the next flush, in order
     counts = {},          -- counter field -> increment
     outboxed = false,
   }
+  Q.pushing0 = Q.pushing
+  if Q.alerts then Q.size0 = queue_size(Q) end
+  return Q
 end
 
 local function count(Q, field, n)
@@ -82,7 +97,7 @@ end
 -- Appends to the end of the FIFO (at the next flush). Returns true when the message is in
 -- expiry order (needs no `expiry` entry); otherwise registers it in `expiry`.
 local function append_ready(Q, id, expire_at)
-  Q.push[#Q.push + 1] = id
+  Q.append[#Q.append + 1] = id
   if expire_at >= Q.xtail then
     Q.xtail = expire_at
     return true
@@ -90,6 +105,59 @@ local function append_ready(Q, id, expire_at)
   redis.call("ZADD", Q.expiry, expire_at, id)
   Q.indexed = true
   return false
+end
+
+-- Push-queue messages are a fourth state beside ready, delayed and reserved: never in those sets,
+-- they have a status record in `pstatus` (per subscriber: status, last code, retries left) and
+-- deliveries in `push` scored by their next event ("<id>|<n>" per subscriber for multicast,
+-- "<id>|u" for unicast). Q.pushing counts those with deliveries still pending.
+local function push_members(id, rec)
+  if rec.t == "u" then return {id .. "|u"} end
+  local members = {}
+  for i = 1, #rec.subs do members[i] = id .. "|" .. i end
+  return members
+end
+
+local function is_push_message(Q, id)
+  if Q.has_pstatus == nil then Q.has_pstatus = redis.call("EXISTS", Q.pstatus) == 1 end
+  return Q.has_pstatus and redis.call("HEXISTS", Q.pstatus, id) == 1
+end
+
+-- A message posted to a push queue: a status record per subscriber (the list as it is now) and
+-- deliveries due at `due`. Registered in the expiry index (it is in no FIFO).
+local function start_push(Q, id, due, expire_at)
+  local cfg = Q.pushcfg
+  local subs = {}
+  for i, sub in ipairs(cfg.subs) do subs[i] = {u = sub.url, s = "queued", c = false, r = cfg.retries} end
+  local rec = {t = cfg.type == "unicast" and "u" or "m", subs = subs, r = cfg.retries, d = cfg.delay,
+    q = cfg.errq or "", cur = 1}
+  redis.call("HSET", Q.pstatus, id, cjson.encode(rec))
+  local args = {}
+  for _, member in ipairs(push_members(id, rec)) do
+    args[#args + 1] = due
+    args[#args + 1] = member
+  end
+  redis.call("ZADD", Q.push, unpack(args))
+  redis.call("ZADD", Q.expiry, expire_at, id)
+  Q.indexed, Q.has_pstatus, Q.pushed = true, true, true
+  Q.pushing = Q.pushing + 1
+end
+
+-- Forgets a push message's status and pending deliveries (the caller removes its record).
+local function drop_push(Q, id)
+  local raw = redis.call("HGET", Q.pstatus, id)
+  if not raw then return end
+  local rec = cjson.decode(raw)
+  redis.call("ZREM", Q.push, unpack(push_members(id, rec)))
+  redis.call("HDEL", Q.pstatus, id)
+  if not rec.done then Q.pushing = Q.pushing - 1 end
+end
+
+-- A reference unique to one outbox entry: the target queue remembers it, so moving the entry
+-- twice (a crash between the move and its removal) stores it once. A per-queue sequence keeps
+-- two entries of the same millisecond apart.
+local function outbox_ref(Q, kind, id)
+  return Q.id .. ":" .. kind .. ":" .. id .. ":" .. redis.call("HINCRBY", Q.meta, "outbox_seq", 1)
 end
 
 -- Removes messages for good (records, delivery state, expiry entries). Callers remove the ids
@@ -135,7 +203,7 @@ local function end_delivery(Q, id, deliveries, expire_at, delay)
 end
 
 -- Pops ghosts and expired messages off the head of `ready` (at most K). Appends still pending
--- in Q.push go to the tail and are unexpired, so they never matter here.
+-- in Q.append go to the tail and are unexpired, so they never matter here.
 local function sweep_head(Q, K)
   for _ = 1, K do
     local id = redis.call("LINDEX", Q.ready, 0)
@@ -209,6 +277,9 @@ local function maintain(Q, K, head)
       elseif in_delayed[i] then
         redis.call("ZREM", Q.delayed, id)
         gone[#gone + 1] = id
+      elseif is_push_message(Q, id) then
+        drop_push(Q, id)
+        gone[#gone + 1] = id
       elseif redis.call("HEXISTS", Q.msg, id) == 1 then
         Q.ghosts = Q.ghosts + 1     -- its id stays in `ready` until popped
         gone[#gone + 1] = id
@@ -221,13 +292,50 @@ local function maintain(Q, K, head)
   return more
 end
 
+-- Does a change of size from `before` to `after` fire the alert? Fixed: the trigger is crossed
+-- in the alert's direction (asc: from below to at-or-above; desc: from above to at-or-below).
+-- Progressive: some multiple of the trigger (N >= 1) is crossed so; for desc, 0 never fires.
+local function crosses(alert, before, after)
+  local t = alert.trigger
+  if alert.type == "fixed" then
+    if alert.dir == "asc" then return before < t and after >= t end
+    return before > t and after <= t
+  end
+  if alert.dir == "asc" then return (math.floor(before / t) + 1) * t <= after end
+  local below = math.ceil(before / t) - 1  -- the highest multiple under `before`
+  return below >= 1 and below * t >= after
+end
+
+-- Evaluates the alerts on the size change this call made, in the same script: no crossing is
+-- missed or doubled whatever runs concurrently. A firing inside an alert's snooze window is
+-- dropped. The alert message goes through the outbox (its target is another queue).
+local function fire_alerts(Q)
+  local after = queue_size(Q)
+  local before = Q.size0
+  Q.size0 = after
+  if before == after then return end
+  for _, alert in ipairs(Q.alerts) do
+    local last = Q.fired[alert.id]
+    if crosses(alert, before, after) and (not last or Q.now - last >= alert.snooze * 1000) then
+      Q.fired[alert.id] = Q.now
+      Q.fired_changed = true
+      local payload = cjson.encode({id = alert.id, type = alert.type, dir = alert.dir,
+        trigger = alert.trigger, size = after, at = Q.now})
+      redis.call("RPUSH", Q.outbox, "alert\t" .. alert.queue .. "\t" .. outbox_ref(Q, "alert", alert.id) ..
+        "\n" .. payload)
+      Q.outboxed = true
+    end
+  end
+  if Q.fired_changed then redis.call("HSET", Q.meta, "alerts_fired", cjson.encode(Q.fired)) end
+end
+
 -- Writes what the helpers deferred: appends to `ready` (announced on Q.channel when the caller
--- set one), ghosts/xtail, counters.
+-- set one), ghosts/xtail, pushing, counters; then fires alerts the size change crossed.
 local function flush(Q)
-  if #Q.push > 0 then
-    redis.call("RPUSH", Q.ready, unpack(Q.push))
-    if Q.channel then redis.call("PUBLISH", Q.channel, #Q.push) end
-    Q.push = {}
+  if #Q.append > 0 then
+    redis.call("RPUSH", Q.ready, unpack(Q.append))
+    if Q.channel then redis.call("PUBLISH", Q.channel, #Q.append) end
+    Q.append = {}
   end
   if redis.call("LLEN", Q.ready) == 0 then
     Q.ghosts, Q.xtail = 0, 0   -- an empty list restarts the expiry order and heals any drift
@@ -236,10 +344,15 @@ local function flush(Q)
     redis.call("HSET", Q.meta, "ghosts", Q.ghosts, "xtail", string.format("%d", Q.xtail))
     Q.ghosts0, Q.xtail0 = Q.ghosts, Q.xtail
   end
+  if Q.exists and Q.pushing ~= Q.pushing0 then
+    redis.call("HSET", Q.meta, "pushing", Q.pushing)
+    Q.pushing0 = Q.pushing
+  end
   for field, n in pairs(Q.counts) do
     if n ~= 0 and Q.exists then redis.call("HINCRBY", Q.meta, field, n) end
   end
   Q.counts = {}
+  if Q.alerts and Q.exists then fire_alerts(Q) end
 end
 
 -- ready + delayed + reserved, after maintenance.
@@ -276,10 +389,12 @@ local function next_at(Q)
   return t
 end
 
--- Flag bits every maintaining script returns: outbox work pending, queue missing.
+-- Flag bits every maintaining script returns: outbox work pending, queue missing, push
+-- deliveries added (the caller lists the queue where pushers look for work).
 local function flags(Q)
   local f = 0
   if Q.outboxed then f = f + 1 end
   if not Q.exists then f = f + 2 end
+  if Q.pushed then f = f + 4 end
   return f
 end

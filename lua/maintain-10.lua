@@ -10,6 +10,8 @@
   KEYS[6] msg       hash   id -> record
   KEYS[7] dlv       hash   id -> delivery state
   KEYS[8] outbox    list   dead letters to move
+  KEYS[9] push      zset   delivery ("<id>|<n>", or "<id>|u" for unicast) -> next event ms
+  KEYS[10] pstatus  hash   message id -> push status record (JSON) of a push-queue message
   ARGV[1] now_ms ("" = Redis TIME)
   ARGV[2] K: maintenance bound
   ARGV[3] pub/sub channel told how many messages became ready
@@ -20,7 +22,7 @@
 -- @include "queue"
 
 local now = now_from(ARGV[1])
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], now)
+local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
 if not Q.exists then return {flags(Q), 0, 0} end
 Q.channel = ARGV[3]
 local K = tonumber(ARGV[2])

@@ -9,6 +9,8 @@
   KEYS[6] msg       hash   id -> record
   KEYS[7] dlv       hash   id -> delivery state
   KEYS[8] outbox    list   dead letters to move
+  KEYS[9] push      zset   delivery ("<id>|<n>", or "<id>|u" for unicast) -> next event ms
+  KEYS[10] pstatus  hash   message id -> push status record (JSON) of a push-queue message
   ARGV[1] now_ms ("" = Redis TIME)
   ARGV[2] K: maintenance bound
   ARGV[3] pub/sub channel told how many messages became ready
@@ -25,7 +27,7 @@
 -- @include "queue"
 
 local now = now_from(ARGV[1])
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], now)
+local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
 Q.channel = ARGV[3]
 local d, r = tonumber(ARGV[4]), tonumber(ARGV[5])
 local reply = {0}
@@ -69,9 +71,12 @@ if d > 0 then
       status = 1
       from_delayed[#from_delayed + 1] = id
     else
+      local push_message = is_push_message(Q, id)
       status = redis.call("HDEL", Q.msg, id) -- 1 for a ready message: its id becomes a ghost
-      Q.ghosts = Q.ghosts + status
-      if status == 1 then gone[#gone + 1] = id end
+      if status == 1 then
+        gone[#gone + 1] = id
+        if push_message then drop_push(Q, id) else Q.ghosts = Q.ghosts + 1 end
+      end
     end
     seen[id] = true
     reply[#reply + 1] = status

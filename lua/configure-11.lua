@@ -8,7 +8,9 @@
   KEYS[6] msg       hash   id -> record
   KEYS[7] dlv       hash   id -> delivery state
   KEYS[8] outbox    list   dead letters to move
-  KEYS[9] idfloor   string last id of a deleted incarnation ("ms|sfx"); a new one continues after it
+  KEYS[9] push      zset   delivery ("<id>|<n>", or "<id>|u" for unicast) -> next event ms
+  KEYS[10] pstatus  hash   message id -> push status record (JSON) of a push-queue message
+  KEYS[11] idfloor   string last id of a deleted incarnation ("ms|sfx"); a new one continues after it
   ARGV[1] now_ms ("" = Redis TIME)
   ARGV[2] K: maintenance bound
   ARGV[3] pub/sub channel (told when delivery resumes, so paused long polls wake)
@@ -18,7 +20,8 @@
   ARGV[7] JSON object: settings to change (meta field -> string)
   ARGV[8] JSON object: attributes to set ("x:" fields; null removes one)
   Returns: {flags, created (0/1), ready, delayed, reserved, bytes, oldest, meta field, value, ...}
-  Errors:  EXISTS (mode create), QUEUE_NOT_FOUND (mode update)
+  Errors:  EXISTS (mode create), QUEUE_NOT_FOUND (mode update), BADARG (a push queue with
+           alerts: checked here, against the stored settings, so no race can make one)
 ]]
 -- @include "queue"
 
@@ -41,9 +44,20 @@ local function hset_json(json)
   if #args > 0 then redis.call("HSET", KEYS[1], unpack(args)) end
 end
 
+-- Push queues do not support alerts: the change may not leave a queue with both.
+local changes = cjson.decode(ARGV[7])
+local stored = redis.call("HMGET", KEYS[1], "push", "alerts")
+local push, alerts = stored[1], stored[2]
+if changes.push ~= nil then push = changes.push ~= cjson.null and changes.push or false end
+if changes.alerts ~= nil then alerts = changes.alerts ~= cjson.null and changes.alerts or false end
+if push and alerts then
+  local field = changes.alerts ~= nil and changes.alerts ~= cjson.null and "alerts" or "push_type"
+  return redis.error_reply("BADARG " .. field .. " Push queues do not support alerts.")
+end
+
 local was_paused = redis.call("HGET", KEYS[1], "paused") == "1"
 if not exists then
-  local ms, sfx = string.match(redis.call("GET", KEYS[9]) or "0|-1", "^(%d+)|(-?%d+)$")
+  local ms, sfx = string.match(redis.call("GET", KEYS[11]) or "0|-1", "^(%d+)|(-?%d+)$")
   redis.call("HSET", KEYS[1], "id", ARGV[5], "created", now, "id_ms", ms, "id_sfx", sfx)
   hset_json(ARGV[6])
 end
@@ -54,7 +68,7 @@ if was_paused and redis.call("HGET", KEYS[1], "paused") ~= "1" then
   redis.call("PUBLISH", ARGV[3], redis.call("LLEN", KEYS[2]))
 end
 
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], now)
+local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
 Q.channel = ARGV[3]
 local K = tonumber(ARGV[2])
 maintain(Q, K)

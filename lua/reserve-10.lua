@@ -9,6 +9,8 @@
   KEYS[6] msg       hash   id -> record
   KEYS[7] dlv       hash   id -> delivery state
   KEYS[8] outbox    list   dead letters to move
+  KEYS[9] push      zset   delivery ("<id>|<n>", or "<id>|u" for unicast) -> next event ms
+  KEYS[10] pstatus  hash   message id -> push status record (JSON) of a push-queue message
   ARGV[1] now_ms ("" = Redis TIME)
   ARGV[2] K: bound on maintenance and on skipped (ghost or expired) ids
   ARGV[3] pub/sub channel told how many messages became ready
@@ -27,7 +29,7 @@
 -- @include "queue"
 
 local now = now_from(ARGV[1])
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], now)
+local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
 Q.channel = ARGV[3]
 if not Q.exists then return {now, -1, flags(Q), 0, 0, 0, 0, 0} end
 if Q.paused then return redis.error_reply("PAUSED delivery is paused on this queue") end

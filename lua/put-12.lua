@@ -10,8 +10,10 @@
   KEYS[6]  msg       hash   id -> record "enq|timeout|expire|ctype\n" .. body
   KEYS[7]  dlv       hash   id -> delivery state
   KEYS[8]  outbox    list   dead letters to move
-  KEYS[9]  dedupe    zset   transfer reference -> ms (only used when a message carries a ref)
-  KEYS[10] idfloor   string last id of a deleted incarnation ("ms|sfx"); a new one continues after it
+  KEYS[9]  push      zset   delivery ("<id>|<n>", or "<id>|u" for unicast) -> next event ms
+  KEYS[10] pstatus   hash   message id -> push status record (JSON) of a push-queue message
+  KEYS[11] dedupe    zset   transfer reference -> ms (only used when a message carries a ref)
+  KEYS[12] idfloor   string last id of a deleted incarnation ("ms|sfx"); a new one continues after it
   ARGV[1] now_ms ("" = Redis TIME)
   ARGV[2] K: maintenance bound
   ARGV[3] pub/sub channel told how many messages became ready
@@ -26,7 +28,7 @@
           the delay may be "@ms", an absolute due time)
   Returns: {now, flags, created (0/1), queue id, ready, delayed, reserved, bytes, oldest,
             id1, id2, ...}; "" for a message skipped because its ref was already seen (a
-            re-driven transfer). flags: 1 = outbox pending
+            re-driven transfer). flags: 1 = outbox pending, 4 = push deliveries added
   Errors:  QUEUE_NOT_FOUND (mode "existing")
 ]]
 -- @include "queue"
@@ -35,7 +37,7 @@ local now = now_from(ARGV[1])
 local created = 0
 if redis.call("EXISTS", KEYS[1]) == 0 then
   if ARGV[4] ~= "create" then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
-  local ms, sfx = string.match(redis.call("GET", KEYS[10]) or "0|-1", "^(%d+)|(-?%d+)$")
+  local ms, sfx = string.match(redis.call("GET", KEYS[12]) or "0|-1", "^(%d+)|(-?%d+)$")
   local args = {"id", ARGV[5], "created", now, "updated", now, "id_ms", ms, "id_sfx", sfx}
   for field, value in pairs(cjson.decode(ARGV[6])) do
     args[#args + 1] = field
@@ -45,7 +47,7 @@ if redis.call("EXISTS", KEYS[1]) == 0 then
   created = 1
 end
 
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], now)
+local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
 Q.channel = ARGV[3]
 if Q.xtail > 0 and redis.call("LLEN", Q.ready) == 0 then Q.xtail = 0 end -- empty: restart order
 maintain(Q, tonumber(ARGV[2]))
@@ -76,8 +78,8 @@ local default_head = now_s .. "|" .. string.format("%09d", default_timeout) .. "
   ms_string(default_expire_at) .. "|\n"
 
 local function trim_dedupe()
-  local old = redis.call("ZRANGEBYSCORE", KEYS[9], "-inf", now - window, "LIMIT", 0, 1000)
-  if #old > 0 then redis.call("ZREM", KEYS[9], unpack(old)) end
+  local old = redis.call("ZRANGEBYSCORE", KEYS[11], "-inf", now - window, "LIMIT", 0, 1000)
+  if #old > 0 then redis.call("ZREM", KEYS[11], unpack(old)) end
 end
 
 local records, delayed, indexed = {}, {}, {}
@@ -88,9 +90,12 @@ local function pair(list, score, member)
   list[#list + 1] = member
 end
 
--- A new message goes to the end of the FIFO, or waits in `delayed` (and in the expiry index).
+-- A new message goes to the end of the FIFO, or waits in `delayed` (and in the expiry index);
+-- on a push queue it is delivered to the subscribers instead (from its due time), never pulled.
 local function place(id, delay, expire_at)
-  if delay > 0 then
+  if Q.pushcfg then
+    start_push(Q, id, now + delay, expire_at)
+  elseif delay > 0 then
     pair(delayed, now + delay, id)
     pair(indexed, expire_at, id)
   else
@@ -113,7 +118,7 @@ for i = 0, n - 1 do
     local fresh = true
     if ref ~= "" then
       if not trimmed then trim_dedupe(); trimmed = true end
-      fresh = redis.call("ZADD", KEYS[9], "NX", now, ref) == 1
+      fresh = redis.call("ZADD", KEYS[11], "NX", now, ref) == 1
     end
     if fresh then
       id = next_id()

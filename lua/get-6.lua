@@ -5,9 +5,11 @@
   KEYS[3] reserved  zset   id -> deadline ms
   KEYS[4] msg       hash   id -> record
   KEYS[5] dlv       hash   id -> delivery state
+  KEYS[6] pstatus   hash   id -> push status record (push-queue messages)
   ARGV[1] now_ms ("" = Redis TIME)
   ARGV[2] message id
-  Returns: {record, status ("ready"|"delayed"|"reserved"), delivery state or "", time ms}
+  Returns: {record, status ("ready"|"delayed"|"reserved"|"pushing"|"pushed"), delivery state
+           or "", time ms}; "pushing": a push-queue message with deliveries pending
            time: the deadline of a reservation, the due time of a delayed message, else 0
   Errors:  QUEUE_NOT_FOUND, NOT_FOUND (also for a message past its expiry)
 ]]
@@ -23,6 +25,8 @@ if not rec then return redis.error_reply("NOT_FOUND message not found") end
 -- record header: enqueued (13) | timeout (9) | expire (13) | ... (see includes/queue.lua)
 if tonumber(string.sub(rec, 25, 37)) <= now then return redis.error_reply("NOT_FOUND message expired") end
 
+local push = redis.call("HGET", KEYS[6], id)
+if push then return {rec, cjson.decode(push).done and "pushed" or "pushing", "", 0} end
 local state = redis.call("HGET", KEYS[5], id) or ""
 local deadline = redis.call("ZSCORE", KEYS[3], id)
 if deadline and tonumber(deadline) > now then

@@ -1,0 +1,133 @@
+"""Delivers push-queue messages to their subscribers.
+
+A pusher loops: it asks the engine which push queues are due, claims their due deliveries (each
+under a lease: pushers on several machines never push the same delivery at once, and a pusher
+that dies loses nothing), POSTs each one in a task of its own, and reports the outcome through
+the engine, which decides what follows (delivered, waiting for a 202's acknowledgement, retry,
+error queue). It runs inside ``ferrymq serve`` and alone as ``ferrymq pusher``.
+
+httpx does the HTTP: pooled connections, a timeout per request. The headers a contract sends
+(IronMQ's ``Iron-Message-Id`` ...) come from the ``headers`` hook; an ``ironmq:///queue``
+subscriber is a put into that queue of the same project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import httpx
+
+from .aio import AsyncEngine
+from .core import forward_target
+from .models import NewMessage, PushDelivery
+
+log = logging.getLogger("ferrymq.pusher")
+
+LEASE_MARGIN = 10.0
+"""Seconds a claim outlives the push's own timeout, so a slow but live pusher keeps its lease."""
+
+Headers = Callable[[PushDelivery], dict[str, str]]
+
+
+def plain_headers(delivery: PushDelivery) -> dict[str, str]:
+    return {"Content-Type": "text/plain; charset=utf-8", **delivery.headers}
+
+
+class Pusher:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        concurrency: int = 32,
+        timeout: float = 60.0,
+        headers: Headers = plain_headers,
+        idle_poll: float = 0.25,
+        busy_poll: float = 0.01,
+    ) -> None:
+        self.engine = engine
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.headers = headers
+        self.idle_poll, self.busy_poll = idle_poll, busy_poll
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.delivered = 0
+        self._client = httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False,
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def push_once(self) -> int:
+        """One pass: claim what is due on every due push queue (while slots are free) and start
+        pushing it. Returns how many deliveries it started."""
+        started = 0
+        for project, name in await self.engine.due_push_queues():
+            free = self.concurrency - len(self.in_flight)
+            if free <= 0:
+                break
+            claim = await self.engine.queue(project, name).claim_pushes(free, self.timeout + LEASE_MARGIN)
+            for delivery in claim.deliveries:
+                task = asyncio.create_task(self._deliver(delivery))
+                self.in_flight.add(task)
+                task.add_done_callback(self.in_flight.discard)
+                started += 1
+        return started
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                started = await self.push_once()
+            except Exception:  # Redis down or a bug: keep going, try again soon
+                log.exception("push pass failed")
+                started = 0
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.busy_poll if started else self.idle_poll):
+                    await self._stopping.wait()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="ferrymq-pusher")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop claiming, give pushes in flight ``timeout`` to finish (an unfinished one is
+        pushed again once its lease runs out), close the HTTP client."""
+        self._stopping.set()
+        tasks = {t for t in (self._task, *self.in_flight) if t is not None}
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        self._task = None
+        await self._client.aclose()
+
+    async def _deliver(self, delivery: PushDelivery) -> None:
+        code, error = await self._push(delivery)
+        try:
+            await self.engine.queue(delivery.project, delivery.queue).report_push(delivery, code, error)
+            self.delivered += 200 <= code < 300
+        except Exception:  # the lease runs out and the delivery comes back
+            log.exception("could not report a push to %s", delivery.queue)
+
+    async def _push(self, delivery: PushDelivery) -> tuple[int, str]:
+        """(HTTP status, error text); status 0 when the subscriber did not answer."""
+        target = forward_target(delivery.url)
+        try:
+            if target is not None:
+                message = NewMessage(delivery.body, content_type=delivery.content_type)
+                await self.engine.queue(delivery.project, target).put([message])
+                return 200, ""
+            response = await self._client.post(delivery.url, content=delivery.body, headers=self.headers(delivery))
+            error = "" if 200 <= response.status_code < 300 else f"{response.status_code} {response.reason_phrase}"
+            return response.status_code, error
+        except httpx.TimeoutException:
+            return 0, f"no answer within {self.timeout:g} s"
+        except httpx.HTTPError as exc:
+            return 0, f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # e.g. the forward target refused the message
+            return 0, str(exc)

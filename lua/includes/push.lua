@@ -1,0 +1,114 @@
+--[[
+  push: delivery state of push-queue messages (included after "queue" by the pusher's scripts).
+
+  A status record (JSON in `pstatus`, per message):
+    t    "m" multicast (a delivery per subscriber) or "u" unicast (one delivery, tried on each
+         subscriber in turn: the first success ends it)
+    subs per subscriber: u url, s status, c last HTTP code (false before any), r retries left
+         (multicast), e last error text, k token of the current attempt, l lease kind
+    r    retries left (unicast), d retry delay ms, q error queue ("" = none), cur unicast's
+         current subscriber, done true once no delivery is pending
+  Statuses: queued (not tried), reserved (being pushed, l = "post"; or answered 202 and waiting
+  for its acknowledgement, l = "wait"), retrying, deleted (delivered or acknowledged), error
+  (out of retries). A delivery's score in `push` is when something next happens to it: due
+  now, a lease running out, a retry.
+]]
+
+local function load_push(Q, id)
+  local raw = redis.call("HGET", Q.pstatus, id)
+  return raw and cjson.decode(raw)
+end
+
+local function save_push(Q, id, rec)
+  redis.call("HSET", Q.pstatus, id, cjson.encode(rec))
+end
+
+-- "<id>|<n>" or "<id>|u" -> id, subscriber index (unicast: the current one), member
+local function parse_member(member, rec)
+  local id, which = string.match(member, "^(%d+)|(%w+)$")
+  if which == "u" then return id, rec and rec.cur or 1 end
+  return id, tonumber(which)
+end
+
+local function member_of(id, rec, index)
+  return rec.t == "u" and id .. "|u" or id .. "|" .. index
+end
+
+-- Subscriber message id (Iron-Subscriber-Message-Id): the message id and a two-digit index.
+local function subscriber_id(id, index)
+  return id .. string.format("%02d", index)
+end
+
+-- No delivery of the message pending any more: it stays readable (status deleted) until it expires.
+local function push_finished(Q, id, rec)
+  if not rec.done then
+    rec.done = true
+    Q.pushing = Q.pushing - 1
+  end
+end
+
+local function all_final(rec)
+  for _, sub in ipairs(rec.subs) do
+    if sub.s ~= "deleted" and sub.s ~= "error" then return false end
+  end
+  return true
+end
+
+-- The body of the message in the error queue: the union of the v1 and v3 shapes.
+local function error_queue_message(Q, id, rec, failed)
+  if rec.q == "" then return end
+  local record = redis.call("HGET", Q.msg, id)
+  if not record then return end
+  local body = string.sub(record, string.find(record, "\n", 1, true) + 1)
+  local subscribers = {}
+  for i, sub in ipairs(failed) do
+    subscribers[i] = {url = sub.u, code = sub.c or cjson.null, msg = sub.e or ""}
+  end
+  local last = failed[#failed]
+  local doc = cjson.encode({source_msg_id = id, body = body, headers = cjson.decode("{}"),
+    code = last.c or cjson.null, msg = last.e or "", subscribers = subscribers})
+  redis.call("RPUSH", Q.outbox, "errq\t" .. rec.q .. "\t" .. outbox_ref(Q, "errq", id) .. "\n" .. doc)
+  Q.outboxed = true
+end
+
+-- A subscriber took the message (2xx but 202, or the acknowledgement of a 202).
+local function push_delivered(Q, id, rec, index, code)
+  local sub = rec.subs[index]
+  sub.s, sub.c, sub.e, sub.l = "deleted", code, nil, nil
+  redis.call("ZREM", Q.push, member_of(id, rec, index))
+  if rec.t == "u" or all_final(rec) then push_finished(Q, id, rec) end
+end
+
+-- An attempt failed (an error code, a timeout, no acknowledgement in time). Multicast: this
+-- subscriber retries after the delay, or ends in error. Unicast: the next subscriber is tried at
+-- once; after a round where all failed, a new round starts after the delay, or all end in error.
+local function push_failed(Q, id, rec, index, code, text)
+  local sub = rec.subs[index]
+  sub.c, sub.e, sub.l, sub.k = code, text, nil, nil
+  local member = member_of(id, rec, index)
+  if rec.t == "m" then
+    if sub.r > 0 then
+      sub.r, sub.s = sub.r - 1, "retrying"
+      redis.call("ZADD", Q.push, Q.now + rec.d, member)
+      return
+    end
+    sub.s = "error"
+    redis.call("ZREM", Q.push, member)
+    error_queue_message(Q, id, rec, {sub})
+    if all_final(rec) then push_finished(Q, id, rec) end
+    return
+  end
+  sub.s = "retrying"
+  if index < #rec.subs then
+    rec.cur = index + 1
+    redis.call("ZADD", Q.push, Q.now, member)
+  elseif rec.r > 0 then
+    rec.r, rec.cur = rec.r - 1, 1
+    redis.call("ZADD", Q.push, Q.now + rec.d, member)
+  else
+    for _, each in ipairs(rec.subs) do each.s = "error" end
+    redis.call("ZREM", Q.push, member)
+    error_queue_message(Q, id, rec, rec.subs)
+    push_finished(Q, id, rec)
+  end
+end

@@ -1,0 +1,77 @@
+--[[
+  push_claim: hand the pusher calling it the push deliveries that are due, each under a lease
+  (several pushers on several machines never push the same delivery at once; a pusher that dies
+  loses nothing: its lease runs out and the delivery is due again). A 202 whose acknowledgement
+  did not come in time counts here as a failed attempt.
+  KEYS[1] meta      hash   settings (push configuration), counters
+  KEYS[2] ready     list   (maintenance only)
+  KEYS[3] delayed   zset   (maintenance only)
+  KEYS[4] reserved  zset   (maintenance only)
+  KEYS[5] expiry    zset   id -> expire-at ms
+  KEYS[6] msg       hash   id -> record
+  KEYS[7] dlv       hash   id -> delivery state
+  KEYS[8] outbox    list   error-queue messages to move
+  KEYS[9] push      zset   delivery -> next event ms
+  KEYS[10] pstatus  hash   message id -> push status record
+  ARGV[1] now_ms ("" = Redis TIME)
+  ARGV[2] n: most deliveries to claim
+  ARGV[3] lease ms (the push request's timeout and a margin)
+  ARGV[4] token: random per call; a delivery's token is token .. its two-digit subscriber index
+  Returns: {now, next_at (earliest event still pending, -1 if none), active (1 = a push queue or
+            deliveries pending), flags, then per delivery: member, message id, subscriber id,
+            url, token, record, subscriber headers (JSON)}
+  Errors:  none
+]]
+-- @include "queue"
+-- @include "push"
+
+local now = now_from(ARGV[1])
+local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
+if not Q.exists then return {now, -1, 0, flags(Q)} end
+local n, lease, token = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+
+local function headers_of(url)
+  for _, sub in ipairs(Q.pushcfg and Q.pushcfg.subs or {}) do
+    if sub.url == url and sub.headers then return cjson.encode(sub.headers) end
+  end
+  return "{}"
+end
+
+local reply = {now, -1, 0, 0}
+local due = redis.call("ZRANGEBYSCORE", Q.push, "-inf", now, "LIMIT", 0, n)
+for _, member in ipairs(due) do
+  local id = string.match(member, "^(%d+)|")
+  local rec = load_push(Q, id)
+  local record = rec and redis.call("HGET", Q.msg, id)
+  if not record then
+    redis.call("ZREM", Q.push, member)  -- its message is gone
+  elseif rec_expire(record) <= Q.now_s then
+    drop_push(Q, id)
+    drop(Q, {id})
+    count(Q, "c_expired", 1)
+  else
+    local _, index = parse_member(member, rec)
+    local sub = rec.subs[index]
+    if sub.s == "reserved" and sub.l == "wait" then
+      push_failed(Q, id, rec, index, 202, "no acknowledgement before the message timeout")
+      _, index = parse_member(member, rec)
+      sub = rec.subs[index]
+    end
+    local score = redis.call("ZSCORE", Q.push, member)
+    if score and tonumber(score) <= now then
+      sub.s, sub.l, sub.k = "reserved", "post", token .. string.format("%02d", index)
+      redis.call("ZADD", Q.push, now + lease, member)
+      for _, v in ipairs({member, id, subscriber_id(id, index), sub.u, sub.k, record, headers_of(sub.u)}) do
+        reply[#reply + 1] = v
+      end
+    end
+    save_push(Q, id, rec)
+  end
+end
+flush(Q)
+
+local head = redis.call("ZRANGE", Q.push, 0, 0, "WITHSCORES")
+if head[2] then reply[2] = tonumber(head[2]) end
+reply[3] = (Q.pushcfg or head[2]) and 1 or 0
+reply[4] = flags(Q)
+return reply
