@@ -177,7 +177,9 @@ class QueueStats:
     reserved: int
     counters: dict[str, int] = field(default_factory=dict)
     """put (messages ever put), reserved (deliveries), deleted, expired, dead (dead-lettered or
-    dropped out of deliveries), cleared."""
+    dropped out of deliveries), cleared; push queues: push_delivered (a subscriber took the
+    message), push_failed (failed attempts, each retried or final), push_errors (deliveries that
+    ran out of retries: one per subscriber in multicast, one per message in unicast)."""
 
     @property
     def size(self) -> int:

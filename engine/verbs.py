@@ -57,7 +57,8 @@ from .models import (
 
 _STATUS = {1: "ok", 2: "noop", 0: "not_found", -1: "not_reserved"}
 STAT_COUNTERS = {"put": "total", "reserved": "c_reserved", "deleted": "c_deleted", "expired": "c_expired",
-                 "dead": "c_dead", "cleared": "c_cleared"}
+                 "dead": "c_dead", "cleared": "c_cleared", "push_delivered": "c_push_delivered",
+                 "push_failed": "c_push_failed", "push_errors": "c_push_errors"}
 """Counter name -> meta field: what ``stats`` reports."""
 ID_FLOOR_MS = str(round(ID_FLOOR_TTL * 1000))
 _OUTBOX_PENDING, _MISSING, _PUSHED = 1, 2, 4

@@ -75,6 +75,7 @@ end
 local function push_delivered(Q, id, rec, index, code)
   local sub = rec.subs[index]
   sub.s, sub.c, sub.e, sub.l = "deleted", code, nil, nil
+  count(Q, "c_push_delivered", 1)
   redis.call("ZREM", Q.push, member_of(id, rec, index))
   if rec.t == "u" or all_final(rec) then push_finished(Q, id, rec) end
 end
@@ -85,6 +86,7 @@ end
 local function push_failed(Q, id, rec, index, code, text)
   local sub = rec.subs[index]
   sub.c, sub.e, sub.l, sub.k = code, text, nil, nil
+  count(Q, "c_push_failed", 1)
   local member = member_of(id, rec, index)
   if rec.t == "m" then
     if sub.r > 0 then
@@ -93,6 +95,7 @@ local function push_failed(Q, id, rec, index, code, text)
       return
     end
     sub.s = "error"
+    count(Q, "c_push_errors", 1)
     redis.call("ZREM", Q.push, member)
     error_queue_message(Q, id, rec, {sub})
     if all_final(rec) then push_finished(Q, id, rec) end
@@ -107,6 +110,7 @@ local function push_failed(Q, id, rec, index, code, text)
     redis.call("ZADD", Q.push, Q.now + rec.d, member)
   else
     for _, each in ipairs(rec.subs) do each.s = "error" end
+    count(Q, "c_push_errors", 1)
     redis.call("ZREM", Q.push, member)
     error_queue_message(Q, id, rec, rec.subs)
     push_finished(Q, id, rec)

@@ -61,6 +61,8 @@ def test_multicast_delivers_to_each_subscriber_and_retries_only_the_failed_one(e
     q.report_push(again, 204)
     assert statuses(q, mid) == [(A, "deleted", 200, 3), (B, "deleted", 204, 2)]
     assert q.get(mid).status == "pushed" and q.info().size == 0
+    counters = q.info().counters
+    assert (counters["push_delivered"], counters["push_failed"], counters.get("push_errors", 0)) == (2, 1, 0)
 
 
 def test_unicast_tries_the_next_subscriber_at_once_and_stops_at_the_first_success(engine, clock):
@@ -108,6 +110,8 @@ def test_out_of_retries_a_multicast_subscriber_ends_in_error_and_the_error_queue
     assert (doc["code"], doc["msg"], doc["subscribers"]) == (404, "404 Not Found", [{"url": B, "code": 404, "msg": "404 Not Found"}])
     assert q.get(mid).status == "pushed"  # the original stays readable
     assert [m.name for m in engine.list_queues("p")] == ["errors", "m"]
+    [stats] = [s for s in engine.stats("p") if s.name == "m"]
+    assert (stats.counters["push_delivered"], stats.counters["push_errors"]) == (1, 1)
 
 
 def test_a_202_waits_for_its_acknowledgement(engine, clock):
