@@ -14,6 +14,7 @@ subscriber is a put into that queue of the same project.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Callable
@@ -41,7 +42,7 @@ class Pusher:
         self,
         engine: AsyncEngine,
         *,
-        concurrency: int = 32,
+        concurrency: int = 64,
         timeout: float = 60.0,
         headers: Headers = plain_headers,
         idle_poll: float = 0.25,
@@ -52,7 +53,11 @@ class Pusher:
         self.timeout = timeout
         self.headers = headers
         self.idle_poll, self.busy_poll = idle_poll, busy_poll
+        self.per_queue = max(1, concurrency // 4)
+        """Pushes in flight per queue: a queue whose subscriber hangs holds at most this many
+        slots, so deliveries of other queues go on."""
         self.in_flight: set[asyncio.Task[None]] = set()
+        self._queue_load: collections.Counter[tuple[str, str]] = collections.Counter()
         self.delivered = 0
         self._client = httpx.AsyncClient(
             timeout=timeout, follow_redirects=False,
@@ -66,16 +71,28 @@ class Pusher:
         pushing it. Returns how many deliveries it started."""
         started = 0
         for project, name in await self.engine.due_push_queues():
-            free = self.concurrency - len(self.in_flight)
+            free = min(self.concurrency - len(self.in_flight), self.per_queue - self._queue_load[project, name])
             if free <= 0:
-                break
+                continue
             claim = await self.engine.queue(project, name).claim_pushes(free, self.timeout + LEASE_MARGIN)
             for delivery in claim.deliveries:
-                task = asyncio.create_task(self._deliver(delivery))
-                self.in_flight.add(task)
-                task.add_done_callback(self.in_flight.discard)
+                self._start(delivery)
                 started += 1
         return started
+
+    def _start(self, delivery: PushDelivery) -> None:
+        where = (delivery.project, delivery.queue)
+        self._queue_load[where] += 1
+        task = asyncio.create_task(self._deliver(delivery))
+        self.in_flight.add(task)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self.in_flight.discard(task)
+            self._queue_load[where] -= 1
+            if not self._queue_load[where]:
+                del self._queue_load[where]
+
+        task.add_done_callback(done)
 
     async def run(self) -> None:
         while not self._stopping.is_set():

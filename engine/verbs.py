@@ -414,6 +414,8 @@ class QueueVerbs:
         lost meanwhile (the report then changes nothing)."""
         args = [self.ctx.clock.script_now(), delivery.member, delivery.token, status_code, error[:500]]
         raw = yield Eval("push_report", self._core_keys, args)
+        if raw[2] >= 0:  # a retry or the next unicast subscriber: pushers look again when due
+            yield from self._list_for_pushers(raw[2])
         yield from self._after(raw[1])
         return bool(raw[0])
 

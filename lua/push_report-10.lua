@@ -18,7 +18,8 @@
   ARGV[3] token the claim gave
   ARGV[4] HTTP status code (0 = no answer)
   ARGV[5] error text ("" for a success)
-  Returns: {applied (1; 0 when the lease was lost meanwhile: the report changes nothing), flags}
+  Returns: {applied (1; 0 when the lease was lost meanwhile: the report changes nothing), flags,
+            when the queue's next push event is due (ms; -1: none), so pushers look again then}
   Errors:  none
 ]]
 -- @include "queue"
@@ -29,10 +30,10 @@ local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[
 local member, token, code, text = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local id = string.match(member, "^(%d+)|")
 local rec = id and load_push(Q, id)
-if not rec then return {0, flags(Q)} end
+if not rec then return {0, flags(Q), -1} end
 local _, index = parse_member(member, rec)
 local sub = rec.subs[index]
-if not sub or sub.s ~= "reserved" or sub.l ~= "post" or sub.k ~= token then return {0, flags(Q)} end
+if not sub or sub.s ~= "reserved" or sub.l ~= "post" or sub.k ~= token then return {0, flags(Q), -1} end
 
 if code >= 200 and code < 300 and code ~= 202 then
   push_delivered(Q, id, rec, index, code)
@@ -46,4 +47,5 @@ else
 end
 save_push(Q, id, rec)
 flush(Q)
-return {1, flags(Q)}
+local next_event = redis.call("ZRANGE", Q.push, 0, 0, "WITHSCORES")[2]
+return {1, flags(Q), next_event and tonumber(next_event) or -1}
