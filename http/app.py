@@ -5,7 +5,8 @@
     /v1/queues/...                        ElasticQueue       (elastic.py)
 
 Serve with ``ferrymq serve`` (or ``uvicorn ferrymq.http.app:create_app --factory``). No app is
-built at import time; the lifespan owns the Redis client, the engine, auth and the sweeper.
+built at import time; the lifespan owns the Redis client, the engine, auth, the sweeper and
+the pushers.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from ferrymq.engine import AsyncEngine, Sweeper, Unavailable
+from ferrymq.engine import AsyncEngine, Pusher, Sweeper, Unavailable
 from ferrymq.engine.clock import Clock
 
 from . import cloudflare, elastic, ironmq, logs
@@ -43,6 +44,12 @@ def redis_client(settings: Settings) -> aioredis.Redis:
     return aioredis.Redis.from_pool(pool)
 
 
+def pusher(engine: AsyncEngine, settings: Settings) -> Pusher:
+    """A push delivery loop, sending IronMQ's push headers (push queues are IronMQ's)."""
+    return Pusher(engine, concurrency=settings.push_concurrency, timeout=settings.push_timeout,
+                  headers=ironmq.push_headers(settings.base_url))
+
+
 async def ping(request: Any) -> JSON:
     """The HTTP stack's own cost (benchmarks compare every route against it)."""
     return JSON({"ok": True})
@@ -64,10 +71,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         sweeper = Sweeper(engine)
         if settings.sweeper:
             sweeper.start()
+        pushers = [pusher(engine, settings) for _ in range(settings.pushers)]
+        for each in pushers:
+            each.start()
         app.state.engine = engine  # for the shutdown hook of `ferrymq serve`
         try:
             yield {"engine": engine, "auth": auth, "settings": settings}
         finally:
+            for each in pushers:
+                await each.stop()
             await sweeper.stop()
             await engine.aclose()
             if client is None:

@@ -1,4 +1,4 @@
-"""The ``ferrymq`` command: ``serve``, and ``tokens add|list|revoke``.
+"""The ``ferrymq`` command: ``serve``, ``pusher``, and ``tokens add|list|revoke``.
 
 Options fall back to the environment (``Settings.from_env``: FERRYMQ_REDIS_URL, FERRYMQ_TOKENS,
 FERRYMQ_DATA_DIR, ...), then to the defaults. Without a Redis URL every command uses the
@@ -20,10 +20,11 @@ from redis.connection import parse_url
 
 from .auth import TokenStore
 from .embedded import APPENDFSYNC, EmbeddedRedisError, redis_for
-from .server import serve, with_token_store
+from .server import push, serve, with_token_store
 from .settings import Settings, default_data_dir, parse_tokens
 
-OPTIONS = ("host", "port", "redis_url", "data_dir", "workers", "appendfsync")
+OPTIONS = ("host", "port", "redis_url", "data_dir", "workers", "appendfsync", "pushers", "push_concurrency",
+           "push_timeout", "public_url")
 """Command-line options that override a ``Settings`` field of the same name."""
 
 
@@ -66,6 +67,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def run_serve(settings: Settings, args: argparse.Namespace) -> int:
     serve(settings)
+    return 0
+
+
+def run_pusher(settings: Settings, args: argparse.Namespace) -> int:
+    push(settings)
     return 0
 
 
@@ -113,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(command=None)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_serve(commands)
+    add_pusher(commands)
     add_tokens(commands)
     return parser
 
@@ -137,8 +144,37 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     serve_parser.add_argument("--appendfsync", choices=APPENDFSYNC,
                               help="embedded Redis: fsync the append-only file every second (default) "
                                    "or on every write (env FERRYMQ_APPENDFSYNC)")
+    serve_parser.add_argument("--pushers", type=bounded(0, 64), metavar="N",
+                              help="push delivery loops per worker (env FERRYMQ_PUSHERS; default 1; "
+                                   "0: deliver with `ferrymq pusher` elsewhere)")
+    add_push_options(serve_parser)
     add_redis_options(serve_parser)
     serve_parser.set_defaults(command=run_serve)
+
+
+def add_pusher(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pusher_parser = commands.add_parser(
+        "pusher", help="deliver push-queue messages (no HTTP server)", description=(
+            "Deliver push-queue messages to their subscribers until SIGTERM or Ctrl+C, so that "
+            "delivery scales apart from the HTTP servers. Any number of pushers on any number of "
+            "machines share the work: each delivery is claimed by one of them at a time."
+        ),
+    )
+    pusher_parser.add_argument("--pushers", type=bounded(1, 64), metavar="N",
+                               help="delivery loops in this process (env FERRYMQ_PUSHERS; default 1)")
+    add_push_options(pusher_parser)
+    add_redis_options(pusher_parser)
+    pusher_parser.set_defaults(command=run_pusher)
+
+
+def add_push_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--push-concurrency", type=bounded(1, 10_000), metavar="N",
+                        help="pushes in flight per loop (env FERRYMQ_PUSH_CONCURRENCY; default 64)")
+    parser.add_argument("--push-timeout", type=float, metavar="SECONDS",
+                        help="seconds a subscriber gets to answer (env FERRYMQ_PUSH_TIMEOUT; default 60)")
+    parser.add_argument("--public-url", metavar="URL",
+                        help="this server's address for subscribers' acknowledgements of 202 answers "
+                             "(env FERRYMQ_PUBLIC_URL; default http://HOST:PORT)")
 
 
 def add_tokens(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ferrymq.engine.errors import (
+    AlertNotFound,
     AlreadyExists,
     DeliveryPaused,
     EngineError,
@@ -64,6 +65,11 @@ TABLE: dict[type[Exception], dict[str, Cell]] = {
         IRONMQ: Cell(404, None, "Message not found"),
         CLOUDFLARE: Cell(404, 11002, "Message not found"),
         ELASTIC: Cell(404, "not_found", "Message not found"),
+    },
+    AlertNotFound: {
+        IRONMQ: Cell(404, None, "Alert not found"),
+        CLOUDFLARE: Cell(404, 11002, "Alert not found"),
+        ELASTIC: Cell(404, "not_found", "Alert not found"),
     },
     NotReserved: {
         IRONMQ: Cell(403, None, "Message not reserved"),

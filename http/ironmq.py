@@ -8,13 +8,30 @@ ignored. A missing queue reads as empty (v1 "virtual queues").
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
 
-from ferrymq.engine import DeliveryPaused, Message, NewMessage, QueueInfo, QueueNotFound
+from ferrymq.engine import (
+    Alert,
+    AlertNotFound,
+    DeliveryPaused,
+    Message,
+    MessageNotFound,
+    NewMessage,
+    PushConfig,
+    PushDelivery,
+    PushStatus,
+    QueueInfo,
+    QueueNotFound,
+    Subscriber,
+)
 from ferrymq.engine.aio import AsyncQueue
 
 from . import errors
@@ -28,7 +45,11 @@ DELAY = (0, 604_800)
 EXPIRES_IN = (1, 2_592_000)
 WAIT = (0, 30)
 PER_PAGE = (1, 100)
-STATUS = {"ready": "queued", "delayed": "queued", "reserved": "reserved"}
+RETRIES = (0, 100)
+RETRIES_DELAY = (3, 86_400)
+PUSH_TYPES = ("multicast", "unicast", "pull")
+STATUS = {"ready": "queued", "delayed": "queued", "reserved": "reserved", "pushing": "queued", "pushed": "deleted"}
+NO_ALERTS_ON_PUSH = "Push queues do not support alerts."
 
 
 def render_error(problem: Problem) -> JSON:
@@ -80,13 +101,38 @@ def message_view(message: Message) -> dict[str, Any]:
 
 
 def queue_view(info: QueueInfo) -> dict[str, Any]:
-    return {
+    """The queue object; push keys only on push queues, ``error_queue`` only when set, ``alerts``
+    only when there are some (clients tell a pull queue by the absent keys)."""
+    view: dict[str, Any] = {
         "id": info.id[:24],  # IronMQ ids are 24 hex characters; the engine's are 32
         "name": info.name,
         "project_id": info.project,
         "size": info.size,
         "total_messages": info.total_messages,
     }
+    push = info.settings.push
+    if push is not None:
+        view.update(push_type=push.type, retries=push.retries, retries_delay=round(push.retries_delay),
+                    subscribers=[subscriber_view(s) for s in push.subscribers])
+        if push.error_queue:
+            view["error_queue"] = push.error_queue
+    if info.settings.alerts:
+        view["alerts"] = [alert_view(a) for a in info.settings.alerts]
+    return view
+
+
+def subscriber_view(subscriber: Subscriber) -> dict[str, Any]:
+    return {"url": subscriber.url, "headers": subscriber.headers} if subscriber.headers else {"url": subscriber.url}
+
+
+def alert_view(alert: Alert) -> dict[str, Any]:
+    return {"id": alert.id, "type": alert.type, "direction": alert.direction, "trigger": alert.trigger,
+            "queue": alert.queue, "snooze": alert.snooze}
+
+
+def push_status_view(status: PushStatus) -> dict[str, Any]:
+    return {"id": status.id, "url": status.url, "status": status.status, "status_code": status.status_code,
+            "retries_remaining": status.retries_remaining, "retries_delay": round(status.retries_delay)}
 
 
 def posted(ids: list[str]) -> JSON:
@@ -109,9 +155,17 @@ async def get_queue(request: Request) -> JSON:
 
 
 async def update_queue(request: Request) -> JSON:
+    """Creates the queue if needed; push settings in the body make (or keep) it a push queue,
+    ``push_type: pull`` turns it back. Other keys are ignored (Java sends ``pushType``)."""
     q = await queue(request)
-    await read_json(request)  # validated; push settings arrive with push queues
-    return JSON(queue_view(await q.ensure()))
+    doc = json_object(await read_json(request))
+    if not PUSH_KEYS & doc.keys():
+        return JSON(queue_view(await q.ensure()))
+    current = (await q.ensure()).settings.push
+    config = push_config(doc, current)
+    if config is None:
+        return JSON(queue_view(await q.ensure()))
+    return JSON(queue_view(await q.set_push(config)))
 
 
 async def delete_queue(request: Request) -> JSON:
@@ -230,6 +284,248 @@ async def release_message(request: Request) -> JSON:
     return JSON({"msg": "Released"})
 
 
+# -- push queues ---------------------------------------------------------------------------------
+
+PUSH_KEYS = {"push_type", "subscribers", "retries", "retries_delay", "error_queue"}
+
+
+def json_object(doc: Any) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise Problem(400, "Request body must be a JSON object")
+    return doc
+
+
+def push_config(doc: dict[str, Any], current: PushConfig | None) -> PushConfig | None:
+    """The queue's push settings after an update: given keys replace the current ones. None:
+    nothing to change (a pull queue updated without subscribers stays a pull queue)."""
+    push_type = doc.get("push_type")
+    if push_type is not None and push_type not in PUSH_TYPES:
+        raise Problem(400, "push_type must be multicast, unicast or pull")
+    if push_type == "pull":
+        return PushConfig((), type="pull")
+    subscribers = subscribers_of(doc) if doc.get("subscribers") is not None else None
+    if current is None and not subscribers:
+        if push_type is not None:
+            raise Problem(400, "A push queue needs at least one subscriber")
+        return None
+    base = current or PushConfig(())
+    retries = doc.get("retries")
+    delay = optional(doc, "retries_delay", RETRIES_DELAY)
+    error_queue = doc.get("error_queue", base.error_queue)
+    if error_queue is None:
+        error_queue = base.error_queue
+    if not isinstance(error_queue, str):
+        raise Problem(400, "error_queue must be a string")
+    return PushConfig(
+        tuple(subscribers) if subscribers else base.subscribers,
+        type=push_type or base.type,
+        retries=base.retries if retries is None else integer(retries, "retries", *RETRIES),
+        retries_delay=base.retries_delay if delay is None else delay,
+        error_queue=error_queue,
+    )
+
+
+def subscribers_of(doc: dict[str, Any]) -> list[Subscriber]:
+    items = doc.get("subscribers")
+    if not isinstance(items, list):
+        raise Problem(400, "subscribers must be an array")
+    return [subscriber(item, i) for i, item in enumerate(items)]
+
+
+def subscriber(item: Any, i: int) -> Subscriber:
+    if not isinstance(item, dict):
+        raise Problem(400, f"subscribers[{i}] must be an object")
+    url, headers = item.get("url"), item.get("headers") or {}
+    if not url:
+        raise Problem(406, f"subscribers[{i}].url is required")
+    if not isinstance(url, str):
+        raise Problem(400, f"subscribers[{i}].url must be a string")
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise Problem(400, f"subscribers[{i}].headers must map header names to strings")
+    return Subscriber(local_target(url, i), headers)
+
+
+def local_target(url: str, i: int) -> str:
+    """``ironmq:///q`` and ``ironmq://project:token@/q`` name a queue of this server; the
+    engine knows them as ``ironmq:///q``. Remote hosts and IronWorker targets do not exist in a
+    self-hosted server."""
+    scheme = url.partition(":")[0].lower()
+    if scheme == "ironworker":
+        raise Problem(400, f"subscribers[{i}].url: ironworker subscribers are not supported")
+    if scheme != "ironmq":
+        return url
+    parts = urlsplit(url)
+    if parts.hostname:
+        raise Problem(400, f"subscribers[{i}].url: ironmq subscribers on another host are not supported")
+    if parts.username is not None and not parts.password:
+        raise Problem(400, f"subscribers[{i}].url: an ironmq subscriber with a project needs its token")
+    return "ironmq:///" + parts.path.lstrip("/")
+
+
+async def add_subscribers(request: Request) -> JSON:
+    """Adds subscribers by url (an existing url gets the new headers); a pull queue becomes a
+    multicast push queue."""
+    q = await queue(request)
+    given = required_subscribers(json_object(await read_json(request)))
+    current = (await q.ensure()).settings.push or PushConfig(())
+    by_url = {s.url: s for s in current.subscribers}
+    by_url.update({s.url: s for s in given})
+    return JSON(queue_view(await q.set_push(dataclasses.replace(current, subscribers=tuple(by_url.values())))))
+
+
+async def remove_subscribers(request: Request) -> JSON:
+    """Removes subscribers by url; without any left the queue is a pull queue again."""
+    q = await queue(request)
+    gone = {s.url for s in required_subscribers(json_object(await read_json(request)))}
+    info = await q.info()
+    current = info.settings.push
+    if current is None:
+        return JSON(queue_view(info))
+    left = tuple(s for s in current.subscribers if s.url not in gone)
+    config = dataclasses.replace(current, subscribers=left) if left else PushConfig((), type="pull")
+    return JSON(queue_view(await q.set_push(config)))
+
+
+def required_subscribers(doc: dict[str, Any]) -> list[Subscriber]:
+    if not doc.get("subscribers"):
+        raise Problem(406, "subscribers is required")
+    return subscribers_of(doc)
+
+
+async def message_subscribers(request: Request) -> JSON:
+    q = await queue(request)
+    statuses = await q.push_status(request.path_params["message_id"])
+    return JSON({"subscribers": [push_status_view(s) for s in statuses]})
+
+
+async def acknowledge_push(request: Request) -> JSON:
+    """A subscriber that answered 202 acknowledges its delivery. The acknowledgement URL we sent
+    carries the delivery's own token in ``oauth`` (never the project's): it works for that
+    DELETE alone."""
+    message_id, sid = request.path_params["message_id"], request.path_params["subscriber_id"]
+    if not (sid.startswith(message_id) and len(sid) == len(message_id) + 2):
+        raise MessageNotFound()
+    try:
+        q = await queue(request)
+    except Problem:
+        token = request.query_params.get("oauth")
+        if not token:
+            raise
+        q = engine(request).queue(request.path_params["project_id"], request.path_params["queue"])
+        try:
+            await q.ack_push(sid, token)
+        except (MessageNotFound, QueueNotFound):  # a token that is not this delivery's
+            raise Problem(401, "Invalid project/token combination") from None
+    else:
+        await q.ack_push(sid)
+    return JSON({"msg": "Deleted"})
+
+
+def push_headers(public_url: str) -> Callable[[PushDelivery], dict[str, str]]:
+    """The headers of IronMQ pushes. ``Iron-Subscriber-Message-Url`` lets a subscriber that
+    answered 202 acknowledge the delivery; ``public_url`` is where subscribers reach us."""
+    base = public_url.rstrip("/")
+
+    def headers(delivery: PushDelivery) -> dict[str, str]:
+        ack = (f"{base}{PREFIX}{delivery.project}/queues/{quote(delivery.queue, safe='')}"
+               f"/messages/{delivery.message_id}/subscribers/{delivery.subscriber_id}?oauth={delivery.token}")
+        return {
+            "Content-Type": "text/plain; charset=utf-8",
+            **delivery.headers,
+            "User-Agent": "IronMQ Pusherd",
+            "Iron-Message-Id": delivery.message_id,
+            "Iron-Subscriber-Message-Id": delivery.subscriber_id,
+            "Iron-Subscriber-Message-Url": ack,
+        }
+
+    return headers
+
+
+# -- alerts --------------------------------------------------------------------------------------
+
+
+async def add_alerts(request: Request) -> JSON:
+    q = await queue(request)
+    alerts = alerts_of(json_object(await read_json(request)))
+    await refuse_on_push_queue(q)
+    await q.add_alerts(alerts)
+    return JSON({"msg": "Updated"})
+
+
+async def replace_alerts(request: Request) -> JSON:
+    q = await queue(request)
+    doc = json_object(await read_json(request))
+    if not isinstance(doc.get("alerts"), list):
+        raise Problem(406, "alerts is required")
+    alerts = alerts_of(doc) if doc["alerts"] else []
+    if alerts:
+        await refuse_on_push_queue(q)
+    await q.replace_alerts(alerts)
+    return JSON({"msg": "Updated"})
+
+
+async def remove_alerts(request: Request) -> JSON:
+    """Java sends whole alert objects; only their ids count."""
+    q = await queue(request)
+    items = json_object(await read_json(request)).get("alerts")
+    if not items:
+        raise Problem(406, "alerts is required")
+    if not isinstance(items, list) or not all(isinstance(a, dict) and isinstance(a.get("id"), str) for a in items):
+        raise Problem(400, "alerts must be an array of objects with an id")
+    await q.remove_alerts([a["id"] for a in items])
+    return JSON({"msg": "Deleted"})
+
+
+async def remove_alert(request: Request) -> JSON:
+    q = await queue(request)
+    await read_body(request)  # Python sends an empty body with a JSON content type
+    try:
+        await q.remove_alert(request.path_params["alert_id"])
+    except QueueNotFound:
+        raise AlertNotFound() from None
+    return JSON({"msg": "Deleted"})
+
+
+async def refuse_on_push_queue(q: AsyncQueue) -> None:
+    with contextlib.suppress(QueueNotFound):
+        if (await q.info()).settings.push is not None:
+            raise Problem(400, NO_ALERTS_ON_PUSH)
+
+
+def alerts_of(doc: dict[str, Any]) -> list[Alert]:
+    items = doc.get("alerts")
+    if not items:
+        raise Problem(406, "alerts is required")
+    if not isinstance(items, list):
+        raise Problem(400, "alerts must be an array")
+    return [alert(item, i) for i, item in enumerate(items)]
+
+
+def alert(item: Any, i: int) -> Alert:
+    """Types are checked here (the engine checks ranges): a trigger or snooze given as a string,
+    even "1234", is refused."""
+    if not isinstance(item, dict):
+        raise Problem(400, f"alerts[{i}] must be an object")
+    for name in ("type", "trigger", "queue"):
+        if item.get(name) is None:
+            raise Problem(400, f"alerts[{i}].{name} is required")
+    if not is_int(item["trigger"]) or item["trigger"] < 1:
+        raise Problem(400, f"alerts[{i}].trigger must be a positive integer")
+    snooze = item.get("snooze", 0)
+    if snooze is None:
+        snooze = 0
+    if not is_int(snooze) or snooze < 0:
+        raise Problem(400, f"alerts[{i}].snooze must be a non-negative integer")
+    for name in ("type", "queue", "direction"):
+        if name in item and not isinstance(item[name], str):
+            raise Problem(400, f"alerts[{i}].{name} must be a string")
+    return Alert(item["type"], int(item["trigger"]), item["queue"], item.get("direction") or "asc", int(snooze))
+
+
+def is_int(value: Any) -> bool:
+    return not isinstance(value, bool) and (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+
+
 # -- routing -------------------------------------------------------------------------------------
 
 
@@ -254,5 +550,13 @@ def routes() -> list[BaseRoute]:
         ("/queues/{queue}/messages/{message_id}", delete_message, "DELETE"),
         ("/queues/{queue}/messages/{message_id}/touch", touch_message, "POST"),
         ("/queues/{queue}/messages/{message_id}/release", release_message, "POST"),
+        ("/queues/{queue}/messages/{message_id}/subscribers", message_subscribers, "GET"),
+        ("/queues/{queue}/messages/{message_id}/subscribers/{subscriber_id}", acknowledge_push, "DELETE"),
+        ("/queues/{queue}/subscribers", add_subscribers, "POST"),
+        ("/queues/{queue}/subscribers", remove_subscribers, "DELETE"),
+        ("/queues/{queue}/alerts", add_alerts, "POST"),
+        ("/queues/{queue}/alerts", replace_alerts, "PUT"),
+        ("/queues/{queue}/alerts", remove_alerts, "DELETE"),
+        ("/queues/{queue}/alerts/{alert_id}", remove_alert, "DELETE"),
     ]
     return [Mount("/1/projects/{project_id}", routes=[r for row in table for r in both(*row)])]

@@ -32,6 +32,8 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.supervisors import multiprocess
 
+from ferrymq.engine import AsyncEngine
+
 from .auth import TokenStore
 from .embedded import redis_for
 from .settings import Settings
@@ -82,6 +84,37 @@ def serve(settings: Settings) -> None:
             run(uvicorn_config(ready))
     except KeyboardInterrupt:
         pass
+
+
+def push(settings: Settings) -> None:
+    """``ferrymq pusher``: push-queue delivery loops without an HTTP server, until SIGTERM or
+    SIGINT (pushes in flight get a few seconds; an unfinished one is pushed again later)."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with redis_for(settings) as ready:
+            say(f"pushing from the Redis at {redacted(ready.redis_url or '')} "
+                f"({max(1, ready.pushers)} loop(s) of {ready.push_concurrency} pushes)")
+            asyncio.run(push_until_stopped(ready))
+    except KeyboardInterrupt:
+        pass
+
+
+async def push_until_stopped(settings: Settings) -> None:
+    from .app import pusher, redis_client  # the app module builds the server's client and pushers
+
+    client = redis_client(settings)
+    engine = AsyncEngine(client, prefix=settings.prefix, command_timeout=settings.command_timeout)
+    pushers = [pusher(engine, settings) for _ in range(max(1, settings.pushers))]
+    for each in pushers:
+        each.start()
+    try:
+        await asyncio.Event().wait()  # until cancelled by Ctrl+C or SIGTERM
+    finally:
+        for each in pushers:
+            await each.stop()
+        await engine.aclose()
+        await client.aclose()
+        say(f"stopped after {sum(each.delivered for each in pushers)} successful pushes")
 
 
 def uvicorn_config(settings: Settings) -> uvicorn.Config:

@@ -47,6 +47,14 @@ class Settings:
     """Seconds one Redis call may take; longer is answered 503 (a hung or unreachable Redis)."""
     appendfsync: str = "everysec"
     """Embedded Redis only: "always" makes every acknowledged write durable (slower)."""
+    pushers: int = 1
+    """Push-queue delivery loops per worker process (0: none here; run ``ferrymq pusher``)."""
+    push_concurrency: int = 64
+    """Pushes in flight per delivery loop."""
+    push_timeout: float = 60.0
+    """Seconds a subscriber gets to answer a push."""
+    public_url: str | None = None
+    """Where push subscribers reach this server to acknowledge a 202 (default http://host:port)."""
     sweeper: bool = True
     """Run the background sweeper (expiry and dead letters of idle queues) in this server."""
     graceful_timeout: float = 35.0
@@ -76,6 +84,14 @@ class Settings:
             values["appendfsync"] = env["FERRYMQ_APPENDFSYNC"]
         if "FERRYMQ_COMMAND_TIMEOUT" in env:
             values["command_timeout"] = float(env["FERRYMQ_COMMAND_TIMEOUT"])
+        if "FERRYMQ_PUSHERS" in env:
+            values["pushers"] = int(env["FERRYMQ_PUSHERS"])
+        if "FERRYMQ_PUSH_CONCURRENCY" in env:
+            values["push_concurrency"] = int(env["FERRYMQ_PUSH_CONCURRENCY"])
+        if "FERRYMQ_PUSH_TIMEOUT" in env:
+            values["push_timeout"] = float(env["FERRYMQ_PUSH_TIMEOUT"])
+        if env.get("FERRYMQ_PUBLIC_URL"):
+            values["public_url"] = env["FERRYMQ_PUBLIC_URL"]
         if "FERRYMQ_SWEEPER" in env:
             values["sweeper"] = env["FERRYMQ_SWEEPER"] not in ("0", "false", "no")
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -95,8 +111,17 @@ class Settings:
             "FERRYMQ_MAX_REQUEST_BYTES": str(self.max_request_bytes),
             "FERRYMQ_APPENDFSYNC": self.appendfsync,
             "FERRYMQ_COMMAND_TIMEOUT": str(self.command_timeout),
+            "FERRYMQ_PUSHERS": str(self.pushers),
+            "FERRYMQ_PUSH_CONCURRENCY": str(self.push_concurrency),
+            "FERRYMQ_PUSH_TIMEOUT": str(self.push_timeout),
+            "FERRYMQ_PUBLIC_URL": self.public_url or "",
             "FERRYMQ_SWEEPER": "1" if self.sweeper else "0",
         }
+
+    @property
+    def base_url(self) -> str:
+        """This server's address as push subscribers should use it."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ if "http" in sys.modules and not hasattr(sys.modules["http"], "HTTPStatus"):
     )
 
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
@@ -238,16 +239,11 @@ class LiveServer:
     settings: Settings
 
 
-@pytest.fixture(scope="session")
-def live_server(redis_url: str) -> Iterator[LiveServer]:
-    clock = FakeClock(start_ms=1_800_000_000_000)
-    settings = Settings(
-        redis_url=redis_url, tokens={TOKEN_A: PROJECT_A, TOKEN_B: PROJECT_B}, sweeper=False,
-        max_request_bytes=1024 * 1024,
-    )
+@contextlib.contextmanager
+def running(app: Any) -> Iterator[str]:
+    """``app`` under uvicorn in a thread, on a free loopback port; yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings, clock=clock), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="ferrymq-test-server", daemon=True)
     thread.start()
@@ -256,9 +252,34 @@ def live_server(redis_url: str) -> Iterator[LiveServer]:
         if not thread.is_alive() or time.monotonic() > deadline:
             pytest.fail("the test server did not start")
         time.sleep(0.01)
-    yield LiveServer(f"http://127.0.0.1:{port}", clock, settings)
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def serve_app() -> Callable[[Any], contextlib.AbstractContextManager[str]]:
+    """``with serve_app(app) as url``: the app under uvicorn in a thread, for servers of a test's own."""
+    return running
+
+
+@pytest.fixture(scope="session")
+def test_tokens() -> dict[str, str]:
+    """The tokens of the test servers: token-a opens project ...01, token-b project ...02."""
+    return {TOKEN_A: PROJECT_A, TOKEN_B: PROJECT_B}
+
+
+@pytest.fixture(scope="session")
+def live_server(redis_url: str) -> Iterator[LiveServer]:
+    clock = FakeClock(start_ms=1_800_000_000_000)
+    settings = Settings(
+        redis_url=redis_url, tokens={TOKEN_A: PROJECT_A, TOKEN_B: PROJECT_B}, sweeper=False,
+        max_request_bytes=1024 * 1024, pushers=0,  # push delivery is tested with servers of its own
+    )
+    with running(create_app(settings, clock=clock)) as url:
+        yield LiveServer(url, clock, settings)
 
 
 @pytest.fixture

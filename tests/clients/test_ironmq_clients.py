@@ -65,6 +65,32 @@ def test_python_client_lifecycle(iron):
     assert q.get()["messages"] == []
 
 
+def test_python_client_push_queues_and_alerts(iron):
+    q = iron.queue("py-push")
+    info = q.update(subscribers=["http://a.example/hook"], push_type="multicast", retries=5, retries_delay=10)
+    assert (info["push_type"], info["retries"], info["retries_delay"]) == ("multicast", 5, 10)
+    assert [s["url"] for s in q.add_subscribers("http://b.example/hook")["subscribers"]] == [
+        "http://a.example/hook", "http://b.example/hook"]
+    assert [s["url"] for s in q.remove_subscribers("http://a.example/hook")["subscribers"]] == ["http://b.example/hook"]
+    [mid] = q.post("pushed")["ids"]
+    [status] = q.get_message_push_statuses(mid)["subscribers"]
+    assert (status["id"], status["status"], status["retries_remaining"]) == (mid + "01", "queued", 5)
+    assert q.delete_message_push_status(mid, status["id"]) == {"msg": "Deleted"}
+
+    watched = iron.queue("py-watched")
+    assert watched.add_alerts({"type": "fixed", "trigger": 5, "queue": "alerts"}) == {"msg": "Updated"}
+    assert watched.update_alerts({"type": "progressive", "trigger": 10, "queue": "alerts", "direction": "desc"},
+                                 {"type": "fixed", "trigger": 2, "queue": "alerts"}) == {"msg": "Updated"}
+    first, second = watched.info()["alerts"]
+    assert (first["type"], first["direction"], second["trigger"]) == ("progressive", "desc", 2)
+    assert watched.remove_alerts(first["id"]) == {"msg": "Deleted"}
+    assert watched.remove_alert(second["id"]) == {"msg": "Deleted"}
+    assert "alerts" not in watched.info()
+    with pytest.raises(requests.HTTPError) as missing:
+        watched.remove_alert(second["id"])
+    assert missing.value.response.status_code == 404
+
+
 def test_python_client_long_poll_and_errors(iron):
     q = iron.queue("py-errors")
     assert q.get(wait=1)["messages"] == []
@@ -88,14 +114,14 @@ def node_client() -> Path:
     return Path(node)
 
 
-def run_node(node: Path, server, queue: str) -> dict:
+def run_node(node: Path, server, queue: str, script: str = "iron_node_lifecycle.js") -> dict:
     port = server.url.rsplit(":", 1)[1]
     env = {
         "PATH": os.environ.get("PATH", ""), "HOME": str(HERE),
         "IRON_SCHEME": "http", "IRON_HOST": "127.0.0.1", "IRON_PORT": port,
         "IRON_TOKEN": TOKEN, "IRON_PROJECT_ID": PROJECT,
     }
-    done = subprocess.run([str(node), str(HERE / "iron_node_lifecycle.js"), queue], cwd=HERE, env=env,
+    done = subprocess.run([str(node), str(HERE / script), queue], cwd=HERE, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr + done.stdout
     return json.loads(done.stdout)
@@ -118,3 +144,18 @@ def test_node_client_lifecycle(node_client, server):
     assert out["delQueue"] == {"msg": "Deleted."}
     assert "Queue not found" in out["missingQueue"]
     assert out["emptyGet"] == []
+
+
+def test_node_client_push_queues_and_alerts(node_client, server):
+    out = run_node(node_client, server, "node-push", "iron_node_push.js")
+    assert (out["updated"]["push_type"], out["updated"]["retries"]) == ("unicast", 2)
+    assert [s["url"] for s in out["added"]["subscribers"]] == ["http://a.example/hook", "http://b.example/hook"]
+    assert [s["url"] for s in out["removed"]["subscribers"]] == ["http://b.example/hook"]
+    [status] = out["statuses"]["subscribers"]
+    assert (status["status"], status["url"]) == ("queued", "http://b.example/hook")
+    assert out["ack"] == {"msg": "Deleted"}
+    assert "Push queues do not support alerts." in out["alertOnPush"]
+    assert out["addAlerts"] == out["updateAlerts"] == {"msg": "Updated"}
+    assert out["alerts"] == [["progressive", 10, "desc"], ["fixed", 3, "asc"]]
+    assert out["deleteAlerts"] == out["deleteById"] == {"msg": "Deleted"}
+    assert "Alert not found" in out["missingAlert"] and out["alertsLeft"] == []

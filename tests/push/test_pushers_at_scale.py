@@ -1,0 +1,56 @@
+"""Several `ferrymq pusher` processes on one Redis share the deliveries: every delivery is pushed
+exactly once, however the pushers race for them."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from ferrymq.engine import Engine, PushConfig, Subscriber
+
+FERRYMQ = Path(sys.executable).with_name("ferrymq")
+QUEUES, MESSAGES = 3, 150
+
+
+def start_pusher(redis_url: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRYMQ_")}
+    return subprocess.Popen([str(FERRYMQ), "pusher", "--redis-url", redis_url, "--push-concurrency", "16",
+                             "--push-timeout", "5"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_two_pusher_processes_never_push_a_delivery_twice(redis_url, subscribers):
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushall()
+        engine = Engine(client)
+        a, b = subscribers(pause=0.005), subscribers(pause=0.005)  # slow enough that both pushers work
+        queues = [engine.queue("000000000000000000000001", f"pq{i}") for i in range(QUEUES)]
+        for q in queues:
+            q.set_push(PushConfig((Subscriber(a.url), Subscriber(b.url))))
+        pushers = [start_pusher(redis_url), start_pusher(redis_url)]
+        try:
+            for q in queues:
+                for start in range(0, MESSAGES, 50):
+                    q.put([f"{q.name}-{n}" for n in range(start, start + 50)])
+            a.wait_for(QUEUES * MESSAGES, timeout=60)
+            b.wait_for(QUEUES * MESSAGES, timeout=60)
+            time.sleep(0.5)  # a late double push would arrive now
+        finally:
+            for process in pushers:
+                process.send_signal(signal.SIGTERM)
+            errors = [process.communicate(timeout=15)[1].decode() for process in pushers]
+        for sub in (a, b):
+            pushed = collections.Counter(r.headers["Iron-Message-Id"] for r in sub.received)
+            assert len(pushed) == QUEUES * MESSAGES and set(pushed.values()) == {1}
+        assert all(q.info().size == 0 for q in queues)
+        assert all(process.returncode == 0 for process in pushers), errors
+        assert not any("Traceback" in text for text in errors), errors
+        shares = [int(re.search(r"after (\d+) successful pushes", text).group(1)) for text in errors]
+        assert sum(shares) == 2 * QUEUES * MESSAGES and min(shares) > 0, shares  # both took part
