@@ -159,13 +159,8 @@ async def update_queue(request: Request) -> JSON:
     ``push_type: pull`` turns it back. Other keys are ignored (Java sends ``pushType``)."""
     q = await queue(request)
     doc = json_object(await read_json(request))
-    if not PUSH_KEYS & doc.keys():
-        return JSON(queue_view(await q.ensure()))
-    current = (await q.ensure()).settings.push
-    config = push_config(doc, current)
-    if config is None:
-        return JSON(queue_view(await q.ensure()))
-    return JSON(queue_view(await q.set_push(config)))
+    config = push_config(doc, await current_push(q)) if PUSH_KEYS & doc.keys() else None
+    return JSON(queue_view(await q.ensure() if config is None else await q.set_push(config)))
 
 
 async def delete_queue(request: Request) -> JSON:
@@ -295,6 +290,13 @@ def json_object(doc: Any) -> dict[str, Any]:
     return doc
 
 
+async def current_push(q: AsyncQueue) -> PushConfig | None:
+    try:
+        return (await q.info()).settings.push
+    except QueueNotFound:
+        return None
+
+
 def push_config(doc: dict[str, Any], current: PushConfig | None) -> PushConfig | None:
     """The queue's push settings after an update: given keys replace the current ones. None:
     nothing to change (a pull queue updated without subscribers stays a pull queue)."""
@@ -367,7 +369,7 @@ async def add_subscribers(request: Request) -> JSON:
     multicast push queue."""
     q = await queue(request)
     given = required_subscribers(json_object(await read_json(request)))
-    current = (await q.ensure()).settings.push or PushConfig(())
+    current = await current_push(q) or PushConfig(())
     by_url = {s.url: s for s in current.subscribers}
     by_url.update({s.url: s for s in given})
     return JSON(queue_view(await q.set_push(dataclasses.replace(current, subscribers=tuple(by_url.values())))))
