@@ -22,7 +22,7 @@ from starlette.routing import Route
 from ferrymq.engine import AsyncEngine, Sweeper, Unavailable
 from ferrymq.engine.clock import Clock
 
-from . import cloudflare, elastic, ironmq, logs
+from . import cloudflare, elastic, ironmq, logs, openapi
 from ._common import JSON
 from .auth import Auth, TokenStore
 from .errors import EXCEPTION_HANDLERS
@@ -73,7 +73,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             if client is None:
                 await redis.aclose()
 
-    routes = [Route("/ping", ping), *ironmq.routes(), *cloudflare.routes(), *elastic.routes()]
+    routes = [Route("/ping", ping), *ironmq.routes(), *cloudflare.routes(), *elastic.routes(),
+              *openapi.routes()]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
     app.router.redirect_slashes = False  # both spellings are routes; a 307 on POST loses bodies
     return app
