@@ -23,7 +23,7 @@ from .embedded import APPENDFSYNC, EmbeddedRedisError, redis_for
 from .server import serve, with_token_store
 from .settings import Settings, default_data_dir, parse_tokens
 
-OPTIONS = ("host", "port", "redis_url", "data_dir", "workers", "appendfsync")
+OPTIONS = ("host", "port", "redis_url", "data_dir", "workers", "appendfsync", "log_json")
 """Command-line options that override a ``Settings`` field of the same name."""
 
 
@@ -137,6 +137,9 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     serve_parser.add_argument("--appendfsync", choices=APPENDFSYNC,
                               help="embedded Redis: fsync the append-only file every second (default) "
                                    "or on every write (env FERRYMQ_APPENDFSYNC)")
+    serve_parser.add_argument("--log-json", action="store_const", const=True,
+                              help="log JSON lines: one per request with its id, route, status and "
+                                   "duration (env FERRYMQ_LOG_JSON=1)")
     add_redis_options(serve_parser)
     serve_parser.set_defaults(command=run_serve)
 

@@ -475,6 +475,12 @@ def ops_paths() -> dict[str, Schema]:
     return {
         "/ping": {"get": operation("ping", "Liveness (no Redis call)", OPS,
                                    {"200": answer("Alive", obj(("ok",), ok=BOOLEAN))}) | plain},
+        "/metrics": {"get": operation(
+            "metrics", "Prometheus metrics", OPS,
+            {"200": answer("Text exposition format", STRING, "text/plain"),
+             "401": answer("FERRYMQ_METRICS_TOKEN is set and was not given", ref("IronError"))},
+            description="Queues by (project, queue) and this process's HTTP requests by route and status.")
+            | {"security": [{"metricsToken": []}, {}]}},
         "/openapi.json": {"get": operation("openapi", "This document", OPS,
                                            {"200": answer("OpenAPI 3.0", {"type": "object"})}) | plain},
         "/docs": {"get": operation("docs", "This document, rendered", OPS,
@@ -493,6 +499,7 @@ SECURITY_SCHEMES = {
     "cfServiceKey": {"type": "apiKey", "in": "header", "name": "X-Auth-User-Service-Key"},
     "eqToken": {"type": "apiKey", "in": "header", "name": "Authorization",
                 "description": "ElasticQueue: the raw token, or `Bearer TOKEN`"},
+    "metricsToken": {"type": "http", "scheme": "bearer", "description": "FERRYMQ_METRICS_TOKEN, when set"},
 }
 SECURITY = {
     IRON: [{"ironOAuth": []}, {"ironQuery": []}],

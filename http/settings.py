@@ -51,6 +51,11 @@ class Settings:
     """Run the background sweeper (expiry and dead letters of idle queues) in this server."""
     graceful_timeout: float = 35.0
     """Seconds in-flight requests get to finish at shutdown (long polls end at once)."""
+    log_json: bool = False
+    """Log JSON lines (one per request: id, route, status, duration) instead of uvicorn's text."""
+    metrics_token: str | None = None
+    """If set, ``/metrics`` asks for ``Authorization: Bearer <metrics_token>`` (it lists every
+    project's queue names); None leaves it open, for a scraper on a private network."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -78,6 +83,10 @@ class Settings:
             values["command_timeout"] = float(env["FERRYMQ_COMMAND_TIMEOUT"])
         if "FERRYMQ_SWEEPER" in env:
             values["sweeper"] = env["FERRYMQ_SWEEPER"] not in ("0", "false", "no")
+        if "FERRYMQ_LOG_JSON" in env:
+            values["log_json"] = env["FERRYMQ_LOG_JSON"] not in ("", "0", "false", "no")
+        if env.get("FERRYMQ_METRICS_TOKEN"):
+            values["metrics_token"] = env["FERRYMQ_METRICS_TOKEN"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -96,6 +105,8 @@ class Settings:
             "FERRYMQ_APPENDFSYNC": self.appendfsync,
             "FERRYMQ_COMMAND_TIMEOUT": str(self.command_timeout),
             "FERRYMQ_SWEEPER": "1" if self.sweeper else "0",
+            "FERRYMQ_LOG_JSON": "1" if self.log_json else "0",
+            "FERRYMQ_METRICS_TOKEN": self.metrics_token or "",
         }
 
     def with_(self, **changes: object) -> Settings:
