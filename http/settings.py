@@ -56,6 +56,8 @@ class Settings:
     metrics_token: str | None = None
     """If set, ``/metrics`` asks for ``Authorization: Bearer <metrics_token>`` (it lists every
     project's queue names); None leaves it open, for a scraper on a private network."""
+    project: str | None = None
+    """The project the queue commands of the CLI work on (``--project``)."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -87,6 +89,8 @@ class Settings:
             values["log_json"] = env["FERRYMQ_LOG_JSON"] not in ("", "0", "false", "no")
         if env.get("FERRYMQ_METRICS_TOKEN"):
             values["metrics_token"] = env["FERRYMQ_METRICS_TOKEN"]
+        if env.get("FERRYMQ_PROJECT"):
+            values["project"] = env["FERRYMQ_PROJECT"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -107,6 +111,7 @@ class Settings:
             "FERRYMQ_SWEEPER": "1" if self.sweeper else "0",
             "FERRYMQ_LOG_JSON": "1" if self.log_json else "0",
             "FERRYMQ_METRICS_TOKEN": self.metrics_token or "",
+            "FERRYMQ_PROJECT": self.project or "",
         }
 
     def with_(self, **changes: object) -> Settings:
