@@ -23,7 +23,7 @@ from starlette.routing import Route
 from ferrymq.engine import AsyncEngine, Sweeper, Unavailable
 from ferrymq.engine.clock import Clock
 
-from . import cloudflare, elastic, ironmq, logs, metrics, openapi
+from . import cloudflare, dashboard, elastic, ironmq, logs, metrics, openapi
 from ._common import JSON
 from .auth import Auth, TokenStore
 from .errors import EXCEPTION_HANDLERS
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
                 await redis.aclose()
 
     routes = [Route("/ping", ping), *ironmq.routes(), *cloudflare.routes(), *elastic.routes(),
-              *metrics.routes(), *openapi.routes()]
+              *metrics.routes(), *openapi.routes(), *dashboard.routes()]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
                     middleware=[Middleware(metrics.Instrument)])  # timing, route metrics, request ids
     app.router.redirect_slashes = False  # both spellings are routes; a 307 on POST loses bodies
