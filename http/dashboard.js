@@ -37,22 +37,33 @@
   }
 
   function draw() {
+    // Drawn at the canvas's displayed size (and the screen's pixel ratio), so text stays crisp.
+    const ratio = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth;
+    const height = canvas.clientHeight;
+    canvas.width = width * ratio;
+    canvas.height = height * ratio;
     const g = canvas.getContext("2d");
-    const { width, height } = canvas;
+    g.scale(ratio, ratio);
     const top = Math.max(1, ...rates.map((r) => Math.max(r.put, r.deleted)));
-    g.clearRect(0, 0, width, height);
-    g.fillStyle = "#667";
+    const left = 48;
+    const y = (value) => height - 10 - (value / top) * (height - 24);
     g.font = "11px system-ui, sans-serif";
-    g.fillText(`${top.toFixed(1)}/s`, 4, 12);
-    g.fillText("0", 4, height - 4);
+    g.textAlign = "right";
+    for (const value of [0, top / 2, top]) { // grid lines, labelled in messages per second
+      g.fillStyle = "#667";
+      g.fillText(`${+value.toFixed(value < 10 ? 1 : 0)}/s`, left - 6, y(value) + 4);
+      g.fillStyle = "#e3e6ea";
+      g.fillRect(left, Math.round(y(value)), width - left - 4, 1);
+    }
+    const step = (width - left - 4) / (SAMPLES - 1);
     for (const [key, color] of [["put", "#2e7d32"], ["deleted", "#b3261e"]]) {
       g.strokeStyle = color;
       g.lineWidth = 2;
       g.beginPath();
-      rates.forEach((r, i) => {
-        const x = 30 + (i * (width - 40)) / (SAMPLES - 1);
-        const y = height - 8 - (r[key] / top) * (height - 24);
-        if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
+      rates.forEach((r, i) => { // the newest sample at the right edge
+        const x = left + (SAMPLES - rates.length + i) * step;
+        if (i === 0) g.moveTo(x, y(r[key])); else g.lineTo(x, y(r[key]));
       });
       g.stroke();
     }

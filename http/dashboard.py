@@ -178,7 +178,7 @@ def login_page(error: str = "") -> str:
 
 
 def queues_body(stats: list[QueueStats], total: int) -> str:
-    return f"""<section class="chart"><canvas id="rates" width="760" height="170"></canvas>
+    return f"""<section class="chart"><canvas id="rates"></canvas>
 <p class="legend"><span class="put">put <b id="put-rate">0</b>/s</span>
 <span class="deleted">delete <b id="delete-rate">0</b>/s</span></p></section>
 <table id="queues"><thead><tr><th>Queue</th><th>Size</th><th>Ready</th><th>Delayed</th><th>Reserved</th>
