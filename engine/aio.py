@@ -142,6 +142,7 @@ class AsyncQueue:
     touch = async_verb(QueueVerbs.touch)
     release = async_verb(QueueVerbs.release)
     settle = async_verb(QueueVerbs.settle)
+    release_reserved = async_verb(QueueVerbs.release_reserved)
     maintain = async_verb(QueueVerbs.maintain)
     set_push = async_verb(QueueVerbs.set_push)
     claim_pushes = async_verb(QueueVerbs.claim_pushes)

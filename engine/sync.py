@@ -129,6 +129,7 @@ class Queue:
     touch = sync_verb(QueueVerbs.touch)
     release = sync_verb(QueueVerbs.release)
     settle = sync_verb(QueueVerbs.settle)
+    release_reserved = sync_verb(QueueVerbs.release_reserved)
     maintain = sync_verb(QueueVerbs.maintain)
     set_push = sync_verb(QueueVerbs.set_push)
     claim_pushes = sync_verb(QueueVerbs.claim_pushes)

@@ -375,6 +375,22 @@ class QueueVerbs:
         statuses = [_STATUS[s] for s in raw[1:]]
         return Settled(deleted=statuses[: len(deletes)], released=statuses[len(deletes) :])
 
+    def release_reserved(self) -> Verb[int]:
+        """Every reserved message back in the queue now (an operator's "release all"), whoever
+        holds it; returns how many. A batch per ``settle`` script call, so a message out of
+        deliveries is dead-lettered as on any release. The rounds are bounded by the count at the
+        start: consumers reserving meanwhile cannot keep it going."""
+        batch = self.ctx.limits.max_batch
+        reserved = yield Command(("ZCARD", self.keys.reserved))
+        released = 0
+        for _ in range(-(-reserved // batch)):
+            ids = yield Command(("ZRANGE", self.keys.reserved, 0, batch - 1))
+            if not ids:
+                break
+            settled = yield from self.settle(releases=[(text(i), None, 0) for i in ids])
+            released += settled.released.count("ok")
+        return released
+
     # -- push queues ---------------------------------------------------------------------------
 
     def set_push(self, config: PushConfig) -> Verb[QueueInfo]:

@@ -18,12 +18,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from ferrymq.engine import AsyncEngine, Pusher, Sweeper, Unavailable
 from ferrymq.engine.clock import Clock
 
-from . import cloudflare, elastic, ironmq, logs
+from . import cloudflare, dashboard, elastic, ironmq, logs, metrics, openapi
 from ._common import JSON
 from .auth import Auth, TokenStore
 from .errors import EXCEPTION_HANDLERS
@@ -57,7 +58,7 @@ async def ping(request: Any) -> JSON:
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None, client: Any = None) -> Starlette:
     settings = settings or Settings.from_env()
-    logs.install()
+    logs.install(settings.log_json)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -85,7 +86,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             if client is None:
                 await redis.aclose()
 
-    routes = [Route("/ping", ping), *ironmq.routes(), *cloudflare.routes(), *elastic.routes()]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    routes = [Route("/ping", ping), *ironmq.routes(), *cloudflare.routes(), *elastic.routes(),
+              *metrics.routes(), *openapi.routes(), *dashboard.routes()]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
+                    middleware=[Middleware(metrics.Instrument)])  # timing, route metrics, request ids
     app.router.redirect_slashes = False  # both spellings are routes; a 307 on POST loses bodies
     return app

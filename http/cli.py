@@ -1,30 +1,46 @@
-"""The ``ferrymq`` command: ``serve``, ``pusher``, and ``tokens add|list|revoke``.
+"""The ``ferrymq`` command: ``serve``; ``pusher``; ``tokens add|list|revoke``; and, straight on
+the engine (no server needed), ``queues list|info|create|delete|clear``, ``put``, ``get`` and ``peek``.
 
 Options fall back to the environment (``Settings.from_env``: FERRYMQ_REDIS_URL, FERRYMQ_TOKENS,
-FERRYMQ_DATA_DIR, ...), then to the defaults. Without a Redis URL every command uses the
-embedded Redis of the data directory: the running one if ``ferrymq serve`` has it up, else one
-started for the command. Exit codes: 0 done, 1 failed, 2 bad usage. Tokens are never printed,
-except the new one by ``tokens add``.
+FERRYMQ_DATA_DIR, FERRYMQ_PROJECT, ...), then to the defaults. Without a Redis URL every command
+uses the embedded Redis of the data directory: the running one if ``ferrymq serve`` has it up,
+else one started for the command. Exit codes: 0 done, 1 failed, 2 bad usage. Tokens are never
+printed, except the new one by ``tokens add``. Results go to stdout (tables, or JSON with
+``--json``), everything said about them to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
+from typing import IO, Any, TypeVar
 
+import orjson
 import redis
 from redis.connection import parse_url
+
+from ferrymq.engine import AlreadyExists, Engine, EngineError, InvalidArgument, Message, NewMessage, QueueNotFound
 
 from .auth import TokenStore
 from .embedded import APPENDFSYNC, EmbeddedRedisError, redis_for
 from .server import push, serve, with_token_store
 from .settings import Settings, default_data_dir, parse_tokens
 
-OPTIONS = ("host", "port", "redis_url", "data_dir", "workers", "appendfsync", "pushers", "push_concurrency",
-           "push_timeout", "public_url")
+T = TypeVar("T")
+
+
+class UsageError(Exception):
+    """Bad usage found once a command runs (exit code 2, like argparse's own)."""
+
+
+OPTIONS = ("host", "port", "redis_url", "data_dir", "workers", "appendfsync", "log_json", "project", "pushers",
+           "push_concurrency", "push_timeout", "public_url")
 """Command-line options that override a ``Settings`` field of the same name."""
 
 
@@ -43,10 +59,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     try:
         code: int = args.command(settings, args)
+    except UsageError as exc:
+        parser.error(str(exc))
     except (EmbeddedRedisError, redis.RedisError, OSError) as exc:
         print(f"ferrymq: error: {exc}", file=sys.stderr)
         return 1
+    except EngineError as exc:
+        print(f"ferrymq: error: {engine_problem(exc, settings, args)}", file=sys.stderr)
+        return 2 if isinstance(exc, InvalidArgument) else 1
     return code
+
+
+def engine_problem(exc: EngineError, settings: Settings, args: argparse.Namespace) -> str:
+    """The engine's error, naming the queue and project where the engine's text does not."""
+    queue = getattr(args, "queue", None)
+    if isinstance(exc, QueueNotFound):
+        return f"no queue {queue!r} in project {settings.project}"
+    if isinstance(exc, AlreadyExists):
+        return f"queue {queue!r} already exists in project {settings.project}"
+    return exc.message
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -59,6 +90,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise ValueError(f"FERRYMQ_APPENDFSYNC must be one of {', '.join(APPENDFSYNC)}")
     if settings.redis_url:
         parse_url(settings.redis_url)  # its ValueError names the schemes redis-py takes
+    if getattr(args, "needs_project", False) and not settings.project:
+        raise ValueError("no project: give --project PROJECT or set FERRYMQ_PROJECT")
     return settings
 
 
@@ -107,6 +140,238 @@ def say(text: str) -> None:
     print(f"ferrymq: {text}", file=sys.stderr)
 
 
+# -- queues and messages (on the engine, no server) ----------------------------------------------
+
+QUEUE_SETTINGS = ("timeout", "delay", "expires_in", "max_deliveries", "dead_letter_queue", "retry_delay", "paused")
+"""Options of ``queues create`` that are engine queue settings of the same name."""
+BODY_SHOWN = 60
+"""Characters of a message body a table shows (``--json`` gives it whole)."""
+
+
+def with_engine(settings: Settings, action: Callable[[Engine], T]) -> T:
+    """Run ``action`` on a synchronous engine over a Redis client of its own."""
+    with redis_for(settings) as ready:
+        client = redis.Redis.from_url(ready.redis_url or "", socket_connect_timeout=5)
+        try:
+            return action(Engine(client, prefix=ready.prefix))
+        finally:
+            client.close()
+
+
+def run_queues_list(settings: Settings, args: argparse.Namespace) -> int:
+    project = settings.project or ""
+    stats = with_engine(settings, lambda engine: all_stats(engine, project))
+    if args.json:
+        emit([{"name": s.name, "size": s.size, "ready": s.ready, "delayed": s.delayed, "reserved": s.reserved,
+               "counters": s.counters} for s in stats])
+    elif stats:
+        print(table(("QUEUE", "SIZE", "READY", "DELAYED", "RESERVED"),
+                    [(s.name, s.size, s.ready, s.delayed, s.reserved) for s in stats]))
+    else:
+        say(f"project {project} has no queues")
+    return 0
+
+
+def all_stats(engine: Engine, project: str) -> list[Any]:
+    found: list[Any] = []
+    for page in range(-(-engine.count_queues(project) // 1000)):  # a page may come back short
+        found += engine.stats(project, page=page, per_page=1000)
+    return found
+
+
+def run_queues_info(settings: Settings, args: argparse.Namespace) -> int:
+    show_info(with_engine(settings, lambda engine: engine.queue(settings.project or "", args.queue).info()), args)
+    return 0
+
+
+def run_queues_create(settings: Settings, args: argparse.Namespace) -> int:
+    given = {name: getattr(args, name) for name in QUEUE_SETTINGS if getattr(args, name) is not None}
+    info = with_engine(settings, lambda engine: engine.queue(settings.project or "", args.queue).create(**given))
+    show_info(info, args)
+    say(f"created queue {args.queue}")
+    return 0
+
+
+def show_info(info: Any, args: argparse.Namespace) -> None:
+    if args.json:
+        emit({**dataclasses.asdict(info), "size": info.size})
+        return
+    s = info.settings
+    rows = [("name", info.name), ("id", info.id), ("project", info.project), ("created", moment(info.created_at)),
+            ("size", info.size), ("ready", info.ready), ("delayed", info.delayed), ("reserved", info.reserved),
+            ("total put", info.total_messages),
+            *((f"counter: {name}", count) for name, count in sorted(info.counters.items())),
+            ("timeout", f"{s.timeout:g} s"), ("delay", f"{s.delay:g} s"), ("expires in", f"{s.expires_in:g} s"),
+            ("max deliveries", s.max_deliveries or "unlimited"), ("dead letter queue", s.dead_letter_queue or "-"),
+            ("retry delay", f"{s.retry_delay:g} s"), ("paused", "yes" if s.paused else "no")]
+    print(table(("FIELD", "VALUE"), rows, header=False))
+
+
+def run_queues_delete(settings: Settings, args: argparse.Namespace) -> int:
+    with_engine(settings, lambda engine: engine.queue(settings.project or "", args.queue).delete())
+    say(f"deleted queue {args.queue} and its messages")
+    return 0
+
+
+def run_queues_clear(settings: Settings, args: argparse.Namespace) -> int:
+    # One O(1) script whatever the queue's size (its keys are unlinked): nothing to show progress of.
+    removed = with_engine(settings, lambda engine: engine.queue(settings.project or "", args.queue).clear())
+    if args.json:
+        emit({"queue": args.queue, "removed": removed})
+    say(f"cleared queue {args.queue}: {removed} message(s) removed")
+    return 0
+
+
+def run_put(settings: Settings, args: argparse.Namespace) -> int:
+    source, total = body_source(args)
+    progress = Progress(args.progress, total, "put")
+    options = {"delay": args.delay, "timeout": args.timeout, "expires_in": args.expires_in}
+
+    def put_all(engine: Engine) -> list[str]:
+        queue, ids = engine.queue(settings.project or "", args.queue), []
+        for batch in batches(source, engine.limits.max_batch):
+            ids += queue.put([NewMessage(body, **options) for body, _ in batch])
+            progress.update(len(ids), batch[-1][1])
+        return ids
+
+    try:
+        ids = with_engine(settings, put_all)
+    finally:
+        progress.close()
+    if args.json:
+        emit({"queue": args.queue, "ids": ids})
+    elif ids:
+        print("\n".join(ids))
+    say(f"put {len(ids)} message(s) on queue {args.queue}")
+    return 0
+
+
+def body_source(args: argparse.Namespace) -> tuple[Iterator[tuple[str | bytes, int]], int | None]:
+    """(body, bytes read so far) pairs from the arguments, the file or stdin (one message a line,
+    empty lines skipped), and the input's size in bytes when it is known (for the progress bar)."""
+    if args.bodies:
+        return ((body, 0) for body in args.bodies), None
+    if args.file is not None:
+        stream: IO[bytes] = open(args.file, "rb")  # closed when the lines run out
+        return lines(stream), Path(args.file).stat().st_size
+    if sys.stdin.isatty():
+        raise UsageError("nothing to put: give BODY arguments, --file FILE, or pipe messages (one a line) on stdin")
+    return lines(sys.stdin.buffer), None
+
+
+def lines(stream: IO[bytes]) -> Iterator[tuple[bytes, int]]:
+    read = 0
+    with stream:
+        for raw in stream:
+            read += len(raw)
+            body = raw.rstrip(b"\r\n")  # bytes: a line need not be UTF-8
+            if body:
+                yield body, read
+
+
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def run_get(settings: Settings, args: argparse.Namespace) -> int:
+    def reserve(engine: Engine) -> list[Message]:
+        queue = engine.queue(settings.project or "", args.queue)
+        return queue.reserve(args.n, timeout=args.timeout, delete=args.delete, wait=args.wait)
+
+    show_messages(with_engine(settings, reserve), args, "no message was ready")
+    return 0
+
+
+def run_peek(settings: Settings, args: argparse.Namespace) -> int:
+    peeked = with_engine(settings, lambda engine: engine.queue(settings.project or "", args.queue).peek(args.n))
+    show_messages(peeked, args, "no message is ready")
+    return 0
+
+
+def show_messages(messages: list[Message], args: argparse.Namespace, none: str) -> None:
+    if args.json:
+        emit([message_view(m) for m in messages])
+    elif messages:
+        print(table(("ID", "DELIVERIES", "RESERVATION", "BODY"),
+                    [(m.id, m.reserved_count, m.reservation_id or "-", shown(m.text)) for m in messages]))
+    if not messages:
+        say(none)
+
+
+def message_view(message: Message) -> dict[str, Any]:
+    view = {name: getattr(message, name) for name in (
+        "id", "status", "reserved_count", "reservation_id", "reserved_until", "timeout", "enqueued_at",
+        "expires_at", "content_type")}
+    return {**view, "body": message.text}
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def emit(value: Any) -> None:
+    print(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+def table(headers: tuple[str, ...], rows: list[tuple[Any, ...]], *, header: bool = True) -> str:
+    """Columns padded to their widest cell; numbers right-aligned."""
+    cells = [tuple(str(c) for c in row) for row in ([headers] if header else []) + rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    right = [all(isinstance(row[i], int) for row in rows) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right)).rstrip() for row in cells
+    )
+
+
+def shown(text: str) -> str:
+    """A body on one table line: control characters escaped, cut at BODY_SHOWN."""
+    flat = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return flat if len(flat) <= BODY_SHOWN else flat[: BODY_SHOWN - 1] + "…"
+
+
+def moment(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class Progress:
+    """A progress bar on stderr (with a percentage when the input's size is known). ``mode``
+    None shows it only on a terminal; True and False force it on or off."""
+
+    WIDTH, EVERY = 30, 0.1  # characters; seconds between two redraws
+
+    def __init__(self, mode: bool | None, total: int | None, verb: str, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.on = mode if mode is not None else self.stream.isatty()
+        self.total, self.verb = total, verb
+        self.drawn_at, self.count, self.done = 0.0, 0, 0
+
+    def update(self, count: int, done: int) -> None:
+        self.count, self.done = count, done
+        if self.on and time.monotonic() - self.drawn_at >= self.EVERY:
+            self.draw()
+
+    def draw(self) -> None:
+        self.drawn_at = time.monotonic()
+        line = f"{self.verb} {self.count} message(s)"
+        if self.total:
+            part = min(self.done / self.total, 1.0)
+            filled = round(part * self.WIDTH)
+            line = f"{self.verb} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {part:4.0%}  {self.count} message(s)"
+        self.stream.write(f"\r{line}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.on and self.count:
+            self.draw()
+            self.stream.write("\n")
+
+
 # -- parser --------------------------------------------------------------------------------------
 
 
@@ -121,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve(commands)
     add_pusher(commands)
     add_tokens(commands)
+    add_queues(commands)
+    add_messages(commands)
     return parser
 
 
@@ -144,6 +411,9 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     serve_parser.add_argument("--appendfsync", choices=APPENDFSYNC,
                               help="embedded Redis: fsync the append-only file every second (default) "
                                    "or on every write (env FERRYMQ_APPENDFSYNC)")
+    serve_parser.add_argument("--log-json", action="store_const", const=True,
+                              help="log JSON lines: one per request with its id, route, status and "
+                                   "duration (env FERRYMQ_LOG_JSON=1)")
     serve_parser.add_argument("--pushers", type=bounded(0, 64), metavar="N",
                               help="push delivery loops per worker (env FERRYMQ_PUSHERS; default 1; "
                                    "0: deliver with `ferrymq pusher` elsewhere)")
@@ -198,6 +468,77 @@ def add_tokens(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     revoke.set_defaults(command=run_tokens_revoke)
     for leaf in (add, listing, revoke):
         add_redis_options(leaf)
+
+
+Commands = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+def add_queues(commands: Commands) -> None:
+    queues_parser = commands.add_parser(
+        "queues", help="list, inspect, create, delete or clear queues",
+        description="Queues of one project (--project or FERRYMQ_PROJECT), straight on the engine: no server needed.",
+    )
+    queues = queues_parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    listing = queue_command(queues, "list", run_queues_list, "list the project's queues with their counts",
+                            named=False)
+    info = queue_command(queues, "info", run_queues_info, "a queue's settings, counts and counters")
+    create = queue_command(queues, "create", run_queues_create, "create a queue (exits 1 if it exists)")
+    add_queue_settings(create)
+    delete = queue_command(queues, "delete", run_queues_delete, "delete a queue and all its messages")
+    clear = queue_command(queues, "clear", run_queues_clear, "remove every message of a queue (keeps its settings)")
+    for leaf in (listing, info, create, delete, clear):
+        add_json_option(leaf)
+
+
+def add_messages(commands: Commands) -> None:
+    put = queue_command(commands, "put", run_put, "put messages on a queue (created if missing)", description=(
+        "Put the BODY arguments, or else each line of --file or of stdin, as messages (empty lines "
+        "are skipped), 100 per engine call. Prints the new ids, one a line."))
+    put.add_argument("bodies", nargs="*", metavar="BODY", help="message bodies")
+    put.add_argument("--file", type=Path, metavar="FILE", help="put each line of FILE")
+    put.add_argument("--delay", type=float, metavar="S", help="seconds before the messages can be reserved")
+    put.add_argument("--timeout", type=float, metavar="S", help="their reservation timeout (default: the queue's)")
+    put.add_argument("--expires-in", type=float, metavar="S", help="seconds they live (default: the queue's)")
+    put.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                     help="show a progress bar on stderr (default: when stderr is a terminal)")
+    get = queue_command(commands, "get", run_get, "reserve the next messages (or delete them with --delete)",
+                        description="Reserve up to N messages in FIFO order; each comes back after its "
+                                    "timeout unless deleted.")
+    get.add_argument("--timeout", type=float, metavar="S", help="reservation seconds (default: each message's)")
+    get.add_argument("--wait", type=float, default=0.0, metavar="S", help="long-poll up to S seconds (at most 30)")
+    get.add_argument("--delete", action="store_true", help="delete the messages instead of reserving them")
+    peek = queue_command(commands, "peek", run_peek, "show the next ready messages without reserving them")
+    for leaf in (get, peek):
+        leaf.add_argument("-n", type=bounded(1, 100), default=1, metavar="N", help="how many (1 to 100; default 1)")
+    for leaf in (put, get, peek):
+        add_json_option(leaf)
+
+
+def queue_command(commands: Commands, name: str, run: Callable[[Settings, argparse.Namespace], int], text: str,
+                  *, named: bool = True, description: str | None = None) -> argparse.ArgumentParser:
+    """A command on one project's queues, with the Redis and project options."""
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=text, description=description or text[0].upper() + text[1:] + ".")
+    if named:
+        parser.add_argument("queue", metavar="QUEUE", help="the queue's name")
+    parser.add_argument("--project", metavar="PROJECT", help="the project (env FERRYMQ_PROJECT)")
+    add_redis_options(parser)
+    parser.set_defaults(command=run, needs_project=True)
+    return parser
+
+
+def add_queue_settings(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=float, metavar="S", help="reservation timeout of its messages (default 60)")
+    parser.add_argument("--delay", type=float, metavar="S", help="delay of its new messages (default 0)")
+    parser.add_argument("--expires-in", type=float, metavar="S", help="lifetime of its messages (default 7 days)")
+    parser.add_argument("--max-deliveries", type=int, metavar="N",
+                        help="deliveries before a message is dead-lettered (default 0: never)")
+    parser.add_argument("--dead-letter-queue", metavar="QUEUE", help="where dead letters go (default: dropped)")
+    parser.add_argument("--retry-delay", type=float, metavar="S", help="delay of a release that names none")
+    parser.add_argument("--paused", action="store_const", const=True, help="create it with delivery paused")
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON (for scripts) instead of a table")
 
 
 def add_redis_options(parser: argparse.ArgumentParser) -> None:

@@ -1,12 +1,27 @@
 """Logging rules of the server. Tokens never reach a log: uvicorn's access log prints the request
-path with its query, and IronMQ clients (webhooks above all) put the token there as ``?oauth=``."""
+path with its query, and IronMQ clients (webhooks above all) put the token there as ``?oauth=``.
+
+With ``--log-json`` (``FERRYMQ_LOG_JSON=1``) every log line is one JSON object, and uvicorn's
+access log gives way to ours: one line per request with its id, method, route *template* (never
+the raw path, which holds queue names and query tokens), status and duration.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
 
 _TOKEN_IN_QUERY = re.compile(r"([?&]oauth=)[^&\s]*", re.IGNORECASE)
+ACCESS = "ferrymq.access"
+"""The logger of our per-request lines (JSON mode only)."""
+_JSON_LOGGERS = ("ferrymq", "uvicorn")
+"""Loggers whose lines become JSON (uvicorn.error writes through uvicorn's handler); uvicorn's
+access logger is silenced instead: ours replaces it."""
 
 
 def redact(text: str) -> str:
@@ -23,8 +38,56 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def install() -> None:
-    """Idempotent: adds the filter to uvicorn's access logger (once per process)."""
+class JSONLines(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, and the record's ``fields``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        line.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+class Silence(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+def install(json_lines: bool = False) -> None:
+    """Idempotent: the redaction filter on uvicorn's access logger, and JSON lines if asked."""
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactTokens) for f in access.filters):
         access.addFilter(RedactTokens())
+    if json_lines:
+        use_json_lines()
+
+
+def use_json_lines() -> None:
+    """Runs after uvicorn configured its loggers (the app is built after), so it re-dresses them."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, Silence) for f in access.filters):
+        access.addFilter(Silence())
+    for name in _JSON_LOGGERS:
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(logging.StreamHandler(sys.stderr))
+            logger.propagate = False
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+        for handler in logger.handlers:
+            handler.setFormatter(JSONLines())
+
+
+def request_done(request_id: str, method: str, route: str, status: int, seconds: float) -> None:
+    """The access line of one request (printed in JSON mode, where it replaces uvicorn's)."""
+    log = logging.getLogger(ACCESS)
+    if log.isEnabledFor(logging.INFO):
+        fields = {"request_id": request_id, "method": method, "route": route, "status": status,
+                  "duration_ms": round(seconds * 1000, 3)}
+        log.info("%s %s %s", method, route, status, extra={"fields": fields})

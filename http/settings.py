@@ -59,6 +59,13 @@ class Settings:
     """Run the background sweeper (expiry and dead letters of idle queues) in this server."""
     graceful_timeout: float = 35.0
     """Seconds in-flight requests get to finish at shutdown (long polls end at once)."""
+    log_json: bool = False
+    """Log JSON lines (one per request: id, route, status, duration) instead of uvicorn's text."""
+    metrics_token: str | None = None
+    """If set, ``/metrics`` asks for ``Authorization: Bearer <metrics_token>`` (it lists every
+    project's queue names); None leaves it open, for a scraper on a private network."""
+    project: str | None = None
+    """The project the queue commands of the CLI work on (``--project``)."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -94,6 +101,12 @@ class Settings:
             values["public_url"] = env["FERRYMQ_PUBLIC_URL"]
         if "FERRYMQ_SWEEPER" in env:
             values["sweeper"] = env["FERRYMQ_SWEEPER"] not in ("0", "false", "no")
+        if "FERRYMQ_LOG_JSON" in env:
+            values["log_json"] = env["FERRYMQ_LOG_JSON"] not in ("", "0", "false", "no")
+        if env.get("FERRYMQ_METRICS_TOKEN"):
+            values["metrics_token"] = env["FERRYMQ_METRICS_TOKEN"]
+        if env.get("FERRYMQ_PROJECT"):
+            values["project"] = env["FERRYMQ_PROJECT"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -116,6 +129,9 @@ class Settings:
             "FERRYMQ_PUSH_TIMEOUT": str(self.push_timeout),
             "FERRYMQ_PUBLIC_URL": self.public_url or "",
             "FERRYMQ_SWEEPER": "1" if self.sweeper else "0",
+            "FERRYMQ_LOG_JSON": "1" if self.log_json else "0",
+            "FERRYMQ_METRICS_TOKEN": self.metrics_token or "",
+            "FERRYMQ_PROJECT": self.project or "",
         }
 
     @property

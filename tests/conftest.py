@@ -20,13 +20,14 @@ if "http" in sys.modules and not hasattr(sys.modules["http"], "HTTPStatus"):
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import IO, Any  # noqa: E402
 
 import threading  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -295,3 +296,85 @@ def server(live_server: LiveServer, redis_url: str) -> LiveServer:
 def http(server: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=10) as client:
         yield client
+
+
+# -- the console script: `ferrymq ...` and `ferrymq serve` in subprocesses ---------------------
+
+FERRYMQ = Path(sys.executable).with_name("ferrymq")
+START_TIMEOUT = 15.0
+
+
+@pytest.fixture
+def ferrymq_script() -> Path:
+    """The installed console script (a test fails without it)."""
+    if not FERRYMQ.exists():
+        pytest.fail(f"no console script at {FERRYMQ}: pip install -e '.[test]'")
+    return FERRYMQ
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """The environment without FERRYMQ_* settings, and a default data dir inside the test's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRYMQ_")}
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    return env
+
+
+@dataclass
+class Served:
+    """A running `ferrymq serve` subprocess."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+    output: IO[bytes]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self.output.close()
+
+
+@pytest.fixture
+def serve(ferrymq_script: Path, clean_env: dict[str, str], tmp_path: Path,
+          unused_tcp_port_factory: Callable[[], int]) -> Iterator[Callable[..., Served]]:
+    """Start `ferrymq serve --port <free> ARGS...` (``env`` adds variables) and wait until it
+    answers /ping; every one still running is killed after the test."""
+    started: list[Served] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Served:
+        port = unused_tcp_port_factory()
+        log_path = tmp_path / f"serve-{len(started)}.log"
+        output = open(log_path, "wb")
+        process = subprocess.Popen([str(ferrymq_script), "serve", "--port", str(port), *args],
+                                   env={**clean_env, **(env or {})}, stdout=output, stderr=subprocess.STDOUT)
+        served = Served(process, f"http://127.0.0.1:{port}", log_path, output)
+        started.append(served)
+        wait_until_answering(served)
+        return served
+
+    yield start
+    for served in started:
+        if served.process.poll() is None:
+            served.process.kill()
+        served.process.wait()
+        served.output.close()
+
+
+def wait_until_answering(served: Served) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            if httpx.get(served.url + "/ping", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if served.process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"ferrymq serve did not start (exit code {served.process.poll()}):\n{served.log()}")
+        time.sleep(0.05)

@@ -1,0 +1,214 @@
+"""Prometheus metrics at ``/metrics``, and the middleware that times every request.
+
+Two sources:
+
+- the queues, read from Redis at scrape time with the engine's ``stats`` verb: a few round trips
+  per page of 1000 queues and no maintenance. Measured with 10,000 queues on a busy 2-core
+  machine: 42 round trips, 8.4 MB, 1.1 to 1.5 s (mostly redis-py packing 50,000 pipelined
+  commands), requests served meanwhile (no stall over 0.15 s). Counts are gauges, the queues'
+  own monotonic counters (put, deliveries, deletes, push outcomes, ...) are counters; all are
+  labelled (project, queue) and are the same whichever worker process answers.
+- this process: HTTP requests by method, route *template* (``/1/projects/{project_id}/queues/{queue}``,
+  never the raw path, which holds queue names and, in queries, tokens) and status. With
+  ``--workers N`` each worker counts its own requests (a scrape sees one worker's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ferrymq.engine import AsyncEngine, QueueStats
+
+from . import logs
+from ._common import engine, settings
+from .errors import Problem
+
+STATS_PAGE = 1000
+"""Queues per ``stats`` call: one Redis pipeline each."""
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+"""Seconds; up to a minute because long polls hold requests for up to 30 s."""
+UNMATCHED = "unmatched"
+"""The route label of a request no route matched (its path is not a label: unbounded values)."""
+GAUGES = {"size": "Messages in the queue: ready + delayed + reserved",
+          "ready": "Messages ready to be delivered",
+          "delayed": "Messages waiting for their delay to pass",
+          "reserved": "Messages delivered and not yet deleted or released"}
+COUNTERS = {"put": ("put", "Messages put on the queue"),
+            "reserved": ("deliveries", "Deliveries (reservations) of messages"),
+            "deleted": ("deleted", "Messages deleted"),
+            "expired": ("expired", "Messages that expired"),
+            "dead": ("dead_lettered", "Messages that ran out of deliveries (moved to the dead letter queue or dropped)"),
+            "cleared": ("cleared", "Messages removed by clearing the queue")}
+"""``QueueStats.counters`` key -> (metric name, help)."""
+PUSH_OUTCOMES = {"push_delivered": "delivered", "push_failed": "failed", "push_errors": "error"}
+"""``QueueStats.counters`` key -> the ``outcome`` label of ``ferrymq_queue_push_deliveries_total``."""
+PUSH_HELP = ("Push deliveries by outcome: delivered (a subscriber took the message), failed (a failed "
+             "attempt, retried or final), error (a delivery that ran out of retries)")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
+
+
+class Metrics:
+    """One app's process-local metrics, in a registry of its own (a process may build several
+    apps, the tests do)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ("method", "route", "status")
+        self.requests = Counter("ferrymq_http_requests", "HTTP requests", labels, registry=self.registry)
+        self.latency = Histogram("ferrymq_http_request_duration_seconds", "HTTP request duration", labels,
+                                 buckets=LATENCY_BUCKETS, registry=self.registry)
+
+    def request_done(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route, str(status)).observe(seconds)
+
+
+def of(app: Any) -> Metrics:
+    """The app's metrics (created on first use)."""
+    found = getattr(app.state, "metrics", None)
+    if found is None:
+        found = app.state.metrics = Metrics()
+    return found
+
+
+# -- the queues ----------------------------------------------------------------------------------
+
+
+async def queue_stats(eng: AsyncEngine) -> list[QueueStats]:
+    """Every queue of every project, a page of ``STATS_PAGE`` queues per Redis pipeline."""
+    found: list[QueueStats] = []
+    for project in await eng.projects():
+        pages = -(-await eng.count_queues(project) // STATS_PAGE)  # a page may come back short
+        for page in range(pages):
+            found += await eng.stats(project, page=page, per_page=STATS_PAGE)
+    return found
+
+
+def queue_exposition(stats: list[QueueStats]) -> bytes:
+    """The queues' families in the text format, written here: prometheus_client's generic
+    writer takes about 17 us a sample, 2.7 s of blocked event loop for 10,000 queues."""
+    labels = [f'project="{label_value(s.project)}",queue="{label_value(s.name)}"' for s in stats]
+    lines: list[str] = []
+    for name, text in GAUGES.items():
+        lines += [f"# HELP ferrymq_queue_{name} {text}", f"# TYPE ferrymq_queue_{name} gauge"]
+        lines += [f"ferrymq_queue_{name}{{{tag}}} {getattr(s, name)}" for s, tag in zip(stats, labels)]
+    for key, (name, text) in COUNTERS.items():
+        metric = f"ferrymq_queue_{name}_total"
+        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} counter"]
+        lines += [f"{metric}{{{tag}}} {s.counters.get(key, 0)}" for s, tag in zip(stats, labels)]
+    lines += push_deliveries(stats, labels)
+    return ("\n".join(lines) + "\n").encode()
+
+
+def push_deliveries(stats: list[QueueStats], labels: list[str]) -> list[str]:
+    """Only queues that ever pushed have samples: pull queues (most) would add three zeros each."""
+    metric = "ferrymq_queue_push_deliveries_total"
+    lines = [f"# HELP {metric} {PUSH_HELP}", f"# TYPE {metric} counter"]
+    for s, tag in zip(stats, labels):
+        if any(s.counters.get(key) for key in PUSH_OUTCOMES):
+            lines += [f'{metric}{{{tag},outcome="{outcome}"}} {s.counters.get(key, 0)}'
+                      for key, outcome in PUSH_OUTCOMES.items()]
+    return lines
+
+
+def label_value(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+async def scrape(request: Request) -> Response:
+    check_scraper(request)
+    stats = await queue_stats(engine(request))
+    # Formatting 10,000 queues takes ~0.1 s of CPU: in a thread, requests keep being served.
+    queues = await asyncio.to_thread(queue_exposition, stats)
+    body = generate_latest(of(request.app).registry) + queues
+    return Response(body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+
+
+def check_scraper(request: Request) -> None:
+    expected = settings(request).metrics_token
+    if expected is None:
+        return
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+        raise Problem(401, "Metrics need Authorization: Bearer <FERRYMQ_METRICS_TOKEN>",
+                      headers={"WWW-Authenticate": 'Bearer realm="ferrymq-metrics"'})
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/metrics", scrape, methods=["GET"])]
+
+
+# -- every request -------------------------------------------------------------------------------
+
+
+def route_templates(routes: Iterable[BaseRoute], prefix: str = "") -> dict[int, str]:
+    """Each endpoint route (by id: routes compare by value and do not hash) -> its whole path
+    template, mount paths included."""
+    found: dict[int, str] = {}
+    for route in routes:
+        if isinstance(route, Mount):
+            found.update(route_templates(route.routes, prefix + route.path))
+        elif isinstance(route, Route):
+            found[id(route)] = prefix + route.path
+    return found
+
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's X-Request-Id if it is a sane one (it goes into logs), else a new one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            given = value.decode("latin-1")
+            if _REQUEST_ID.match(given):
+                return given
+    return secrets.token_hex(8)
+
+
+class Instrument:
+    """ASGI middleware: every HTTP request is counted and timed by route template and status,
+    logged (JSON mode), and answered with its ``X-Request-Id``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.templates: dict[int, str] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = request_id_of(scope)
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            # An exception escaping here becomes a 500 further out (ServerErrorMiddleware).
+            self.done(scope, request_id, status or 500, time.perf_counter() - started)
+
+    def done(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
+        if self.templates is None:
+            self.templates = route_templates(scope["app"].routes)
+        route = self.templates.get(id(scope.get("route")), UNMATCHED)
+        of(scope["app"]).request_done(scope["method"], route, status, seconds)
+        logs.request_done(request_id, scope["method"], route, status, seconds)

@@ -1,0 +1,49 @@
+"""Structured logs of `ferrymq serve --log-json`, and /metrics behind FERRYMQ_METRICS_TOKEN."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+
+from ferrymq.http.logs import JSONLines
+
+TOKEN, PROJECT = "sekrit-token-1", "000000000000000000000009"
+SCRAPE_TOKEN = "scrape-secret-2"
+
+
+def json_lines(output: str) -> list[dict]:
+    """The JSON lines of a server's output (the CLI's own `ferrymq: ...` notes are plain text)."""
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def test_json_logs_have_one_line_per_request_and_never_a_token(serve, redis_client, redis_url):
+    served = serve("--redis-url", redis_url, "--log-json", "--token", f"{TOKEN}:{PROJECT}",
+                   env={"FERRYMQ_METRICS_TOKEN": SCRAPE_TOKEN})
+    with httpx.Client(base_url=served.url) as http:
+        listed = http.get(f"/1/projects/{PROJECT}/queues", params={"oauth": TOKEN}, headers={"X-Request-Id": "req-1"})
+        assert listed.status_code == 200
+        assert http.get("/metrics").status_code == 401
+        assert http.get("/metrics", headers={"Authorization": f"Bearer {SCRAPE_TOKEN}"}).status_code == 200
+        assert http.get("/no/such/route").status_code == 404
+    assert served.stop() == 0
+    output = served.log()
+    lines = json_lines(output)
+    access = [line for line in lines if line["logger"] == "ferrymq.access"]
+    assert [(a["method"], a["route"], a["status"]) for a in access if a["route"] != "/ping"] == [
+        ("GET", "/1/projects/{project_id}/queues", 200), ("GET", "/metrics", 401), ("GET", "/metrics", 200),
+        ("GET", "unmatched", 404)]
+    first = next(a for a in access if a["request_id"] == "req-1")
+    assert first["duration_ms"] >= 0 and first["level"] == "info" and first["time"].endswith("+00:00")
+    assert any("Uvicorn running on" in line["message"] for line in lines)  # uvicorn's own lines are JSON too
+    assert 'HTTP/1.1"' not in output  # uvicorn's text access log gave way to ours
+    assert TOKEN not in output and SCRAPE_TOKEN not in output
+
+
+def test_a_log_line_is_redacted_even_when_a_token_is_in_its_message():
+    record = logging.LogRecord("ferrymq.http", logging.WARNING, __file__, 1, "bad request %s",
+                               ("/hooks?oauth=abc123&x=1",), None)
+    line = json.loads(JSONLines().format(record))
+    assert line["message"] == "bad request /hooks?oauth=[redacted]&x=1"
+    assert (line["level"], line["logger"]) == ("warning", "ferrymq.http")
