@@ -151,11 +151,12 @@ def test_200k_messages_expiring_at_once_are_removed_in_bounded_steps(real_engine
     assert [m.body for m in q.reserve(10)] == [b"survivor"]
 
 
-def test_reserve_behind_200k_expired_messages_stays_bounded(real_engine, clock, slowlog):
+def test_reserve_behind_200k_expired_messages_stays_bounded(real_engine, redis_client, clock, slowlog):
     q = real_engine.queue("p", "big")
     fill(q, BIG, expires_in=10)
     q.put([NewMessage("fresh", expires_in=100)])
     clock.advance(10)
+    redis_client.slowlog_reset()  # the fill's big batches may be slow on a busy machine: not under test
     got = []
     for _ in range(1000):
         got = q.reserve(1)
