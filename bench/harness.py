@@ -89,17 +89,21 @@ class Results:
 class RedisServer:
     """A redis-server of our own: no persistence, pinned to one core where taskset exists."""
 
-    def __init__(self) -> None:
+    def __init__(self, wrapper: tuple[str, ...] = (), start_seconds: float = 10) -> None:
         self.binary = find_redis_server()
         self.port = free_port()
         self._dir = tempfile.TemporaryDirectory(prefix="ferrymq-bench-")
-        command = [self.binary, "--port", str(self.port), "--save", "", "--appendonly", "no",
+        command = [*wrapper, self.binary, "--port", str(self.port), "--save", "", "--appendonly", "no",
                    "--dir", self._dir.name, "--maxmemory-policy", "noeviction"]
         if shutil.which("taskset"):
             command = ["taskset", "-c", str(REDIS_CORE), *command]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         self.client = redis.Redis(port=self.port)
-        wait_until(self._answers, 10, "redis-server did not start")
+        wait_until(self._answers, start_seconds, "redis-server did not start")
+
+    @property
+    def directory(self) -> str:
+        return self._dir.name
 
     @property
     def url(self) -> str:
@@ -182,7 +186,7 @@ def wait_until(check: Callable[[], bool], seconds: float, failure: str) -> None:
 
 def sized(rate: float, seconds: float, multiple: int, floor: int) -> int:
     """Messages for a step of at least ``seconds`` at ``rate``, a multiple of ``multiple``."""
-    n = max(floor, math.ceil(rate * seconds * 1.15))
+    n = max(floor, math.ceil(rate * seconds * 1.05))
     return math.ceil(n / multiple) * multiple
 
 

@@ -128,7 +128,7 @@ class HttpBench:
         ref = Engine(self.redis.client).queue(PROJECT, name).ensure()
         prefill = scenario.prefill
         if prefill and scenario.key + str(http.workers) in self.rates:
-            prefill = int(self.rates[scenario.key + str(http.workers)] * self.seconds * 1.5) + 1000
+            prefill = int(self.rates[scenario.key + str(http.workers)] * self.seconds * 3) + 5000
         if prefill:
             fill(self.redis, PROJECT, name, prefill)
         path = scenario.path.format(q=ref.id if scenario.key.startswith("cf") else name)
@@ -136,7 +136,7 @@ class HttpBench:
         figures = load(scenario, http.base, path, self.seconds)
         used = self.redis.cpu() - cpu
         messages = figures["requests"] if scenario.counter == "requests" else counted(self.redis, name, scenario.counter) - before
-        if prefill and messages >= prefill:
+        if prefill and not Engine(self.redis.client).queue(PROJECT, name).info().ready:
             self.results.notes.append(f"{scenario.label}: the queue ran empty during a step (rate understated)")
         sample = Sample(messages, figures.pop("seconds"), used, {k: v for k, v in figures.items() if k.endswith("_ms")})
         self.rates[scenario.key + str(http.workers)] = sample.figures()["rate"]

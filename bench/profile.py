@@ -5,23 +5,33 @@
   rest (Lua itself: interpreting, building tables and strings, calling into Redis), with the
   number of ``redis.call``s per message;
 - Lua micro-benchmarks: an empty EVALSHA, the cost of one ``redis.call``, and the cost of
-  defining the shared helpers (``lua/includes/queue.lua``) that every script does per call;
+  defining the shared helpers (``lua/includes/queue.lua``) that every script does on every call;
 - the put script stopped at successive stages (cumulative cost per call, batch of 1).
+
+The last two count instructions in a redis-server under callgrind when valgrind is installed
+(repeatable on a busy machine), else Redis CPU µs per call, round trip included.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Callable
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from ferrymq.engine import Engine
 from ferrymq.engine.scripts import sources
 
 from .harness import BODY, RedisServer, Results
+from .harness import run as command
 from .limit import MINIMAL_DELETE, MINIMAL_PUT, MINIMAL_RESERVE
 
 SECTION = "profile"
 CALLS = 2000
+CALLGRIND_CALLS = 200
+Measure = Callable[[str, list[Any], list[Any]], float]
 NOT_COMMANDS = ("cmdstat_evalsha", "cmdstat_info", "cmdstat_config|resetstat")
 PUT_STAGES = (
     ("the helpers defined, nothing read", "local Q = open_queue"),
@@ -73,33 +83,62 @@ def minimal_steps(server: RedisServer):
     return make
 
 
-def per_call(server: RedisServer, text: str, keys: list[Any], args: list[Any]) -> float:
-    """µs of Redis CPU per EVALSHA of ``text`` (commandstats; the first call loads it)."""
-    script = server.client.register_script(text)
-    script(keys=keys, args=args)
-    server.client.config_resetstat()
-    for _ in range(CALLS):
+class Callgrind:
+    """A second redis-server under ``valgrind --tool=callgrind``: instructions per call, the
+    same whatever else the machine is doing (seconds here are not)."""
+
+    def __init__(self) -> None:
+        self._out = tempfile.TemporaryDirectory(prefix="ferrymq-callgrind-")
+        self.server = RedisServer(("valgrind", "--tool=callgrind", f"--callgrind-out-file={self._out.name}/cg.%p"),
+                                  start_seconds=60)
+        self.pid = str(self.server.process.pid)  # taskset and valgrind exec: the same process
+
+    @staticmethod
+    def available() -> bool:
+        return bool(shutil.which("valgrind") and shutil.which("callgrind_control"))
+
+    def per_call(self, text: str, keys: list[Any], args: list[Any]) -> float:
+        """Thousands of instructions per EVALSHA of ``text`` (network handling included)."""
+        script = self.server.client.register_script(text)
         script(keys=keys, args=args)
-    return float(server.client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"])
+        command(["callgrind_control", "--zero", self.pid])
+        for _ in range(CALLGRIND_CALLS):
+            script(keys=keys, args=args)
+        command(["callgrind_control", "--dump", self.pid])
+        newest = max(Path(self._out.name).glob(f"cg.{self.pid}.*"), key=lambda p: p.stat().st_mtime)
+        totals = next(line for line in newest.read_text().splitlines() if line.startswith(("totals:", "summary:")))
+        return int(totals.split()[1]) / CALLGRIND_CALLS / 1000
+
+    def close(self) -> None:
+        self.server.close()
+        self._out.cleanup()
 
 
-def micro(server: RedisServer, results: Results) -> None:
+def per_call_cpu(server: RedisServer) -> Measure:
+    """µs of Redis CPU per EVALSHA of a script, round trip included (when callgrind is missing)."""
+
+    def measure(text: str, keys: list[Any], args: list[Any]) -> float:
+        script = server.client.register_script(text)
+        script(keys=keys, args=args)  # loaded
+        return server.timed(CALLS, lambda: [script(keys=keys, args=args) for _ in range(CALLS)]).cpu / CALLS * 1e6
+
+    return measure
+
+
+def micro(client: Any, measure: Measure, figure: str, results: Results) -> None:
     include = files("ferrymq.lua").joinpath("includes", "queue.lua").read_text("utf-8")
     hundred_calls = "for i = 1, 100 do redis.call('EXISTS', KEYS[1]) end return 1"
     hundred_noops = "local x = 0 for i = 1, 100 do x = x + #KEYS[1] end return 1"
-    empty = per_call(server, "return 1", [], [])
+    empty = measure("return 1", [], [])
     figures = {
         "EVALSHA of `return 1`": empty,
-        "one redis.call (EXISTS of a missing key)": (per_call(server, hundred_calls, ["nokey"], [])
-                                                      - per_call(server, hundred_noops, ["nokey"], [])) / 100,
-        "defining queue.lua's helpers (every call does)": per_call(server, include + "\nreturn 1", [], []) - empty,
+        "one redis.call (EXISTS of a missing key)": (measure(hundred_calls, ["nokey"], [])
+                                                      - measure(hundred_noops, ["nokey"], [])) / 100,
+        "defining queue.lua's helpers (every call does)": measure(include + "\nreturn 1", [], []) - empty,
     }
     for label, value in figures.items():
-        results.add(f"profile/micro/{label}", SECTION, "Lua micro-benchmark", label, "", {"us": value})
-
-
-def put_stages(server: RedisServer, results: Results) -> None:
-    engine = Engine(server.client)
+        results.add(f"profile/micro/{label}", SECTION, "Lua micro-benchmark", label, "", {figure: value})
+    engine = Engine(client)
     engine.queue("bench", "stages").put([BODY])
     step = engine._verbs.queue("bench", "stages").put([BODY]).send(None)  # the script call put makes
     text = sources()["put"].text
@@ -109,7 +148,7 @@ def put_stages(server: RedisServer, results: Results) -> None:
             continue  # the script changed: this stage is gone
         cut = text[:at] + "do return 1 end\n" + text[at:]
         results.add(f"profile/put-stage/{label}", SECTION, "put script, batch 1", label, "",
-                    {"us": per_call(server, cut, step.keys, step.args)})
+                    {figure: measure(cut, step.keys, step.args)})
 
 
 def run(server: RedisServer, results: Results, n: int) -> None:
@@ -117,6 +156,12 @@ def run(server: RedisServer, results: Results, n: int) -> None:
         for batch in (1, 100) if system == "ferrymq engine" else (100,):
             server.flush()
             steps(server, results, system, batch, n if batch > 1 else n // 10, make)
-    server.flush()
-    micro(server, results)
-    put_stages(server, results)
+    if not Callgrind.available():
+        server.flush()
+        micro(server.client, per_call_cpu(server), "us", results)
+        return
+    callgrind = Callgrind()
+    try:
+        micro(callgrind.server.client, callgrind.per_call, "kinstr", results)
+    finally:
+        callgrind.close()

@@ -17,17 +17,13 @@ BEGIN, END = "<!-- bench:begin (written by python -m bench) -->", "<!-- bench:en
 FIGURES = {
     "rate": ("msgs/s", "{:,.0f}"),
     "cpu_us": ("Redis µs/msg", "{:.1f}"),
-    "request_p50_ms": ("p50 ms", "{:.1f}"), "request_p99_ms": ("p99 ms", "{:.1f}"),
-    "get_p50_ms": ("GET p50 ms", "{:.1f}"), "get_p99_ms": ("GET p99 ms", "{:.1f}"),
-    "delete_p50_ms": ("DELETE p50 ms", "{:.1f}"), "delete_p99_ms": ("DELETE p99 ms", "{:.1f}"),
-    "pull_p50_ms": ("pull p50 ms", "{:.1f}"), "pull_p99_ms": ("pull p99 ms", "{:.1f}"),
-    "ack_p50_ms": ("ack p50 ms", "{:.1f}"), "ack_p99_ms": ("ack p99 ms", "{:.1f}"),
     "p50_ms": ("p50 ms", "{:.2f}"), "p99_ms": ("p99 ms", "{:.2f}"),
     "ops_per_s": ("Redis ops/s", "{:.1f}"),
     "bytes_per_msg": ("bytes/msg beyond body", "{:.0f}"),
     "script_us": ("EVALSHA µs/msg", "{:.1f}"), "commands_us": ("in commands", "{:.1f}"),
     "lua_us": ("in Lua", "{:.1f}"), "calls_per_msg": ("redis.calls/msg", "{:.1f}"),
-    "us": ("Redis µs", "{:.1f}"),
+    "us": ("Redis µs per call", "{:.1f}"),
+    "kinstr": ("k instructions per call (callgrind)", "{:.1f}"),
 }
 TITLES = {
     "engine": "Engine and limits, one Python process",
@@ -51,12 +47,23 @@ def cell(row: Row, figure: str) -> str:
     return f"{fmt.format(median)} ({fmt.format(low)}–{fmt.format(high)})"
 
 
+def latency_cell(row: Row) -> str:
+    """"p50 / p99" in ms of each kind of request the row timed (median over the rounds)."""
+    kinds = dict.fromkeys(k.removesuffix("_p50_ms") for s in row.samples for k in s if k.endswith("_p50_ms"))
+    parts = [f"{'' if kind == 'request' else kind + ' '}{row.median(kind + '_p50_ms'):.1f} / {row.median(kind + '_p99_ms'):.1f}"
+             for kind in kinds]
+    return "; ".join(parts)
+
+
 def table(rows: list[Row]) -> list[str]:
-    figures = [f for f in FIGURES if any(f in s for r in rows for s in r.samples)]
-    head = ["system", "what", "", *(FIGURES[f][0] for f in figures)]
+    present = {f for r in rows for s in r.samples for f in s}
+    figures = [f for f in FIGURES if f in present and not f.endswith(("_p50_ms", "_p99_ms"))]
+    latencies = any(f.endswith("_p50_ms") for f in present)
+    head = ["system", "what", "", *(FIGURES[f][0] for f in figures), *(["latency p50 / p99 ms"] if latencies else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        lines.append("| " + " | ".join([row.system, row.op, row.detail, *(cell(row, f) for f in figures)]) + " |")
+        cells = [row.system, row.op, row.detail, *(cell(row, f) for f in figures)]
+        lines.append("| " + " | ".join(cells + ([latency_cell(row)] if latencies else [])) + " |")
     return lines
 
 
