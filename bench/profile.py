@@ -30,7 +30,7 @@ from .limit import MINIMAL_DELETE, MINIMAL_PUT, MINIMAL_RESERVE
 
 SECTION = "profile"
 CALLS = 2000
-CALLGRIND_CALLS = 200
+CALLGRIND_CALLS = 300
 Measure = Callable[[str, list[Any], list[Any]], float]
 NOT_COMMANDS = ("cmdstat_evalsha", "cmdstat_info", "cmdstat_config|resetstat")
 PUT_STAGES = (
@@ -92,22 +92,32 @@ class Callgrind:
         self.server = RedisServer(("valgrind", "--tool=callgrind", f"--callgrind-out-file={self._out.name}/cg.%p"),
                                   start_seconds=60)
         self.pid = str(self.server.process.pid)  # taskset and valgrind exec: the same process
+        self.server.client.config_set("hz", 1)  # its timer's work, counted too, drops to noise
 
     @staticmethod
     def available() -> bool:
         return bool(shutil.which("valgrind") and shutil.which("callgrind_control"))
 
+    def instructions(self, action: Callable[[], Any]) -> int:
+        """Instructions redis-server executed during ``action``."""
+        command(["callgrind_control", "--zero", self.pid])
+        action()
+        command(["callgrind_control", "--dump", self.pid])
+        newest = max(Path(self._out.name).glob(f"cg.{self.pid}.*"), key=lambda p: p.stat().st_mtime)
+        totals = next(line for line in newest.read_text().splitlines() if line.startswith(("totals:", "summary:")))
+        return int(totals.split()[1])
+
     def per_call(self, text: str, keys: list[Any], args: list[Any]) -> float:
         """Thousands of instructions per EVALSHA of ``text`` (network handling included)."""
         script = self.server.client.register_script(text)
         script(keys=keys, args=args)
-        command(["callgrind_control", "--zero", self.pid])
-        for _ in range(CALLGRIND_CALLS):
-            script(keys=keys, args=args)
-        command(["callgrind_control", "--dump", self.pid])
-        newest = max(Path(self._out.name).glob(f"cg.{self.pid}.*"), key=lambda p: p.stat().st_mtime)
-        totals = next(line for line in newest.read_text().splitlines() if line.startswith(("totals:", "summary:")))
-        return int(totals.split()[1]) / CALLGRIND_CALLS / 1000
+        return self.instructions(lambda: [script(keys=keys, args=args) for _ in range(CALLGRIND_CALLS)]) / CALLGRIND_CALLS / 1000
+
+    def steps(self, results: Results, system: str, batch: int, n: int, make: Any) -> None:
+        """Thousands of instructions per message of each lifecycle step."""
+        for step, action in make(n, batch):
+            results.add(f"profile/cg/{system}/b{batch}/{step}", SECTION, system, step, f"batch {batch}",
+                        {"kinstr_msg": self.instructions(action) / n / 1000})
 
     def close(self) -> None:
         self.server.close()
@@ -162,6 +172,9 @@ def run(server: RedisServer, results: Results, n: int) -> None:
         return
     callgrind = Callgrind()
     try:
+        for system, make in (("ferrymq engine", ferrymq_steps(callgrind.server)), ("minimal Lua queue", minimal_steps(callgrind.server))):
+            for batch in (1, 100):
+                callgrind.steps(results, system, batch, 200 if batch == 1 else 2000, make)
         micro(callgrind.server.client, callgrind.per_call, "kinstr", results)
     finally:
         callgrind.close()

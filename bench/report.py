@@ -23,6 +23,7 @@ FIGURES = {
     "script_us": ("EVALSHA µs/msg", "{:.1f}"), "commands_us": ("in commands", "{:.1f}"),
     "lua_us": ("in Lua", "{:.1f}"), "calls_per_msg": ("redis.calls/msg", "{:.1f}"),
     "us": ("Redis µs per call", "{:.1f}"),
+    "kinstr_msg": ("k instructions per message (callgrind)", "{:.1f}"),
     "kinstr": ("k instructions per call (callgrind)", "{:.1f}"),
 }
 TITLES = {
