@@ -128,7 +128,7 @@ def run(config: uvicorn.Config) -> None:
     if config.workers == 1:
         GracefulServer(config).run()
         return
-    sock = config.bind_socket()
+    sock = tcp_listener(config.bind_socket())
     try:
         # uvicorn's supervisor creates (and re-creates) its workers by this module-level name
         # and has no other hook for a Server subclass.
@@ -136,6 +136,17 @@ def run(config: uvicorn.Config) -> None:
             multiprocess.Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()
+
+
+def tcp_listener(sock: socket.socket) -> socket.socket:
+    """The same listening socket, marked as TCP. uvicorn binds the workers' shared socket with
+    its protocol left at 0, and asyncio turns TCP_NODELAY on only for connections accepted from
+    a socket that says IPPROTO_TCP: without it, Nagle's algorithm and the client's delayed ACK
+    stall every keep-alive response by ~40 ms (measured: 8x fewer requests/s with 2 workers
+    than with 1; uvicorn issue #3149)."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return sock
+    return socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
 
 
 def announce(settings: Settings, *, embedded: bool) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import queue
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,9 +15,11 @@ from pathlib import Path
 
 import httpx
 import redis
+import uvicorn
 
 from ferrymq.engine.keys import queue_keys
 from ferrymq.http.embedded import EmbeddedRedis
+from ferrymq.http.server import tcp_listener
 from ferrymq.http.settings import Settings
 
 PROJECT = "000000000000000000000001"
@@ -143,6 +147,28 @@ def test_two_workers_serve_one_queue(serve, redis_client, redis_url, wait_until)
         assert served.stop() == 0
     assert answers.get(timeout=0) == (200, {"messages": []})
     assert not any(alive(pid) for pid in workers)
+
+
+def test_connections_to_the_workers_shared_socket_get_tcp_nodelay():
+    """Without TCP_NODELAY every keep-alive response of a multi-worker server waits ~40 ms."""
+    sock = tcp_listener(uvicorn.Config("x:y", host="127.0.0.1", port=0).bind_socket())
+
+    async def accepted_nodelay() -> int:
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Report(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                peer = transport.get_extra_info("socket")
+                accepted.set_result(peer.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+        server = await asyncio.get_running_loop().create_server(Report, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection(*sock.getsockname())
+            writer.close()
+            return await asyncio.wait_for(accepted, 10)
+
+    assert sock.proto == socket.IPPROTO_TCP and sock.get_inheritable()
+    assert asyncio.run(accepted_nodelay()) == 1
 
 
 def test_settings_travel_to_the_workers_through_the_environment():

@@ -1,0 +1,163 @@
+"""HTTP: ``ferrymq serve`` with 1 and 2 workers on the benchmark's Redis, loaded by a separate
+process: ``wrk`` (when installed) for requests that never change, the asyncio + httpx load
+generator (``loadgen.py``) for consumer loops whose requests carry the ids just received.
+
+Messages per row come from the queue's own counters (put, reserved, deleted), so a request that
+found the queue empty never counts. The workers float over both cores (two workers pinned to
+the client core could not beat one); the load generator stays on the client core.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from ferrymq.engine import Engine
+
+from .ferry import fill
+from .harness import BODY_TEXT, RedisServer, Results, Sample, free_port, run, unpin, wait_until
+
+SECTION = "http"
+PROJECT = "000000000000000000000001"
+AUTH = "Bearer ferrymq-bench"
+CONNECTIONS = {"wrk": 16, "loadgen": 8}
+HERE = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    label: str
+    method: str
+    path: str
+    """{q} is the queue's name (IronMQ) or id (Cloudflare)."""
+    body: str = ""
+    flow: str = "fixed"
+    counter: str = "requests"
+    """Where the messages come from: requests, total (put), reserved, deleted."""
+    prefill: int = 0
+    """Messages queued before the step (a first guess; later rounds go by the rate seen)."""
+
+
+IRON = f"/1/projects/{PROJECT}/queues/{{q}}/messages"
+CF = f"/client/v4/accounts/{PROJECT}/queues/{{q}}/messages"
+ONE = json.dumps({"messages": [{"body": BODY_TEXT}]})
+HUNDRED = json.dumps({"messages": [{"body": BODY_TEXT}] * 100})
+SCENARIOS = [
+    Scenario("ping", "GET /ping (the HTTP stack's limit)", "GET", "/ping"),
+    Scenario("iron-post1", "IronMQ POST 1 message", "POST", IRON, ONE, counter="total"),
+    Scenario("iron-post100", "IronMQ POST 100 messages", "POST", IRON, HUNDRED, counter="total"),
+    Scenario("iron-get1", "IronMQ GET n=1", "GET", IRON + "?n=1", counter="reserved", prefill=10_000),
+    Scenario("iron-get100", "IronMQ GET n=100", "GET", IRON + "?n=100", counter="reserved", prefill=80_000),
+    Scenario("iron-consume", "IronMQ GET n=100 + DELETE many", "GET", IRON, flow="ironmq-consume",
+             counter="deleted", prefill=60_000),
+    Scenario("cf-push", "Cloudflare push 1 message", "POST", CF, json.dumps({"body": BODY_TEXT, "content_type": "text"}),
+             counter="total"),
+    Scenario("cf-consume", "Cloudflare pull 100 + ack", "POST", CF, flow="cloudflare-consume",
+             counter="deleted", prefill=60_000),
+]
+
+
+class Server:
+    """``ferrymq serve`` on a free port, until closed."""
+
+    def __init__(self, redis_url: str, workers: int) -> None:
+        self.workers = workers
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "ferrymq.http.cli", "serve", "--workers", str(workers),
+                   "--port", str(self.port), "--redis-url", redis_url, "--token", f"{AUTH.split()[1]}:{PROJECT}"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        preexec_fn=unpin, cwd=tempfile.gettempdir())
+        wait_until(self._answers, 30, f"ferrymq serve --workers {workers} did not start")
+
+    def _answers(self) -> bool:
+        try:
+            return httpx.get(self.base + "/ping", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def counted(server: RedisServer, name: str, counter: str) -> int:
+    info = Engine(server.client).queue(PROJECT, name).info()
+    return info.total_messages if counter == "total" else info.counters.get(counter, 0)
+
+
+def load(scenario: Scenario, base: str, path: str, seconds: float) -> dict[str, float]:
+    """One load step from a separate process; its figures (requests, seconds, latencies)."""
+    if scenario.flow == "fixed" and shutil.which("wrk"):
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as body:
+            body.write(scenario.body)
+            body.flush()
+            env = {**os.environ, "WRK_METHOD": scenario.method, "WRK_AUTH": AUTH, "WRK_BODY": body.name if scenario.body else ""}
+            out = run(["wrk", "-t1", f"-c{CONNECTIONS['wrk']}", f"-d{max(1, round(seconds))}s",
+                       "-s", str(HERE / "wrk.lua"), base + path], env=env, timeout=120)
+        figures = json.loads(out.strip().splitlines()[-1])
+        if figures.pop("non2xx") or figures.pop("socket_errors"):
+            raise RuntimeError(f"{scenario.key}: wrk saw failed requests: {figures}")
+        return figures
+    spec = {"flow": scenario.flow, "base": base, "auth": AUTH, "seconds": seconds, "method": scenario.method,
+            "path": path, "body": scenario.body, "concurrency": CONNECTIONS["loadgen"]}
+    out = run([sys.executable, "-m", "bench.loadgen", json.dumps(spec)], cwd=HERE.parent, timeout=120)
+    return json.loads(out)
+
+
+class HttpBench:
+    def __init__(self, server: RedisServer, results: Results, seconds: float) -> None:
+        self.redis = server
+        self.results = results
+        self.seconds = seconds
+        self.rates: dict[str, float] = {}
+        self.serial = 0
+
+    def step(self, http: Server, scenario: Scenario) -> None:
+        self.serial += 1
+        name = f"{scenario.key}-{self.serial}"
+        ref = Engine(self.redis.client).queue(PROJECT, name).ensure()
+        prefill = scenario.prefill
+        if prefill and scenario.key + str(http.workers) in self.rates:
+            prefill = int(self.rates[scenario.key + str(http.workers)] * self.seconds * 3) + 5000
+        if prefill:
+            fill(self.redis, PROJECT, name, prefill)
+        path = scenario.path.format(q=ref.id if scenario.key.startswith("cf") else name)
+        before, cpu = counted(self.redis, name, scenario.counter), self.redis.cpu()
+        figures = load(scenario, http.base, path, self.seconds)
+        used = self.redis.cpu() - cpu
+        messages = figures["requests"] if scenario.counter == "requests" else counted(self.redis, name, scenario.counter) - before
+        if prefill and not Engine(self.redis.client).queue(PROJECT, name).info().ready:
+            self.results.notes.append(f"{scenario.label}: the queue ran empty during a step (rate understated)")
+        sample = Sample(messages, figures.pop("seconds"), used, {k: v for k, v in figures.items() if k.endswith("_ms")})
+        self.rates[scenario.key + str(http.workers)] = sample.figures()["rate"]
+        self.results.add(f"http/{scenario.key}/w{http.workers}", SECTION, "ferrymq serve",
+                         scenario.label, f"{http.workers} worker{'s' * (http.workers > 1)}", sample.figures())
+        Engine(self.redis.client).queue(PROJECT, name).delete()
+
+
+def run_http(server: RedisServer, results: Results, rounds: int, seconds: float, log) -> None:
+    server.flush()
+    servers = [Server(server.url, workers) for workers in (1, 2)]
+    bench = HttpBench(server, results, seconds)
+    try:
+        for round_no in range(rounds):
+            for scenario in SCENARIOS:
+                for http in servers:
+                    bench.step(http, scenario)
+            log(f"  round {round_no + 1}/{rounds} done")
+    finally:
+        for http in servers:
+            http.close()
+    results.notes.append("HTTP load: " + ("wrk (fixed requests) and " if shutil.which("wrk") else "")
+                         + "the asyncio + httpx load generator (consumer loops"
+                         + ("" if shutil.which("wrk") else "; and every fixed request: wrk is not installed") + ")")

@@ -1,0 +1,101 @@
+"""The targets of the benchmark issue, each checked against the medians of one run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .harness import Results
+
+
+PEER_NAMES = {"rsmq": "RSMQ", "bullmq": "BullMQ"}
+PEER_ROWS = {
+    ("rsmq", 1): "ferrymq/b1/lifecycle",
+    ("rsmq", 16): "ferrymq/c16/lifecycle",
+    ("bullmq", 1): "ferrymq/bulk-c1/lifecycle",
+    ("bullmq", 16): "ferrymq/bulk-c16/lifecycle",
+}
+"""Each peer row, and the FerryMQ row driven the same way (same calls in flight, same batching)."""
+
+
+@dataclass
+class Verdict:
+    target: str
+    measured: str
+    met: bool | None
+    """None: not measured in this run."""
+
+
+def ratio(results: Results, key: str, base: str, figure: str) -> float:
+    row, ref = results.get(key), results.get(base)
+    if row is None or ref is None:
+        return math.nan
+    return row.median(figure) / ref.median(figure)
+
+
+def value(results: Results, key: str, figure: str) -> float:
+    row = results.get(key)
+    return row.median(figure) if row else math.nan
+
+
+def at_least(x: float, low: float) -> bool | None:
+    return None if math.isnan(x) else x >= low
+
+
+def at_most(x: float, high: float) -> bool | None:
+    return None if math.isnan(x) else x <= high
+
+
+def flatness(results: Results, batch: int) -> float:
+    """Largest reserve cost (Redis µs/msg) over the backlogs, relative to the smallest backlog's."""
+    rows = [row for key, row in results.rows.items() if key.startswith(f"scaling/b{batch}/")]
+    if len(rows) < 2:
+        return math.nan
+    return max(r.median("cpu_us") for r in rows) / rows[0].median("cpu_us")
+
+
+def check(results: Results) -> list[Verdict]:
+    out: list[Verdict] = []
+
+    def rate_ratio(target: str, key: str, base: str, low: float) -> None:
+        x = ratio(results, key, base, "rate")
+        out.append(Verdict(target, f"{x:.2f}x", at_least(x, low)))
+
+    def cpu_ratio(target: str, key: str, base: str, high: float) -> None:
+        x = ratio(results, key, base, "cpu_us")
+        out.append(Verdict(target, f"{x:.2f}x ({value(results, key, 'cpu_us'):.1f} vs {value(results, base, 'cpu_us'):.1f} µs)",
+                           at_most(x, high)))
+
+    def bound(target: str, x: float, unit: str, test: Callable[[float], bool | None]) -> None:
+        out.append(Verdict(target, f"{x:,.1f} {unit}", test(x)))
+
+    life = "ferrymq/b100/lifecycle"
+    rate_ratio("Lifecycle, batch 100: ≥ 1.0x the pipelined raw list (msgs/s)", life, "rawlist/b100/lifecycle", 1.0)
+    bound("Lifecycle, batch 100: ≤ 12 µs Redis CPU per message", value(results, life, "cpu_us"), "µs",
+          lambda x: at_most(x, 12))
+    rate_ratio("Single-message put ≥ 0.8x bare EVALSHA round trips/s", "ferrymq/b1/put", "evalsha/c1/call", 0.8)
+    rate_ratio("Single-message reserve ≥ 0.7x bare EVALSHA round trips/s", "ferrymq/b1/reserve", "evalsha/c1/call", 0.7)
+    rate_ratio("Lifecycle, batch 100: ≥ 0.9x Redis Streams (msgs/s)", life, "streams/b100/lifecycle", 0.9)
+    cpu_ratio("Lifecycle, batch 100: ≤ 2x Redis Streams' Redis CPU per message", life, "streams/b100/lifecycle", 2.0)
+    for (peer, calls), mine in PEER_ROWS.items():
+        name, theirs = PEER_NAMES[peer], f"{peer}/c{calls}/lifecycle"
+        x = ratio(results, mine, theirs, "rate")
+        out.append(Verdict(f"Ahead of {name} at {calls} in flight (msgs/s)", f"{x:.2f}x", None if math.isnan(x) else x > 1.0))
+        cpu_ratio(f"≤ 0.8x {name}'s Redis CPU per message at {calls} in flight", mine, theirs, 0.8)
+    rate_ratio("≥ 2.5x PyRSMQ (msgs/s, 1 in flight)", "ferrymq/b1/lifecycle", "pyrsmq/c1/lifecycle", 2.5)
+    bound("HTTP: GET n=100 with 2 workers ≥ 30,000 msgs/s", value(results, "http/iron-get100/w2", "rate"), "msgs/s",
+          lambda x: at_least(x, 30_000))
+    for workers in (1, 2):
+        rate_ratio(f"HTTP: POST of 1 message ≥ 0.4x GET /ping ({workers} worker{'s' * (workers > 1)})",
+                   f"http/iron-post1/w{workers}", f"http/ping/w{workers}", 0.4)
+    for batch in (1, 100):
+        x = flatness(results, batch)
+        out.append(Verdict(f"Reserve (batch {batch}) flat within 20% from 1k to 1M queued (Redis CPU/msg)",
+                           f"worst {x:.2f}x the 1k cost", at_most(x, 1.2)))
+    bound("Long-poll wake p99 ≤ 20 ms", value(results, "longpoll/wake", "p99_ms"), "ms", lambda x: at_most(x, 20))
+    bound("1,000 idle long-pollers ≤ 50 Redis ops/s", value(results, "longpoll/idle", "ops_per_s"), "ops/s",
+          lambda x: at_most(x, 50))
+    bound("≤ 200 B of Redis memory per queued message beyond the body",
+          value(results, "memory/ferrymq engine", "bytes_per_msg"), "B", lambda x: at_most(x, 200))
+    return out
