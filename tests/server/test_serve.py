@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import queue
@@ -168,7 +169,9 @@ def test_connections_to_the_workers_shared_socket_get_tcp_nodelay():
             return await asyncio.wait_for(accepted, 10)
 
     assert sock.proto == socket.IPPROTO_TCP and sock.get_inheritable()
-    assert asyncio.run(accepted_nodelay()) == 1
+    # A thread of its own: the browser tests' Playwright may leave this thread's event loop set.
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        assert thread.submit(asyncio.run, accepted_nodelay()).result(timeout=20) == 1
 
 
 def test_settings_travel_to_the_workers_through_the_environment():
