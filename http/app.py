@@ -18,13 +18,14 @@ from typing import Any
 import redis as sync_redis
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from ferrymq.engine import AsyncEngine, Sweeper, Unavailable
 from ferrymq.engine.clock import Clock
 
 from . import cloudflare, elastic, ironmq, logs
-from ._common import JSON
+from ._common import JSON, BodyLimit
 from .auth import Auth, TokenStore
 from .errors import EXCEPTION_HANDLERS
 from .settings import Settings
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
                 await redis.aclose()
 
     routes = [Route("/ping", ping), *ironmq.routes(), *cloudflare.routes(), *elastic.routes()]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    middleware = [Middleware(BodyLimit, limit=settings.max_request_bytes)]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS, middleware=middleware)
     app.router.redirect_slashes = False  # both spellings are routes; a 307 on POST loses bodies
     return app
