@@ -24,7 +24,7 @@ from starlette.routing import Route
 from ferrymq.engine import AsyncEngine, Sweeper, Unavailable
 from ferrymq.engine.clock import Clock
 
-from . import cloudflare, elastic, ironmq, logs
+from . import cloudflare, elastic, ironmq, logs, openapi
 from ._common import JSON, BodyLimit
 from .auth import Auth, TokenStore
 from .errors import EXCEPTION_HANDLERS
@@ -94,7 +94,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             if client is None:
                 await redis.aclose()
 
-    routes = [Route("/ping", ping), *ironmq.routes(), *cloudflare.routes(), *elastic.routes()]
+    routes = [Route("/ping", ping), *ironmq.routes(), *cloudflare.routes(), *elastic.routes(),
+              *openapi.routes()]
     middleware = [Middleware(BodyLimit, limit=settings.max_request_bytes)]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS, middleware=middleware)
     app.router.redirect_slashes = False  # both spellings are routes; a 307 on POST loses bodies

@@ -1,0 +1,541 @@
+"""The OpenAPI 3.0 document of the three contracts (``GET /openapi.json``) and a page that
+renders it (``GET /docs``, self-contained: no CDN, nothing fetched but the document).
+
+The document is built here, in Python, from the contract modules' own constants (limits, media
+types, enums), so a limit changed there changes here. It is exact enough for a fuzzer
+(schemathesis) to build requests for every route; ``tests/operator/test_openapi.py`` checks that
+every route of the app is described. Every IronMQ path also answers with a trailing slash (the
+clients use both spellings); the document lists each once. The dashboard's routes are a UI, not
+part of the API, and are left out.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import BaseRoute, Route
+
+from ferrymq.engine import LIMITS
+
+from . import cloudflare, elastic, ironmq
+from ._common import JSON
+
+Schema = dict[str, Any]
+JSON_TYPE = "application/json"
+DOCS_PAGE = Path(__file__).with_name("docs.html")
+
+
+# -- building blocks -----------------------------------------------------------------------------
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(required: tuple[str, ...] = (), **properties: Schema) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def array(items: Schema, lo: int | None = None, hi: int | None = None) -> Schema:
+    schema: Schema = {"type": "array", "items": items}
+    if lo is not None:
+        schema["minItems"] = lo
+    if hi is not None:
+        schema["maxItems"] = hi
+    return schema
+
+
+def integer(bounds: tuple[int, int] | None = None, description: str = "") -> Schema:
+    schema: Schema = {"type": "integer"}
+    if bounds:
+        schema["minimum"], schema["maximum"] = bounds
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def string(description: str = "", **extra: Any) -> Schema:
+    return {"type": "string", **({"description": description} if description else {}), **extra}
+
+
+STRING, BOOLEAN = string(), {"type": "boolean"}
+NULL = {"nullable": True, "enum": [None]}
+STRINGS = {"type": "object", "additionalProperties": STRING}
+SEGMENT = "^[^/\\u0000-\\u001f\\u007f]+$"
+"""One path segment: no slash (it would route elsewhere) and no control characters."""
+NAME = string("1 to 255 characters, no control characters", minLength=1, maxLength=LIMITS.max_name_length,
+              pattern=SEGMENT)
+ID = string(minLength=1, pattern=SEGMENT)
+
+
+def path_param(name: str, description: str, schema: Schema | None = None) -> Schema:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": schema or NAME}
+
+
+def query(name: str, schema: Schema, description: str = "", **extra: Any) -> Schema:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            **({"description": description} if description else {}), **extra}
+
+
+def body(schema: Schema, media_type: str = JSON_TYPE, *, required: bool = True) -> Schema:
+    return {"required": required, "content": {media_type: {"schema": schema}}}
+
+
+def answer(description: str, schema: Schema | None = None, media_type: str = JSON_TYPE) -> Schema:
+    response: Schema = {"description": description}
+    if schema is not None:
+        response["content"] = {media_type: {"schema": schema}}
+    return response
+
+
+def operation(op_id: str, summary: str, tag: str, responses: Schema, *, request: Schema | None = None,
+              params: list[Schema] | None = None, description: str = "") -> Schema:
+    op: Schema = {"operationId": op_id, "summary": summary, "tags": [tag], "responses": responses}
+    if description:
+        op["description"] = description
+    if params:
+        op["parameters"] = params
+    if request is not None:
+        op["requestBody"] = request
+    return op
+
+
+# -- IronMQ v1 -----------------------------------------------------------------------------------
+
+IRON = "IronMQ v1"
+IRON_BASE = "/1/projects/{project_id}"
+IRON_PARAMS = {
+    "project_id": path_param("project_id", "The project (the token's): 24 characters in IronMQ"),
+    "queue": path_param("queue", "The queue name (percent-encoded)"),
+    "message_id": path_param("message_id", "A message id: a string of digits", ID),
+}
+ZERO_IS_DEFAULT = "0 or absent: the default"
+
+
+def iron_errors(*statuses: int) -> Schema:
+    texts = {400: "Invalid request (the message names the field)", 401: "Invalid project/token combination",
+             403: "Message not reserved", 404: "Queue or message not found", 406: "A required field is missing",
+             413: "Request body too large", 503: "Service unavailable, please retry"}
+    return {str(s): answer(texts[s], ref("IronError")) for s in (401, 503, *statuses)}
+
+
+def iron(op_id: str, summary: str, ok: Schema, *errors: int, request: Schema | None = None,
+         params: tuple[str, ...] = ("project_id", "queue"), extra: list[Schema] | None = None,
+         description: str = "") -> Schema:
+    return operation(op_id, summary, IRON, {"200": ok, **iron_errors(*errors)}, request=request,
+                     params=[IRON_PARAMS[p] for p in params] + (extra or []), description=description)
+
+
+def iron_msg(text: str) -> Schema:
+    return answer(text, ref("IronMsg"))
+
+
+IRON_SCHEMAS: dict[str, Schema] = {
+    "IronMsg": obj(("msg",), msg=STRING),
+    "IronError": obj(("msg",), msg=STRING),
+    "IronQueueRef": obj(("id", "project_id", "name"), id=STRING, project_id=STRING, name=STRING),
+    "IronQueue": obj(("id", "name", "project_id", "size", "total_messages"), id=STRING, name=STRING,
+                     project_id=STRING, size=integer(), total_messages=integer()),
+    "IronNewMessage": obj(
+        ("body",), body=STRING,
+        timeout=integer((0, ironmq.TIMEOUT[1]), f"Reservation timeout, seconds ({ZERO_IS_DEFAULT}: 60)"),
+        delay=integer((0, ironmq.DELAY[1]), "Seconds before the message can be reserved"),
+        expires_in=integer((0, ironmq.EXPIRES_IN[1]), f"Seconds the message lives ({ZERO_IS_DEFAULT}: 7 days)"),
+    ),
+    "IronMessage": obj(("id", "body", "timeout", "reserved_count"), id=STRING, body=STRING,
+                       timeout=integer(), reserved_count=integer()),
+    "IronMessages": obj(("messages",), messages=array(ref("IronMessage"))),
+    "IronPosted": obj(("ids", "msg"), ids=array(STRING), msg=STRING),
+}
+
+
+def iron_paths() -> dict[str, Schema]:
+    q, m = f"{IRON_BASE}/queues/{{queue}}", f"{IRON_BASE}/queues/{{queue}}/messages"
+    n = query("n", integer((0, ironmq.MAX_BATCH)), f"How many messages ({ZERO_IS_DEFAULT}: 1)")
+    message = ("project_id", "queue", "message_id")
+    empty = body(obj(), required=False)
+    return {
+        f"{IRON_BASE}/queues": {"get": iron(
+            "ironListQueues", "List queues (name order)", answer("Queues", array(ref("IronQueueRef"))), 400,
+            params=("project_id",), extra=[query("page", integer((0, 2**31)), "Page, from 0"),
+                                          query("per_page", integer((0, ironmq.PER_PAGE[1])), f"{ZERO_IS_DEFAULT}: 30")])},
+        q: {
+            "get": iron("ironGetQueue", "Get a queue", answer("The queue", ref("IronQueue")), 400, 404),
+            "post": iron("ironUpdateQueue", "Create or update a queue", answer("The queue", ref("IronQueue")), 400,
+                         request=body(obj(), required=False), description="Creates the queue if missing."),
+            "delete": iron("ironDeleteQueue", "Delete a queue and its messages", iron_msg("Deleted."), 400, 404),
+        },
+        f"{q}/clear": {"post": iron("ironClearQueue", "Remove every message of a queue", iron_msg("Cleared"), 400,
+                                    request=empty)},
+        m: {
+            "post": iron("ironPostMessages", "Put messages (creates the queue)", answer("Their ids", ref("IronPosted")),
+                         400, 406, 413, request=body(obj(("messages",), messages=array(ref("IronNewMessage"), 1, ironmq.MAX_BATCH)))),
+            "get": iron("ironReserveMessages", "Reserve messages (FIFO), optionally long-polling",
+                        answer("Reserved messages (none: an empty list)", ref("IronMessages")), 400, extra=[
+                            n, query("timeout", integer((0, ironmq.TIMEOUT[1])), f"Reservation seconds ({ZERO_IS_DEFAULT})"),
+                            query("wait", integer((0, ironmq.WAIT[1])), "Long-poll seconds"),
+                            query("delete", string(enum=["true", "false"]), "Delete instead of reserving")]),
+            "delete": iron("ironDeleteMessages", "Delete messages by id (best effort)", iron_msg("Deleted"), 400, 406,
+                           request=body(obj(("ids",), ids=array(string(minLength=1), 1, ironmq.MAX_BATCH)))),
+        },
+        f"{m}/webhook": {"post": iron(
+            "ironPostWebhook", "Put the raw request body as one message", answer("Its id", ref("IronPosted")), 400, 413,
+            request=body(string(), "*/*"), description="Usually authenticated with ?oauth=TOKEN.")},
+        f"{m}/peek": {"get": iron("ironPeekMessages", "Next ready messages, not reserved",
+                                  answer("Messages", ref("IronMessages")), 400, extra=[n])},
+        f"{m}/{{message_id}}": {
+            "get": iron("ironGetMessage", "Get a message by id", answer("The message", {"allOf": [
+                ref("IronMessage"), obj(("status",), status=string(enum=["queued", "reserved"]))]}), 400, 404,
+                params=message),
+            "delete": iron("ironDeleteMessage", "Delete a message", iron_msg("Deleted"), 400, 404, params=message,
+                           request=empty),
+        },
+        f"{m}/{{message_id}}/touch": {"post": iron(
+            "ironTouchMessage", "Extend a reservation by its timeout", iron_msg("Touched"), 400, 403, 404,
+            params=message, request=empty)},
+        f"{m}/{{message_id}}/release": {"post": iron(
+            "ironReleaseMessage", "Put a reserved message back (end of the queue)", iron_msg("Released"), 400, 404,
+            params=message, request=body(obj(delay=integer((0, ironmq.DELAY[1]), "Seconds before it is visible")),
+                                         required=False))},
+    }
+
+
+# -- Cloudflare Queues ---------------------------------------------------------------------------
+
+CF = "Cloudflare Queues"
+CF_BASE = "/client/v4/accounts/{account_id}"
+HEX32 = ID | {"description": "32 lowercase hex characters"}
+CF_PARAMS = {
+    "account_id": path_param("account_id", "The account: the token's project"),
+    "queue_id": path_param("queue_id", "A queue id", HEX32),
+    "consumer_id": path_param("consumer_id", "A consumer id", HEX32),
+    "subscription_id": path_param("subscription_id", "An event subscription id", HEX32),
+}
+
+
+def envelope(result: Schema, *, paged: bool = False) -> Schema:
+    schema = obj(("success", "errors", "messages", "result"), success={"type": "boolean", "enum": [True]},
+                 errors=array(ref("CfError"), 0, 0), messages=array(STRING), result=result)
+    if paged:
+        schema["properties"]["result_info"] = ref("CfResultInfo")
+    return schema
+
+
+def cf(op_id: str, summary: str, result: Schema, *, request: Schema | None = None,
+       params: tuple[str, ...] = ("account_id", "queue_id"), extra: list[Schema] | None = None,
+       paged: bool = False, description: str = "") -> Schema:
+    errors = {"400": "Invalid request", "401": "Authentication error", "403": "The account is not the token's",
+              "404": "Not found", "409": "Conflict", "503": "Service unavailable, please retry"}
+    responses = {"200": answer("Success (v4 envelope)", envelope(result, paged=paged)),
+                 **{status: answer(text, ref("CfFailure")) for status, text in errors.items()}}
+    return operation(op_id, summary, CF, responses, request=request,
+                     params=[CF_PARAMS[p] for p in params] + (extra or []), description=description)
+
+
+def seconds(bounds: tuple[int, int], description: str) -> Schema:
+    return {"type": "number", "minimum": bounds[0], "maximum": bounds[1], "description": description}
+
+
+CF_SCHEMAS: dict[str, Schema] = {
+    "CfError": obj(("code", "message"), code=integer(), message=STRING),
+    "CfFailure": obj(("success", "errors", "messages", "result"), success={"type": "boolean", "enum": [False]},
+                     errors=array(ref("CfError"), 1), messages=array(STRING), result=NULL),
+    "CfResultInfo": obj(("page", "per_page", "count", "total_count", "total_pages"), page=integer(),
+                        per_page=integer(), count=integer(), total_count=integer(), total_pages=integer()),
+    "CfQueueSettings": obj(
+        delivery_delay=seconds(cloudflare.DELAY, "Seconds before a new message can be pulled"), delivery_paused=BOOLEAN,
+        message_retention_period=seconds(cloudflare.RETENTION, "Seconds a message is kept")),
+    "CfQueueInput": obj(("queue_name",), queue_name=string(minLength=1, maxLength=LIMITS.max_name_length),
+                        settings=ref("CfQueueSettings"), jurisdiction=string(enum=list(cloudflare.JURISDICTIONS))),
+    "CfQueuePatch": obj(queue_name=string("Must be the current name (no renames)", minLength=1),
+                        settings=ref("CfQueueSettings"), jurisdiction=string(enum=list(cloudflare.JURISDICTIONS))),
+    "CfQueue": obj(("queue_id", "queue_name", "created_on", "modified_on", "producers", "producers_total_count",
+                    "consumers", "consumers_total_count", "settings"),
+                   queue_id=STRING, queue_name=STRING, created_on=STRING, modified_on=STRING,
+                   producers=array(obj()), producers_total_count=integer(), consumers=array(ref("CfConsumer")),
+                   consumers_total_count=integer(), settings=ref("CfQueueSettings"), jurisdiction=STRING),
+    "CfConsumerSettings": obj(
+        batch_size=integer(cloudflare.PULL_BATCH), max_retries=integer(cloudflare.MAX_RETRIES), retry_delay=integer(cloudflare.DELAY),
+        visibility_timeout_ms=integer(cloudflare.VISIBILITY_MS), max_wait_time_ms=integer(cloudflare.MAX_WAIT_MS),
+        max_concurrency=integer(cloudflare.MAX_CONCURRENCY)),
+    "CfConsumerInput": obj(("type",), type=string(enum=["worker", "http_pull"]),
+                           script_name=string("Worker consumers: the script", minLength=1),
+                           dead_letter_queue=string("Another queue's name"), settings=ref("CfConsumerSettings")),
+    "CfConsumer": obj(("consumer_id", "created_on", "type", "settings", "queue_name", "queue_id", "dead_letter_queue"),
+                      consumer_id=STRING, created_on=STRING, type=string(enum=["worker", "http_pull"]),
+                      settings=ref("CfConsumerSettings"), queue_name=STRING, queue_id=STRING,
+                      dead_letter_queue=STRING, script_name=STRING, script=STRING),
+    "CfMetrics": obj(("backlog_count", "backlog_bytes", "oldest_message_timestamp_ms"), backlog_count=integer(),
+                     backlog_bytes=integer(), oldest_message_timestamp_ms=integer()),
+    "CfPushResult": obj(("metadata",), metadata=obj(("metrics",), metrics=ref("CfMetrics"))),
+    "CfNewMessage": obj(("body",), body={"description": "A string (text), any JSON value (json) or base64 (bytes)"},
+                        content_type=string(enum=list(cloudflare.CONTENT_TYPES)),
+                        delay_seconds=seconds(cloudflare.DELAY, "Seconds before it can be pulled")),
+    "CfMessage": obj(("id", "body", "attempts", "timestamp_ms", "metadata"), id=STRING, body=STRING,
+                     attempts=integer(), timestamp_ms=integer(), metadata=STRINGS,
+                     lease_id=string("Pull only: <message id>.<reservation id>"), ref=string("Peek only")),
+    "CfLease": obj(("lease_id",), lease_id=STRING),
+    "CfRetry": obj(("lease_id",), lease_id=STRING, delay_seconds=seconds(cloudflare.DELAY, "Seconds before it is retried")),
+    "CfSubscriptionSource": obj(("type",), type=string(enum=list(cloudflare.SOURCE_TYPES)),
+                                queue_name=string("ferrymq.queue sources: the queue watched")),
+    "CfSubscriptionDestination": obj(("type", "queue_id"), type=string(enum=["queues.queue"]), queue_id=STRING),
+    "CfSubscriptionInput": obj(("name", "source", "destination", "events"), name=string(minLength=1),
+                               enabled=BOOLEAN, source=ref("CfSubscriptionSource"),
+                               destination=ref("CfSubscriptionDestination"), events=array(STRING, 1)),
+    "CfSubscription": obj(("id", "name", "enabled", "source", "destination", "events", "created_at", "modified_at"),
+                          id=STRING, name=STRING, enabled=BOOLEAN, source=ref("CfSubscriptionSource"),
+                          destination=ref("CfSubscriptionDestination"), events=array(STRING),
+                          created_at=STRING, modified_at=STRING),
+}
+
+
+def cf_paths() -> dict[str, Schema]:
+    q = f"{CF_BASE}/queues/{{queue_id}}"
+    c = f"{q}/consumers/{{consumer_id}}"
+    s = f"{CF_BASE}/event_subscriptions/subscriptions"
+    consumer, subscription = ("account_id", "queue_id", "consumer_id"), ("account_id", "subscription_id")
+    page = query("page", integer((1, 2**31)))
+    per_page = query("per_page", integer((1, 1000)))
+    return {
+        f"{CF_BASE}/queues": {
+            "post": cf("cfCreateQueue", "Create a queue", ref("CfQueue"), request=body(ref("CfQueueInput")),
+                       params=("account_id",)),
+            "get": cf("cfListQueues", "List queues", array(ref("CfQueue")), params=("account_id",), paged=True,
+                      extra=[page, per_page, query("name", array(STRING), "Only queues of these names",
+                                                   style="form", explode=True)]),
+        },
+        q: {
+            "get": cf("cfGetQueue", "Get a queue", ref("CfQueue")),
+            "put": cf("cfUpdateQueue", "Replace a queue's configuration", ref("CfQueue"),
+                      request=body(ref("CfQueueInput"))),
+            "patch": cf("cfEditQueue", "Change some of a queue's settings", ref("CfQueue"),
+                        request=body(ref("CfQueuePatch"))),
+            "delete": cf("cfDeleteQueue", "Delete a queue", NULL),
+        },
+        f"{q}/metrics": {"get": cf("cfQueueMetrics", "A queue's backlog", ref("CfMetrics"))},
+        f"{q}/consumers": {
+            "post": cf("cfCreateConsumer", "Add the queue's consumer (one per queue)", ref("CfConsumer"),
+                       request=body(ref("CfConsumerInput"))),
+            "get": cf("cfListConsumers", "List the queue's consumers", array(ref("CfConsumer")), paged=True),
+        },
+        c: {
+            "get": cf("cfGetConsumer", "Get the consumer", ref("CfConsumer"), params=consumer),
+            "put": cf("cfUpdateConsumer", "Replace (or create) the consumer", ref("CfConsumer"), params=consumer,
+                      request=body(ref("CfConsumerInput"))),
+            "delete": cf("cfDeleteConsumer", "Remove the consumer", NULL, params=consumer),
+        },
+        f"{q}/messages": {"post": cf("cfPushMessage", "Push a message", ref("CfPushResult"),
+                                     request=body(ref("CfNewMessage")))},
+        f"{q}/messages/batch": {"post": cf(
+            "cfPushBatch", "Push messages (all or nothing)", ref("CfPushResult"),
+            request=body(obj(("messages",), messages=array(ref("CfNewMessage"), 1, cloudflare.BATCH_MESSAGES),
+                             delay_seconds=seconds(cloudflare.DELAY, "Default delay of the batch"))))},
+        f"{q}/messages/pull": {"post": cf(
+            "cfPullMessages", "Pull (lease) messages", obj(
+                ("message_backlog_count", "messages", "metadata"), message_backlog_count=integer(),
+                messages=array(ref("CfMessage")), metadata=obj(("metrics",), metrics=ref("CfMetrics"))),
+            request=body(obj(batch_size=integer(cloudflare.PULL_BATCH), visibility_timeout_ms=integer(cloudflare.VISIBILITY_MS)),
+                         required=False))},
+        f"{q}/messages/ack": {"post": cf(
+            "cfAckMessages", "Acknowledge and retry leased messages",
+            obj(("ackCount", "retryCount"), ackCount=integer(), retryCount=integer(),
+                warnings=STRINGS),
+            request=body(obj(acks=array(ref("CfLease")), retries=array(ref("CfRetry")))))},
+        f"{q}/messages/peek": {"post": cf(
+            "cfPeekMessages", "Next ready messages, not leased", obj(("messages",), messages=array(ref("CfMessage"))),
+            request=body(obj(batch_size=integer(cloudflare.PULL_BATCH)), required=False))},
+        f"{q}/messages/purge": {"post": cf(
+            "cfPurgeMessages", "Delete messages by ref",
+            obj(warnings=STRINGS),
+            request=body(obj(("refs",), refs=array(obj(("ref",), ref=STRING), 1))))},
+        f"{q}/purge": {
+            "post": cf("cfStartPurge", "Delete every message", ref("CfQueue"),
+                       request=body(obj(("delete_messages_permanently",),
+                                        delete_messages_permanently={"type": "boolean", "enum": [True]}))),
+            "get": cf("cfPurgeStatus", "The last purge", obj(started_at=STRING, completed=STRING, complete=BOOLEAN)),
+        },
+        s: {
+            "post": cf("cfCreateSubscription", "Route a queue's events into another queue", ref("CfSubscription"),
+                       params=("account_id",), request=body(ref("CfSubscriptionInput"))),
+            "get": cf("cfListSubscriptions", "List event subscriptions", array(ref("CfSubscription")),
+                      params=("account_id",), paged=True, extra=[
+                          page, query("per_page", integer((1, 100))),
+                          query("order", string(enum=list(cloudflare.ORDERS))),
+                          query("direction", string(enum=["asc", "desc"])), query("queue_id", STRING)]),
+        },
+        f"{s}/{{subscription_id}}": {
+            "get": cf("cfGetSubscription", "Get an event subscription", ref("CfSubscription"), params=subscription),
+            "patch": cf("cfEditSubscription", "Change an event subscription", ref("CfSubscription"),
+                        params=subscription, request=body(obj(
+                            name=string(minLength=1), enabled=BOOLEAN, events=array(STRING, 1),
+                            destination=ref("CfSubscriptionDestination")))),
+            "delete": cf("cfDeleteSubscription", "Delete an event subscription", ref("CfSubscription"),
+                         params=subscription),
+        },
+    }
+
+
+# -- ElasticQueue (JSON:API) ---------------------------------------------------------------------
+
+EQ = "ElasticQueue (JSON:API)"
+API = elastic.MEDIA_TYPE
+EQ_PARAMS = {
+    "queue": path_param("queue", "The queue name (percent-encoded)"),
+    "message_id": path_param("message_id", "A message id: a string of digits", ID),
+    "reservation-id": {"name": "reservation-id", "in": "query", "required": True, "schema": string(minLength=1),
+                       "description": "The id the reservation returned"},
+}
+MOMENT = "ms since the epoch if >= 10^11, else seconds; 0 or absent: now; the past: now"
+
+
+def eq(op_id: str, summary: str, status: str, ok: Schema | None, *, request: Schema | None = None,
+       params: tuple[str, ...] = ("queue",), description: str = "") -> Schema:
+    errors = {"400": "Invalid document", "401": "A valid token is required", "403": "Client-generated ids are refused",
+              "404": "Not found", "406": "Not acceptable", "409": "Type or reservation conflict",
+              "413": "Too large", "415": "Unsupported media type", "422": "Invalid attribute",
+              "503": "Service unavailable, please retry"}
+    responses = {status: answer("Success", ok, API) if ok else answer("Done"),
+                 **{code: answer(text, ref("EqErrors"), API) for code, text in errors.items()}}
+    return operation(op_id, summary, EQ, responses, request=request,
+                     params=[EQ_PARAMS[p] for p in params], description=description)
+
+
+def resource(kind: str, attributes: Schema | None = None, *, with_id: bool = False) -> Schema:
+    required = ("type", "id") if with_id else ("type",)
+    props: Schema = {"type": string(enum=[kind])}
+    if with_id:
+        props["id"] = STRING
+    if attributes is not None:
+        props["attributes"] = attributes
+        required += ("attributes",)
+    return obj(required, **props)
+
+
+EQ_SCHEMAS: dict[str, Schema] = {
+    "EqError": obj(("status", "code", "title", "detail"), status=STRING, code=STRING, title=STRING, detail=STRING,
+                   source=obj(pointer=STRING, parameter=STRING)),
+    "EqErrors": obj(("errors",), errors=array(ref("EqError"), 1)),
+    "EqNewMessage": resource("message", obj(("body",), body=STRING, **{"wait-until": integer((0, 10**13 - 1), MOMENT)})),
+    "EqMessageRef": obj(("type", "id", "links"), type=string(enum=["message"]), id=STRING,
+                        attributes={"type": "object"}, links=obj(("self",), self=STRING)),
+}
+
+
+def eq_paths() -> dict[str, Schema]:
+    q = "/v1/queues/{queue}"
+    message = ("queue", "message_id")
+    one_ref = obj(("data",), data=ref("EqMessageRef"))
+    reservation = resource("reservation", obj(**{
+        "count": integer(elastic.COUNT), "visibility-timeout": integer(elastic.VISIBILITY_TIMEOUT),
+        "wait": integer(elastic.WAIT, "Long-poll seconds")}))
+    patch = {"oneOf": [
+        resource("message", obj(("reserved-until",), **{"reserved-until": integer((0, 10**13 - 1), "Extend: " + MOMENT)}),
+                 with_id=True),
+        resource("message", obj(("wait-until",), **{"wait-until": integer((0, 10**13 - 1), "Release: " + MOMENT)}),
+                 with_id=True)]}
+    return {
+        q: {"get": eq("eqGetQueue", "A queue's counts", "200", obj(("data",), data=resource("queue", obj(
+            size=integer(), reserved=integer(), delayed=integer(), **{"total-messages": integer()}), with_id=True)))},
+        f"{q}/messages": {"post": eq("eqPostMessage", "Enqueue a message (creates the queue)", "202", one_ref,
+                                     request=body(obj(("data",), data=ref("EqNewMessage")), API))},
+        f"{q}/messages/_bulk": {"post": eq(
+            "eqPostBulk", "Enqueue messages, all or nothing", "202",
+            obj(("data",), data=array(ref("EqMessageRef"))),
+            request=body(obj(("data",), data=array(ref("EqNewMessage"), 1, elastic.MAX_BULK)), API))},
+        f"{q}/messages/{{message_id}}": {
+            "get": eq("eqGetMessage", "A message and its state", "200", one_ref, params=message),
+            "patch": eq("eqPatchMessage", "Extend (reserved-until) or release (wait-until) a reservation", "200",
+                        one_ref, params=(*message, "reservation-id"), request=body(obj(("data",), data=patch), API)),
+            "delete": eq("eqDeleteMessage", "Delete a reserved message", "204", None,
+                         params=(*message, "reservation-id")),
+        },
+        f"{q}/reservations": {"post": eq(
+            "eqReserve", "Reserve messages, optionally long-polling", "200",
+            obj(("data",), data=array(ref("EqMessageRef"))),
+            request=body(obj(("data",), data=reservation), API, required=False),
+            description="FerryMQ's consumer extension: the spec has no way to read messages.")},
+    }
+
+
+# -- operations ----------------------------------------------------------------------------------
+
+OPS = "Operations"
+
+
+def ops_paths() -> dict[str, Schema]:
+    plain = {"security": []}
+    return {
+        "/ping": {"get": operation("ping", "Liveness (no Redis call)", OPS,
+                                   {"200": answer("Alive", obj(("ok",), ok=BOOLEAN))}) | plain},
+        "/openapi.json": {"get": operation("openapi", "This document", OPS,
+                                           {"200": answer("OpenAPI 3.0", {"type": "object"})}) | plain},
+        "/docs": {"get": operation("docs", "This document, rendered", OPS,
+                                   {"200": answer("An HTML page", STRING, "text/html")}) | plain},
+    }
+
+
+# -- the document --------------------------------------------------------------------------------
+
+SECURITY_SCHEMES = {
+    "ironOAuth": {"type": "apiKey", "in": "header", "name": "Authorization",
+                  "description": "IronMQ: `OAuth TOKEN` (any case of the scheme)"},
+    "ironQuery": {"type": "apiKey", "in": "query", "name": "oauth", "description": "IronMQ: `?oauth=TOKEN`"},
+    "cfBearer": {"type": "http", "scheme": "bearer", "description": "Cloudflare: `Bearer TOKEN`"},
+    "cfAuthKey": {"type": "apiKey", "in": "header", "name": "X-Auth-Key"},
+    "cfServiceKey": {"type": "apiKey", "in": "header", "name": "X-Auth-User-Service-Key"},
+    "eqToken": {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": "ElasticQueue: the raw token, or `Bearer TOKEN`"},
+}
+SECURITY = {
+    IRON: [{"ironOAuth": []}, {"ironQuery": []}],
+    CF: [{"cfBearer": []}, {"cfAuthKey": []}, {"cfServiceKey": []}],
+    EQ: [{"eqToken": []}],
+}
+
+
+def secured(paths: dict[str, Schema]) -> dict[str, Schema]:
+    """Each operation gets its contract's security, unless it states its own."""
+    for item in paths.values():
+        for op in item.values():
+            if "security" not in op:
+                op["security"] = SECURITY[op["tags"][0]]
+    return paths
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    paths = secured({**iron_paths(), **cf_paths(), **eq_paths(), **ops_paths()})
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "FerryMQ",
+            "version": version("ferrymq"),
+            "description": "One set of queues, three wire contracts: IronMQ v1, Cloudflare Queues (v4 envelope) "
+                           "and ElasticQueue (JSON:API). A token opens one project; Cloudflare's account and "
+                           "IronMQ's project are that project. Every IronMQ path also answers with a trailing slash.",
+        },
+        "tags": [{"name": IRON}, {"name": CF}, {"name": EQ}, {"name": OPS}],
+        "paths": paths,
+        "components": {"schemas": {**IRON_SCHEMAS, **CF_SCHEMAS, **EQ_SCHEMAS},
+                       "securitySchemes": SECURITY_SCHEMES},
+    }
+
+
+async def openapi_json(request: Request) -> JSON:
+    return JSON(document())
+
+
+async def docs(request: Request) -> HTMLResponse:
+    return HTMLResponse(DOCS_PAGE.read_text())
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/openapi.json", openapi_json, methods=["GET"]), Route("/docs", docs, methods=["GET"])]
