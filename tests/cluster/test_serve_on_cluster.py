@@ -4,8 +4,6 @@ puts through the other, whichever master holds the queue."""
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,7 +11,6 @@ import httpx
 import redis
 import redis.asyncio as aioredis
 
-from ferrymq.engine import AsyncEngine
 from ferrymq.http.app import redis_client
 from ferrymq.http.settings import Settings
 
@@ -84,28 +81,3 @@ async def test_the_server_client_is_a_cluster_client_given_any_node(cluster, red
     single = redis_client(Settings(redis_url=redis_url))
     assert type(single) is aioredis.Redis
     await single.aclose()
-
-
-async def test_cancelling_a_task_mid_command_cancels_it_on_a_cluster(cluster):
-    """As tests/engine/test_cancellation.py, with the cluster client the server builds."""
-    settings = Settings(redis_url=cluster.url)
-    client = redis_client(settings)
-    engine = AsyncEngine(client, command_timeout=settings.command_timeout)
-    q = engine.queue("p", "cancel")
-    rng = random.Random(7)
-    swallowed = 0
-    for _ in range(200):
-        async def work():
-            for _ in range(50):
-                await q.peek(1)
-
-        task = asyncio.create_task(work())
-        await asyncio.sleep(rng.random() * 0.002)
-        task.cancel()
-        try:
-            await asyncio.wait_for(task, 5)
-            swallowed += 1
-        except asyncio.CancelledError:
-            pass
-    await client.aclose()
-    assert swallowed == 0, f"{swallowed} of 200 cancellations were swallowed by the cluster client"
