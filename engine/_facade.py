@@ -37,15 +37,32 @@ def check_client(client: Any) -> None:
 
 
 def translate(exc: Exception) -> Exception:
-    """Redis errors -> engine errors (script replies by code; connection trouble -> Unavailable)."""
+    """Redis errors -> engine errors (script replies by code; connection trouble -> Unavailable).
+
+    On a cluster, a master that is down shows as CLUSTERDOWN (the cluster stops serving), TRYAGAIN
+    (slots moving), READONLY (a replica not yet promoted) or an uncovered slot: all pass with
+    time, like a lost connection."""
     import builtins
 
-    from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+    from redis.exceptions import (
+        ClusterDownError, ConnectionError, ReadOnlyError, RedisClusterException, ResponseError,
+        SlotNotCoveredError, TimeoutError, TryAgainError,
+    )
 
     from .errors import Unavailable, from_reply
 
+    transient = (ConnectionError, TimeoutError, builtins.TimeoutError, ClusterDownError, TryAgainError,
+                 ReadOnlyError, SlotNotCoveredError)
+    if isinstance(exc, transient) or _cluster_unreachable(exc, RedisClusterException):
+        return Unavailable(f"Redis is unavailable: {exc or type(exc).__name__}")
     if isinstance(exc, ResponseError):
         return from_reply(str(exc)) or exc
-    if isinstance(exc, (ConnectionError, TimeoutError, builtins.TimeoutError)):
-        return Unavailable(f"Redis is unavailable: {exc or 'no answer in time'}")
     return exc
+
+
+def _cluster_unreachable(exc: Exception, cluster_exception: type[Exception]) -> bool:
+    """redis-py's cluster client says "no node answers" and "slots not covered" (while it learns
+    the layout again) with its generic exception, which also reports misuse: tell them by text."""
+    text = str(exc)
+    return isinstance(exc, cluster_exception) and text.startswith(
+        ("Redis Cluster cannot be connected", "All slots are not covered"))

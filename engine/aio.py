@@ -14,7 +14,7 @@ from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Step, Wait
 from .limits import DEFAULTS, LIMITS, Limits, QueueDefaults
 from .notifier import Notifier
-from .scripts import Scripts
+from .scripts import AsyncScripts
 from .verbs import Context, EngineVerbs, QueueVerbs
 
 R = TypeVar("R")
@@ -47,7 +47,7 @@ class AsyncEngine:
         Use this rather than the client's ``socket_timeout``: on Python 3.11 redis-py wraps every
         send in ``asyncio.wait_for`` when that is set, and ``wait_for`` there can swallow a task's
         cancellation (tests/engine/test_cancellation.py)."""
-        self.scripts = Scripts(client)
+        self.scripts = AsyncScripts(client)
         self.notifier = notifier or Notifier(client)
         self.clock = clock or RedisClock()
         self.limits = limits
@@ -103,7 +103,7 @@ class AsyncEngine:
 
     async def _execute(self, step: Step) -> Any:
         if isinstance(step, Eval):
-            return await self.scripts[step.verb](keys=step.keys, args=step.args)
+            return await self.scripts.run(step.verb, step.keys, step.args)
         if isinstance(step, Command):
             return await self.client.execute_command(*step.args)
         if isinstance(step, Wait):

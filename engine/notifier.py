@@ -5,6 +5,12 @@ parks on a future here, not on a Redis connection, and idle waiters cost Redis n
 wake-up for k messages wakes the k longest-waiting requests of this process (no thundering
 herd). Pub/sub can lose messages while the connection is down, so after a reconnect every waiter
 is woken to look again. Channels nobody waits on are unsubscribed after ``idle_ttl`` seconds.
+
+On Redis Cluster (``redis.asyncio.RedisCluster``, which has no ``pubsub()``) the notifier opens a
+plain connection to one node of the cluster: a classic PUBLISH, also from inside a script,
+reaches every node through the cluster bus, so one node hears every queue. If that node fails,
+the notifier moves to the next one and subscribes again. (Sharded pub/sub would spare the bus
+but needs Redis 7 and a connection per shard; the wake-ups are tiny and one per API call.)
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import asyncio
 import contextlib
 from collections import deque
 from typing import Any
+
+import redis.asyncio as aioredis
 
 _CONFIRM_TIMEOUT = 5.0
 _RECONNECT_BACKOFF = 0.5
@@ -23,6 +31,10 @@ class Notifier:
         self._client = client
         self._idle_ttl = idle_ttl
         self._pubsub: Any = None
+        self._node_client: aioredis.Redis | None = None
+        """Cluster only: the plain client to one node that holds the subscriptions."""
+        self._next_node = 0
+        self._connecting = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
         self._waiters: dict[str, deque[asyncio.Future[bool]]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
@@ -74,12 +86,46 @@ class Notifier:
             self._reader.cancel()
             await asyncio.wait({self._reader}, timeout=2.0)
             self._reader = None
-        if self._pubsub is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2.0):
-                    await self._pubsub.aclose()
-            self._pubsub = None
+        await self._drop_connection()
         self._confirmed.clear()
+
+    @property
+    def _on_cluster(self) -> bool:
+        return not hasattr(self._client, "pubsub")
+
+    async def _connect(self) -> tuple[Any, aioredis.Redis | None]:
+        """A PubSub, and the client to close with it: None for the engine's own client; on a
+        cluster, a plain client to the next node in turn."""
+        if not self._on_cluster:
+            return self._client.pubsub(), None
+        await self._client.initialize()  # learns the nodes (no-op once done)
+        nodes = self._client.get_nodes()
+        node = nodes[self._next_node % len(nodes)]
+        self._next_node += 1
+        # The node's own connection settings (auth, TLS, timeouts) as the cluster client uses them.
+        pool = aioredis.ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
+        node_client = aioredis.Redis.from_pool(pool)  # the client owns (and closes) the pool
+        return node_client.pubsub(), node_client
+
+    async def _ensure_connection(self) -> None:
+        async with self._connecting:  # connecting awaits on a cluster: open one, not one per caller
+            if self._pubsub is None:
+                self._pubsub, self._node_client = await self._connect()
+
+    async def _drop_connection(self) -> None:
+        old = self._pubsub, self._node_client
+        self._pubsub = self._node_client = None
+        await _close(*old)
+
+    async def _move_to_another_node(self) -> None:
+        """Cluster: the node may be gone for good (failover, removal), so subscribe elsewhere.
+        The old connection stays in place until the new one exists, so a waiter subscribing
+        meanwhile never finds none (its channel is in ``_confirmed`` and is subscribed here)."""
+        old = self._pubsub, self._node_client
+        self._pubsub, self._node_client = await self._connect()
+        await _close(*old)
+        if self._confirmed:
+            await self._pubsub.subscribe(*self._confirmed)
 
     async def _subscribe(self, channel: str) -> bool:
         """True if the channel was already subscribed and confirmed."""
@@ -88,9 +134,12 @@ class Notifier:
             return True
         if confirmed is None:
             confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
-            if self._pubsub is None:
-                self._pubsub = self._client.pubsub()
-            await self._pubsub.subscribe(channel)
+            try:
+                await self._ensure_connection()
+                await self._pubsub.subscribe(channel)
+            except BaseException:  # Redis down: the next waiter must subscribe, not await forever
+                self._confirmed.pop(channel, None)
+                raise
             if self._reader is None or self._reader.done():
                 self._reader = asyncio.create_task(self._read(), name="ferrymq-notifier")
         with contextlib.suppress(TimeoutError):
@@ -114,6 +163,8 @@ class Notifier:
         lost = False
         while not self._closed:
             try:
+                if lost and self._on_cluster:
+                    await self._move_to_another_node()
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise
@@ -151,3 +202,12 @@ class Notifier:
             self._waiters.pop(channel, None)
             self._confirmed.pop(channel, None)
             await self._pubsub.unsubscribe(channel)
+
+
+async def _close(*resources: Any) -> None:
+    """Close pub/sub objects and clients, each bounded in time (a dead server must not hang us)."""
+    for resource in resources:
+        if resource is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await resource.aclose()

@@ -1,19 +1,26 @@
 """Loads ``lua/*.lua`` once and registers each script with a Redis client.
 
 A file is named ``<verb>-<numkeys>.lua``. A line ``-- @include "name"`` is replaced by
-``lua/includes/name.lua`` (one level: an include may not include). Calls go through redis-py's
-``Script``/``AsyncScript`` objects: EVALSHA, and on NOSCRIPT (Redis restarted or failed over)
-load and retry. ``load_all`` runs SCRIPT LOAD for every script at startup, so a broken script
-stops the server before its first request.
+``lua/includes/name.lua`` (one level: an include may not include). A call is EVALSHA, and on
+NOSCRIPT (Redis restarted, or a master failed over) EVAL with the text, which also caches it.
+Not redis-py's ``Script`` (SCRIPT LOAD, then EVALSHA again): on a cluster its SCRIPT LOAD goes
+to every master and fails while any one of them is down, whereas EVAL goes to the master that
+owns the keys; and it is one round trip instead of two. The engines' ``load_scripts`` runs
+SCRIPT LOAD for every script at startup (on every master of a cluster), so a broken script stops
+the server before its first request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from typing import Any
+
+from redis.exceptions import NoScriptError
 
 _INCLUDE = re.compile(r'^-- @include "([a-z_]+)"$', re.MULTILINE)
 
@@ -59,13 +66,33 @@ def sources() -> dict[str, ScriptSource]:
 
 
 class Scripts:
-    """The scripts registered with one client (sync or asyncio, single Redis or cluster)."""
+    """The scripts, run over one synchronous client (a single Redis or a cluster)."""
 
     def __init__(self, client: Any) -> None:
-        self._by_verb = {verb: client.register_script(src.text) for verb, src in sources().items()}
+        self._client = client
+        self._by_verb = {verb: (_sha1(src.text), src.text) for verb, src in sources().items()}
 
-    def __getitem__(self, verb: str) -> Any:
-        return self._by_verb[verb]
+    def run(self, verb: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        sha, text = self._by_verb[verb]
+        try:
+            return self._client.evalsha(sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return self._client.eval(text, len(keys), *keys, *args)
 
     def texts(self) -> list[str]:
-        return [src.text for src in sources().values()]
+        return [text for _, text in self._by_verb.values()]
+
+
+class AsyncScripts(Scripts):
+    """The scripts, run over one ``redis.asyncio`` client (a single Redis or a cluster)."""
+
+    async def run(self, verb: str, keys: Sequence[str], args: Sequence[Any]) -> Any:  # type: ignore[override]
+        sha, text = self._by_verb[verb]
+        try:
+            return await self._client.evalsha(sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await self._client.eval(text, len(keys), *keys, *args)
+
+
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()

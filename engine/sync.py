@@ -92,7 +92,7 @@ class Engine:
 
     def _execute(self, step: Step) -> Any:
         if isinstance(step, Eval):
-            return self.scripts[step.verb](keys=step.keys, args=step.args)
+            return self.scripts.run(step.verb, step.keys, step.args)
         if isinstance(step, Command):
             return self.client.execute_command(*step.args)
         if isinstance(step, Batch):

@@ -10,11 +10,12 @@ from typing import Any, TypeVar
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ferrymq.engine import AsyncEngine
 
 from .auth import Auth
-from .errors import Problem
+from .errors import Problem, contract_of
 from .settings import Settings
 
 T = TypeVar("T")
@@ -41,17 +42,37 @@ def settings(request: Request) -> Settings:
     return request.state.settings
 
 
+class BodyLimit:
+    """ASGI middleware: a request that declares a body over the limit is answered 413 in its
+    contract's shape before any route sees it, so the limit holds on every route, also on those
+    that ignore their body. Bodies of no declared length are counted while read (read_body)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            declared = dict(scope["headers"]).get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > self.limit:
+                _, render = contract_of(scope["path"])
+                await render(too_large(self.limit))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def too_large(limit: int) -> Problem:
+    return Problem(413, f"Request body is larger than {limit} bytes")
+
+
 async def read_body(request: Request) -> bytes:
-    """The request body, refused with 413 beyond the configured limit (checked while reading)."""
+    """The request body, refused with 413 beyond the configured limit (checked while reading;
+    a declared length over it never gets here: BodyLimit)."""
     limit = settings(request).max_request_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise Problem(413, f"Request body is larger than {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise Problem(413, f"Request body is larger than {limit} bytes")
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 

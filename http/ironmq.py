@@ -403,23 +403,23 @@ async def message_subscribers(request: Request) -> JSON:
 async def acknowledge_push(request: Request) -> JSON:
     """A subscriber that answered 202 acknowledges its delivery. The acknowledgement URL we sent
     carries the delivery's own token in ``oauth`` (never the project's): it works for that
-    DELETE alone."""
+    DELETE alone, and any other token is refused like a wrong project token."""
     message_id, sid = request.path_params["message_id"], request.path_params["subscriber_id"]
-    if not (sid.startswith(message_id) and len(sid) == len(message_id) + 2):
-        raise MessageNotFound()
     try:
-        q = await queue(request)
+        q, token = await queue(request), None
     except Problem:
         token = request.query_params.get("oauth")
         if not token:
             raise
         q = engine(request).queue(request.path_params["project_id"], request.path_params["queue"])
-        try:
-            await q.ack_push(sid, token)
-        except (MessageNotFound, QueueNotFound):  # a token that is not this delivery's
+    try:
+        if not (sid.startswith(message_id) and len(sid) == len(message_id) + 2):
+            raise MessageNotFound()
+        await q.ack_push(sid, token)
+    except (MessageNotFound, QueueNotFound):
+        if token is not None:  # not this delivery's token, or no such delivery: same answer
             raise Problem(401, "Invalid project/token combination") from None
-    else:
-        await q.ack_push(sid)
+        raise
     return JSON({"msg": "Deleted"})
 
 

@@ -26,6 +26,7 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import IO, Any  # noqa: E402
 
@@ -66,14 +67,20 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A throwaway redis-server on a free loopback port, no persistence."""
+    """A throwaway redis-server on a free loopback port, no persistence (unless ``extra`` turns
+    it on: later options win). ``kill`` and ``restart`` keep the port and the data directory."""
 
     def __init__(self, directory: str, *extra: str, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = subprocess.Popen(
+        self.directory = directory
+        self.extra = extra
+        self.process = self._launch()
+
+    def _launch(self) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
             [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", directory, *extra],
+             "--appendonly", "no", "--dir", self.directory, *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
         client = redis.Redis(port=self.port)
@@ -82,11 +89,23 @@ class RedisServer:
             try:
                 client.ping()
                 break
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"redis-server did not start (exit code {self.process.poll()})")
+            except (redis.ConnectionError, redis.BusyLoadingError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    process.wait()
+                    pytest.fail(f"redis-server did not start (exit code {process.poll()})")
                 time.sleep(0.02)
         client.close()
+        return process
+
+    def kill(self) -> None:
+        """SIGKILL, as in a crash: only what it had written to disk survives."""
+        self.process.kill()
+        self.process.wait(10)
+
+    def restart(self) -> None:
+        """Start it again after ``kill`` or ``stop``: same port, same data directory."""
+        self.process = self._launch()
 
     def stop(self) -> None:
         self.process.terminate()
@@ -94,6 +113,137 @@ class RedisServer:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+
+
+def redis_cli_binary() -> str:
+    """The redis-cli that ships next to the redis-server in use (so both are the same version)."""
+    server = Path(redis_server_binary())  # not resolved: /usr/bin/redis-server is a symlink
+    found = server.with_name("redis-cli")
+    if not found.exists():
+        found = Path(shutil.which("redis-cli") or "")
+    if not found.name or not found.exists():
+        pytest.fail(f"no redis-cli next to {server} nor on PATH: it is needed to create a Redis Cluster")
+    return str(found)
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    pytest.fail("found no free port pair for a cluster node")
+
+
+class LocalCluster:
+    """A Redis Cluster of three masters (no replicas) on loopback, no persistence.
+
+    ``nodes`` are RedisServer objects (stop, kill or restart one to test failures); ``url`` is
+    the URL of the first node: cluster clients discover the others from any one of them."""
+
+    SIZE = 3
+
+    def __init__(self, directory: str, *extra: str) -> None:
+        self.nodes: list[RedisServer] = []
+
+        def start_node(i: int) -> RedisServer:
+            node_dir = Path(directory) / f"node-{i}"
+            node_dir.mkdir()
+            return RedisServer(
+                str(node_dir), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "5000", *extra, port=free_cluster_port(),
+            )
+
+        try:
+            with ThreadPoolExecutor(self.SIZE) as pool:  # each start waits for its server: overlap them
+                starts = [pool.submit(start_node, i) for i in range(self.SIZE)]
+            self.nodes = [start.result() for start in starts if start.exception() is None]
+            failures = [start.exception() for start in starts if start.exception() is not None]
+            if failures:
+                raise failures[0]
+            self._create()
+            self._wait_until_ok()
+        except BaseException:
+            self.stop()
+            raise
+        self.url = self.nodes[0].url
+
+    def _create(self) -> None:
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        created = subprocess.run(
+            [redis_cli_binary(), "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True, text=True, timeout=60,
+        )
+        if created.returncode != 0:
+            pytest.fail(f"redis-cli --cluster create failed:\n{created.stdout}\n{created.stderr}")
+
+    def _wait_until_ok(self) -> None:
+        """Until every node reports the cluster up and knows all three masters."""
+        deadline = time.monotonic() + 30
+        for node in self.nodes:
+            with redis.Redis(port=node.port) as client:
+                while True:
+                    info = client.cluster("info")
+                    masters = [n for n in client.cluster("nodes").values() if "master" in n["flags"]]
+                    if info["cluster_state"] == "ok" and len(masters) == self.SIZE:
+                        break
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"the Redis Cluster did not come up: {info}")
+                    time.sleep(0.05)
+
+    def sync_client(self) -> redis.RedisCluster:
+        return redis.RedisCluster.from_url(self.url)
+
+    def async_client(self) -> aioredis.RedisCluster:
+        return aioredis.RedisCluster.from_url(self.url)
+
+    def flush(self) -> None:
+        for node in self.nodes:
+            with redis.Redis(port=node.port) as client:
+                client.flushall()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A real three-master Redis Cluster on loopback for the whole session. Never skips: fails."""
+    with tempfile.TemporaryDirectory(prefix="ferrymq-cluster-") as directory:
+        cluster = LocalCluster(directory)
+        yield cluster
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_clusters(tmp_path: Path) -> Iterator[Callable[..., LocalCluster]]:
+    """Starts extra clusters for one test (to kill their nodes); all are stopped after."""
+    started: list[LocalCluster] = []
+
+    def start(*extra: str) -> LocalCluster:
+        directory = tmp_path / f"cluster-{len(started)}"
+        directory.mkdir()
+        started.append(LocalCluster(str(directory), *extra))
+        return started[-1]
+
+    yield start
+    for cluster in started:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster(redis_cluster: LocalCluster) -> LocalCluster:
+    """The session's cluster, emptied."""
+    redis_cluster.flush()
+    return redis_cluster
 
 
 @pytest.fixture(scope="session")
@@ -166,26 +316,57 @@ class SyncAdapter:
         return call
 
 
-@pytest.fixture(params=["redis", "fakeredis"])
-def backend(request: pytest.FixtureRequest, redis_url: str) -> Iterator[str]:
-    yield request.param
+class Backend(str):
+    """Which server answers the engine: equal to "redis" for a real redis-server, single or a
+    cluster (``.cluster`` tells which), and to "fakeredis" for fakeredis."""
+
+    cluster: bool
+
+    def __new__(cls, param: str) -> Backend:
+        backend = super().__new__(cls, "redis" if param == "cluster" else param)
+        backend.cluster = param == "cluster"
+        return backend
+
+
+@pytest.fixture(params=["redis", "fakeredis", "cluster"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    return Backend(request.param)
+
+
+def sync_client(backend: Backend, request: pytest.FixtureRequest) -> Any:
+    if backend.cluster:
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        return cluster.sync_client()
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url")) if backend == "redis" else fakeredis.FakeRedis()
+    client.flushall()
+    return client
+
+
+async def async_client(backend: Backend, request: pytest.FixtureRequest) -> Any:
+    if backend.cluster:
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        return cluster.async_client()
+    if backend == "redis":
+        client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"))
+    else:
+        client = fakeredis.FakeAsyncRedis()
+    await client.flushall()
+    return client
 
 
 @pytest.fixture(params=["sync", "async"])
-def engine(request: pytest.FixtureRequest, backend: str, redis_url: str, clock: FakeClock) -> Iterator[Any]:
-    """The engine under test, over real Redis and fakeredis, through the sync and async API."""
+def engine(request: pytest.FixtureRequest, backend: Backend, clock: FakeClock) -> Iterator[Any]:
+    """The engine under test, over real Redis, fakeredis and a Redis Cluster, through the sync
+    and the async API."""
     if request.param == "sync":
-        client = redis.Redis.from_url(redis_url) if backend == "redis" else fakeredis.FakeRedis()
-        client.flushall()
+        client = sync_client(backend, request)
         yield Engine(client, clock=clock)
         client.close()
         return
     with asyncio.Runner() as runner:
-        if backend == "redis":
-            client = aioredis.Redis.from_url(redis_url)
-        else:
-            client = fakeredis.FakeAsyncRedis()
-        runner.run(client.flushall())
+        client = runner.run(async_client(backend, request))
         engine = AsyncEngine(client, clock=clock)
         yield SyncAdapter(engine, runner)
         runner.run(engine.aclose())
@@ -299,9 +480,11 @@ def http(server: LiveServer) -> Iterator[httpx.Client]:
 
 
 # -- the console script: `ferrymq ...` and `ferrymq serve` in subprocesses ---------------------
+# Commands run with no FERRYMQ_* variable of the caller's environment; every process a test
+# starts is stopped after it.
 
 FERRYMQ = Path(sys.executable).with_name("ferrymq")
-START_TIMEOUT = 15.0
+START_TIMEOUT = 20.0
 
 
 @pytest.fixture
@@ -341,6 +524,11 @@ class Served:
             self.output.close()
 
 
+    def kill(self) -> None:
+        """SIGKILL, as in a crash: no shutdown of any kind (its embedded Redis, if any, lives on)."""
+        self.stop(signal.SIGKILL)
+
+
 @pytest.fixture
 def serve(ferrymq_script: Path, clean_env: dict[str, str], tmp_path: Path,
           unused_tcp_port_factory: Callable[[], int]) -> Iterator[Callable[..., Served]]:
@@ -365,6 +553,16 @@ def serve(ferrymq_script: Path, clean_env: dict[str, str], tmp_path: Path,
             served.process.kill()
         served.process.wait()
         served.output.close()
+
+
+@pytest.fixture
+def spawn_server(serve: Callable[..., Served]) -> Callable[..., Served]:
+    """`serve` with the test tokens: "token-a" opens project A, "token-b" project B."""
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Served:
+        return serve("--token", f"{TOKEN_A}:{PROJECT_A}", "--token", f"{TOKEN_B}:{PROJECT_B}", *args, env=env)
+
+    return start
 
 
 def wait_until_answering(served: Served) -> None:

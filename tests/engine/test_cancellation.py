@@ -2,20 +2,25 @@
 sweeper's stop all rely on it. Two ways to lose it, both measured: redis-py 8.0 and 8.1 (hence
 the pin below 8), and any client with ``socket_timeout`` on Python 3.11 (redis-py then sends
 through ``asyncio.wait_for``, whose race drops cancellations; hence no socket_timeout in the
-server's client, which this test builds exactly as the server does)."""
+server's client, which this test builds exactly as the server does, for a single Redis and for
+a Redis Cluster)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 
+import pytest
+
 from ferrymq.engine import AsyncEngine
 from ferrymq.http.app import redis_client
 from ferrymq.http.settings import Settings
 
 
-async def test_cancelling_a_task_mid_command_cancels_it(redis_url):
-    settings = Settings(redis_url=redis_url)
+@pytest.mark.parametrize("redis_kind", ["single", "cluster"])
+async def test_cancelling_a_task_mid_command_cancels_it(redis_kind, request):
+    url = request.getfixturevalue("redis_url") if redis_kind == "single" else request.getfixturevalue("cluster").url
+    settings = Settings(redis_url=url)
     client = redis_client(settings)
     engine = AsyncEngine(client, command_timeout=settings.command_timeout)
     q = engine.queue("p", "cancel")

@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
 from ferrymq.engine import AsyncEngine, DeliveryPaused, NewMessage, RedisClock
@@ -139,3 +140,24 @@ async def test_a_waiter_cancelled_right_after_its_wake_up_passes_it_on(consumer)
     notifier._dispatch({"type": "message", "channel": channel.encode(), "data": b"1"})
     first.cancel()
     assert await asyncio.wait_for(second, 1) is True
+
+
+async def test_a_channel_that_failed_to_subscribe_while_redis_was_down_subscribes_once_it_is_back(redis_servers):
+    server = redis_servers()
+    client = aioredis.Redis.from_url(server.url)
+    notifier, channel = AsyncEngine(client).notifier, "fmq:test-channel"
+    try:
+        server.kill()
+        with pytest.raises(redis.ConnectionError):
+            await notifier.wait(channel, 1)
+        server.restart()
+        started = time.monotonic()
+        assert await notifier.wait(channel, 1) is True  # subscribes now, and says look again
+        assert time.monotonic() - started < 1.0, "it waited for a subscription nobody asked for"
+        waiting = asyncio.create_task(notifier.wait(channel, 4))
+        await asyncio.sleep(0.1)
+        await client.publish(channel, 1)
+        assert await asyncio.wait_for(waiting, 2) is True
+    finally:
+        await notifier.close()
+        await client.aclose()

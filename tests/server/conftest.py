@@ -1,4 +1,5 @@
-"""Fixtures for the `ferrymq` command and the embedded Redis (`serve` is in tests/conftest.py).
+"""Fixtures for the `ferrymq` command and the embedded Redis (`serve` and `clean_env`, for
+`ferrymq serve`, live in tests/conftest.py: other folders start servers too).
 
 Commands run through the installed console script, in a subprocess, with no FERRYMQ_* variable
 of the caller's environment; every process and embedded Redis a test starts is stopped after it.

@@ -11,6 +11,7 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,13 +106,15 @@ def test_serve_with_embedded_redis_answers_and_sigterm_stops_both(serve, ferrymq
 @contextlib.contextmanager
 def long_poll(served, redis_client, wait_until) -> Iterator[queue.Queue[tuple[int, object]]]:
     """A GET with wait=30 on an empty queue, parked in the server for the block's duration;
-    on exit, its answer (status, JSON) must have arrived within 2 s."""
-    channel = queue_keys("fmq", PROJECT, "q").notify
+    on exit, its answer (status, JSON) must have arrived within 2 s. The queue's name is its own:
+    the session's live server may still listen on the channel of a queue another test polled."""
+    name = f"sigterm-{uuid.uuid4().hex}"
+    channel = queue_keys("fmq", PROJECT, name).notify
     answers: queue.Queue[tuple[int, object]] = queue.Queue()
 
     def get() -> None:
         with httpx.Client(timeout=40) as http:
-            response = http.get(f"{served.url}{QUEUES}/q/messages?wait=30", headers=AUTH)
+            response = http.get(f"{served.url}{QUEUES}/{name}/messages?wait=30", headers=AUTH)
             answers.put((response.status_code, response.json()))
 
     poller = threading.Thread(target=get)

@@ -1,0 +1,143 @@
+"""Fuzz every route of the three contracts from the OpenAPI description the server serves at
+/openapi.json (schemathesis turns it into hypothesis strategies): valid and schema-breaking
+input alike (wrong types, huge and negative numbers, unicode and reserved characters in names,
+missing fields), plus invalid JSON and bodies over the limit on every route that takes a body.
+The server never answers 5xx (Redis is up) and its state is whole after the run, as the engine
+sees it. The budget is small for CI (FERRYMQ_FUZZ_EXAMPLES, default 300 cases in all)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+import redis
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+
+from ferrymq.engine import Engine
+from ferrymq.engine.keys import queue_keys
+
+PROJECT = "000000000000000000000001"
+TOKEN = "token-a"
+SCHEMES = {"/1/": "OAuth ", "/client/v4/": "Bearer ", "/v1/": ""}
+EXAMPLES = int(os.environ.get("FERRYMQ_FUZZ_EXAMPLES", "300"))
+
+
+def operations(url: str) -> list[Any]:
+    """Every described operation of the contracts (not /ping, /docs and /openapi.json)."""
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    found = [result.ok() for result in schema.get_all_operations()]
+    return [op for op in found if any(op.path.startswith(prefix) for prefix in SCHEMES)]
+
+
+def case_strategy(ops: list[Any], seeded: dict[str, str]) -> st.SearchStrategy[Any]:
+    """A case of any operation, in three flavours: valid input on the seeded queue and message
+    (it reaches the queue logic), valid input on generated names (unicode, reserved
+    characters), and schema-breaking input anywhere."""
+    ours = {"project_id": PROJECT, "account_id": PROJECT}
+
+    def path(op: Any, values: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in values.items() if "{" + k + "}" in op.path}
+
+    on_seeded = [op.as_strategy(GenerationMode.POSITIVE, path_parameters=path(op, {**ours, **seeded})) for op in ops]
+    on_generated = [op.as_strategy(GenerationMode.POSITIVE, path_parameters=path(op, ours)) for op in ops]
+    broken = [op.as_strategy(GenerationMode.NEGATIVE) for op in ops]
+    return st.sampled_from(on_seeded + on_generated + broken).flatmap(lambda strategy: strategy)
+
+
+def send(case: Any, url: str) -> Any:
+    scheme = next(s for prefix, s in SCHEMES.items() if case.path.startswith(prefix))
+    # A long poll would only spend the budget waiting: IronMQ's ?wait, ElasticQueue's "wait".
+    if isinstance(case.query, dict) and "wait" in case.query:
+        case.query["wait"] = 0
+    data = case.body.get("data") if isinstance(case.body, dict) else None
+    if isinstance(data, dict) and isinstance(data.get("attributes"), dict) and "wait" in data["attributes"]:
+        data["attributes"]["wait"] = 0
+    return case.call(base_url=url, headers={"Authorization": scheme + TOKEN}, timeout=10)
+
+
+def test_no_generated_request_gets_a_server_error_or_corrupts_state(server, redis_url):
+    ops = operations(server.url)
+    assert len(ops) > 40, "the OpenAPI description lost routes"
+    seeded = seed_queues(server.url)
+    failures: list[str] = []
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=False,
+              suppress_health_check=list(HealthCheck))
+    @given(case=case_strategy(ops, seeded))
+    def fuzz(case: Any) -> None:
+        try:
+            response = send(case, server.url)
+        except Exception as exc:  # recorded, not raised: hypothesis would spend minutes shrinking it
+            failures.append(f"{type(exc).__name__}: {exc}\n  {case.as_curl_command()}")
+            return
+        if response.status_code >= 500:
+            failures.append(f"{response.status_code} {response.text[:300]}\n  {case.as_curl_command()}")
+
+    fuzz()
+    assert not failures, f"{len(failures)} server errors, first:\n" + "\n".join(failures[:5])
+    assert_whole(redis_url)
+    assert_still_serves(server.url)
+
+
+INVALID_BODIES = [b"{", b"\xff\xfe\x00", b"[]", b"null", b"1e999999", b'"' + "\u2028".encode() * 3 + b'"',
+                  b'{"messages": "x", "data": 7, "body": {}}', b"{" * 10_000 + b"}" * 10_000]
+
+
+def test_invalid_json_never_gets_a_server_error_on_any_route(server, http, redis_url):
+    ops = operations(server.url)
+    seeded = seed_queues(server.url)
+    failures = []
+    for op in ops:
+        if "requestBody" not in op.definition.raw:
+            continue
+        path = op.path.replace("{project_id}", PROJECT).replace("{account_id}", PROJECT)
+        path = path.replace("{queue}", seeded["queue"]).replace("{queue_id}", seeded["queue_id"])
+        path = path.replace("{message_id}", seeded["message_id"]).replace("{consumer_id}", "0" * 32).replace("{subscription_id}", "0" * 32)
+        scheme = next(s for prefix, s in SCHEMES.items() if path.startswith(prefix))
+        for body in INVALID_BODIES:
+            response = http.request(op.method.upper(), path, content=body,
+                                    headers={"Authorization": scheme + TOKEN, "Content-Type": "application/json"})
+            if response.status_code >= 500:
+                failures.append(f"{op.method.upper()} {path} {body[:20]!r}: {response.status_code} {response.text[:200]}")
+    assert not failures, "\n".join(failures[:10])
+    assert_whole(redis_url)
+
+
+def seed_queues(url: str) -> dict[str, str]:
+    """A queue with messages ready, delayed and reserved, for the fuzzer to hit: the path
+    parameters that name it and one of its messages in every contract."""
+    with httpx.Client(base_url=url, timeout=10, headers={"Authorization": f"OAuth {TOKEN}"}) as http:
+        base = f"/1/projects/{PROJECT}/queues/fuzz/messages"
+        messages = [{"body": f"m{i}"} for i in range(50)] + [{"body": "later", "delay": 60}]
+        put = http.post(base, json={"messages": messages})
+        assert put.status_code == 200
+        assert http.get(base, params={"n": 2, "timeout": 60}).status_code == 200
+        listed = http.get(f"/client/v4/accounts/{PROJECT}/queues", headers={"Authorization": f"Bearer {TOKEN}"})
+        queue_id = next(q["queue_id"] for q in listed.json()["result"] if q["queue_name"] == "fuzz")
+    return {"queue": "fuzz", "queue_id": queue_id, "message_id": put.json()["ids"][-2]}
+
+
+def assert_whole(redis_url: str) -> None:
+    """Every queue of the project answers, its counts match its message records, and a sweep
+    over everything runs clean."""
+    with redis.Redis.from_url(redis_url) as client:
+        engine = Engine(client)
+        queues = [ref.name for ref in engine.list_queues(PROJECT, per_page=1000)]
+        assert queues, "the fuzz run left no queue at all"
+        for name in queues:
+            info = engine.queue(PROJECT, name).info()
+            records = client.hlen(queue_keys("fmq", PROJECT, name).msg)
+            assert info.ready + info.delayed + info.reserved == records, f"queue {name!r}: counts and records differ"
+        engine.sweep()
+
+
+def assert_still_serves(url: str) -> None:
+    with httpx.Client(base_url=url, timeout=10, headers={"Authorization": f"OAuth {TOKEN}"}) as http:
+        base = f"/1/projects/{PROJECT}/queues/after-fuzz/messages"
+        [put_id] = http.post(base, json={"messages": [{"body": "after"}]}).json()["ids"]
+        [taken] = http.get(base, params={"n": 1}).json()["messages"]
+        assert taken["id"] == put_id and http.delete(f"{base}/{put_id}").status_code == 200
