@@ -52,13 +52,14 @@ Q.channel = ARGV[3]
 if Q.xtail > 0 and redis.call("LLEN", Q.ready) == 0 then Q.xtail = 0 end -- empty: restart order
 maintain(Q, tonumber(ARGV[2]))
 
-local default_timeout, default_delay, default_expires = Q.timeout, Q.delay, Q.expires_in
-local id_ms, id_sfx = Q.id_ms, Q.id_sfx
+local default_timeout, default_delay = tonumber(Q.timeout_s), tonumber(Q.delay_s)
+local default_expires = tonumber(Q.expires_in_s)
+local id_ms, id_sfx = tonumber(Q.id_ms_s), tonumber(Q.id_sfx_s)
 local now_s, window = Q.now_s, tonumber(ARGV[7])
 
 -- Ids: 13-digit ms + 6-digit counter, fixed width so string order = put order. Never tonumber()
 -- an id: Lua numbers are doubles and 19 digits do not fit.
-local ms_s = ms_string(id_ms)
+local ms_s = #Q.id_ms_s == 13 and Q.id_ms_s or ms_string(id_ms)
 local function next_id()
   if now > id_ms then
     id_ms, id_sfx, ms_s = now, 0, now_s
@@ -98,6 +99,7 @@ local function place(id, delay, expire_at)
   elseif delay > 0 then
     pair(delayed, now + delay, id)
     pair(indexed, expire_at, id)
+    due_by(Q, math.min(now + delay, expire_at))
   else
     append_ready(Q, id, expire_at)
   end

@@ -45,7 +45,8 @@ flush(Q)
 local ids, recs = {}, {}
 local budget, skipped = n + K, {}
 while #ids < n and budget > 0 do
-  local popped = redis.call("LPOP", Q.ready, math.min(n - #ids, budget))
+  local want = math.min(n - #ids, budget)
+  local popped = redis.call("LPOP", Q.ready, want == n and ARGV[4] or want) -- a string is cheaper
   if not popped then break end
   budget = budget - #popped
   local records = redis.call("HMGET", Q.msg, unpack(popped))
@@ -76,8 +77,10 @@ if #ids > 0 then
     local timeout = override or rec_timeout(rec)
     local deadline = deadlines[timeout]
     if not deadline then
-      deadline = ms_string(now + tonumber(timeout))
+      local at = now + tonumber(timeout)
+      deadline = ms_string(at)
       deadlines[timeout] = deadline
+      if not delete then due_by(Q, at) end
     end
     zargs[2 * i - 1], zargs[2 * i] = deadline, id
     hargs[2 * i - 1], hargs[2 * i] = id, deliveries .. "|" .. token .. "|" .. timeout .. "|" .. rec_expire(rec)

@@ -101,7 +101,7 @@ for i = 0, r - 1 do
     if holds(rid, redis.call("ZSCORE", Q.reserved, id), state) then
       local deliveries, _, _, expire_at = parse_dlv(state)
       redis.call("ZREM", Q.reserved, id)
-      end_delivery(Q, id, deliveries, expire_at, delay == "" and Q.retry_delay or span(delay, now))
+      end_delivery(Q, id, deliveries, expire_at, delay == "" and tonumber(Q.retry_delay_s) or span(delay, now))
       status = 1
     elseif rid == "" then
       status = 2

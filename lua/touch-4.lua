@@ -1,6 +1,6 @@
 --[[
   touch: extend a current reservation to now + timeout; the reservation gets a new id.
-  KEYS[1] meta      hash   (existence of the queue)
+  KEYS[1] meta      hash   existence of the queue; `due` lowered to the new deadline
   KEYS[2] reserved  zset   id -> deadline ms
   KEYS[3] msg       hash   id -> record
   KEYS[4] dlv       hash   id -> delivery state "count|token|timeout|expire"
@@ -35,5 +35,10 @@ elseif ARGV[4] ~= "" then
 end
 local new_deadline = now + tonumber(timeout)
 redis.call("ZADD", KEYS[2], "XX", new_deadline, id)
+-- A shorter timeout may lapse before anything else is due (see `due` in includes/queue.lua).
+local due = redis.call("HGET", KEYS[1], "due")
+if due and tonumber(due) > new_deadline then
+  redis.call("HSET", KEYS[1], "due", string.format("%013d", new_deadline))
+end
 redis.call("HSET", KEYS[4], id, deliveries .. "|" .. ARGV[5] .. "|" .. timeout .. "|" .. expire_at)
 return {ARGV[5], new_deadline, tonumber(timeout)}

@@ -16,6 +16,12 @@
     dlv       hash  id -> "count|token|timeout|expire" once delivered (small; rewritten per delivery)
     outbox    list  dead letters waiting to be moved to their target queue (another slot)
 
+  Maintenance only when something can be due: meta `due` (13-digit ms) is a moment before which
+  maintain() has nothing to do: no score in reserved, delayed or expiry is below it, nor the
+  expire time of the head of `ready` (in-order messages behind the head expire no sooner), and
+  no ghost waits at the head. Every script that adds to those sets or to `ready`, or makes a
+  ghost, lowers it (due_by); a full maintenance pass sets it afresh. Absent = unknown: maintain.
+
   Expiry without an index entry per message: `xtail` is the largest expire-at appended "in
   order" to `ready` since the list was last empty. A message appended with expire-at >= xtail is
   in order and needs no index; one appended below it (requeued, or posted with a shorter
@@ -36,6 +42,8 @@ local function ms_string(ms)
   return string.format("%013d", ms)
 end
 
+local NEVER = 9999999999999  -- `due` when nothing is pending at all
+
 -- A duration argument: "123" is 123 ms from now; "@1700000000000" is until that moment (never
 -- negative). Absolute times let callers schedule without reading a clock of their own.
 local function span(arg, now)
@@ -54,33 +62,41 @@ end
 
 -- Opens the queue: reads its settings in one call. Q.exists is false for a missing queue.
 -- Q.pushcfg (push queues) and Q.alerts (queues with alerts) are decoded only where set.
+-- Settings only some verbs use stay strings (max_deliveries, retry_delay and put's defaults): each
+-- tonumber costs about as much as a Redis command here, and most calls never look at them.
 local function open_queue(meta, ready, delayed, reserved, expiry, msg, dlv, outbox, push, pstatus, now)
   local m = redis.call("HMGET", meta, "id", "max_deliveries", "dlq", "retry_delay", "paused",
     "ghosts", "xtail", "timeout", "delay", "expires_in", "id_ms", "id_sfx", "push", "alerts",
-    "pushing", "alerts_fired")
+    "pushing", "alerts_fired", "due")
+  local due = m[17] and tonumber(m[17]) or nil
+  local ghosts, xtail, pushing = tonumber(m[6] or "0"), tonumber(m[7] or "0"), tonumber(m[15] or "0")
   local Q = {
     meta = meta, ready = ready, delayed = delayed, reserved = reserved, expiry = expiry,
     msg = msg, dlv = dlv, outbox = outbox, push = push, pstatus = pstatus,
     now = now, now_s = ms_string(now),
     exists = m[1] ~= false, id = m[1] or "",
-    maxd = tonumber(m[2] or "0"), dlq = m[3] or "", retry_delay = tonumber(m[4] or "0"),
+    maxd_s = m[2] or "0", dlq = m[3] or "", retry_delay_s = m[4] or "0",
     paused = m[5] == "1",
-    ghosts = tonumber(m[6] or "0"), xtail = tonumber(m[7] or "0"),
-    ghosts0 = tonumber(m[6] or "0"), xtail0 = tonumber(m[7] or "0"),
-    timeout = tonumber(m[8] or "0"), delay = tonumber(m[9] or "0"), expires_in = tonumber(m[10] or "0"),
-    id_ms = tonumber(m[11] or "0"), id_sfx = tonumber(m[12] or "-1"),
+    ghosts = ghosts, xtail = xtail, ghosts0 = ghosts, xtail0 = xtail,
+    timeout_s = m[8] or "0", delay_s = m[9] or "0", expires_in_s = m[10] or "0",
+    id_ms_s = m[11] or "0", id_sfx_s = m[12] or "-1",
     pushcfg = m[13] and cjson.decode(m[13]) or nil,   -- {type, subs = {url...}, retries, delay ms, errq}
     alerts = m[14] and cjson.decode(m[14]) or nil,    -- {{id, type, trigger, queue, dir, snooze}...}
-    pushing = tonumber(m[15] or "0"),                 -- push-queue messages with deliveries pending
+    pushing = pushing, pushing0 = pushing,            -- push-queue messages with deliveries pending
     fired = m[16] and cjson.decode(m[16]) or {},      -- alert id -> ms it last fired
+    due = due, due0 = due,                            -- see `due` above; nil = unknown
     indexed = nil,        -- does `expiry` exist? (looked up once, when first needed)
     append = {},          -- ids to append to `ready` at the next flush, in order
     counts = {},          -- counter field -> increment
     outboxed = false,
   }
-  Q.pushing0 = Q.pushing
   if Q.alerts then Q.size0 = queue_size(Q) end
   return Q
+end
+
+-- Something may need maintenance at `ms`: lowers Q.due (written at the next flush).
+local function due_by(Q, ms)
+  if Q.due and ms < Q.due then Q.due = ms end
 end
 
 local function count(Q, field, n)
@@ -98,6 +114,8 @@ end
 -- expiry order (needs no `expiry` entry); otherwise registers it in `expiry`.
 local function append_ready(Q, id, expire_at)
   Q.append[#Q.append + 1] = id
+  if not Q.append_min or expire_at < Q.append_min then Q.append_min = expire_at end
+  due_by(Q, expire_at)
   if expire_at >= Q.xtail then
     Q.xtail = expire_at
     return true
@@ -139,6 +157,7 @@ local function start_push(Q, id, due, expire_at)
   end
   redis.call("ZADD", Q.push, unpack(args))
   redis.call("ZADD", Q.expiry, expire_at, id)
+  due_by(Q, expire_at)
   Q.indexed, Q.has_pstatus, Q.pushed = true, true, true
   Q.pushing = Q.pushing + 1
 end
@@ -173,7 +192,8 @@ end
 -- A delivery ended without a delete (reservation lapsed, or released). The caller has already
 -- removed the id from `reserved`. Returns "dead", "expired", "delayed" or "ready".
 local function end_delivery(Q, id, deliveries, expire_at, delay)
-  if Q.maxd > 0 and deliveries >= Q.maxd then
+  local maxd = tonumber(Q.maxd_s)
+  if maxd > 0 and deliveries >= maxd then
     if Q.dlq ~= "" then
       local rec = redis.call("HGET", Q.msg, id)
       if rec then
@@ -195,6 +215,7 @@ local function end_delivery(Q, id, deliveries, expire_at, delay)
   if delay > 0 then
     redis.call("ZADD", Q.delayed, Q.now + delay, id)
     redis.call("ZADD", Q.expiry, expire_at, id)
+    due_by(Q, math.min(Q.now + delay, expire_at))
     Q.indexed = true
     return "delayed"
   end
@@ -210,7 +231,11 @@ local function sweep_head(Q, K)
     if not id then return false end
     local rec = redis.call("HGET", Q.msg, id)
     if rec then
-      if rec_expire(rec) > Q.now_s then return false end
+      local expire_s = rec_expire(rec)
+      if expire_s > Q.now_s then
+        Q.head_expire = tonumber(expire_s)
+        return false
+      end
       redis.call("LPOP", Q.ready)
       drop(Q, {id})
       count(Q, "c_expired", 1)
@@ -222,14 +247,27 @@ local function sweep_head(Q, K)
   return true
 end
 
+-- After a full pass: the earliest moment maintenance may find work again (see `due` above).
+local function next_due(Q)
+  local t = math.min(Q.head_expire or NEVER, Q.append_min or NEVER)
+  for _, key in ipairs({Q.reserved, Q.delayed, Q.expiry}) do
+    local first = redis.call("ZRANGE", key, "0", "0", "WITHSCORES")
+    if first[2] then t = math.min(t, tonumber(first[2])) end
+  end
+  return t
+end
+
 -- Lazy maintenance, each step bounded by K: requeue lapsed reservations (or dead-letter them)
 -- and promote due delayed messages, merged by the time each became available so the FIFO stays
 -- in availability order; drop indexed expired messages; pop expired ones off the head (skipped
 -- with head = false by reserve, which pops the head itself). Afterwards no expired message is
 -- left but reserved ones. Returns true if a step hit K.
 local function maintain(Q, K, head)
-  local lapsed = redis.call("ZRANGEBYSCORE", Q.reserved, "-inf", Q.now, "WITHSCORES", "LIMIT", 0, K)
-  local due = redis.call("ZRANGEBYSCORE", Q.delayed, "-inf", Q.now, "WITHSCORES", "LIMIT", 0, K)
+  if Q.due and Q.now < Q.due then return false end
+  -- Strings, not Lua numbers, go to Redis: redis.call prints each number with "%.17g".
+  local now_s, K_s = Q.now_s, string.format("%d", K)
+  local lapsed = redis.call("ZRANGEBYSCORE", Q.reserved, "-inf", now_s, "WITHSCORES", "LIMIT", "0", K_s)
+  local due = redis.call("ZRANGEBYSCORE", Q.delayed, "-inf", now_s, "WITHSCORES", "LIMIT", "0", K_s)
   local more = #lapsed == 2 * K or #due == 2 * K
   local states, exps = {}, {}
   if #lapsed > 0 then
@@ -248,7 +286,7 @@ local function maintain(Q, K, head)
   while i <= #lapsed or j <= #due do
     if j > #due or (i <= #lapsed and tonumber(lapsed[i + 1]) <= tonumber(due[j + 1])) then
       local deliveries, _, _, expire_at = parse_dlv(states[(i + 1) / 2])
-      end_delivery(Q, lapsed[i], deliveries, expire_at, Q.retry_delay)
+      end_delivery(Q, lapsed[i], deliveries, expire_at, tonumber(Q.retry_delay_s))
       i = i + 2
     else
       local id, expire_at = due[j], tonumber(exps[(j + 1) / 2] or "0")
@@ -264,7 +302,7 @@ local function maintain(Q, K, head)
   count(Q, "c_expired", #gone)
   if #ordered > 0 then redis.call("ZREM", Q.expiry, unpack(ordered)) end
 
-  local expired = redis.call("ZRANGEBYSCORE", Q.expiry, "-inf", Q.now, "LIMIT", 0, K)
+  local expired = redis.call("ZRANGEBYSCORE", Q.expiry, "-inf", now_s, "LIMIT", "0", K_s)
   if #expired > 0 then
     more = more or #expired == K
     redis.call("ZREM", Q.expiry, unpack(expired))
@@ -289,6 +327,11 @@ local function maintain(Q, K, head)
     count(Q, "c_expired", #gone)
   end
   if head ~= false and sweep_head(Q, K) then more = true end
+  if more then
+    Q.due = Q.now   -- work left: the next call maintains again
+  elseif head ~= false then
+    Q.due = next_due(Q)
+  end
   return more
 end
 
@@ -340,14 +383,21 @@ local function flush(Q)
   if redis.call("LLEN", Q.ready) == 0 then
     Q.ghosts, Q.xtail = 0, 0   -- an empty list restarts the expiry order and heals any drift
   end
-  if Q.exists and (Q.ghosts ~= Q.ghosts0 or Q.xtail ~= Q.xtail0) then
-    redis.call("HSET", Q.meta, "ghosts", Q.ghosts, "xtail", string.format("%d", Q.xtail))
+  if Q.ghosts > Q.ghosts0 then due_by(Q, Q.now) end  -- a ghost may be at the head: sweep it
+  local sets = {}
+  if Q.ghosts ~= Q.ghosts0 or Q.xtail ~= Q.xtail0 then
+    sets[1], sets[2], sets[3], sets[4] = "ghosts", Q.ghosts, "xtail", string.format("%d", Q.xtail)
     Q.ghosts0, Q.xtail0 = Q.ghosts, Q.xtail
   end
-  if Q.exists and Q.pushing ~= Q.pushing0 then
-    redis.call("HSET", Q.meta, "pushing", Q.pushing)
+  if Q.pushing ~= Q.pushing0 then
+    sets[#sets + 1], sets[#sets + 2] = "pushing", Q.pushing
     Q.pushing0 = Q.pushing
   end
+  if Q.due and Q.due ~= Q.due0 then
+    sets[#sets + 1], sets[#sets + 2] = "due", ms_string(Q.due)
+    Q.due0 = Q.due
+  end
+  if Q.exists and #sets > 0 then redis.call("HSET", Q.meta, unpack(sets)) end
   for field, n in pairs(Q.counts) do
     if n ~= 0 and Q.exists then redis.call("HINCRBY", Q.meta, field, n) end
   end
