@@ -13,7 +13,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
@@ -361,7 +361,7 @@ def local_target(url: str, i: int) -> str:
         raise Problem(400, f"subscribers[{i}].url: ironmq subscribers on another host are not supported")
     if parts.username is not None and not parts.password:
         raise Problem(400, f"subscribers[{i}].url: an ironmq subscriber with a project needs its token")
-    return "ironmq:///" + parts.path.lstrip("/")
+    return "ironmq:///" + unquote(parts.path.lstrip("/"))
 
 
 async def add_subscribers(request: Request) -> JSON:

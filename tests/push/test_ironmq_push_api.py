@@ -111,8 +111,8 @@ def test_bad_push_settings_are_refused_and_change_nothing(http, doc, status, mes
 
 
 def test_a_forwarding_subscriber_with_project_and_token_names_a_local_queue(http):
-    q = update(http, "pq", subscribers=[{"url": "ironmq://p:t@/target"}])
-    assert q["subscribers"] == [{"url": "ironmq:///target"}]
+    q = update(http, "pq", subscribers=[{"url": "ironmq://p:t@/target"}, {"url": "ironmq:///my%20queue"}])
+    assert q["subscribers"] == [{"url": "ironmq:///target"}, {"url": "ironmq:///my queue"}]
 
 
 def test_posted_push_messages_have_a_status_per_subscriber_at_once(http):
