@@ -11,6 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import redis
+
+from ferrymq.engine import Engine
+from ferrymq.engine.keys import queue_keys
 
 PROJECT = "000000000000000000000001"
 JSONAPI = "application/vnd.api+json"
@@ -143,8 +147,19 @@ def test_a_redis_crash_under_load_fails_fast_per_contract_and_loses_nothing(dura
         assert outcome["acked"], f"{cls.name} had no put acknowledged"
     ids = [i for i, _ in delivered]
     assert len(ids) == len(set(ids)), "a reserved message was delivered again"
-    still_there = {body for _, body in delivered}
+    still_there = {body for _, body in delivered} | reserved_unanswered(durable_redis.url, set(ids))
     while batch := setup.taken("q", 100, timeout=600):
         still_there |= {m["body"] for m in batch}
     acked = set().union(*(o["acked"] for o in produced))
     assert not acked - still_there, f"{len(acked - still_there)} acknowledged messages lost"
+
+
+def reserved_unanswered(redis_url: str, delivered: set[str]) -> set[str]:
+    """Bodies of messages a reserve took whose answer Redis never sent (it was killed after the
+    write, which the fsync'd AOF keeps): reserved for 600 s, they are in the queue, not lost."""
+    with redis.Redis.from_url(redis_url) as client:
+        q = Engine(client).queue(PROJECT, "q")
+        reserved = {i.decode() for i in client.zrange(queue_keys("fmq", PROJECT, "q").reserved, 0, -1)}
+        ids = reserved - delivered
+        assert len(ids) <= 20, "more reserved, undelivered messages than two consumers' answers hold"
+        return {q.get(i).text for i in ids}
