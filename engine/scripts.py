@@ -79,6 +79,11 @@ class Scripts:
         except NoScriptError:
             return self._client.eval(text, len(keys), *keys, *args)
 
+    def sha(self, verb: str) -> str:
+        """The SHA1 a verb's script runs by (for callers that pipeline EVALSHA themselves; the
+        scripts must be loaded first)."""
+        return self._by_verb[verb][0]
+
     def texts(self) -> list[str]:
         return [text for _, text in self._by_verb.values()]
 
