@@ -8,7 +8,6 @@ ignored. A missing queue reads as empty (v1 "virtual queues").
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 from collections.abc import Callable
@@ -49,7 +48,6 @@ RETRIES = (0, 100)
 RETRIES_DELAY = (3, 86_400)
 PUSH_TYPES = ("multicast", "unicast", "pull")
 STATUS = {"ready": "queued", "delayed": "queued", "reserved": "reserved", "pushing": "queued", "pushed": "deleted"}
-NO_ALERTS_ON_PUSH = "Push queues do not support alerts."
 
 
 def render_error(problem: Problem) -> JSON:
@@ -448,9 +446,7 @@ def push_headers(public_url: str) -> Callable[[PushDelivery], dict[str, str]]:
 
 async def add_alerts(request: Request) -> JSON:
     q = await queue(request)
-    alerts = alerts_of(json_object(await read_json(request)))
-    await refuse_on_push_queue(q)
-    await q.add_alerts(alerts)
+    await q.add_alerts(alerts_of(json_object(await read_json(request))))  # the engine refuses push queues
     return JSON({"msg": "Updated"})
 
 
@@ -459,10 +455,7 @@ async def replace_alerts(request: Request) -> JSON:
     doc = json_object(await read_json(request))
     if not isinstance(doc.get("alerts"), list):
         raise Problem(406, "alerts is required")
-    alerts = alerts_of(doc) if doc["alerts"] else []
-    if alerts:
-        await refuse_on_push_queue(q)
-    await q.replace_alerts(alerts)
+    await q.replace_alerts(alerts_of(doc) if doc["alerts"] else [])
     return JSON({"msg": "Updated"})
 
 
@@ -486,12 +479,6 @@ async def remove_alert(request: Request) -> JSON:
     except QueueNotFound:
         raise AlertNotFound() from None
     return JSON({"msg": "Deleted"})
-
-
-async def refuse_on_push_queue(q: AsyncQueue) -> None:
-    with contextlib.suppress(QueueNotFound):
-        if (await q.info()).settings.push is not None:
-            raise Problem(400, NO_ALERTS_ON_PUSH)
 
 
 def alerts_of(doc: dict[str, Any]) -> list[Alert]:
