@@ -10,6 +10,7 @@ from .clock import FakeClock, RedisClock, SystemClock
 from .errors import (
     AlertNotFound,
     AlreadyExists,
+    Changed,
     ConfigurationError,
     DeliveryPaused,
     EngineError,
@@ -50,7 +51,7 @@ from .verbs import Reservation, SweepReport
 
 __all__ = [
     "DEFAULTS", "LIMITS", "QUEUE_EVENTS", "Alert", "AlertNotFound", "AlreadyExists", "AsyncEngine",
-    "AsyncQueue", "Backlog", "ConfigurationError", "DeliveryPaused", "Engine", "EngineError",
+    "AsyncQueue", "Backlog", "Changed", "ConfigurationError", "DeliveryPaused", "Engine", "EngineError",
     "FakeClock", "InvalidArgument", "Limits", "Message", "MessageNotFound", "NewMessage",
     "NotReserved", "Notifier", "Pulled", "PushClaim", "PushConfig", "PushDelivery", "PushStatus",
     "Pushed", "Pusher", "Queue", "QueueDefaults", "QueueDetails", "QueueInfo", "QueueNotFound",

@@ -77,6 +77,13 @@ class Unavailable(EngineError):
     code = "UNAVAILABLE"
 
 
+class Changed(EngineError):
+    """A setting changed between the read and the write of a read-modify-write; the engine
+    reads it again and retries (callers see it only if that keeps happening)."""
+
+    code = "CHANGED"
+
+
 class ConfigurationError(EngineError):
     """The engine was set up with something it cannot work with."""
 
@@ -84,7 +91,7 @@ class ConfigurationError(EngineError):
 
 
 _BY_CODE: dict[str, type[EngineError]] = {
-    cls.code: cls for cls in (QueueNotFound, MessageNotFound, NotReserved, AlreadyExists, DeliveryPaused)
+    cls.code: cls for cls in (QueueNotFound, MessageNotFound, NotReserved, AlreadyExists, DeliveryPaused, Changed)
 }
 SCRIPT_ERROR_CODES = frozenset({*_BY_CODE, InvalidArgument.code})
 """Codes a script may reply with (checked against every script's ``Errors:`` header)."""

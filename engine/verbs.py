@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypedDict
@@ -26,6 +26,7 @@ from .clock import Clock
 from .core import Batch, Command, Eval, Verb, Wait, text
 from .errors import (
     AlertNotFound,
+    Changed,
     DeliveryPaused,
     InvalidArgument,
     MessageNotFound,
@@ -52,6 +53,7 @@ from .models import (
     QueueStats,
     QueueRef,
     Settled,
+    Subscriber,
     Subscription,
 )
 
@@ -62,6 +64,8 @@ STAT_COUNTERS = {"put": "total", "reserved": "c_reserved", "deleted": "c_deleted
 """Counter name -> meta field: what ``stats`` reports."""
 ID_FLOOR_MS = str(round(ID_FLOOR_TTL * 1000))
 _OUTBOX_PENDING, _MISSING, _PUSHED = 1, 2, 4
+REWRITE_ATTEMPTS = 20
+"""Tries of a read-modify-write of a setting before ``Changed`` reaches the caller."""
 PUSH_RECHECK_MS = 1_000
 """A push queue with deliveries pending is looked at again within this time, whatever else."""
 
@@ -140,7 +144,10 @@ class QueueVerbs:
         """Create the queue if needed, then change the given settings."""
         return (yield from self._configure("upsert", attrs, settings))
 
-    def _configure(self, mode: str, attrs: dict[str, str | None] | None, settings: dict[str, Any]) -> Verb[QueueInfo]:
+    def _configure(self, mode: str, attrs: dict[str, str | None] | None, settings: dict[str, Any],
+                   expect: dict[str, str | None] | None = None) -> Verb[QueueInfo]:
+        """Create and/or change the queue; with ``expect`` (meta field -> value as read), only if
+        those fields are unchanged (else ``Changed``)."""
         fields = core.encode_settings(settings, self.ctx.limits, self.name)
         attr_fields = _attr_fields(attrs or {})
         raw = yield Eval(
@@ -149,6 +156,7 @@ class QueueVerbs:
             [
                 self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, mode, new_queue_id(),
                 self.ctx.default_fields_json, orjson.dumps(fields), orjson.dumps(attr_fields),
+                orjson.dumps(expect or {}),
             ],
         )
         info = self._info(raw)
@@ -402,6 +410,47 @@ class QueueVerbs:
             yield from self._list_for_pushers(0)
         return info
 
+    def update_push(self, change: Callable[[PushConfig | None], PushConfig | None], *,
+                    create: bool = True) -> Verb[QueueInfo]:
+        """Change the push settings from their current value (None: a pull queue) with no lost
+        update: if another caller changes them meanwhile, ``change`` runs again on the new value.
+        ``change`` returning None changes nothing (the queue is created if ``create``, else
+        ``QueueNotFound`` if it is missing)."""
+
+        def write(raw: str | None) -> Verb[QueueInfo]:
+            config = change(core.decode_push(raw))
+            if config is None:
+                return (yield from (self.ensure() if create else self.info()))
+            return (yield from self._configure("upsert", None, {"push": config}, expect={"push": raw}))
+
+        info = yield from self._rewrite("push", write)
+        if info.settings.push is not None:
+            yield from self._list_for_pushers(0)
+        return info
+
+    def add_subscribers(self, subscribers: Sequence[Subscriber]) -> Verb[QueueInfo]:
+        """Add subscribers by url (a known url gets the new headers); a pull queue becomes a
+        multicast push queue. Creates the queue if needed."""
+
+        def change(current: PushConfig | None) -> PushConfig:
+            base = current or PushConfig(())
+            by_url = {s.url: s for s in base.subscribers} | {s.url: s for s in subscribers}
+            return dataclasses.replace(base, subscribers=tuple(by_url.values()))
+
+        return (yield from self.update_push(change))
+
+    def remove_subscribers(self, urls: Iterable[str]) -> Verb[QueueInfo]:
+        """Remove subscribers by url; with none left the queue is a pull queue again."""
+        gone = set(urls)
+
+        def change(current: PushConfig | None) -> PushConfig | None:
+            if current is None:
+                return None
+            left = tuple(s for s in current.subscribers if s.url not in gone)
+            return dataclasses.replace(current, subscribers=left) if left else PushConfig((), type="pull")
+
+        return (yield from self.update_push(change, create=False))
+
     def claim_pushes(self, n: int, lease: float) -> Verb[PushClaim]:
         """The push deliveries due now (at most ``n``), each leased to this caller for ``lease``
         seconds. Also keeps the queue's place where pushers look for work up to date."""
@@ -464,50 +513,70 @@ class QueueVerbs:
     def add_alerts(self, alerts: Sequence[Alert]) -> Verb[QueueInfo]:
         """Add alerts (creating the queue if needed). Refused: a duplicate of an existing alert
         (type, direction and trigger), more than 5 in all, a progressive cycle."""
-        current = yield from self._current_alerts()
-        if any((a.type, a.direction, a.trigger) in {(c.type, c.direction, c.trigger) for c in current} for a in alerts):
-            raise InvalidArgument("alerts", "At least one new alert duplicates current queue alerts.")
-        return (yield from self._write_alerts([*current, *alerts]))
+
+        def change(current: list[Alert]) -> list[Alert]:
+            known = {(c.type, c.direction, c.trigger) for c in current}
+            if any((a.type, a.direction, a.trigger) in known for a in alerts):
+                raise InvalidArgument("alerts", "At least one new alert duplicates current queue alerts.")
+            return [*current, *alerts]
+
+        return (yield from self._change_alerts(change))
 
     def replace_alerts(self, alerts: Sequence[Alert]) -> Verb[QueueInfo]:
         """Replace every alert ([] removes them all)."""
-        yield from self._current_alerts()
-        return (yield from self._write_alerts(list(alerts)))
+        return (yield from self._change_alerts(lambda current: list(alerts)))
 
     def remove_alerts(self, alert_ids: Sequence[str]) -> Verb[QueueInfo]:
         """Remove alerts by id (unknown ids are skipped)."""
-        current = yield from self._current_alerts()
-        return (yield from self._write_alerts([a for a in current if a.id not in set(alert_ids)]))
+        return (yield from self._change_alerts(lambda current: [a for a in current if a.id not in set(alert_ids)]))
 
     def remove_alert(self, alert_id: str) -> Verb[QueueInfo]:
         """Remove one alert; ``AlertNotFound`` if the queue has none with this id."""
-        current = yield from self._current_alerts()
-        if alert_id not in {a.id for a in current}:
-            raise AlertNotFound()
-        return (yield from self._write_alerts([a for a in current if a.id != alert_id]))
 
-    def _current_alerts(self) -> Verb[list[Alert]]:
-        try:
-            info = yield from self.info()
-        except QueueNotFound:
-            return []
-        return list(info.settings.alerts)
+        def change(current: list[Alert]) -> list[Alert]:
+            if alert_id not in {a.id for a in current}:
+                raise AlertNotFound()
+            return [a for a in current if a.id != alert_id]
 
-    def _write_alerts(self, alerts: list[Alert]) -> Verb[QueueInfo]:
-        if len(alerts) > core.MAX_ALERTS:
-            raise InvalidArgument("alerts", f"a queue may have at most {core.MAX_ALERTS} alerts")
-        alerts = [a if a.id else dataclasses.replace(a, id=secrets.token_hex(12)) for a in alerts]
-        for i, alert in enumerate(alerts):
-            core.check_alert(alert, i, self.ctx.limits, self.name)  # before looking at other queues
-            if alert.type == "progressive":
-                yield from self._refuse_cycle(alert, i)
-        return (yield from self._configure("upsert", None, {"alerts": tuple(alerts)}))
+        return (yield from self._change_alerts(change))
+
+    def _change_alerts(self, change: Callable[[list[Alert]], list[Alert]]) -> Verb[QueueInfo]:
+        """The alerts after ``change``, written only if nobody changed them meanwhile."""
+
+        def write(raw: str | None) -> Verb[QueueInfo]:
+            alerts = change(list(core.decode_alerts(raw)))
+            if len(alerts) > core.MAX_ALERTS:
+                raise InvalidArgument("alerts", f"a queue may have at most {core.MAX_ALERTS} alerts")
+            alerts = [a if a.id else dataclasses.replace(a, id=secrets.token_hex(12)) for a in alerts]
+            for i, alert in enumerate(alerts):
+                core.check_alert(alert, i, self.ctx.limits, self.name)  # before looking at other queues
+                if alert.type == "progressive":
+                    yield from self._refuse_cycle(alert, i)
+            return (yield from self._configure("upsert", None, {"alerts": tuple(alerts)}, expect={"alerts": raw}))
+
+        return (yield from self._rewrite("alerts", write))
+
+    def _rewrite(self, field: str, write: Callable[[str | None], Verb[QueueInfo]]) -> Verb[QueueInfo]:
+        """A read-modify-write of one meta field: ``write`` gets the field as read and must make
+        its change conditional on it (``expect``); when another caller won the race, read again."""
+        for attempt in range(REWRITE_ATTEMPTS):
+            raw = yield Command(("HGET", self.keys.meta, field))
+            try:
+                return (yield from write(None if raw is None else text(raw)))
+            except Changed:
+                if attempt == REWRITE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _stored_alerts(self) -> Verb[tuple[Alert, ...]]:
+        raw = yield Command(("HGET", self.keys.meta, "alerts"))
+        return core.decode_alerts(None if raw is None else text(raw))
 
     def _refuse_cycle(self, alert: Alert, i: int) -> Verb[None]:
         """A progressive alert into a queue whose progressive alerts come back here would feed
         itself (each alert message grows the other queue)."""
         target = QueueVerbs(self.ctx, self.project, alert.queue)
-        for other in (yield from target._current_alerts()):
+        for other in (yield from target._stored_alerts()):
             if other.type == "progressive" and other.queue == self.name:
                 raise InvalidArgument(f"alerts[{i}].queue", "progressive alerts may not form a cycle between queues")
 

@@ -8,7 +8,6 @@ ignored. A missing queue reads as empty (v1 "virtual queues").
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -157,8 +156,9 @@ async def update_queue(request: Request) -> JSON:
     ``push_type: pull`` turns it back. Other keys are ignored (Java sends ``pushType``)."""
     q = await queue(request)
     doc = json_object(await read_json(request))
-    config = push_config(doc, await current_push(q)) if PUSH_KEYS & doc.keys() else None
-    return JSON(queue_view(await q.ensure() if config is None else await q.set_push(config)))
+    if not PUSH_KEYS & doc.keys():
+        return JSON(queue_view(await q.ensure()))
+    return JSON(queue_view(await q.update_push(lambda current: push_config(doc, current))))
 
 
 async def delete_queue(request: Request) -> JSON:
@@ -288,13 +288,6 @@ def json_object(doc: Any) -> dict[str, Any]:
     return doc
 
 
-async def current_push(q: AsyncQueue) -> PushConfig | None:
-    try:
-        return (await q.info()).settings.push
-    except QueueNotFound:
-        return None
-
-
 def push_config(doc: dict[str, Any], current: PushConfig | None) -> PushConfig | None:
     """The queue's push settings after an update: given keys replace the current ones. None:
     nothing to change (a pull queue updated without subscribers stays a pull queue)."""
@@ -367,23 +360,14 @@ async def add_subscribers(request: Request) -> JSON:
     multicast push queue."""
     q = await queue(request)
     given = required_subscribers(json_object(await read_json(request)))
-    current = await current_push(q) or PushConfig(())
-    by_url = {s.url: s for s in current.subscribers}
-    by_url.update({s.url: s for s in given})
-    return JSON(queue_view(await q.set_push(dataclasses.replace(current, subscribers=tuple(by_url.values())))))
+    return JSON(queue_view(await q.add_subscribers(given)))
 
 
 async def remove_subscribers(request: Request) -> JSON:
     """Removes subscribers by url; without any left the queue is a pull queue again."""
     q = await queue(request)
-    gone = {s.url for s in required_subscribers(json_object(await read_json(request)))}
-    info = await q.info()
-    current = info.settings.push
-    if current is None:
-        return JSON(queue_view(info))
-    left = tuple(s for s in current.subscribers if s.url not in gone)
-    config = dataclasses.replace(current, subscribers=left) if left else PushConfig((), type="pull")
-    return JSON(queue_view(await q.set_push(config)))
+    gone = required_subscribers(json_object(await read_json(request)))
+    return JSON(queue_view(await q.remove_subscribers(s.url for s in gone)))
 
 
 def required_subscribers(doc: dict[str, Any]) -> list[Subscriber]:

@@ -19,9 +19,12 @@
   ARGV[6] JSON object: every setting a new queue starts with (meta field -> string)
   ARGV[7] JSON object: settings to change (meta field -> string)
   ARGV[8] JSON object: attributes to set ("x:" fields; null removes one)
+  ARGV[9] JSON object: meta fields as the caller read them (null: absent), for a read-modify-write;
+          if one has changed since, nothing is written ("{}" or absent: no condition)
   Returns: {flags, created (0/1), ready, delayed, reserved, bytes, oldest, meta field, value, ...}
   Errors:  EXISTS (mode create), QUEUE_NOT_FOUND (mode update), BADARG (a push queue with
-           alerts: checked here, against the stored settings, so no race can make one)
+           alerts: checked here, against the stored settings, so no race can make one),
+           CHANGED (a field of the condition is not as the caller read it)
 ]]
 -- @include "queue"
 
@@ -30,6 +33,13 @@ local mode = ARGV[4]
 local exists = redis.call("EXISTS", KEYS[1]) == 1
 if exists and mode == "create" then return redis.error_reply("EXISTS queue already exists") end
 if not exists and mode == "update" then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
+
+for field, expected in pairs(cjson.decode(ARGV[9] or "{}")) do
+  local stored = redis.call("HGET", KEYS[1], field)
+  if (expected == cjson.null and stored) or (expected ~= cjson.null and stored ~= expected) then
+    return redis.error_reply("CHANGED " .. field .. " changed meanwhile")
+  end
+end
 
 local function hset_json(json)
   local args = {}

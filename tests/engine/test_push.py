@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ferrymq.engine import InvalidArgument, MessageNotFound, NewMessage, PushConfig, Subscriber
+from ferrymq.engine import Alert, InvalidArgument, MessageNotFound, NewMessage, PushConfig, Subscriber
 
 A, B = "http://a.example/hook", "http://b.example/hook"
 LEASE = 70.0
@@ -213,3 +213,38 @@ def test_reverting_to_pull_keeps_pushed_messages_statuses(engine):
     q.put(["pulled"])
     assert [m.body for m in q.reserve(5)] == [b"pulled"]
     assert statuses(q, mid) == [(A, "queued", None, 3)]
+
+
+async def test_concurrent_subscriber_and_alert_changes_lose_no_update(aengine):
+    """Each change is read, built and written again if another caller changed the same setting
+    in between, so 20 callers adding at once all land."""
+    import asyncio
+
+    q = aengine.queue("p", "pq")
+    urls = [f"http://s{i}.example/hook" for i in range(20)]
+    await asyncio.gather(*(q.add_subscribers([Subscriber(u)]) for u in urls))
+    assert sorted(s.url for s in (await q.info()).settings.push.subscribers) == sorted(urls)
+    await asyncio.gather(*(q.remove_subscribers([u]) for u in urls[:19]))
+    assert [s.url for s in (await q.info()).settings.push.subscribers] == urls[19:]
+
+    watched = aengine.queue("p", "watched")
+    alerts = [Alert("fixed", n, "alerts") for n in range(1, 6)]
+    await asyncio.gather(*(watched.add_alerts([a]) for a in alerts))
+    assert sorted(a.trigger for a in (await watched.info()).settings.alerts) == [1, 2, 3, 4, 5]
+
+
+def test_a_changed_setting_is_not_overwritten_by_a_stale_change(real_engine):
+    engine = real_engine  # sync: the change calls the engine again from inside a verb
+    q = engine.queue("p", "pq")
+    q.add_subscribers([Subscriber(A)])
+    seen = []
+
+    def stale(current):
+        seen.append(current)
+        if len(seen) == 1:  # another caller changes the setting after this one read it
+            engine.queue("p", "pq").add_subscribers([Subscriber(B)])
+        return PushConfig((*current.subscribers, Subscriber("http://c.example/hook")))
+
+    q.update_push(stale)
+    assert [s.url for s in q.info().settings.push.subscribers] == [A, B, "http://c.example/hook"]
+    assert len(seen) == 2 and [s.url for s in seen[1].subscribers] == [A, B]
