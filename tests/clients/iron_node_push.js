@@ -2,25 +2,12 @@
 // 0.2.4) against the server named by IRON_SCHEME/IRON_HOST/IRON_PORT/IRON_TOKEN/IRON_PROJECT_ID.
 // Prints one JSON object of observations; any client error fails the run (exit code 1).
 const iron_mq = require("iron_mq");
+const { call, expectError } = require("./iron_node_helpers");
 
 const client = new iron_mq.Client();
 const queueName = process.argv[2] || "node-push";
 const q = client.queue(queueName);
 const watched = client.queue(queueName + "-watched");
-
-function call(fn, ...args) {
-  return new Promise((resolve, reject) =>
-    fn(...args, (error, body) => (error ? reject(Object.assign(new Error(String(error)), { body })) : resolve(body))));
-}
-
-async function expectError(fn, ...args) {
-  try {
-    await call(fn, ...args);
-  } catch (error) {
-    return String(error.message);
-  }
-  throw new Error("expected an error");
-}
 
 async function main() {
   const out = {};

@@ -8,18 +8,7 @@ import json
 import time
 
 from .conftest import HANG, PUSH_TIMEOUT
-
-PROJECT = "000000000000000000000001"
-AUTH = {"Authorization": "OAuth token-a"}
-
-
-def url(path: str) -> str:
-    return f"/1/projects/{PROJECT}{path}"
-
-
-def ok(response) -> dict:
-    assert response.status_code == 200, response.text
-    return response.json()
+from .iron import AUTH, PROJECT, ok, url
 
 
 def push_queue(server, queue: str, *subs, **settings) -> None:

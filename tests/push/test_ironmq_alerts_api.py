@@ -9,24 +9,9 @@ import re
 
 import pytest
 
-PROJECT = "000000000000000000000001"
-AUTH = {"Authorization": "OAuth token-a"}
+from .iron import AUTH, ok, refused, url
+
 FIXED = {"type": "fixed", "trigger": 2, "queue": "watch"}
-
-
-def url(path: str) -> str:
-    return f"/1/projects/{PROJECT}{path}"
-
-
-def ok(response) -> dict:
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == "application/json"
-    return response.json()
-
-
-def refused(response, status: int = 400) -> str:
-    assert response.status_code == status, response.text
-    return response.json()["msg"]
 
 
 def alerts_of(http, queue: str = "q") -> list[dict]:

@@ -6,25 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-PROJECT = "000000000000000000000001"
-AUTH = {"Authorization": "OAuth token-a"}
+from .iron import AUTH, ok, refused, url
+
 A, B = "http://a.example/hook", "http://b.example/hook"
-
-
-def url(path: str) -> str:
-    return f"/1/projects/{PROJECT}{path}"
-
-
-def ok(response) -> dict:
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == "application/json"
-    return response.json()
-
-
-def refused(response, status: int = 400) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    return response.json()["msg"]
 
 
 def update(http, queue: str, **doc) -> dict:

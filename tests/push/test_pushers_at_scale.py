@@ -4,11 +4,9 @@ exactly once, however the pushers race for them."""
 from __future__ import annotations
 
 import collections
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,17 +14,15 @@ import redis
 
 from ferrymq.engine import Engine, PushConfig, Subscriber
 
-FERRYMQ = Path(sys.executable).with_name("ferrymq")
 QUEUES, MESSAGES = 3, 150
 
 
-def start_pusher(redis_url: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRYMQ_")}
-    return subprocess.Popen([str(FERRYMQ), "pusher", "--redis-url", redis_url, "--push-concurrency", "16",
+def start_pusher(ferrymq: Path, redis_url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([str(ferrymq), "pusher", "--redis-url", redis_url, "--push-concurrency", "16",
                              "--push-timeout", "5"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def test_two_pusher_processes_never_push_a_delivery_twice(redis_url, subscribers):
+def test_two_pusher_processes_never_push_a_delivery_twice(redis_url, subscribers, ferrymq_script, clean_env):
     with redis.Redis.from_url(redis_url) as client:
         client.flushall()
         engine = Engine(client)
@@ -34,7 +30,7 @@ def test_two_pusher_processes_never_push_a_delivery_twice(redis_url, subscribers
         queues = [engine.queue("000000000000000000000001", f"pq{i}") for i in range(QUEUES)]
         for q in queues:
             q.set_push(PushConfig((Subscriber(a.url), Subscriber(b.url))))
-        pushers = [start_pusher(redis_url), start_pusher(redis_url)]
+        pushers = [start_pusher(ferrymq_script, redis_url, clean_env) for _ in range(2)]
         try:
             for q in queues:
                 for start in range(0, MESSAGES, 50):
