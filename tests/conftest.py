@@ -41,6 +41,7 @@ import redis.asyncio as aioredis  # noqa: E402
 import uvicorn  # noqa: E402
 
 from ferrymq.engine import AsyncEngine, Engine, FakeClock  # noqa: E402
+from ferrymq.http import connect  # noqa: E402
 from ferrymq.http.app import create_app  # noqa: E402
 from ferrymq.http.settings import Settings  # noqa: E402
 
@@ -70,16 +71,19 @@ class RedisServer:
     """A throwaway redis-server on a free loopback port, no persistence (unless ``extra`` turns
     it on: later options win). ``kill`` and ``restart`` keep the port and the data directory."""
 
-    def __init__(self, directory: str, *extra: str, port: int | None = None) -> None:
+    def __init__(self, directory: str, *extra: str, port: int | None = None, config_file: str | None = None) -> None:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.directory = directory
         self.extra = extra
+        self.config_file = config_file
+        """A config file to start from (a sentinel needs one it can rewrite)."""
         self.process = self._launch()
 
     def _launch(self) -> subprocess.Popen[bytes]:
+        config = [self.config_file] if self.config_file else []
         process = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            [redis_server_binary(), *config, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.directory, *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
@@ -214,6 +218,181 @@ class LocalCluster:
             node.stop()
 
 
+class LocalSentinel:
+    """Redis Sentinel on loopback: a primary, one replica and three sentinels (quorum 2) watching
+    them as the service ``mymaster``, with failure detection in 1.5 s so a failover takes about
+    three. A sentinel tries a second failover of the service only 10 s after its last one. No persistence: what the replica had not received is lost with the
+    primary. ``url`` is the ``redis+sentinel://`` URL of the service."""
+
+    SERVICE = "mymaster"
+    SENTINELS = 3
+    DOWN_AFTER_MS = 1500
+    """Above the sentinels' ping period (1 s), or a freshly promoted primary can look down."""
+    FAILOVER_TIMEOUT_MS = 5000
+
+    def __init__(self, directory: str, *extra: str) -> None:
+        self.directory = Path(directory)
+        self.extra = extra
+        self.nodes: list[RedisServer] = []
+        self.sentinels: list[RedisServer] = []
+        try:
+            primary = self._node("primary")
+            self.nodes.append(primary)
+            self.nodes.append(self._node("replica", "--replicaof", "127.0.0.1", str(primary.port)))
+            self.wait_for_replicas(primary, 1)
+            with ThreadPoolExecutor(self.SENTINELS) as pool:  # each start waits for its server: overlap them
+                self.sentinels = list(pool.map(lambda i: self._sentinel(i, primary.port), range(self.SENTINELS)))
+            self._wait_until_watching(replicas=1)
+        except BaseException:
+            self.stop()
+            raise
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        self.url = f"redis+sentinel://{hosts}/{self.SERVICE}"
+
+    def _node(self, name: str, *extra: str) -> RedisServer:
+        node_dir = self.directory / name
+        node_dir.mkdir()
+        return RedisServer(str(node_dir), "--logfile", "redis.log", *self.extra, *extra)
+
+    def _sentinel(self, i: int, primary_port: int) -> RedisServer:
+        node_dir = self.directory / f"sentinel-{i}"
+        node_dir.mkdir()
+        config = node_dir / "sentinel.conf"
+        config.write_text("\n".join([
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {primary_port} 2",
+            f"sentinel down-after-milliseconds {self.SERVICE} {self.DOWN_AFTER_MS}",
+            f"sentinel failover-timeout {self.SERVICE} {self.FAILOVER_TIMEOUT_MS}",
+            f"sentinel parallel-syncs {self.SERVICE} 1", f"logfile {node_dir / 'sentinel.log'}", "",
+        ]))
+        return RedisServer(str(node_dir), "--sentinel", config_file=str(config))
+
+    def _wait_until_watching(self, replicas: int) -> None:
+        """Until every sentinel knows the primary, its replicas and the other sentinels (a
+        failover needs a quorum to agree and a majority to elect a leader)."""
+        deadline = time.monotonic() + 30
+        for sentinel in self.sentinels:
+            with redis.Redis(port=sentinel.port) as client:
+                while True:
+                    state = client.sentinel_master(self.SERVICE)
+                    if state["num-other-sentinels"] == self.SENTINELS - 1 and state["num-slaves"] >= replicas:
+                        break
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"the sentinels did not come up: {state}")
+                    time.sleep(0.05)
+
+    @staticmethod
+    def wait_for_replicas(primary: RedisServer, count: int, timeout: float = 20) -> None:
+        """Until ``count`` replicas are in sync with ``primary``."""
+        deadline = time.monotonic() + timeout
+        with redis.Redis(port=primary.port) as client:
+            while True:
+                info = client.info("replication")
+                online = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)
+                          and v.get("state") == "online"]
+                if len(online) >= count:
+                    return
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{count} replica(s) did not sync with the primary at {primary.port}: {info}")
+                time.sleep(0.02)
+
+    def primary(self) -> RedisServer:
+        """The node the sentinels now name as the primary."""
+        with redis.Redis(port=self.sentinels[0].port) as client:
+            _, port = client.sentinel_get_master_addr_by_name(self.SERVICE)
+        return next(node for node in self.nodes if node.port == int(port))
+
+    def kill_primary(self) -> RedisServer:
+        """SIGKILL the primary, as in a crash: what its replica had not received is lost."""
+        primary = self.primary()
+        primary.kill()
+        return primary
+
+    def wait_for_failover(self, old: RedisServer, timeout: float = 30) -> RedisServer:
+        """Until every sentinel names another node than ``old`` and that node serves as primary."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ports = set()
+            for sentinel in self.sentinels:
+                with contextlib.suppress(redis.RedisError), redis.Redis(port=sentinel.port) as client:
+                    ports.add(int(client.sentinel_get_master_addr_by_name(self.SERVICE)[1]))
+            if len(ports) == 1 and old.port not in ports:
+                new = next(node for node in self.nodes if node.port in ports)
+                with contextlib.suppress(redis.RedisError), redis.Redis(port=new.port) as client:
+                    if client.info("replication")["role"] == "master":
+                        return new
+            if time.monotonic() > deadline:
+                pytest.fail(f"no failover from the primary at {old.port} within {timeout} s (sentinels say {ports})")
+            time.sleep(0.05)
+
+    def rejoin(self, node: RedisServer) -> None:
+        """Start a killed node again, as a replica of the current primary (what an operator or
+        an orchestrator does), and wait until it is in sync."""
+        primary = self.primary()
+        node.extra = (*node.extra, "--replicaof", "127.0.0.1", str(primary.port))
+        node.restart()
+        self.wait_for_replicas(primary, 1)
+
+    def flush(self) -> None:
+        with redis.Redis(port=self.primary().port) as client:
+            client.flushall()
+
+    def stop(self) -> None:
+        for server in (*self.sentinels, *self.nodes):
+            if server.process.poll() is None:
+                server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[LocalSentinel]:
+    """A Sentinel-managed primary and replica on loopback for the whole session (never killed:
+    tests that fail it over start their own with ``redis_sentinels``). Never skips: fails."""
+    with tempfile.TemporaryDirectory(prefix="ferrymq-sentinel-") as directory:
+        deployment = LocalSentinel(directory)
+        yield deployment
+        deployment.stop()
+
+
+@pytest.fixture
+def redis_sentinels(tmp_path: Path) -> Iterator[Callable[..., LocalSentinel]]:
+    """Starts Sentinel deployments for one test (to kill their primary); all are stopped after."""
+    started: list[LocalSentinel] = []
+
+    def start(*extra: str) -> LocalSentinel:
+        directory = tmp_path / f"sentinel-{len(started)}"
+        directory.mkdir()
+        started.append(LocalSentinel(str(directory), *extra))
+        return started[-1]
+
+    yield start
+    for deployment in started:
+        deployment.stop()
+
+
+@dataclass
+class Replicated:
+    """A primary and its replica (no sentinels): ``pause_replica`` stops the replica from
+    confirming anything until ``resume_replica``."""
+
+    primary: RedisServer
+    replica: RedisServer
+
+    def pause_replica(self) -> None:
+        self.replica.process.send_signal(signal.SIGSTOP)
+
+    def resume_replica(self) -> None:
+        self.replica.process.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def replicated_redis(redis_servers: Callable[..., RedisServer]) -> Iterator[Replicated]:
+    """A primary with one replica in sync, for this test only."""
+    primary = redis_servers()
+    pair = Replicated(primary, redis_servers("--replicaof", "127.0.0.1", str(primary.port)))
+    LocalSentinel.wait_for_replicas(primary, 1)
+    yield pair
+    pair.resume_replica()  # a stopped process ignores SIGTERM
+
+
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[LocalCluster]:
     """A real three-master Redis Cluster on loopback for the whole session. Never skips: fails."""
@@ -317,18 +496,25 @@ class SyncAdapter:
 
 
 class Backend(str):
-    """Which server answers the engine: equal to "redis" for a real redis-server, single or a
-    cluster (``.cluster`` tells which), and to "fakeredis" for fakeredis."""
+    """Which server answers the engine: equal to "redis" for a real redis-server (single, a
+    cluster or a Sentinel-managed primary: ``.cluster`` and ``.sentinel`` tell which), and to
+    "fakeredis" for fakeredis."""
 
     cluster: bool
+    sentinel: bool
 
     def __new__(cls, param: str) -> Backend:
-        backend = super().__new__(cls, "redis" if param == "cluster" else param)
+        backend = super().__new__(cls, "fakeredis" if param == "fakeredis" else "redis")
         backend.cluster = param == "cluster"
+        backend.sentinel = param == "sentinel"
         return backend
 
+    def engine_options(self) -> dict[str, Any]:
+        """On Sentinel every write waits for the replica too: the suite covers that path."""
+        return {"min_replicas_ack": 1, "min_replicas_ack_timeout": 5.0} if self.sentinel else {}
 
-@pytest.fixture(params=["redis", "fakeredis", "cluster"])
+
+@pytest.fixture(params=["redis", "fakeredis", "cluster", "sentinel"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     return Backend(request.param)
 
@@ -338,7 +524,12 @@ def sync_client(backend: Backend, request: pytest.FixtureRequest) -> Any:
         cluster: LocalCluster = request.getfixturevalue("redis_cluster")
         cluster.flush()
         return cluster.sync_client()
-    client = redis.Redis.from_url(request.getfixturevalue("redis_url")) if backend == "redis" else fakeredis.FakeRedis()
+    if backend.sentinel:
+        client = connect.sync_client(request.getfixturevalue("redis_sentinel").url)
+    elif backend == "redis":
+        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+    else:
+        client = fakeredis.FakeRedis()
     client.flushall()
     return client
 
@@ -348,7 +539,9 @@ async def async_client(backend: Backend, request: pytest.FixtureRequest) -> Any:
         cluster: LocalCluster = request.getfixturevalue("redis_cluster")
         cluster.flush()
         return cluster.async_client()
-    if backend == "redis":
+    if backend.sentinel:
+        client = connect.async_client(request.getfixturevalue("redis_sentinel").url)
+    elif backend == "redis":
         client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"))
     else:
         client = fakeredis.FakeAsyncRedis()
@@ -358,16 +551,17 @@ async def async_client(backend: Backend, request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture(params=["sync", "async"])
 def engine(request: pytest.FixtureRequest, backend: Backend, clock: FakeClock) -> Iterator[Any]:
-    """The engine under test, over real Redis, fakeredis and a Redis Cluster, through the sync
+    """The engine under test, over real Redis, fakeredis, a Redis Cluster and a Sentinel-managed
+    primary (whose writes wait for its replica), through the sync
     and the async API."""
     if request.param == "sync":
         client = sync_client(backend, request)
-        yield Engine(client, clock=clock)
+        yield Engine(client, clock=clock, **backend.engine_options())
         client.close()
         return
     with asyncio.Runner() as runner:
         client = runner.run(async_client(backend, request))
-        engine = AsyncEngine(client, clock=clock)
+        engine = AsyncEngine(client, clock=clock, **backend.engine_options())
         yield SyncAdapter(engine, runner)
         runner.run(engine.aclose())
         runner.run(client.aclose())
