@@ -41,6 +41,7 @@ import redis.asyncio as aioredis  # noqa: E402
 import uvicorn  # noqa: E402
 
 from ferrymq.engine import AsyncEngine, Engine, FakeClock  # noqa: E402
+from ferrymq.engine.keys import queue_keys  # noqa: E402
 from ferrymq.http import connect  # noqa: E402
 from ferrymq.http.app import create_app  # noqa: E402
 from ferrymq.http.settings import Settings  # noqa: E402
@@ -770,3 +771,80 @@ def wait_until_answering(served: Served) -> None:
         if served.process.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"ferrymq serve did not start (exit code {served.process.poll()}):\n{served.log()}")
         time.sleep(0.05)
+
+
+# -- IronMQ over real HTTP, and what the engine says of queues (fault and Sentinel tests) ---------
+
+IRON_QUEUES = f"/1/projects/{PROJECT_A}/queues"
+IRON_AUTH = {"Authorization": f"OAuth {TOKEN_A}"}
+
+
+class Iron:
+    """IronMQ v1 over one HTTP client, for project A (token-a)."""
+
+    def __init__(self, url: str, timeout: float = 10) -> None:
+        self.http = httpx.Client(base_url=url, timeout=timeout, headers=IRON_AUTH)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def put(self, queue: str, *bodies: str) -> httpx.Response:
+        return self.http.post(f"{IRON_QUEUES}/{queue}/messages", json={"messages": [{"body": b} for b in bodies]})
+
+    def reserve(self, queue: str, n: int = 1, **params: Any) -> httpx.Response:
+        return self.http.get(f"{IRON_QUEUES}/{queue}/messages", params={"n": n, **params})
+
+    def delete(self, queue: str, message_id: str) -> httpx.Response:
+        return self.http.delete(f"{IRON_QUEUES}/{queue}/messages/{message_id}")
+
+    def size(self, queue: str) -> int:
+        response = self.http.get(f"{IRON_QUEUES}/{queue}")
+        assert response.status_code == 200, response.text
+        return response.json()["size"]
+
+    def taken(self, queue: str, n: int = 100, **params: Any) -> list[dict[str, Any]]:
+        response = self.reserve(queue, n, **params)
+        assert response.status_code == 200, response.text
+        return response.json()["messages"]
+
+
+@pytest.fixture
+def iron() -> Any:
+    """``iron(url)``: an Iron client, closed after the test."""
+    made: list[Iron] = []
+
+    def make(url: str, timeout: float = 10) -> Iron:
+        made.append(Iron(url, timeout))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def account() -> Callable[[str, list[str]], dict[str, int]]:
+    """``account(redis_url, queues)``: see ``account_of``."""
+    return lambda redis_url, queues: account_of(redis_url, PROJECT_A, queues)
+
+
+def account_of(redis_url: str, project: str, queues: list[str]) -> dict[str, int]:
+    """What the engine says of the queues, summed: messages put, deleted and still there (ready,
+    delayed or reserved), how many message records Redis holds, and how many delivery states,
+    reservations or delays refer to no record. A change written halfway shows as records that no
+    count includes, counts without records, or orphans."""
+    totals = {"put": 0, "deleted": 0, "queued": 0, "records": 0, "orphans": 0}
+    with redis.Redis.from_url(redis_url) as client:
+        engine = Engine(client)
+        for name in queues:
+            info = engine.queue(project, name).info()
+            keys = queue_keys("fmq", project, name)
+            totals["put"] += info.total_messages
+            totals["deleted"] += info.counters.get("deleted", 0)
+            totals["queued"] += info.ready + info.delayed + info.reserved
+            records = set(client.hkeys(keys.msg))
+            totals["records"] += len(records)
+            # delivery states and reservations or delays of messages whose record is gone
+            referenced = {*client.hkeys(keys.dlv), *client.zrange(keys.reserved, 0, -1), *client.zrange(keys.delayed, 0, -1)}
+            totals["orphans"] += len(referenced - records)
+    return totals
