@@ -25,9 +25,12 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
+from redis.backoff import NoBackoff
 from redis.connection import parse_url
+from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from .settings import Settings
@@ -167,7 +170,8 @@ def async_client(url: str, **options: Any) -> aioredis.Redis:
         return aioredis.Redis.from_url(url, **options)
     target = parse_sentinel_url(url)
     pool_class = options.pop("connection_pool_class", _SentinelPool)
-    sentinels = AsyncSentinel(target.sentinels, sentinel_kwargs=_sentinel_options(target, options))
+    sentinels = AsyncSentinel(target.sentinels,
+                              sentinel_kwargs=_sentinel_options(target, options, AsyncRetry(NoBackoff(), 0)))
     return sentinels.master_for(target.service, connection_pool_class=pool_class, **{**target.connection, **options})
 
 
@@ -176,15 +180,17 @@ def sync_client(url: str, **options: Any) -> redis.Redis:
     if not is_sentinel_url(url):
         return redis.Redis.from_url(url, **options)
     target = parse_sentinel_url(url)
-    sentinels = Sentinel(target.sentinels, sentinel_kwargs=_sentinel_options(target, options))
+    sentinels = Sentinel(target.sentinels, sentinel_kwargs=_sentinel_options(target, options, Retry(NoBackoff(), 0)))
     return sentinels.master_for(target.service, connection_pool_class=_SyncSentinelPool,
                                 **{**target.connection, **options})
 
 
-def _sentinel_options(target: SentinelTarget, options: dict[str, Any]) -> dict[str, Any]:
-    """The sentinels' connection options: the URL's, with the caller's connect timeout."""
+def _sentinel_options(target: SentinelTarget, options: dict[str, Any], retry: Any) -> dict[str, Any]:
+    """The sentinels' connection options: the URL's, with the caller's connect timeout, and no
+    retries (redis-py's clients retry with seconds of backoff by default): a sentinel that does
+    not answer is skipped for the next one at once."""
     extra = {name: options[name] for name in ("socket_connect_timeout",) if name in options}
-    return {**target.sentinel, **extra}
+    return {**target.sentinel, **extra, "retry": retry}
 
 
 def is_cluster_node(url: str) -> bool:
