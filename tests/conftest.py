@@ -343,30 +343,40 @@ class LocalSentinel:
                 server.stop()
 
 
-@pytest.fixture(scope="session")
-def redis_sentinel() -> Iterator[LocalSentinel]:
-    """A Sentinel-managed primary and replica on loopback for the whole session (never killed:
-    tests that fail it over start their own with ``redis_sentinels``). Never skips: fails."""
-    with tempfile.TemporaryDirectory(prefix="ferrymq-sentinel-") as directory:
-        deployment = LocalSentinel(directory)
+def session_deployment(kind: Callable[[str], Any], prefix: str) -> Iterator[Any]:
+    """A cluster or Sentinel deployment (``kind``) in a temporary directory, stopped after."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as directory:
+        deployment = kind(directory)
         yield deployment
         deployment.stop()
 
 
-@pytest.fixture
-def redis_sentinels(tmp_path: Path) -> Iterator[Callable[..., LocalSentinel]]:
-    """Starts Sentinel deployments for one test (to kill their primary); all are stopped after."""
-    started: list[LocalSentinel] = []
+def deployments_per_test(tmp_path: Path, kind: Callable[..., Any], name: str) -> Iterator[Callable[..., Any]]:
+    """``start(*extra)`` makes a ``kind`` deployment for one test; all are stopped after."""
+    started: list[Any] = []
 
-    def start(*extra: str) -> LocalSentinel:
-        directory = tmp_path / f"sentinel-{len(started)}"
+    def start(*extra: str) -> Any:
+        directory = tmp_path / f"{name}-{len(started)}"
         directory.mkdir()
-        started.append(LocalSentinel(str(directory), *extra))
+        started.append(kind(str(directory), *extra))
         return started[-1]
 
     yield start
     for deployment in started:
         deployment.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[LocalSentinel]:
+    """A Sentinel-managed primary and replica on loopback for the whole session (never killed:
+    tests that fail it over start their own with ``redis_sentinels``). Never skips: fails."""
+    yield from session_deployment(LocalSentinel, "ferrymq-sentinel-")
+
+
+@pytest.fixture
+def redis_sentinels(tmp_path: Path) -> Iterator[Callable[..., LocalSentinel]]:
+    """Starts Sentinel deployments for one test (to kill their primary); all are stopped after."""
+    yield from deployments_per_test(tmp_path, LocalSentinel, "sentinel")
 
 
 @dataclass
@@ -397,26 +407,13 @@ def replicated_redis(redis_servers: Callable[..., RedisServer]) -> Iterator[Repl
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[LocalCluster]:
     """A real three-master Redis Cluster on loopback for the whole session. Never skips: fails."""
-    with tempfile.TemporaryDirectory(prefix="ferrymq-cluster-") as directory:
-        cluster = LocalCluster(directory)
-        yield cluster
-        cluster.stop()
+    yield from session_deployment(LocalCluster, "ferrymq-cluster-")
 
 
 @pytest.fixture
 def redis_clusters(tmp_path: Path) -> Iterator[Callable[..., LocalCluster]]:
     """Starts extra clusters for one test (to kill their nodes); all are stopped after."""
-    started: list[LocalCluster] = []
-
-    def start(*extra: str) -> LocalCluster:
-        directory = tmp_path / f"cluster-{len(started)}"
-        directory.mkdir()
-        started.append(LocalCluster(str(directory), *extra))
-        return started[-1]
-
-    yield start
-    for cluster in started:
-        cluster.stop()
+    yield from deployments_per_test(tmp_path, LocalCluster, "cluster")
 
 
 @pytest.fixture
