@@ -68,6 +68,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def distinct_free_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return list(ports)
+
+
 class RedisServer:
     """A throwaway redis-server on a free loopback port, no persistence (unless ``extra`` turns
     it on: later options win). ``kill`` and ``restart`` keep the port and the data directory."""
@@ -92,8 +99,10 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while True:
             try:
-                client.ping()
-                break
+                # Ours, not another server that took the port first (then ours exits at once).
+                if client.info("server")["process_id"] == process.pid:
+                    break
+                raise redis.ConnectionError(f"another server answers on port {self.port}")
             except (redis.ConnectionError, redis.BusyLoadingError):
                 if process.poll() is not None or time.monotonic() > deadline:
                     process.kill()
@@ -157,13 +166,16 @@ class LocalCluster:
 
     def __init__(self, directory: str, *extra: str) -> None:
         self.nodes: list[RedisServer] = []
+        ports: list[int] = []
+        while len(ports) < self.SIZE:  # picked one by one: in parallel two nodes could get one port
+            ports += [port] if (port := free_cluster_port()) not in ports else []
 
         def start_node(i: int) -> RedisServer:
             node_dir = Path(directory) / f"node-{i}"
             node_dir.mkdir()
             return RedisServer(
                 str(node_dir), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "5000", *extra, port=free_cluster_port(),
+                "--cluster-node-timeout", "5000", *extra, port=ports[i],
             )
 
         try:
@@ -241,8 +253,9 @@ class LocalSentinel:
             self.nodes.append(primary)
             self.nodes.append(self._node("replica", "--replicaof", "127.0.0.1", str(primary.port)))
             self.wait_for_replicas(primary, 1)
+            ports = distinct_free_ports(self.SENTINELS)  # picked one by one: in parallel two could get one port
             with ThreadPoolExecutor(self.SENTINELS) as pool:  # each start waits for its server: overlap them
-                self.sentinels = list(pool.map(lambda i: self._sentinel(i, primary.port), range(self.SENTINELS)))
+                self.sentinels = list(pool.map(lambda i: self._sentinel(i, primary.port, ports[i]), range(self.SENTINELS)))
             self._wait_until_watching(replicas=1)
         except BaseException:
             self.stop()
@@ -255,7 +268,7 @@ class LocalSentinel:
         node_dir.mkdir()
         return RedisServer(str(node_dir), "--logfile", "redis.log", *self.extra, *extra)
 
-    def _sentinel(self, i: int, primary_port: int) -> RedisServer:
+    def _sentinel(self, i: int, primary_port: int, port: int) -> RedisServer:
         node_dir = self.directory / f"sentinel-{i}"
         node_dir.mkdir()
         config = node_dir / "sentinel.conf"
@@ -265,7 +278,7 @@ class LocalSentinel:
             f"sentinel failover-timeout {self.SERVICE} {self.FAILOVER_TIMEOUT_MS}",
             f"sentinel parallel-syncs {self.SERVICE} 1", f"logfile {node_dir / 'sentinel.log'}", "",
         ]))
-        return RedisServer(str(node_dir), "--sentinel", config_file=str(config))
+        return RedisServer(str(node_dir), "--sentinel", port=port, config_file=str(config))
 
     def _wait_until_watching(self, replicas: int) -> None:
         """Until every sentinel knows the primary, its replicas and the other sentinels (a
