@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import re
 import signal
 import socket
 import sys
@@ -168,7 +169,9 @@ def announce(settings: Settings, *, embedded: bool) -> None:
 
 
 def redacted(url: str) -> str:
-    """``url`` without its password (it ends up in terminals and logs)."""
+    """``url`` without its passwords (it ends up in terminals and logs): the user's, and the
+    sentinels' of a Sentinel URL."""
+    url = re.sub(r"(sentinel_password=)[^&#]*", r"\1***", url)
     parts = urlsplit(url)
     if parts.password is None:
         return url

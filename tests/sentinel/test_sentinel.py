@@ -46,6 +46,13 @@ def test_a_malformed_sentinel_url_is_refused_without_showing_the_password(url):
     assert "secret" not in str(refused.value)
 
 
+def test_the_server_never_prints_the_passwords_of_a_sentinel_url():
+    from ferrymq.http.server import redacted
+
+    assert (redacted("redis+sentinel://app:pw@h1:26379,h2/svc?sentinel_password=spw&db=1")
+            == "redis+sentinel://app:***@h1:26379,h2/svc?sentinel_password=***&db=1")
+
+
 def test_other_urls_are_checked_by_redis_py_and_the_message_names_sentinel_too():
     connect.check_url("redis://localhost:6379/0")
     connect.check_url("unix:///tmp/redis.sock")
