@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ferry, http_bench, limit, longpoll, memory, peers, profile, report, scaling, streams
+from . import ferry, http_bench, limit, longpoll, memory, peers, profile, replication, report, scaling, streams
 from .cases import run_rounds
 from .harness import RedisServer, Results, pin_to_client_core
 
 HERE = Path(__file__).parent
-SECTIONS = ("engine", "peers", "scaling", "longpoll", "memory", "http", "profile")
+SECTIONS = ("engine", "peers", "scaling", "longpoll", "memory", "http", "profile", "replication")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ def sections(plan: Plan) -> dict[str, Callable[[RedisServer, Results], None]]:
         "memory": lambda s, r: memory.run(s, r, plan.memory_messages),
         "http": lambda s, r: http_bench.run_http(s, r, plan.rounds, plan.http_seconds, log),
         "profile": lambda s, r: profile.run(s, r, plan.profile_messages),
+        "replication": lambda s, r: replication.run(s, r, plan.rounds, plan.seconds, log),
     }
 
 

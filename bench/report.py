@@ -34,6 +34,7 @@ TITLES = {
     "longpoll": "Long polls",
     "memory": "Memory",
     "profile": "Profile: where the Redis CPU goes",
+    "replication": "Replicated acknowledgement: puts with min_replicas_ack 0 and 1, one replica",
 }
 
 

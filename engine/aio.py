@@ -8,12 +8,14 @@ from collections.abc import Generator
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from ._facade import async_verb, check_client, translate
 from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Step, Wait
 from .limits import DEFAULTS, LIMITS, Limits, QueueDefaults
 from .notifier import Notifier
+from .replication import PROBE, ReplicaAcks, acknowledged, write_commands
 from .scripts import AsyncScripts
 from .verbs import Context, EngineVerbs, QueueVerbs
 
@@ -39,9 +41,14 @@ class AsyncEngine:
         defaults: QueueDefaults = DEFAULTS,
         notifier: Notifier | None = None,
         command_timeout: float | None = None,
+        min_replicas_ack: int = 0,
+        min_replicas_ack_timeout: float = 1.0,
     ) -> None:
         check_client(client)
         self.client = client
+        self._acks = ReplicaAcks.from_settings(min_replicas_ack, min_replicas_ack_timeout, client)
+        """None unless writes wait for replicas (see ``replication.py``). Keep
+        ``min_replicas_ack_timeout`` below ``command_timeout``, which bounds the wait too."""
         self.command_timeout = command_timeout
         """Seconds one Redis call may take before it fails as ``Unavailable`` (None: no limit).
         Use this rather than the client's ``socket_timeout``: on Python 3.11 redis-py wraps every
@@ -102,6 +109,8 @@ class AsyncEngine:
                 result, error = None, translate(exc)
 
     async def _execute(self, step: Step) -> Any:
+        if self._acks is not None and acknowledged(step):
+            return await self._acknowledged(step)  # type: ignore[arg-type]
         if isinstance(step, Eval):
             return await self.scripts.run(step.verb, step.keys, step.args)
         if isinstance(step, Command):
@@ -114,6 +123,28 @@ class AsyncEngine:
                     pipe.execute_command(*command)
                 return await pipe.execute()
         raise TypeError(step)
+
+    async def _acknowledged(self, step: Eval | Command) -> Any:
+        """The write and WAIT in one pipeline (see ``replication.py``); its reply once enough
+        replicas have it."""
+        acks = self._acks
+        assert acks is not None
+        if not acks.learned:
+            acks.learn(await self._execute(Batch(PROBE)))
+        write, fallback = write_commands(step, self.scripts)
+        reply, confirmed = await self._write_and_wait(write, acks)
+        if isinstance(reply, NoScriptError) and fallback is not None:
+            reply, confirmed = await self._write_and_wait(fallback, acks)
+        if isinstance(reply, Exception):  # the write's own error: it wrote nothing
+            raise reply
+        acks.check(confirmed)
+        return reply
+
+    async def _write_and_wait(self, write: tuple[Any, ...], acks: ReplicaAcks) -> list[Any]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.execute_command(*write)
+            acks.append_wait(pipe)
+            return await pipe.execute(raise_on_error=False)
 
 
 class AsyncQueue:

@@ -77,6 +77,14 @@ class Unavailable(EngineError):
     code = "UNAVAILABLE"
 
 
+class NotReplicated(EngineError):
+    """Fewer replicas than asked for (``min_replicas_ack``) confirmed a write in time. The write
+    was made on the primary and may well be kept, but it may not survive a failover: the caller
+    must not take it as durable (retrying a put may store the message twice)."""
+
+    code = "NOT_REPLICATED"
+
+
 class Changed(EngineError):
     """A setting changed between the read and the write of a read-modify-write; the engine
     reads it again and retries (callers see it only if that keeps happening)."""

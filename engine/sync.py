@@ -8,11 +8,13 @@ from collections.abc import Generator
 from typing import Any, TypeVar
 
 import redis
+from redis.exceptions import NoScriptError
 
 from ._facade import check_client, sync_verb, translate
 from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Step, Wait
 from .limits import DEFAULTS, LIMITS, Limits, QueueDefaults
+from .replication import PROBE, ReplicaAcks, acknowledged, write_commands
 from .scripts import Scripts
 from .verbs import Context, EngineVerbs, QueueVerbs
 
@@ -36,10 +38,14 @@ class Engine:
         clock: Clock | None = None,
         limits: Limits = LIMITS,
         defaults: QueueDefaults = DEFAULTS,
+        min_replicas_ack: int = 0,
+        min_replicas_ack_timeout: float = 1.0,
     ) -> None:
         check_client(client)
         self.client = client
         self.scripts = Scripts(client)
+        self._acks = ReplicaAcks.from_settings(min_replicas_ack, min_replicas_ack_timeout, client)
+        """None unless writes wait for replicas (see ``replication.py``)."""
         self.clock = clock or RedisClock()
         self.limits = limits
         self._verbs = EngineVerbs(Context(prefix, self.clock, limits, defaults))
@@ -91,6 +97,8 @@ class Engine:
                 result, error = None, translate(exc)
 
     def _execute(self, step: Step) -> Any:
+        if self._acks is not None and acknowledged(step):
+            return self._acknowledged(step)  # type: ignore[arg-type]
         if isinstance(step, Eval):
             return self.scripts.run(step.verb, step.keys, step.args)
         if isinstance(step, Command):
@@ -101,6 +109,28 @@ class Engine:
                 pipe.execute_command(*command)
             return pipe.execute()
         raise TypeError(step)
+
+    def _acknowledged(self, step: Eval | Command) -> Any:
+        """The write and WAIT in one pipeline (see ``replication.py``); its reply once enough
+        replicas have it."""
+        acks = self._acks
+        assert acks is not None
+        if not acks.learned:
+            acks.learn(self._execute(Batch(PROBE)))
+        write, fallback = write_commands(step, self.scripts)
+        reply, confirmed = self._write_and_wait(write, acks)
+        if isinstance(reply, NoScriptError) and fallback is not None:
+            reply, confirmed = self._write_and_wait(fallback, acks)
+        if isinstance(reply, Exception):  # the write's own error: it wrote nothing
+            raise reply
+        acks.check(confirmed)
+        return reply
+
+    def _write_and_wait(self, write: tuple[Any, ...], acks: ReplicaAcks) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.execute_command(*write)
+        acks.append_wait(pipe)
+        return pipe.execute(raise_on_error=False)
 
 
 class Queue:

@@ -16,8 +16,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import redis as sync_redis
-import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
@@ -28,41 +26,11 @@ from ferrymq.engine.clock import Clock
 from . import cloudflare, dashboard, elastic, ironmq, logs, metrics, openapi
 from ._common import JSON, BodyLimit
 from .auth import Auth, TokenStore
+from .connect import redis_client
 from .errors import EXCEPTION_HANDLERS
 from .settings import Settings
 
 log = logging.getLogger("ferrymq.http")
-
-
-def redis_client(settings: Settings) -> aioredis.Redis | aioredis.RedisCluster:
-    """The server's Redis client. The URL of any node of a Redis Cluster gives a cluster client
-    (it learns the other nodes from that one); anything else a client whose pool makes requests
-    wait for a free connection rather than fail."""
-    if not settings.redis_url:
-        raise ValueError("no Redis URL: `ferrymq serve` starts an embedded Redis and sets one")
-    # No socket_timeout in either: see AsyncEngine.command_timeout, which bounds every call instead.
-    if is_cluster_node(settings.redis_url):
-        # redis-py's cluster client has no blocking pool (a capped one fails when full), so the
-        # connections to each node follow the number of requests in flight.
-        return aioredis.RedisCluster.from_url(
-            settings.redis_url, socket_connect_timeout=2, health_check_interval=30,
-        )
-    pool = aioredis.BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=settings.redis_max_connections, timeout=10,
-        socket_connect_timeout=2, health_check_interval=30,
-    )
-    return aioredis.Redis.from_pool(pool)
-
-
-def is_cluster_node(url: str) -> bool:
-    """Whether the Redis at ``url`` runs in cluster mode. Asked once, at startup; a Redis that
-    does not answer yet is taken for a single server (restart the server once a cluster is up)."""
-    try:
-        with sync_redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5) as probe:
-            return str(probe.info("cluster").get("cluster_enabled", 0)) == "1"
-    except (sync_redis.RedisError, OSError):
-        log.warning("Redis does not answer at startup; taking it for a single server, not a cluster")
-        return False
 
 
 def pusher(engine: AsyncEngine, settings: Settings) -> Pusher:
@@ -83,7 +51,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         redis = client if client is not None else redis_client(settings)
-        engine = AsyncEngine(redis, prefix=settings.prefix, clock=clock, command_timeout=settings.command_timeout)
+        engine = AsyncEngine(redis, clock=clock, command_timeout=settings.command_timeout, **settings.engine_options())
         try:
             await engine.load_scripts()
         except Unavailable:

@@ -23,11 +23,11 @@ from typing import IO, Any, TypeVar
 
 import orjson
 import redis
-from redis.connection import parse_url
 
 from ferrymq.engine import AlreadyExists, Engine, EngineError, InvalidArgument, Message, NewMessage, QueueNotFound
 
 from .auth import TokenStore
+from .connect import check_url, sync_client
 from .embedded import APPENDFSYNC, EmbeddedRedisError, redis_for
 from .server import push, serve, with_token_store
 from .settings import Settings, default_data_dir, parse_tokens
@@ -40,7 +40,7 @@ class UsageError(Exception):
 
 
 OPTIONS = ("host", "port", "redis_url", "data_dir", "workers", "appendfsync", "log_json", "project", "pushers",
-           "push_concurrency", "push_timeout", "public_url")
+           "push_concurrency", "push_timeout", "public_url", "min_replicas_ack", "min_replicas_ack_timeout")
 """Command-line options that override a ``Settings`` field of the same name."""
 
 
@@ -89,7 +89,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if settings.appendfsync not in APPENDFSYNC:
         raise ValueError(f"FERRYMQ_APPENDFSYNC must be one of {', '.join(APPENDFSYNC)}")
     if settings.redis_url:
-        parse_url(settings.redis_url)  # its ValueError names the schemes redis-py takes
+        check_url(settings.redis_url)  # its ValueError names the schemes we take
+    if settings.min_replicas_ack and not 0 < settings.min_replicas_ack_timeout < settings.command_timeout:
+        raise ValueError(f"the replicas' acknowledgement timeout must be more than 0 and less than the "
+                         f"command timeout ({settings.command_timeout:g} s)")
     if getattr(args, "needs_project", False) and not settings.project:
         raise ValueError("no project: give --project PROJECT or set FERRYMQ_PROJECT")
     return settings
@@ -151,9 +154,9 @@ BODY_SHOWN = 60
 def with_engine(settings: Settings, action: Callable[[Engine], T]) -> T:
     """Run ``action`` on a synchronous engine over a Redis client of its own."""
     with redis_for(settings) as ready:
-        client = redis.Redis.from_url(ready.redis_url or "", socket_connect_timeout=5)
+        client = sync_client(ready.redis_url or "", socket_connect_timeout=5)
         try:
-            return action(Engine(client, prefix=ready.prefix))
+            return action(Engine(client, **ready.engine_options()))
         finally:
             client.close()
 
@@ -419,6 +422,7 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                                    "0: deliver with `ferrymq pusher` elsewhere)")
     add_push_options(serve_parser)
     add_redis_options(serve_parser)
+    add_replication_options(serve_parser)
     serve_parser.set_defaults(command=run_serve)
 
 
@@ -434,6 +438,7 @@ def add_pusher(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                                help="delivery loops in this process (env FERRYMQ_PUSHERS; default 1)")
     add_push_options(pusher_parser)
     add_redis_options(pusher_parser)
+    add_replication_options(pusher_parser)
     pusher_parser.set_defaults(command=run_pusher)
 
 
@@ -522,6 +527,7 @@ def queue_command(commands: Commands, name: str, run: Callable[[Settings, argpar
         parser.add_argument("queue", metavar="QUEUE", help="the queue's name")
     parser.add_argument("--project", metavar="PROJECT", help="the project (env FERRYMQ_PROJECT)")
     add_redis_options(parser)
+    add_replication_options(parser)
     parser.set_defaults(command=run, needs_project=True)
     return parser
 
@@ -543,9 +549,20 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
 
 def add_redis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis-url", metavar="URL",
-                        help="the Redis to use (env FERRYMQ_REDIS_URL); default: the embedded one of --data-dir")
+                        help="the Redis to use: redis://, rediss://, unix:// or, for Redis Sentinel, "
+                             "redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE (env FERRYMQ_REDIS_URL); "
+                             "default: the embedded one of --data-dir")
     parser.add_argument("--data-dir", type=Path, metavar="DIR",
                         help=f"data directory of the embedded Redis (env FERRYMQ_DATA_DIR; default {default_data_dir()})")
+
+
+def add_replication_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--min-replicas-ack", type=bounded(0, 100), metavar="N",
+                        help="acknowledge a write only once N replicas have it (WAIT; env "
+                             "FERRYMQ_MIN_REPLICAS_ACK; default 0: once the primary has it)")
+    parser.add_argument("--min-replicas-ack-timeout", type=float, metavar="SECONDS",
+                        help="seconds the replicas get to confirm a write, else it fails (504), "
+                             "never a false success (env FERRYMQ_MIN_REPLICAS_ACK_TIMEOUT; default 1)")
 
 
 def token_pair(text: str) -> dict[str, str]:

@@ -24,6 +24,7 @@ from ferrymq.engine.errors import (
     EngineError,
     InvalidArgument,
     MessageNotFound,
+    NotReplicated,
     NotReserved,
     QueueNotFound,
     TooLarge,
@@ -53,6 +54,8 @@ class Cell(NamedTuple):
     code: int | str | None
     text: str | None  # None: the engine error's own message (it names the field)
 
+
+NOT_REPLICATED = "Not confirmed by enough replicas in time: the write may not be durable"
 
 # error -> contract -> how it is rendered. Cloudflare codes: see ../shared/notes/cloudflare-queues.md §3.
 TABLE: dict[type[Exception], dict[str, Cell]] = {
@@ -100,6 +103,13 @@ TABLE: dict[type[Exception], dict[str, Cell]] = {
         IRONMQ: Cell(503, None, "Service unavailable, please retry"),
         CLOUDFLARE: Cell(503, 15001, "Service unavailable, please retry"),
         ELASTIC: Cell(503, "unavailable", "Service unavailable, please retry"),
+    },
+    # The write was made on the primary, but too few replicas confirmed it: 504 (an upstream did
+    # not answer in time), never a success. Retrying a put may store the message twice.
+    NotReplicated: {
+        IRONMQ: Cell(504, None, NOT_REPLICATED),
+        CLOUDFLARE: Cell(504, 15002, NOT_REPLICATED),
+        ELASTIC: Cell(504, "not_replicated", NOT_REPLICATED),
     },
 }
 

@@ -24,6 +24,7 @@ from ferrymq.engine import LIMITS
 
 from . import cloudflare, elastic, ironmq
 from ._common import JSON
+from .errors import NOT_REPLICATED
 
 Schema = dict[str, Any]
 JSON_TYPE = "application/json"
@@ -125,8 +126,8 @@ ZERO_IS_DEFAULT = "0 or absent: the default"
 def iron_errors(*statuses: int) -> Schema:
     texts = {400: "Invalid request (the message names the field)", 401: "Invalid project/token combination",
              403: "Message not reserved", 404: "Queue or message not found", 406: "A required field is missing",
-             413: "Request body too large", 503: "Service unavailable, please retry"}
-    return {str(s): answer(texts[s], ref("IronError")) for s in (401, 503, *statuses)}
+             413: "Request body too large", 503: "Service unavailable, please retry", 504: NOT_REPLICATED}
+    return {str(s): answer(texts[s], ref("IronError")) for s in (401, 503, 504, *statuses)}
 
 
 def iron(op_id: str, summary: str, ok: Schema, *errors: int, request: Schema | None = None,
@@ -291,7 +292,7 @@ def cf(op_id: str, summary: str, result: Schema, *, request: Schema | None = Non
        params: tuple[str, ...] = ("account_id", "queue_id"), extra: list[Schema] | None = None,
        paged: bool = False, description: str = "") -> Schema:
     errors = {"400": "Invalid request", "401": "Authentication error", "403": "The account is not the token's",
-              "404": "Not found", "409": "Conflict", "503": "Service unavailable, please retry"}
+              "404": "Not found", "409": "Conflict", "503": "Service unavailable, please retry", "504": NOT_REPLICATED}
     responses = {"200": answer("Success (v4 envelope)", envelope(result, paged=paged)),
                  **{status: answer(text, ref("CfFailure")) for status, text in errors.items()}}
     return operation(op_id, summary, CF, responses, request=request,
@@ -459,7 +460,7 @@ def eq(op_id: str, summary: str, status: str, ok: Schema | None, *, request: Sch
     errors = {"400": "Invalid document", "401": "A valid token is required", "403": "Client-generated ids are refused",
               "404": "Not found", "406": "Not acceptable", "409": "Type or reservation conflict",
               "413": "Too large", "415": "Unsupported media type", "422": "Invalid attribute",
-              "503": "Service unavailable, please retry"}
+              "503": "Service unavailable, please retry", "504": NOT_REPLICATED}
     responses = {status: answer("Success", ok, API) if ok else answer("Done"),
                  **{code: answer(text, ref("EqErrors"), API) for code, text in errors.items()}}
     return operation(op_id, summary, EQ, responses, request=request,

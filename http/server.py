@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import re
 import signal
 import socket
 import sys
@@ -27,7 +28,6 @@ from unittest import mock
 from urllib.parse import urlsplit
 
 import redis
-import redis.asyncio as aioredis
 import uvicorn
 from starlette.applications import Starlette
 from uvicorn.supervisors import multiprocess
@@ -35,6 +35,7 @@ from uvicorn.supervisors import multiprocess
 from ferrymq.engine import AsyncEngine
 
 from .auth import TokenStore
+from .connect import async_client
 from .embedded import redis_for
 from .settings import Settings
 
@@ -103,7 +104,7 @@ async def push_until_stopped(settings: Settings) -> None:
     from .app import pusher, redis_client  # the app module builds the server's client and pushers
 
     client = redis_client(settings)
-    engine = AsyncEngine(client, prefix=settings.prefix, command_timeout=settings.command_timeout)
+    engine = AsyncEngine(client, command_timeout=settings.command_timeout, **settings.engine_options())
     pushers = [pusher(engine, settings) for _ in range(max(1, settings.pushers))]
     for each in pushers:
         each.start()
@@ -168,7 +169,9 @@ def announce(settings: Settings, *, embedded: bool) -> None:
 
 
 def redacted(url: str) -> str:
-    """``url`` without its password (it ends up in terminals and logs)."""
+    """``url`` without its passwords (it ends up in terminals and logs): the user's, and the
+    sentinels' of a Sentinel URL."""
+    url = re.sub(r"(sentinel_password=)[^&#]*", r"\1***", url)
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -184,7 +187,7 @@ def with_token_store(settings: Settings, action: Callable[[TokenStore], Awaitabl
     """Run one TokenStore call to completion over a client of its own (the CLI is synchronous)."""
 
     async def run_action() -> T:
-        client = aioredis.Redis.from_url(settings.redis_url or "", socket_connect_timeout=5, socket_timeout=10)
+        client = async_client(settings.redis_url or "", socket_connect_timeout=5, socket_timeout=10)
         try:
             return await action(TokenStore(client, settings.prefix))
         finally:

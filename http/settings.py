@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 
 def default_data_dir() -> Path:
@@ -66,6 +67,12 @@ class Settings:
     project's queue names); None leaves it open, for a scraper on a private network."""
     project: str | None = None
     """The project the queue commands of the CLI work on (``--project``)."""
+    min_replicas_ack: int = 0
+    """Acknowledge a write only once this many replicas have it (``WAIT``); 0: as soon as the
+    primary has it. See ferrymq.engine.replication."""
+    min_replicas_ack_timeout: float = 1.0
+    """Seconds the replicas get to confirm a write; later, the request fails (504), never a false
+    success. Keep it below ``command_timeout``."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -107,6 +114,10 @@ class Settings:
             values["metrics_token"] = env["FERRYMQ_METRICS_TOKEN"]
         if env.get("FERRYMQ_PROJECT"):
             values["project"] = env["FERRYMQ_PROJECT"]
+        if env.get("FERRYMQ_MIN_REPLICAS_ACK"):
+            values["min_replicas_ack"] = int(env["FERRYMQ_MIN_REPLICAS_ACK"])
+        if env.get("FERRYMQ_MIN_REPLICAS_ACK_TIMEOUT"):
+            values["min_replicas_ack_timeout"] = float(env["FERRYMQ_MIN_REPLICAS_ACK_TIMEOUT"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -132,12 +143,19 @@ class Settings:
             "FERRYMQ_LOG_JSON": "1" if self.log_json else "0",
             "FERRYMQ_METRICS_TOKEN": self.metrics_token or "",
             "FERRYMQ_PROJECT": self.project or "",
+            "FERRYMQ_MIN_REPLICAS_ACK": str(self.min_replicas_ack),
+            "FERRYMQ_MIN_REPLICAS_ACK_TIMEOUT": str(self.min_replicas_ack_timeout),
         }
 
     @property
     def base_url(self) -> str:
         """This server's address as push subscribers should use it."""
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    def engine_options(self) -> dict[str, Any]:
+        """What every engine the server and the CLI build takes from these settings."""
+        return {"prefix": self.prefix, "min_replicas_ack": self.min_replicas_ack,
+                "min_replicas_ack_timeout": self.min_replicas_ack_timeout}
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

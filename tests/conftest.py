@@ -41,6 +41,8 @@ import redis.asyncio as aioredis  # noqa: E402
 import uvicorn  # noqa: E402
 
 from ferrymq.engine import AsyncEngine, Engine, FakeClock  # noqa: E402
+from ferrymq.engine.keys import queue_keys  # noqa: E402
+from ferrymq.http import connect  # noqa: E402
 from ferrymq.http.app import create_app  # noqa: E402
 from ferrymq.http.settings import Settings  # noqa: E402
 
@@ -66,20 +68,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def distinct_free_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return list(ports)
+
+
 class RedisServer:
     """A throwaway redis-server on a free loopback port, no persistence (unless ``extra`` turns
     it on: later options win). ``kill`` and ``restart`` keep the port and the data directory."""
 
-    def __init__(self, directory: str, *extra: str, port: int | None = None) -> None:
+    def __init__(self, directory: str, *extra: str, port: int | None = None, config_file: str | None = None) -> None:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.directory = directory
         self.extra = extra
+        self.config_file = config_file
+        """A config file to start from (a sentinel needs one it can rewrite)."""
         self.process = self._launch()
 
     def _launch(self) -> subprocess.Popen[bytes]:
+        config = [self.config_file] if self.config_file else []
         process = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            [redis_server_binary(), *config, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.directory, *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
@@ -87,8 +99,10 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while True:
             try:
-                client.ping()
-                break
+                # Ours, not another server that took the port first (then ours exits at once).
+                if client.info("server")["process_id"] == process.pid:
+                    break
+                raise redis.ConnectionError(f"another server answers on port {self.port}")
             except (redis.ConnectionError, redis.BusyLoadingError):
                 if process.poll() is not None or time.monotonic() > deadline:
                     process.kill()
@@ -152,13 +166,16 @@ class LocalCluster:
 
     def __init__(self, directory: str, *extra: str) -> None:
         self.nodes: list[RedisServer] = []
+        ports: list[int] = []
+        while len(ports) < self.SIZE:  # picked one by one: in parallel two nodes could get one port
+            ports += [port] if (port := free_cluster_port()) not in ports else []
 
         def start_node(i: int) -> RedisServer:
             node_dir = Path(directory) / f"node-{i}"
             node_dir.mkdir()
             return RedisServer(
                 str(node_dir), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "5000", *extra, port=free_cluster_port(),
+                "--cluster-node-timeout", "5000", *extra, port=ports[i],
             )
 
         try:
@@ -214,29 +231,202 @@ class LocalCluster:
             node.stop()
 
 
+class LocalSentinel:
+    """Redis Sentinel on loopback: a primary, one replica and three sentinels (quorum 2) watching
+    them as the service ``mymaster``, with failure detection in 1.5 s so a failover takes about
+    three. A sentinel tries a second failover of the service only 10 s after its last one. No persistence: what the replica had not received is lost with the
+    primary. ``url`` is the ``redis+sentinel://`` URL of the service."""
+
+    SERVICE = "mymaster"
+    SENTINELS = 3
+    DOWN_AFTER_MS = 1500
+    """Above the sentinels' ping period (1 s), or a freshly promoted primary can look down."""
+    FAILOVER_TIMEOUT_MS = 5000
+
+    def __init__(self, directory: str, *extra: str) -> None:
+        self.directory = Path(directory)
+        self.extra = extra
+        self.nodes: list[RedisServer] = []
+        self.sentinels: list[RedisServer] = []
+        try:
+            primary = self._node("primary")
+            self.nodes.append(primary)
+            self.nodes.append(self._node("replica", "--replicaof", "127.0.0.1", str(primary.port)))
+            self.wait_for_replicas(primary, 1)
+            ports = distinct_free_ports(self.SENTINELS)  # picked one by one: in parallel two could get one port
+            with ThreadPoolExecutor(self.SENTINELS) as pool:  # each start waits for its server: overlap them
+                self.sentinels = list(pool.map(lambda i: self._sentinel(i, primary.port, ports[i]), range(self.SENTINELS)))
+            self._wait_until_watching(replicas=1)
+        except BaseException:
+            self.stop()
+            raise
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        self.url = f"redis+sentinel://{hosts}/{self.SERVICE}"
+
+    def _node(self, name: str, *extra: str) -> RedisServer:
+        node_dir = self.directory / name
+        node_dir.mkdir()
+        return RedisServer(str(node_dir), "--logfile", "redis.log", *self.extra, *extra)
+
+    def _sentinel(self, i: int, primary_port: int, port: int) -> RedisServer:
+        node_dir = self.directory / f"sentinel-{i}"
+        node_dir.mkdir()
+        config = node_dir / "sentinel.conf"
+        config.write_text("\n".join([
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {primary_port} 2",
+            f"sentinel down-after-milliseconds {self.SERVICE} {self.DOWN_AFTER_MS}",
+            f"sentinel failover-timeout {self.SERVICE} {self.FAILOVER_TIMEOUT_MS}",
+            f"sentinel parallel-syncs {self.SERVICE} 1", f"logfile {node_dir / 'sentinel.log'}", "",
+        ]))
+        return RedisServer(str(node_dir), "--sentinel", port=port, config_file=str(config))
+
+    def _wait_until_watching(self, replicas: int) -> None:
+        """Until every sentinel knows the primary, its replicas and the other sentinels (a
+        failover needs a quorum to agree and a majority to elect a leader)."""
+        deadline = time.monotonic() + 30
+        for sentinel in self.sentinels:
+            with redis.Redis(port=sentinel.port) as client:
+                while True:
+                    state = client.sentinel_master(self.SERVICE)
+                    if state["num-other-sentinels"] == self.SENTINELS - 1 and state["num-slaves"] >= replicas:
+                        break
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"the sentinels did not come up: {state}")
+                    time.sleep(0.05)
+
+    @staticmethod
+    def wait_for_replicas(primary: RedisServer, count: int, timeout: float = 20) -> None:
+        """Until ``count`` replicas are in sync with ``primary``."""
+        deadline = time.monotonic() + timeout
+        with redis.Redis(port=primary.port) as client:
+            while True:
+                info = client.info("replication")
+                online = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)
+                          and v.get("state") == "online"]
+                if len(online) >= count:
+                    return
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{count} replica(s) did not sync with the primary at {primary.port}: {info}")
+                time.sleep(0.02)
+
+    def primary(self) -> RedisServer:
+        """The node the sentinels now name as the primary."""
+        with redis.Redis(port=self.sentinels[0].port) as client:
+            _, port = client.sentinel_get_master_addr_by_name(self.SERVICE)
+        return next(node for node in self.nodes if node.port == int(port))
+
+    def kill_primary(self) -> RedisServer:
+        """SIGKILL the primary, as in a crash: what its replica had not received is lost."""
+        primary = self.primary()
+        primary.kill()
+        return primary
+
+    def wait_for_failover(self, old: RedisServer, timeout: float = 30) -> RedisServer:
+        """Until every sentinel names another node than ``old`` and that node serves as primary."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ports = set()
+            for sentinel in self.sentinels:
+                with contextlib.suppress(redis.RedisError), redis.Redis(port=sentinel.port) as client:
+                    ports.add(int(client.sentinel_get_master_addr_by_name(self.SERVICE)[1]))
+            if len(ports) == 1 and old.port not in ports:
+                new = next(node for node in self.nodes if node.port in ports)
+                with contextlib.suppress(redis.RedisError), redis.Redis(port=new.port) as client:
+                    if client.info("replication")["role"] == "master":
+                        return new
+            if time.monotonic() > deadline:
+                pytest.fail(f"no failover from the primary at {old.port} within {timeout} s (sentinels say {ports})")
+            time.sleep(0.05)
+
+    def rejoin(self, node: RedisServer) -> None:
+        """Start a killed node again, as a replica of the current primary (what an operator or
+        an orchestrator does), and wait until it is in sync."""
+        primary = self.primary()
+        node.extra = (*node.extra, "--replicaof", "127.0.0.1", str(primary.port))
+        node.restart()
+        self.wait_for_replicas(primary, 1)
+
+    def flush(self) -> None:
+        with redis.Redis(port=self.primary().port) as client:
+            client.flushall()
+
+    def stop(self) -> None:
+        for server in (*self.sentinels, *self.nodes):
+            if server.process.poll() is None:
+                server.stop()
+
+
+def session_deployment(kind: Callable[[str], Any], prefix: str) -> Iterator[Any]:
+    """A cluster or Sentinel deployment (``kind``) in a temporary directory, stopped after."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as directory:
+        deployment = kind(directory)
+        yield deployment
+        deployment.stop()
+
+
+def deployments_per_test(tmp_path: Path, kind: Callable[..., Any], name: str) -> Iterator[Callable[..., Any]]:
+    """``start(*extra)`` makes a ``kind`` deployment for one test; all are stopped after."""
+    started: list[Any] = []
+
+    def start(*extra: str) -> Any:
+        directory = tmp_path / f"{name}-{len(started)}"
+        directory.mkdir()
+        started.append(kind(str(directory), *extra))
+        return started[-1]
+
+    yield start
+    for deployment in started:
+        deployment.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[LocalSentinel]:
+    """A Sentinel-managed primary and replica on loopback for the whole session (never killed:
+    tests that fail it over start their own with ``redis_sentinels``). Never skips: fails."""
+    yield from session_deployment(LocalSentinel, "ferrymq-sentinel-")
+
+
+@pytest.fixture
+def redis_sentinels(tmp_path: Path) -> Iterator[Callable[..., LocalSentinel]]:
+    """Starts Sentinel deployments for one test (to kill their primary); all are stopped after."""
+    yield from deployments_per_test(tmp_path, LocalSentinel, "sentinel")
+
+
+@dataclass
+class Replicated:
+    """A primary and its replica (no sentinels): ``pause_replica`` stops the replica from
+    confirming anything until ``resume_replica``."""
+
+    primary: RedisServer
+    replica: RedisServer
+
+    def pause_replica(self) -> None:
+        self.replica.process.send_signal(signal.SIGSTOP)
+
+    def resume_replica(self) -> None:
+        self.replica.process.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def replicated_redis(redis_servers: Callable[..., RedisServer]) -> Iterator[Replicated]:
+    """A primary with one replica in sync, for this test only."""
+    primary = redis_servers()
+    pair = Replicated(primary, redis_servers("--replicaof", "127.0.0.1", str(primary.port)))
+    LocalSentinel.wait_for_replicas(primary, 1)
+    yield pair
+    pair.resume_replica()  # a stopped process ignores SIGTERM
+
+
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[LocalCluster]:
     """A real three-master Redis Cluster on loopback for the whole session. Never skips: fails."""
-    with tempfile.TemporaryDirectory(prefix="ferrymq-cluster-") as directory:
-        cluster = LocalCluster(directory)
-        yield cluster
-        cluster.stop()
+    yield from session_deployment(LocalCluster, "ferrymq-cluster-")
 
 
 @pytest.fixture
 def redis_clusters(tmp_path: Path) -> Iterator[Callable[..., LocalCluster]]:
     """Starts extra clusters for one test (to kill their nodes); all are stopped after."""
-    started: list[LocalCluster] = []
-
-    def start(*extra: str) -> LocalCluster:
-        directory = tmp_path / f"cluster-{len(started)}"
-        directory.mkdir()
-        started.append(LocalCluster(str(directory), *extra))
-        return started[-1]
-
-    yield start
-    for cluster in started:
-        cluster.stop()
+    yield from deployments_per_test(tmp_path, LocalCluster, "cluster")
 
 
 @pytest.fixture
@@ -317,18 +507,25 @@ class SyncAdapter:
 
 
 class Backend(str):
-    """Which server answers the engine: equal to "redis" for a real redis-server, single or a
-    cluster (``.cluster`` tells which), and to "fakeredis" for fakeredis."""
+    """Which server answers the engine: equal to "redis" for a real redis-server (single, a
+    cluster or a Sentinel-managed primary: ``.cluster`` and ``.sentinel`` tell which), and to
+    "fakeredis" for fakeredis."""
 
     cluster: bool
+    sentinel: bool
 
     def __new__(cls, param: str) -> Backend:
-        backend = super().__new__(cls, "redis" if param == "cluster" else param)
+        backend = super().__new__(cls, "fakeredis" if param == "fakeredis" else "redis")
         backend.cluster = param == "cluster"
+        backend.sentinel = param == "sentinel"
         return backend
 
+    def engine_options(self) -> dict[str, Any]:
+        """On Sentinel every write waits for the replica too: the suite covers that path."""
+        return {"min_replicas_ack": 1, "min_replicas_ack_timeout": 5.0} if self.sentinel else {}
 
-@pytest.fixture(params=["redis", "fakeredis", "cluster"])
+
+@pytest.fixture(params=["redis", "fakeredis", "cluster", "sentinel"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     return Backend(request.param)
 
@@ -338,7 +535,12 @@ def sync_client(backend: Backend, request: pytest.FixtureRequest) -> Any:
         cluster: LocalCluster = request.getfixturevalue("redis_cluster")
         cluster.flush()
         return cluster.sync_client()
-    client = redis.Redis.from_url(request.getfixturevalue("redis_url")) if backend == "redis" else fakeredis.FakeRedis()
+    if backend.sentinel:
+        client = connect.sync_client(request.getfixturevalue("redis_sentinel").url)
+    elif backend == "redis":
+        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+    else:
+        client = fakeredis.FakeRedis()
     client.flushall()
     return client
 
@@ -348,7 +550,9 @@ async def async_client(backend: Backend, request: pytest.FixtureRequest) -> Any:
         cluster: LocalCluster = request.getfixturevalue("redis_cluster")
         cluster.flush()
         return cluster.async_client()
-    if backend == "redis":
+    if backend.sentinel:
+        client = connect.async_client(request.getfixturevalue("redis_sentinel").url)
+    elif backend == "redis":
         client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"))
     else:
         client = fakeredis.FakeAsyncRedis()
@@ -358,16 +562,17 @@ async def async_client(backend: Backend, request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture(params=["sync", "async"])
 def engine(request: pytest.FixtureRequest, backend: Backend, clock: FakeClock) -> Iterator[Any]:
-    """The engine under test, over real Redis, fakeredis and a Redis Cluster, through the sync
+    """The engine under test, over real Redis, fakeredis, a Redis Cluster and a Sentinel-managed
+    primary (whose writes wait for its replica), through the sync
     and the async API."""
     if request.param == "sync":
         client = sync_client(backend, request)
-        yield Engine(client, clock=clock)
+        yield Engine(client, clock=clock, **backend.engine_options())
         client.close()
         return
     with asyncio.Runner() as runner:
         client = runner.run(async_client(backend, request))
-        engine = AsyncEngine(client, clock=clock)
+        engine = AsyncEngine(client, clock=clock, **backend.engine_options())
         yield SyncAdapter(engine, runner)
         runner.run(engine.aclose())
         runner.run(client.aclose())
@@ -576,3 +781,80 @@ def wait_until_answering(served: Served) -> None:
         if served.process.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"ferrymq serve did not start (exit code {served.process.poll()}):\n{served.log()}")
         time.sleep(0.05)
+
+
+# -- IronMQ over real HTTP, and what the engine says of queues (fault and Sentinel tests) ---------
+
+IRON_QUEUES = f"/1/projects/{PROJECT_A}/queues"
+IRON_AUTH = {"Authorization": f"OAuth {TOKEN_A}"}
+
+
+class Iron:
+    """IronMQ v1 over one HTTP client, for project A (token-a)."""
+
+    def __init__(self, url: str, timeout: float = 10) -> None:
+        self.http = httpx.Client(base_url=url, timeout=timeout, headers=IRON_AUTH)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def put(self, queue: str, *bodies: str) -> httpx.Response:
+        return self.http.post(f"{IRON_QUEUES}/{queue}/messages", json={"messages": [{"body": b} for b in bodies]})
+
+    def reserve(self, queue: str, n: int = 1, **params: Any) -> httpx.Response:
+        return self.http.get(f"{IRON_QUEUES}/{queue}/messages", params={"n": n, **params})
+
+    def delete(self, queue: str, message_id: str) -> httpx.Response:
+        return self.http.delete(f"{IRON_QUEUES}/{queue}/messages/{message_id}")
+
+    def size(self, queue: str) -> int:
+        response = self.http.get(f"{IRON_QUEUES}/{queue}")
+        assert response.status_code == 200, response.text
+        return response.json()["size"]
+
+    def taken(self, queue: str, n: int = 100, **params: Any) -> list[dict[str, Any]]:
+        response = self.reserve(queue, n, **params)
+        assert response.status_code == 200, response.text
+        return response.json()["messages"]
+
+
+@pytest.fixture
+def iron() -> Any:
+    """``iron(url)``: an Iron client, closed after the test."""
+    made: list[Iron] = []
+
+    def make(url: str, timeout: float = 10) -> Iron:
+        made.append(Iron(url, timeout))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def account() -> Callable[[str, list[str]], dict[str, int]]:
+    """``account(redis_url, queues)``: see ``account_of``."""
+    return lambda redis_url, queues: account_of(redis_url, PROJECT_A, queues)
+
+
+def account_of(redis_url: str, project: str, queues: list[str]) -> dict[str, int]:
+    """What the engine says of the queues, summed: messages put, deleted and still there (ready,
+    delayed or reserved), how many message records Redis holds, and how many delivery states,
+    reservations or delays refer to no record. A change written halfway shows as records that no
+    count includes, counts without records, or orphans."""
+    totals = {"put": 0, "deleted": 0, "queued": 0, "records": 0, "orphans": 0}
+    with redis.Redis.from_url(redis_url) as client:
+        engine = Engine(client)
+        for name in queues:
+            info = engine.queue(project, name).info()
+            keys = queue_keys("fmq", project, name)
+            totals["put"] += info.total_messages
+            totals["deleted"] += info.counters.get("deleted", 0)
+            totals["queued"] += info.ready + info.delayed + info.reserved
+            records = set(client.hkeys(keys.msg))
+            totals["records"] += len(records)
+            # delivery states and reservations or delays of messages whose record is gone
+            referenced = {*client.hkeys(keys.dlv), *client.zrange(keys.reserved, 0, -1), *client.zrange(keys.delayed, 0, -1)}
+            totals["orphans"] += len(referenced - records)
+    return totals

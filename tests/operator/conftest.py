@@ -35,8 +35,10 @@ def ferrymq(ferrymq_script: Path, clean_env: dict[str, str], redis_client: Any,
     return run
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
+    # Module-scoped: while Playwright's sync API is open, the main thread has a running event loop
+    # (its greenlet's), and every later asyncio.run() or async test of the session would fail.
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run installs it)")
     from playwright.sync_api import sync_playwright

@@ -1,0 +1,120 @@
+"""Replicated acknowledgement: a write is acknowledged only once N replicas have it.
+
+Redis replicates asynchronously: a primary answers a script before its replicas have its
+effects, so a failover right after can lose a write the caller was told about. With
+``min_replicas_ack`` N > 0 the engines send an acknowledged write and ``WAIT N timeout`` in one
+pipeline (one round trip, no MULTI). WAIT covers every write made before it *on its own
+connection*, so it must ride with the write, never on another pooled connection; one WAIT after
+a pipeline of several writes covers them all (``append_wait`` + ``check``). If fewer than N
+replicas confirm in time the caller gets ``NotReplicated``, never a success: the write was made
+on the primary, but may be lost in a failover.
+
+On Redis 7.2+ (``WAITAOF``) whose primary runs with ``appendonly yes``, ``WAITAOF 0 N timeout``
+stands in for WAIT: N replicas have the write fsynced to their append-only files, so it survives
+their restart too. The replicas must then run AOF as well (a replica without it never confirms).
+Which of the two is learned once per engine, from ``INFO``, at the first acknowledged write.
+
+With N = 0 none of this runs: the engines check one attribute per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .core import Command, Eval
+from .errors import ConfigurationError, NotReplicated
+from .scripts import Scripts, sources
+
+ACKNOWLEDGED_SCRIPTS = frozenset({
+    "put", "reserve", "settle", "touch", "configure", "clear", "drop", "register", "unregister",
+    "push_ack", "push_report",
+})
+"""Scripts whose effect the caller is told about: each waits for the replicas."""
+UNACKNOWLEDGED_SCRIPTS = frozenset({"info", "peek", "get", "maintain", "lease", "push_claim"})
+"""Reads, and writes a failover may lose without breaking a promise: maintenance the next call
+redoes (expiry, lapsed reservations, due messages), leases and push claims that run out by
+themselves. Every script is in exactly one of the two sets (a test checks it)."""
+ACKNOWLEDGED_COMMANDS = frozenset({"HSET", "HDEL"})
+"""Plain commands that store what a caller is told about: event subscriptions. (The others
+verbs send are indexes and bookkeeping that the scripts' state rebuilds.)"""
+
+PROBE = (("INFO", "server"), ("INFO", "persistence"))
+"""Commands whose replies tell WAIT from WAITAOF (see ``ReplicaAcks.learn``)."""
+WAITAOF_SINCE = (7, 2)
+
+
+def acknowledged(step: Any) -> bool:
+    """Whether ``step`` is a write whose acknowledgement must wait for the replicas."""
+    if isinstance(step, Eval):
+        return step.verb in ACKNOWLEDGED_SCRIPTS
+    if isinstance(step, Command):
+        return str(step.args[0]).upper() in ACKNOWLEDGED_COMMANDS
+    return False
+
+
+def write_commands(step: Eval | Command, scripts: Scripts) -> tuple[tuple[Any, ...], tuple[Any, ...] | None]:
+    """The command that makes ``step``'s write in a pipeline, and the one to send instead if
+    Redis answers NOSCRIPT (its script cache is empty after a restart or a failover)."""
+    if isinstance(step, Command):
+        return step.args, None
+    shared = (len(step.keys), *step.keys, *step.args)
+    return ("EVALSHA", scripts.sha(step.verb), *shared), ("EVAL", sources()[step.verb].text, *shared)
+
+
+@dataclass
+class ReplicaAcks:
+    """How many replicas must confirm each acknowledged write, and within how long."""
+
+    replicas: int
+    timeout: float
+    """Seconds (WAIT takes whole milliseconds; at least 1)."""
+    _wait: tuple[Any, ...] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_settings(cls, replicas: int, timeout: float, client: Any) -> ReplicaAcks | None:
+        """None when N = 0 (nothing to wait for); ConfigurationError for what cannot work."""
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+            raise ConfigurationError("min_replicas_ack must be a whole number, 0 or more")
+        if not replicas:
+            return None
+        if not timeout > 0:  # WAIT 0 would block for ever
+            raise ConfigurationError("min_replicas_ack_timeout must be more than 0 seconds")
+        if hasattr(client, "get_nodes"):  # redis.RedisCluster, redis.asyncio.RedisCluster
+            raise ConfigurationError("min_replicas_ack needs one primary (a single Redis or a Sentinel "
+                                     "service); Redis Cluster is not supported")
+        return cls(replicas, timeout)
+
+    @property
+    def learned(self) -> bool:
+        return self._wait is not None
+
+    def learn(self, replies: list[Any]) -> None:
+        """From the replies to ``PROBE``: WAITAOF if Redis has it and the primary runs AOF."""
+        server, persistence = replies
+        version = tuple(int(part) for part in str(server.get("redis_version", "0")).split(".")[:2])
+        timeout_ms = max(1, round(self.timeout * 1000))
+        if version >= WAITAOF_SINCE and int(persistence.get("aof_enabled", 0)) == 1:
+            self._wait = ("WAITAOF", 0, self.replicas, timeout_ms)
+        else:
+            self._wait = ("WAIT", self.replicas, timeout_ms)
+
+    def append_wait(self, pipe: Any) -> None:
+        """Queue the WAIT (or WAITAOF) that confirms the writes queued before it on ``pipe``."""
+        assert self._wait is not None, "learn() first"
+        pipe.execute_command(*self._wait)
+
+    def check(self, reply: Any) -> None:
+        """Raise ``NotReplicated`` unless the reply to ``append_wait``'s command counts enough
+        replicas (WAIT: a count; WAITAOF: [local fsyncs, replica fsyncs])."""
+        if isinstance(reply, Exception):
+            raise reply
+        confirmed = int(reply[1] if isinstance(reply, list) else reply)
+        if confirmed < self.replicas:
+            command = str(self._wait[0]) if self._wait else "WAIT"
+            hint = " (WAITAOF: the replicas must run with appendonly yes)" if command == "WAITAOF" else ""
+            raise NotReplicated(
+                f"{confirmed} of {self.replicas} replica(s) confirmed the write within {self.timeout:g} s{hint}: "
+                "it was made on the primary but may not survive a failover",
+                confirmed=confirmed, wanted=self.replicas,
+            )
