@@ -117,9 +117,10 @@ async def push_until_stopped(settings: Settings) -> None:
         say(f"stopped after {sum(each.delivered for each in pushers)} successful pushes")
 
 
-def uvicorn_config(settings: Settings) -> uvicorn.Config:
+def uvicorn_config(settings: Settings, app: str = APP) -> uvicorn.Config:
+    """How ``ferrymq serve`` runs uvicorn (``app``: another factory, for the benchmark's bare app)."""
     return uvicorn.Config(
-        APP, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
+        app, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
         lifespan="on", timeout_graceful_shutdown=math.ceil(settings.graceful_timeout),
     )
 
