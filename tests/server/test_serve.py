@@ -9,6 +9,7 @@ import os
 import queue
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -21,7 +22,7 @@ import uvicorn
 
 from ferrymq.engine.keys import queue_keys
 from ferrymq.http.embedded import EmbeddedRedis
-from ferrymq.http.server import tcp_listener
+from ferrymq.http.server import tcp_listener, uvicorn_config
 from ferrymq.http.settings import Settings
 
 PROJECT = "000000000000000000000001"
@@ -62,6 +63,19 @@ def test_serve_answers_a_static_token_and_refuses_others(serve, redis_client, re
     assert (listed.status_code, listed.json()) == (200, [])
     assert refused.status_code == 401
     assert served.stop() == 0
+
+
+def test_serve_runs_uvloop_and_httptools_and_says_so(serve, redis_url):
+    served = serve("--redis-url", redis_url, "--token", f"t:{PROJECT}")
+    assert served.stop() == 0
+    assert "event loop uvloop, HTTP parser httptools" in served.log()
+
+
+def test_without_uvloop_and_httptools_serve_falls_back_to_asyncio_and_h11(monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # a None entry makes the import fail
+    monkeypatch.setitem(sys.modules, "httptools", None)
+    config = uvicorn_config(Settings(port=0))
+    assert (config.loop, config.http) == ("asyncio", "h11")
 
 
 def test_serve_never_prints_a_token(serve, redis_client, redis_url):
