@@ -17,10 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
+import redis.asyncio as aioredis
 import uvicorn
 
 from ferrymq.engine.keys import queue_keys
+from ferrymq.http.app import redis_client
 from ferrymq.http.embedded import EmbeddedRedis
 from ferrymq.http.server import tcp_listener, uvicorn_config
 from ferrymq.http.settings import Settings
@@ -198,3 +201,15 @@ def test_settings_travel_to_the_workers_through_the_environment():
         pushers=2, push_concurrency=8, push_timeout=5.5, public_url="https://mq.example",
     )
     assert Settings.from_env(settings.to_env()) == settings
+
+
+async def test_the_servers_redis_connections_pack_commands_with_hiredis_exactly_as_redis_py_does(redis_url):
+    client = redis_client(Settings(redis_url=redis_url))
+    connection = client.connection_pool.make_connection()
+    args = ("EVALSHA", "f" * 40, 2, b"fmq:{p/q}:meta\x00", "\u00e9t\u00e9", 1.5, -3, 2**70, memoryview(b"body"))
+    assert type(connection).__name__ == "HiredisConnection"
+    assert b"".join(connection.pack_command(*args)) == b"".join(aioredis.Connection().pack_command(*args))
+    with pytest.raises(redis.DataError):
+        connection.pack_command("SET", "k", True)  # redis-py refuses booleans; so do we
+    await client.aclose()
+
