@@ -52,11 +52,11 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            declared = dict(scope["headers"]).get(b"content-length", b"")
-            if declared.isdigit() and int(declared) > self.limit:
-                _, render = contract_of(scope["path"])
-                await render(too_large(self.limit))(scope, receive, send)
-                return
+            for name, declared in scope["headers"]:
+                if name == b"content-length" and declared.isdigit() and int(declared) > self.limit:
+                    _, render = contract_of(scope["path"])
+                    await render(too_large(self.limit))(scope, receive, send)
+                    return
         await self.app(scope, receive, send)
 
 
