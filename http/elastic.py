@@ -439,10 +439,10 @@ async def get_queue(request: Request) -> JSONAPI:
 
 
 def routes() -> list[BaseRoute]:
-    table = [
-        ("/v1/queues/{queue}", get_queue, "GET"),
+    table = [  # the message routes first: Starlette tries routes in order
         ("/v1/queues/{queue}/messages", post_message, "POST"),
         ("/v1/queues/{queue}/messages/_bulk", post_bulk, "POST"),
+        ("/v1/queues/{queue}", get_queue, "GET"),
         ("/v1/queues/{queue}/messages/{message_id}", get_message, "GET"),
         ("/v1/queues/{queue}/messages/{message_id}", patch_message, "PATCH"),
         ("/v1/queues/{queue}/messages/{message_id}", delete_message, "DELETE"),
