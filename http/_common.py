@@ -113,10 +113,13 @@ def bearer(request: Request, *schemes: str) -> str | None:
     return None
 
 
-async def unless_disconnected(request: Request, work: Awaitable[T], default: T) -> T:
-    """Run ``work`` (a long poll) but give up as soon as the client goes away, so a message is
-    not reserved for nobody. (If the client leaves after the reservation was made, the message
-    comes back when its reservation times out.)"""
+async def unless_disconnected(request: Request, work: Awaitable[T], default: T, *, wait: float) -> T:
+    """Run ``work`` (a long poll of ``wait`` seconds) but give up as soon as the client goes
+    away, so a message is not reserved for nobody. (If the client leaves after the reservation
+    was made, the message comes back when its reservation times out.) Without a wait, ``work``
+    is one script call and simply runs: watching costs two tasks, more than the call itself."""
+    if not wait:
+        return await work
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_disconnected(request))
     try:

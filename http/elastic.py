@@ -369,7 +369,8 @@ async def reserve(request: Request) -> JSONAPI:
     if found:
         raise all_of(found)
     try:
-        got = await unless_disconnected(request, q.reserve(count or 1, timeout=timeout, wait=wait or 0), [])
+        got = await unless_disconnected(request, q.reserve(count or 1, timeout=timeout, wait=wait or 0), [],
+                                        wait=wait or 0)
     except DeliveryPaused:
         got = []  # a paused queue delivers nothing
     return JSONAPI({"data": [reserved_view(request, m) for m in got]})

@@ -222,7 +222,7 @@ async def get_messages(request: Request) -> JSON:
         raise Problem(400, "delete must be true or false")
     try:
         got = await unless_disconnected(
-            request, q.reserve(n, timeout=timeout, delete=delete == "true", wait=wait), []
+            request, q.reserve(n, timeout=timeout, delete=delete == "true", wait=wait), [], wait=wait
         )
     except DeliveryPaused:
         got = []  # a paused queue delivers nothing
