@@ -199,6 +199,8 @@ def new_message(item: Any, i: int) -> NewMessage:
         raise Problem(406, f"messages[{i}].body is required")
     if not isinstance(item["body"], str):
         raise Problem(400, f"messages[{i}].body must be a string")
+    if len(item) == 1:
+        return NewMessage(item["body"])  # the body alone (most posts): every default
     return NewMessage(
         item["body"],
         timeout=optional(item, "timeout", TIMEOUT),
