@@ -1,13 +1,26 @@
 """Token verdicts are remembered a few seconds per process (no hash, no Redis call per
-request), and a token revoked in Redis stops working once its verdict expires."""
+request), and a token revoked in Redis stops working once its verdict expires.
+
+Each test runs its coroutine on a thread of its own: the browser tests' Playwright may leave
+an event loop running in the main thread."""
 
 from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Coroutine
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from ferrymq.http.auth import UNKNOWN, Auth, TokenStore, Verdicts
 
 PROJECT = "000000000000000000000001"
+
+
+def run(coroutine: Coroutine[Any, Any, None]) -> None:
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, coroutine).result(timeout=30)
 
 
 class Clock:
@@ -26,7 +39,11 @@ class CountingStore(TokenStore):
         return await super().project_of(token)
 
 
-async def test_a_revoked_token_is_refused_once_its_verdict_expires(redis_url):
+def test_a_revoked_token_is_refused_once_its_verdict_expires(redis_url):
+    run(revoked_token_refused_once_its_verdict_expires(redis_url))
+
+
+async def revoked_token_refused_once_its_verdict_expires(redis_url: str) -> None:
     client = aioredis.Redis.from_url(redis_url)
     await client.flushall()
     store, clock = CountingStore(client), Clock()
@@ -43,7 +60,11 @@ async def test_a_revoked_token_is_refused_once_its_verdict_expires(redis_url):
     await client.aclose()
 
 
-async def test_static_and_unknown_tokens_are_answered_from_memory_after_the_first_time(redis_url):
+def test_static_and_unknown_tokens_are_answered_from_memory_after_the_first_time(redis_url):
+    run(static_and_unknown_tokens_answered_from_memory(redis_url))
+
+
+async def static_and_unknown_tokens_answered_from_memory(redis_url: str) -> None:
     client = aioredis.Redis.from_url(redis_url)
     await client.flushall()
     store = CountingStore(client)
