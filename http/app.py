@@ -59,8 +59,8 @@ def redis_client(settings: Settings) -> aioredis.Redis | aioredis.RedisCluster:
 
 def packing_with_hiredis(connection_class: type) -> type:
     """redis-py's asyncio connections pack every command in Python (its synchronous ones use
-    hiredis): a script call's two dozen keys and arguments cost more than the rest of the Redis
-    call. The same class, packing with redis-py's hiredis serializer."""
+    hiredis): 13 us for a put script call's two dozen keys and arguments, 2 us with hiredis.
+    The same class, packing with redis-py's own hiredis serializer."""
     if not HIREDIS_AVAILABLE:
         return connection_class
     serializer = HiredisRespSerializer()

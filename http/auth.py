@@ -61,7 +61,9 @@ class Verdicts:
     with Python's randomized hash), in this process's memory only; cleared when it holds
     ``size`` tokens, so a flood of made-up tokens costs lookups, never memory."""
 
-    def __init__(self, ttl: float = _CACHE_TTL, size: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ttl: float = _CACHE_TTL, size: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ttl, self.size, self.clock = ttl, size, clock
         self._known: dict[str, tuple[float, str | None]] = {}
 
