@@ -1,6 +1,7 @@
-"""HTTP: ``ferrymq serve`` with 1 and 2 workers on the benchmark's Redis, loaded by a separate
-process: ``wrk`` (when installed) for requests that never change, the asyncio + httpx load
-generator (``loadgen.py``) for consumer loops whose requests carry the ids just received.
+"""HTTP: ``ferrymq serve`` with 1 and 2 workers on the benchmark's Redis, beside a bare Starlette
+app served the same way (``bare.py``: the limit every route is compared with), loaded by a
+separate process: ``wrk`` (when installed) for requests that never change, the asyncio + httpx
+load generator (``loadgen.py``) for consumer loops whose requests carry the ids just received.
 
 Messages per row come from the queue's own counters (put, reserved, deleted), so a request that
 found the queue empty never counts. The workers float over both cores (two workers pinned to
@@ -45,43 +46,57 @@ class Scenario:
     """Where the messages come from: requests, total (put), reserved, deleted."""
     prefill: int = 0
     """Messages queued before the step (a first guess; later rounds go by the rate seen)."""
+    app: str = "ferrymq"
+    """The server: "ferrymq" (``ferrymq serve``) or "bare" (the bare Starlette app)."""
 
 
 IRON = f"/1/projects/{PROJECT}/queues/{{q}}/messages"
 CF = f"/client/v4/accounts/{PROJECT}/queues/{{q}}/messages"
+ELASTIC = "/v1/queues/{q}/messages"
 ONE = json.dumps({"messages": [{"body": BODY_TEXT}]})
 HUNDRED = json.dumps({"messages": [{"body": BODY_TEXT}] * 100})
+SYSTEMS = {"ferrymq": "ferrymq serve", "bare": "bare Starlette (limit)"}
 SCENARIOS = [
-    Scenario("ping", "GET /ping (the HTTP stack's limit)", "GET", "/ping"),
+    Scenario("bare-get", "JSON GET", "GET", "/", app="bare"),
+    Scenario("bare-post", "JSON POST of 1 message, parsed", "POST", "/", ONE, app="bare"),
+    Scenario("ping", "GET /ping", "GET", "/ping"),
     Scenario("iron-post1", "IronMQ POST 1 message", "POST", IRON, ONE, counter="total"),
     Scenario("iron-post100", "IronMQ POST 100 messages", "POST", IRON, HUNDRED, counter="total"),
-    Scenario("iron-get1", "IronMQ GET n=1", "GET", IRON + "?n=1", counter="reserved", prefill=10_000),
-    Scenario("iron-get100", "IronMQ GET n=100", "GET", IRON + "?n=100", counter="reserved", prefill=80_000),
+    Scenario("iron-get1", "IronMQ GET n=1 delete=true", "GET", IRON + "?n=1&delete=true", counter="reserved",
+             prefill=20_000),
+    Scenario("iron-get100", "IronMQ GET n=100 delete=true", "GET", IRON + "?n=100&delete=true", counter="reserved",
+             prefill=300_000),
     Scenario("iron-consume", "IronMQ GET n=100 + DELETE many", "GET", IRON, flow="ironmq-consume",
              counter="deleted", prefill=60_000),
     Scenario("cf-push", "Cloudflare push 1 message", "POST", CF, json.dumps({"body": BODY_TEXT, "content_type": "text"}),
              counter="total"),
     Scenario("cf-consume", "Cloudflare pull 100 + ack", "POST", CF, flow="cloudflare-consume",
              counter="deleted", prefill=60_000),
+    Scenario("elastic-post", "ElasticQueue POST 1 message", "POST", ELASTIC,
+             json.dumps({"data": {"type": "message", "attributes": {"body": BODY_TEXT}}}), counter="total"),
 ]
 
 
 class Server:
-    """``ferrymq serve`` on a free port, until closed."""
+    """``ferrymq serve`` (or the bare app, served the same way) on a free port, until closed."""
 
-    def __init__(self, redis_url: str, workers: int) -> None:
-        self.workers = workers
+    def __init__(self, app: str, workers: int, redis_url: str) -> None:
+        self.app, self.workers = app, workers
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "ferrymq.http.cli", "serve", "--workers", str(workers),
-                   "--port", str(self.port), "--redis-url", redis_url, "--token", f"{AUTH.split()[1]}:{PROJECT}"]
+        if app == "bare":
+            command, cwd, self.probe = [sys.executable, "-m", "bench.bare", str(self.port), str(workers)], HERE.parent, "/"
+        else:
+            command = [sys.executable, "-m", "ferrymq.http.cli", "serve", "--workers", str(workers), "--port",
+                       str(self.port), "--redis-url", redis_url, "--token", f"{AUTH.split()[1]}:{PROJECT}"]
+            cwd, self.probe = Path(tempfile.gettempdir()), "/ping"
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        preexec_fn=unpin, cwd=tempfile.gettempdir())
-        wait_until(self._answers, 30, f"ferrymq serve --workers {workers} did not start")
+                                        preexec_fn=unpin, cwd=cwd)
+        wait_until(self._answers, 30, f"{SYSTEMS[app]} --workers {workers} did not start")
 
     def _answers(self) -> bool:
         try:
-            return httpx.get(self.base + "/ping", timeout=1).status_code == 200
+            return httpx.get(self.base + self.probe, timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -123,6 +138,9 @@ class HttpBench:
         self.serial = 0
 
     def step(self, http: Server, scenario: Scenario) -> None:
+        if scenario.app == "bare":
+            self.record(http, scenario, self.timed(http, scenario, scenario.path, None))
+            return
         self.serial += 1
         name = f"{scenario.key}-{self.serial}"
         ref = Engine(self.redis.client).queue(PROJECT, name).ensure()
@@ -132,31 +150,40 @@ class HttpBench:
         if prefill:
             fill(self.redis, PROJECT, name, prefill)
         path = scenario.path.format(q=ref.id if scenario.key.startswith("cf") else name)
-        before, cpu = counted(self.redis, name, scenario.counter), self.redis.cpu()
-        figures = load(scenario, http.base, path, self.seconds)
-        used = self.redis.cpu() - cpu
-        messages = figures["requests"] if scenario.counter == "requests" else counted(self.redis, name, scenario.counter) - before
+        sample = self.timed(http, scenario, path, name)
         if prefill and not Engine(self.redis.client).queue(PROJECT, name).info().ready:
             self.results.notes.append(f"{scenario.label}: the queue ran empty during a step (rate understated)")
-        sample = Sample(messages, figures.pop("seconds"), used, {k: v for k, v in figures.items() if k.endswith("_ms")})
-        self.rates[scenario.key + str(http.workers)] = sample.figures()["rate"]
-        self.results.add(f"http/{scenario.key}/w{http.workers}", SECTION, "ferrymq serve",
-                         scenario.label, f"{http.workers} worker{'s' * (http.workers > 1)}", sample.figures())
+        self.record(http, scenario, sample)
         Engine(self.redis.client).queue(PROJECT, name).delete()
+
+    def timed(self, http: Server, scenario: Scenario, path: str, queue: str | None) -> Sample:
+        """One load step; its messages from the queue's counters, or its requests (no queue)."""
+        counter = scenario.counter if queue is not None else "requests"
+        before = 0 if counter == "requests" else counted(self.redis, queue, counter)
+        cpu = self.redis.cpu()
+        figures = load(scenario, http.base, path, self.seconds)
+        used = self.redis.cpu() - cpu
+        messages = figures["requests"] if counter == "requests" else counted(self.redis, queue, counter) - before
+        return Sample(messages, figures.pop("seconds"), used, {k: v for k, v in figures.items() if k.endswith("_ms")})
+
+    def record(self, http: Server, scenario: Scenario, sample: Sample) -> None:
+        self.rates[scenario.key + str(http.workers)] = sample.figures()["rate"]
+        self.results.add(f"http/{scenario.key}/w{http.workers}", SECTION, SYSTEMS[scenario.app],
+                         scenario.label, f"{http.workers} worker{'s' * (http.workers > 1)}", sample.figures())
 
 
 def run_http(server: RedisServer, results: Results, rounds: int, seconds: float, log) -> None:
     server.flush()
-    servers = [Server(server.url, workers) for workers in (1, 2)]
+    servers = {(app, workers): Server(app, workers, server.url) for app in SYSTEMS for workers in (1, 2)}
     bench = HttpBench(server, results, seconds)
     try:
         for round_no in range(rounds):
             for scenario in SCENARIOS:
-                for http in servers:
-                    bench.step(http, scenario)
+                for workers in (1, 2):
+                    bench.step(servers[scenario.app, workers], scenario)
             log(f"  round {round_no + 1}/{rounds} done")
     finally:
-        for http in servers:
+        for http in servers.values():
             http.close()
     results.notes.append("HTTP load: " + ("wrk (fixed requests) and " if shutil.which("wrk") else "")
                          + "the asyncio + httpx load generator (consumer loops"

@@ -131,6 +131,9 @@ def message_args(
     ``now_ms`` is this process's clock, to bound an absolute ``available_at``."""
     if not isinstance(message, NewMessage):
         return ("" if not ref else f"||||{ref}", check_body(field, message, limits))
+    if (message.timeout is None and message.delay is None and message.expires_in is None
+            and message.available_at is None and not message.content_type and not ref):
+        return ("", check_body(f"{field}.body", message.body, limits))  # every default: most messages
     if message.available_at is not None and message.delay is not None:
         raise InvalidArgument(f"{field}.available_at", "give a delay or an available_at time, not both")
     options = (

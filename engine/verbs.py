@@ -192,22 +192,28 @@ class QueueVerbs:
     def put(self, messages: Iterable[NewMessage | bytes | str], *, create: bool = True) -> Verb[list[str]]:
         """Append messages in order (one script call for the batch); returns their ids.
         Creates the queue unless ``create=False`` (then ``QueueNotFound``)."""
-        raw = yield from self._put(messages, create, backlog=False)
+        raw = yield from self._put(messages, "create" if create else "existing", backlog=False)
         return [text(i) for i in raw[9:]]
 
-    def push(self, messages: Iterable[NewMessage | bytes | str], *, create: bool = True) -> Verb[Pushed]:
-        """``put``, also reporting the backlog after it (same script call)."""
-        raw = yield from self._put(messages, create, backlog=True)
+    def push(
+        self, messages: Iterable[NewMessage | bytes | str], *, create: bool = True, queue_id: str | None = None
+    ) -> Verb[Pushed]:
+        """``put``, also reporting the backlog after it (same script call). With ``queue_id``,
+        only into the queue of that id (``QueueNotFound`` once it was deleted, even if it was
+        created again since): callers that know the queue by its id need not look it up."""
+        mode = "=" + queue_id if queue_id is not None else "create" if create else "existing"
+        raw = yield from self._put(messages, mode, backlog=True)
         return Pushed([text(i) for i in raw[9:]], Backlog(*raw[4:9]))
 
-    def _put(self, messages: Iterable[NewMessage | bytes | str], create: bool, *, backlog: bool) -> Verb[list[Any]]:
+    def _put(self, messages: Iterable[NewMessage | bytes | str], mode: str, *, backlog: bool) -> Verb[list[Any]]:
+        """``mode``: the put script's (lua/put-12.lua)."""
         batch = list(messages)
         limits = self.ctx.limits
         if not batch:
             raise InvalidArgument("messages", "at least one message is required")
         if len(batch) > limits.max_batch:
             raise TooLarge("messages", f"at most {limits.max_batch} messages per call")
-        args = self._put_args("create" if create else "existing", len(batch), backlog)
+        args = self._put_args(mode, len(batch), backlog)
         now = self.ctx.clock.wall_ms()
         for i, message in enumerate(batch):
             args.extend(core.message_args(message, f"messages[{i}]", limits, now))
@@ -752,16 +758,21 @@ class EngineVerbs:
         core.check_name("project", project, self.ctx.limits)
         return (yield Command(("ZCARD", self.ctx.project_keys(project).queues)))
 
-    def find_queue(self, project: str, queue_id: str) -> Verb[QueueRef | None]:
-        """The queue with this id, or None (also for the id of a deleted incarnation)."""
+    def find_queue(self, project: str, queue_id: str, *, name: str | None = None) -> Verb[QueueRef | None]:
+        """The queue with this id, or None (also for the id of a deleted incarnation). An id
+        belongs to one queue name for ever (a queue created again gets a new id): given the
+        ``name`` it was found under before, only whether it is still that queue's id is asked,
+        one Redis call instead of two."""
         core.check_name("project", project, self.ctx.limits)
         if not isinstance(queue_id, str) or not queue_id:
             return None
-        name = yield Command(("HGET", self.ctx.project_keys(project).ids, queue_id))
         if name is None:
-            return None
-        current = yield Command(("HGET", queue_keys(self.ctx.prefix, project, text(name)).meta, "id"))
-        return QueueRef(project, text(name), queue_id) if current and text(current) == queue_id else None
+            found = yield Command(("HGET", self.ctx.project_keys(project).ids, queue_id))
+            if found is None:
+                return None
+            name = text(found)
+        current = yield Command(("HGET", queue_keys(self.ctx.prefix, project, name).meta, "id"))
+        return QueueRef(project, name, queue_id) if current and text(current) == queue_id else None
 
     # -- event subscriptions (storage; routing is QueueVerbs._emit) ---------------------------
 

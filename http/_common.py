@@ -52,11 +52,11 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            declared = dict(scope["headers"]).get(b"content-length", b"")
-            if declared.isdigit() and int(declared) > self.limit:
-                _, render = contract_of(scope["path"])
-                await render(too_large(self.limit))(scope, receive, send)
-                return
+            for name, declared in scope["headers"]:
+                if name == b"content-length" and declared.isdigit() and int(declared) > self.limit:
+                    _, render = contract_of(scope["path"])
+                    await render(too_large(self.limit))(scope, receive, send)
+                    return
         await self.app(scope, receive, send)
 
 
@@ -113,10 +113,13 @@ def bearer(request: Request, *schemes: str) -> str | None:
     return None
 
 
-async def unless_disconnected(request: Request, work: Awaitable[T], default: T) -> T:
-    """Run ``work`` (a long poll) but give up as soon as the client goes away, so a message is
-    not reserved for nobody. (If the client leaves after the reservation was made, the message
-    comes back when its reservation times out.)"""
+async def unless_disconnected(request: Request, work: Awaitable[T], default: T, *, wait: float) -> T:
+    """Run ``work`` (a long poll of ``wait`` seconds) but give up as soon as the client goes
+    away, so a message is not reserved for nobody. (If the client leaves after the reservation
+    was made, the message comes back when its reservation times out.) Without a wait, ``work``
+    is one script call and simply runs: watching costs two tasks, more than the call itself."""
+    if not wait:
+        return await work
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_disconnected(request))
     try:

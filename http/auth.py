@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ferrymq.engine.keys import tokens_key
@@ -53,11 +54,40 @@ class TokenStore:
         return project.decode() if project is not None else None
 
 
+class Verdicts:
+    """What each token recently turned out to be (its project, or None), kept ``ttl`` seconds:
+    a request's token is answered without hashing it again or asking Redis. Revoking a token
+    in Redis therefore takes effect within ``ttl``. Keyed by the token itself (a string hashed
+    with Python's randomized hash), in this process's memory only; cleared when it holds
+    ``size`` tokens, so a flood of made-up tokens costs lookups, never memory."""
+
+    def __init__(
+        self, ttl: float = _CACHE_TTL, size: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl, self.size, self.clock = ttl, size, clock
+        self._known: dict[str, tuple[float, str | None]] = {}
+
+    def get(self, token: str) -> str | None | object:
+        """The project, None, or ``UNKNOWN`` (never seen, or too long ago)."""
+        found = self._known.get(token)
+        if found is None or found[0] <= self.clock():
+            return UNKNOWN
+        return found[1]
+
+    def remember(self, token: str, project: str | None) -> None:
+        if len(self._known) >= self.size:
+            self._known.clear()
+        self._known[token] = (self.clock() + self.ttl, project)
+
+
+UNKNOWN = object()
+
+
 class Auth:
-    def __init__(self, static: dict[str, str], store: TokenStore) -> None:
+    def __init__(self, static: dict[str, str], store: TokenStore, verdicts: Verdicts | None = None) -> None:
         self._static = {digest(token): project for token, project in static.items()}
         self._store = store
-        self._cache: dict[str, tuple[float, str | None]] = {}
+        self._verdicts = verdicts or Verdicts()
 
     @property
     def has_static_tokens(self) -> bool:
@@ -67,18 +97,18 @@ class Auth:
         """The project a token belongs to, or None. May raise ``Unavailable`` (Redis down)."""
         if not token:
             return None
+        known = self._verdicts.get(token)
+        if known is not UNKNOWN:
+            return known  # type: ignore[return-value]
+        project = await self._verdict(token)
+        self._verdicts.remember(token, project)
+        return project
+
+    async def _verdict(self, token: str) -> str | None:
         key = digest(token)
         if key in self._static:
             return self._static[key]
-        now = time.monotonic()
-        cached = self._cache.get(key)
-        if cached and cached[0] > now:
-            return cached[1]
-        project = await self._lookup(token)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key] = (now + _CACHE_TTL, project)
-        return project
+        return await self._lookup(token)
 
     async def _lookup(self, token: str) -> str | None:
         from redis.exceptions import ConnectionError, TimeoutError

@@ -108,12 +108,46 @@ async def account(request: Request) -> str:
     return project
 
 
-async def queue_of(request: Request) -> AsyncQueue:
+class QueueNames:
+    """(project, queue id) -> the name the queue was found under. An id names one queue for
+    ever (a queue created again gets a new id), so an entry can outlive its queue but never
+    point at another: each use still checks the id is current, in one Redis call instead of
+    two, or not at all where the engine call checks it itself (push). Per app; cleared when
+    it holds ``size`` ids."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._names: dict[tuple[str, str], str] = {}
+
+    def get(self, project: str, queue_id: str) -> str | None:
+        return self._names.get((project, queue_id))
+
+    def remember(self, project: str, queue_id: str, name: str) -> None:
+        if len(self._names) >= self.size:
+            self._names.clear()
+        self._names[project, queue_id] = name
+
+
+def queue_names(request: Request) -> QueueNames:
+    found = getattr(request.app.state, "cloudflare_queue_names", None)
+    if found is None:
+        found = request.app.state.cloudflare_queue_names = QueueNames()
+    return found
+
+
+async def queue_of(request: Request, *, checked: bool = True) -> AsyncQueue:
+    """The path's queue. ``checked=False``: a queue whose name is known is not looked up at all,
+    for an engine call given the id, which refuses a deleted queue itself (push)."""
     project = await account(request)
-    ref = await engine(request).find_queue(project, request.path_params["queue_id"])
-    if ref is None:
-        raise QueueNotFound()
-    return engine(request).queue(project, ref.name)
+    queue_id, names = request.path_params["queue_id"], queue_names(request)
+    name = names.get(project, queue_id)
+    if name is None or checked:
+        ref = await engine(request).find_queue(project, queue_id, name=name)
+        if ref is None:
+            raise QueueNotFound()
+        name = ref.name
+        names.remember(project, queue_id, name)
+    return engine(request).queue(project, name)
 
 
 async def body_object(request: Request) -> dict[str, Any]:
@@ -448,14 +482,14 @@ def message_view(message: Message) -> dict[str, Any]:
 
 
 async def push_message(request: Request) -> JSON:
-    q = await queue_of(request)
+    q = await queue_of(request, checked=False)
     message = new_message(await body_object(request), "")
-    pushed = await q.push([message], create=False)
+    pushed = await q.push([message], queue_id=request.path_params["queue_id"])
     return ok({"metadata": {"metrics": metrics(pushed.backlog)}})
 
 
 async def push_batch(request: Request) -> JSON:
-    q = await queue_of(request)
+    q = await queue_of(request, checked=False)
     doc = await body_object(request)
     items = doc.get("messages")
     if not isinstance(items, list) or not items:
@@ -469,7 +503,7 @@ async def push_batch(request: Request) -> JSON:
     size = sum(len(m.body) for m in messages)
     if size > BATCH_BYTES:
         raise bad(BATCH_TOO_BIG, f"the batch is {size} bytes; a batch may be at most {BATCH_BYTES}")
-    pushed = await q.push(messages, create=False)  # one engine call: all or nothing
+    pushed = await q.push(messages, queue_id=request.path_params["queue_id"])  # one engine call: all or nothing
     return ok({"metadata": {"metrics": metrics(pushed.backlog)}})
 
 
@@ -723,7 +757,12 @@ async def delete_subscription(request: Request) -> JSON:
 
 def routes() -> list[BaseRoute]:
     queue = "/queues/{queue_id}"
+    # Starlette tries routes in order (1-2 us each): the message routes come first.
     table = [
+        (queue + "/messages", push_message, "POST"),
+        (queue + "/messages/batch", push_batch, "POST"),
+        (queue + "/messages/pull", pull_messages, "POST"),
+        (queue + "/messages/ack", ack_messages, "POST"),
         ("/queues", create_queue, "POST"),
         ("/queues", list_queues, "GET"),
         (queue, get_queue, "GET"),
@@ -736,10 +775,6 @@ def routes() -> list[BaseRoute]:
         (queue + "/consumers/{consumer_id}", get_consumer, "GET"),
         (queue + "/consumers/{consumer_id}", update_consumer, "PUT"),
         (queue + "/consumers/{consumer_id}", delete_consumer, "DELETE"),
-        (queue + "/messages", push_message, "POST"),
-        (queue + "/messages/batch", push_batch, "POST"),
-        (queue + "/messages/pull", pull_messages, "POST"),
-        (queue + "/messages/ack", ack_messages, "POST"),
         (queue + "/messages/peek", peek_messages, "POST"),
         (queue + "/messages/purge", purge_messages, "POST"),
         (queue + "/purge", start_purge, "POST"),

@@ -29,9 +29,10 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
 from redis.backoff import NoBackoff
-from redis.connection import parse_url
+from redis.connection import HiredisRespSerializer, parse_url
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.utils import HIREDIS_AVAILABLE
 
 from .settings import Settings
 
@@ -150,9 +151,11 @@ def redis_client(settings: Settings) -> aioredis.Redis | aioredis.RedisCluster:
         raise ValueError("no Redis URL: `ferrymq serve` starts an embedded Redis and sets one")
     # No socket_timeout in any: see AsyncEngine.command_timeout, which bounds every call instead.
     if is_sentinel_url(url):
-        return async_client(url, connection_pool_class=_BlockingSentinelPool,
-                            max_connections=settings.redis_max_connections, timeout=10,
-                            socket_connect_timeout=2, health_check_interval=30)
+        client = async_client(url, connection_pool_class=_BlockingSentinelPool,
+                              max_connections=settings.redis_max_connections, timeout=10,
+                              socket_connect_timeout=2, health_check_interval=30)
+        client.connection_pool.connection_class = packing_with_hiredis(client.connection_pool.connection_class)
+        return client
     if is_cluster_node(url):
         # redis-py's cluster client has no blocking pool (a capped one fails when full), so the
         # connections to each node follow the number of requests in flight.
@@ -161,7 +164,22 @@ def redis_client(settings: Settings) -> aioredis.Redis | aioredis.RedisCluster:
         url, max_connections=settings.redis_max_connections, timeout=10,
         socket_connect_timeout=2, health_check_interval=30,
     )
+    pool.connection_class = packing_with_hiredis(pool.connection_class)
     return aioredis.Redis.from_pool(pool)
+
+
+def packing_with_hiredis(connection_class: type) -> type:
+    """redis-py's asyncio connections pack every command in Python (its synchronous ones use
+    hiredis): 13 us for a put script call's two dozen keys and arguments, 2 us with hiredis.
+    The same class, packing with redis-py's own hiredis serializer."""
+    if not HIREDIS_AVAILABLE:
+        return connection_class
+    serializer = HiredisRespSerializer()
+
+    def pack_command(self: Any, *args: Any) -> list[bytes]:
+        return serializer.pack(*args)
+
+    return type(f"Hiredis{connection_class.__name__}", (connection_class,), {"pack_command": pack_command})
 
 
 def async_client(url: str, **options: Any) -> aioredis.Redis:

@@ -369,7 +369,8 @@ async def reserve(request: Request) -> JSONAPI:
     if found:
         raise all_of(found)
     try:
-        got = await unless_disconnected(request, q.reserve(count or 1, timeout=timeout, wait=wait or 0), [])
+        got = await unless_disconnected(request, q.reserve(count or 1, timeout=timeout, wait=wait or 0), [],
+                                        wait=wait or 0)
     except DeliveryPaused:
         got = []  # a paused queue delivers nothing
     return JSONAPI({"data": [reserved_view(request, m) for m in got]})
@@ -439,10 +440,10 @@ async def get_queue(request: Request) -> JSONAPI:
 
 
 def routes() -> list[BaseRoute]:
-    table = [
-        ("/v1/queues/{queue}", get_queue, "GET"),
+    table = [  # the message routes first: Starlette tries routes in order
         ("/v1/queues/{queue}/messages", post_message, "POST"),
         ("/v1/queues/{queue}/messages/_bulk", post_bulk, "POST"),
+        ("/v1/queues/{queue}", get_queue, "GET"),
         ("/v1/queues/{queue}/messages/{message_id}", get_message, "GET"),
         ("/v1/queues/{queue}/messages/{message_id}", patch_message, "PATCH"),
         ("/v1/queues/{queue}/messages/{message_id}", delete_message, "DELETE"),

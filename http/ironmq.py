@@ -199,6 +199,8 @@ def new_message(item: Any, i: int) -> NewMessage:
         raise Problem(406, f"messages[{i}].body is required")
     if not isinstance(item["body"], str):
         raise Problem(400, f"messages[{i}].body must be a string")
+    if len(item) == 1:
+        return NewMessage(item["body"])  # the body alone (most posts): every default
     return NewMessage(
         item["body"],
         timeout=optional(item, "timeout", TIMEOUT),
@@ -222,7 +224,7 @@ async def get_messages(request: Request) -> JSON:
         raise Problem(400, "delete must be true or false")
     try:
         got = await unless_disconnected(
-            request, q.reserve(n, timeout=timeout, delete=delete == "true", wait=wait), []
+            request, q.reserve(n, timeout=timeout, delete=delete == "true", wait=wait), [], wait=wait
         )
     except DeliveryPaused:
         got = []  # a paused queue delivers nothing
@@ -508,15 +510,17 @@ def both(path: str, endpoint: Any, method: str) -> list[Route]:
 
 
 def routes() -> list[BaseRoute]:
+    # Starlette tries routes in order (1-2 us each): the message routes come first. Templates that
+    # overlap keep their relative order (peek before {message_id}).
     table = [
+        ("/queues/{queue}/messages", post_messages, "POST"),
+        ("/queues/{queue}/messages", get_messages, "GET"),
+        ("/queues/{queue}/messages", delete_messages, "DELETE"),
         ("/queues", list_queues, "GET"),
         ("/queues/{queue}", get_queue, "GET"),
         ("/queues/{queue}", update_queue, "POST"),
         ("/queues/{queue}", delete_queue, "DELETE"),
         ("/queues/{queue}/clear", clear_queue, "POST"),
-        ("/queues/{queue}/messages", post_messages, "POST"),
-        ("/queues/{queue}/messages", get_messages, "GET"),
-        ("/queues/{queue}/messages", delete_messages, "DELETE"),
         ("/queues/{queue}/messages/webhook", post_webhook, "POST"),
         ("/queues/{queue}/messages/peek", peek_messages, "GET"),
         ("/queues/{queue}/messages/{message_id}", get_message, "GET"),

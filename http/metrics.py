@@ -70,10 +70,19 @@ class Metrics:
         self.requests = Counter("ferrymq_http_requests", "HTTP requests", labels, registry=self.registry)
         self.latency = Histogram("ferrymq_http_request_duration_seconds", "HTTP request duration", labels,
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        """(method, route, status) -> its counter and histogram children: ``labels()`` checks and
+        locks on every call (2.6 us a request, against 1.0 for the children alone). As bounded
+        as the registry's own children, which it mirrors."""
 
     def request_done(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route, str(status)).observe(seconds)
+        children = self._children.get((method, route, status))
+        if children is None:
+            labels = (method, route, str(status))
+            children = self._children[method, route, status] = (self.requests.labels(*labels),
+                                                                self.latency.labels(*labels))
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 def of(app: Any) -> Metrics:
@@ -183,6 +192,7 @@ class Instrument:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.templates: dict[int, str] | None = None
+        self.metrics: Metrics | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -207,8 +217,9 @@ class Instrument:
             self.done(scope, request_id, status or 500, time.perf_counter() - started)
 
     def done(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
-        if self.templates is None:
+        if self.templates is None or self.metrics is None:  # the app is the same for every request
             self.templates = route_templates(scope["app"].routes)
+            self.metrics = of(scope["app"])
         route = self.templates.get(id(scope.get("route")), UNMATCHED)
-        of(scope["app"]).request_done(scope["method"], route, status, seconds)
+        self.metrics.request_done(scope["method"], route, status, seconds)
         logs.request_done(request_id, scope["method"], route, status, seconds)

@@ -15,6 +15,7 @@ has at once.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import math
 import os
 import re
@@ -82,7 +83,9 @@ def serve(settings: Settings) -> None:
         with redis_for(settings) as ready:
             announce(ready, embedded=settings.redis_url is None)
             os.environ.update(ready.to_env())
-            run(uvicorn_config(ready))
+            config = uvicorn_config(ready)
+            say(f"event loop {config.loop}, HTTP parser {config.http}")
+            run(config)
     except KeyboardInterrupt:
         pass
 
@@ -118,11 +121,27 @@ async def push_until_stopped(settings: Settings) -> None:
         say(f"stopped after {sum(each.delivered for each in pushers)} successful pushes")
 
 
-def uvicorn_config(settings: Settings) -> uvicorn.Config:
+def uvicorn_config(settings: Settings, app: str = APP) -> uvicorn.Config:
+    """How ``ferrymq serve`` runs uvicorn (``app``: another factory, for the benchmark's bare app)."""
+    loop, http = event_loop_and_parser()
     return uvicorn.Config(
-        APP, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
-        lifespan="on", timeout_graceful_shutdown=math.ceil(settings.graceful_timeout),
+        app, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
+        lifespan="on", timeout_graceful_shutdown=math.ceil(settings.graceful_timeout), loop=loop, http=http,
     )
+
+
+def event_loop_and_parser() -> tuple[str, str]:
+    """uvloop and httptools (dependencies: the bare stack answers twice the requests with them),
+    or asyncio and h11 where they could not be installed (a platform without wheels for them)."""
+    return ("uvloop" if importable("uvloop") else "asyncio", "httptools" if importable("httptools") else "h11")
+
+
+def importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def run(config: uvicorn.Config) -> None:

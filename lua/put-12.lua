@@ -17,7 +17,8 @@
   ARGV[1] now_ms ("" = Redis TIME)
   ARGV[2] K: maintenance bound
   ARGV[3] pub/sub channel told how many messages became ready
-  ARGV[4] mode: "create" (create the queue if missing) or "existing"
+  ARGV[4] mode: "create" (create the queue if missing), "existing", or "=" followed by a queue
+          id: existing, and only that incarnation of the queue (callers that know it by id)
   ARGV[5] id for the queue if this call creates it
   ARGV[6] JSON object of the settings a created queue gets (meta field -> string)
   ARGV[7] dedupe window ms
@@ -29,7 +30,7 @@
   Returns: {now, flags, created (0/1), queue id, ready, delayed, reserved, bytes, oldest,
             id1, id2, ...}; "" for a message skipped because its ref was already seen (a
             re-driven transfer). flags: 1 = outbox pending, 4 = push deliveries added
-  Errors:  QUEUE_NOT_FOUND (mode "existing")
+  Errors:  QUEUE_NOT_FOUND (mode "existing"; mode "=id" also when the queue has another id)
 ]]
 -- @include "queue"
 
@@ -48,6 +49,9 @@ if redis.call("EXISTS", KEYS[1]) == 0 then
 end
 
 local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
+if string.byte(ARGV[4]) == 61 and ARGV[4] ~= "=" .. Q.id then -- "=id": deleted and created again
+  return redis.error_reply("QUEUE_NOT_FOUND queue not found")
+end
 Q.channel = ARGV[3]
 if Q.xtail > 0 and redis.call("LLEN", Q.ready) == 0 then Q.xtail = 0 end -- empty: restart order
 maintain(Q, tonumber(ARGV[2]))

@@ -162,6 +162,21 @@ def test_delete_queue(http):
     assert fail(http.delete(f"{BASE}/queues/{qid}", headers=AUTH), 404, 11000)
 
 
+def test_the_id_of_a_queue_deleted_and_created_again_is_not_found_on_any_route(http):
+    old = create(http)["queue_id"]
+    push(http, old, "a", content_type="text")  # the server has used this id: it knows its name
+    pull(http, old, batch_size=1, visibility_timeout_ms=1000)
+    ok(http.delete(f"{BASE}/queues/{old}", headers=AUTH))
+    new = create(http)["queue_id"]  # the same name
+    one = {"body": "b", "content_type": "text"}
+    assert fail(http.post(f"{BASE}/queues/{old}/messages", json=one, headers=AUTH), 404, 11000)
+    assert fail(http.post(f"{BASE}/queues/{old}/messages/batch", json={"messages": [one]}, headers=AUTH), 404, 11000)
+    assert fail(http.post(f"{BASE}/queues/{old}/messages/pull", json={}, headers=AUTH), 404, 11000)
+    assert fail(http.get(f"{BASE}/queues/{old}", headers=AUTH), 404, 11000)
+    push(http, new, "c", content_type="text")
+    assert [m["body"] for m in pull(http, new, batch_size=5)["messages"]] == ["c"]
+
+
 def test_metrics(http, server):
     qid = create(http)["queue_id"]
     push(http, qid, "a", content_type="text")

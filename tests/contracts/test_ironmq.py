@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -278,6 +279,17 @@ def test_long_poll_with_nothing_returns_empty_after_wait(http):
     started = time.monotonic()
     assert reserve(http, "empty", wait=1) == []
     assert 0.9 < time.monotonic() - started < 2.0
+
+
+def test_a_long_poll_whose_client_went_away_reserves_nothing(http, server):
+    host, port = server.url.removeprefix("http://").split(":")
+    request = f"GET {url('/queues/gone/messages')}?wait=5 HTTP/1.1\r\nHost: x\r\nAuthorization: OAuth {TOKEN}\r\n\r\n"
+    with socket.create_connection((host, int(port))) as client:
+        client.sendall(request.encode())
+        time.sleep(0.2)  # the long poll waits
+    time.sleep(0.2)  # the server sees the client gone
+    post(http, "gone", "kept")
+    assert [m["body"] for m in reserve(http, "gone")] == ["kept"]
 
 
 # -- peek, get by id ----------------------------------------------------------------------------

@@ -607,6 +607,20 @@ def test_info_reports_bytes_and_the_oldest_message(engine, clock, backend):
     assert (info.bytes > 0) == (backend == "redis")
 
 
+def test_push_by_queue_id_reaches_only_that_incarnation_of_the_queue(engine):
+    q = engine.queue("p", "q")
+    first = q.ensure().id
+    assert len(q.push(["a"], queue_id=first).ids) == 1
+    q.delete()
+    with pytest.raises(QueueNotFound):
+        q.push(["b"], queue_id=first)  # deleted
+    second = q.ensure().id
+    with pytest.raises(QueueNotFound):
+        q.push(["b"], queue_id=first)  # deleted, and created again under another id
+    assert q.info().size == 0
+    assert len(q.push(["c"], queue_id=second).ids) == 1
+
+
 def test_push_reports_the_backlog_after_its_batch(engine, clock):
     q = engine.queue("p", "q")
     pushed = q.push(["a", NewMessage("b", delay=5)])

@@ -177,7 +177,9 @@ def test_a_queue_deleted_and_created_again_gets_a_new_id_and_new_message_ids(eng
     new_ids = q.put(["c", "d"])
     assert second.id != first_id
     assert engine.find_queue("p", first_id) is None
+    assert engine.find_queue("p", first_id, name="orders") is None  # the name it was found under
     assert engine.find_queue("p", second.id).name == "orders"
+    assert engine.find_queue("p", second.id, name="orders").name == "orders"
     assert not set(old_ids) & set(new_ids)
     assert min(new_ids) > max(old_ids)
 

@@ -9,6 +9,7 @@ import os
 import queue
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -16,12 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
+import redis.asyncio as aioredis
 import uvicorn
 
 from ferrymq.engine.keys import queue_keys
+from ferrymq.http.app import redis_client
 from ferrymq.http.embedded import EmbeddedRedis
-from ferrymq.http.server import tcp_listener
+from ferrymq.http.server import tcp_listener, uvicorn_config
 from ferrymq.http.settings import Settings
 
 PROJECT = "000000000000000000000001"
@@ -62,6 +66,19 @@ def test_serve_answers_a_static_token_and_refuses_others(serve, redis_client, re
     assert (listed.status_code, listed.json()) == (200, [])
     assert refused.status_code == 401
     assert served.stop() == 0
+
+
+def test_serve_runs_uvloop_and_httptools_and_says_so(serve, redis_url):
+    served = serve("--redis-url", redis_url, "--token", f"t:{PROJECT}")
+    assert served.stop() == 0
+    assert "event loop uvloop, HTTP parser httptools" in served.log()
+
+
+def test_without_uvloop_and_httptools_serve_falls_back_to_asyncio_and_h11(monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # a None entry makes the import fail
+    monkeypatch.setitem(sys.modules, "httptools", None)
+    config = uvicorn_config(Settings(port=0))
+    assert (config.loop, config.http) == ("asyncio", "h11")
 
 
 def test_serve_never_prints_a_token(serve, redis_client, redis_url):
@@ -184,3 +201,13 @@ def test_settings_travel_to_the_workers_through_the_environment():
         pushers=2, push_concurrency=8, push_timeout=5.5, public_url="https://mq.example",
     )
     assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_the_servers_redis_connections_pack_commands_with_hiredis_exactly_as_redis_py_does(redis_url):
+    connection = redis_client(Settings(redis_url=redis_url)).connection_pool.make_connection()  # not connected
+    args = ("EVALSHA", "f" * 40, 2, b"fmq:{p/q}:meta\x00", "\u00e9t\u00e9", 1.5, -3, 2**70, memoryview(b"body"))
+    assert type(connection).__name__ == "HiredisConnection"
+    assert b"".join(connection.pack_command(*args)) == b"".join(aioredis.Connection().pack_command(*args))
+    with pytest.raises(redis.DataError):
+        connection.pack_command("SET", "k", True)  # redis-py refuses booleans; so do we
+

@@ -1,0 +1,86 @@
+"""Token verdicts are remembered a few seconds per process (no hash, no Redis call per
+request), and a token revoked in Redis stops working once its verdict expires.
+
+Each test runs its coroutine on a thread of its own: the browser tests' Playwright may leave
+an event loop running in the main thread."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Coroutine
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from ferrymq.http.auth import UNKNOWN, Auth, TokenStore, Verdicts
+
+PROJECT = "000000000000000000000001"
+
+
+def run(coroutine: Coroutine[Any, Any, None]) -> None:
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, coroutine).result(timeout=30)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingStore(TokenStore):
+    lookups = 0
+
+    async def project_of(self, token: str) -> str | None:
+        self.lookups += 1
+        return await super().project_of(token)
+
+
+def test_a_revoked_token_is_refused_once_its_verdict_expires(redis_url):
+    run(revoked_token_refused_once_its_verdict_expires(redis_url))
+
+
+async def revoked_token_refused_once_its_verdict_expires(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    await client.flushall()
+    store, clock = CountingStore(client), Clock()
+    auth = Auth({}, store, Verdicts(ttl=5.0, clock=clock))
+    token = await store.add(PROJECT)
+    assert await auth.project_of(token) == PROJECT
+    await store.revoke(token)
+    clock.now += 4.9
+    assert await auth.project_of(token) == PROJECT  # remembered
+    assert store.lookups == 1
+    clock.now += 0.1
+    assert await auth.project_of(token) is None
+    assert store.lookups == 2
+    await client.aclose()
+
+
+def test_static_and_unknown_tokens_are_answered_from_memory_after_the_first_time(redis_url):
+    run(static_and_unknown_tokens_answered_from_memory(redis_url))
+
+
+async def static_and_unknown_tokens_answered_from_memory(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    await client.flushall()
+    store = CountingStore(client)
+    auth = Auth({"static-token": PROJECT}, store, Verdicts(ttl=5.0, clock=Clock()))
+    for _ in range(3):
+        assert await auth.project_of("static-token") == PROJECT
+        assert await auth.project_of("made-up") is None
+        assert await auth.project_of("") is None
+    assert store.lookups == 1  # "made-up", once
+    await client.aclose()
+
+
+def test_a_full_cache_starts_over_rather_than_grow():
+    verdicts = Verdicts(ttl=5.0, size=3, clock=Clock())
+    for i in range(3):
+        verdicts.remember(f"t{i}", PROJECT)
+    verdicts.remember("t3", None)
+    assert verdicts.get("t0") is UNKNOWN
+    assert verdicts.get("t3") is None
