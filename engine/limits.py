@@ -39,6 +39,16 @@ class Limits:
     max_name_length: int = 255
     """Queue and project names: 1..255 characters, no control characters."""
 
+    max_alert_trigger: int = 1_000_000_000
+    """Largest queue size an alert may watch for (stored numbers stay well inside 64 bits)."""
+
+    max_alert_snooze: int = 30 * DAY
+    """Longest snooze of an alert, in seconds."""
+
+    max_subscription_bytes: int = 16 * 1024
+    """Size of one stored event subscription (its JSON, the contract's own fields included):
+    every event reads them all."""
+
     maintenance_batch: int = 250
     """Lapsed reservations, due delayed and expired messages handled per step of one script call.
     Bounds the work (and latency) of every call: at most a few K message moves, a few ms."""

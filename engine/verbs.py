@@ -766,10 +766,15 @@ class EngineVerbs:
     # -- event subscriptions (storage; routing is QueueVerbs._emit) ---------------------------
 
     def put_subscription(self, project: str, subscription: Subscription) -> Verb[Subscription]:
-        """Store (create or replace) a subscription. The caller validates it."""
+        """Store (create or replace) a subscription. The caller validates it; the engine bounds
+        its size (``Limits.max_subscription_bytes``)."""
         core.check_name("project", project, self.ctx.limits)
+        doc = encode_subscription(subscription)
+        limit = self.ctx.limits.max_subscription_bytes
+        if len(doc) > limit:
+            raise TooLarge("subscription", f"a subscription takes {len(doc)} bytes; the limit is {limit}")
         key = self.ctx.project_keys(project).subscriptions
-        yield Command(("HSET", key, subscription.id, encode_subscription(subscription)))
+        yield Command(("HSET", key, subscription.id, doc))
         return subscription
 
     def get_subscription(self, project: str, subscription_id: str) -> Verb[Subscription | None]:

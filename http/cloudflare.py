@@ -36,7 +36,7 @@ from ferrymq.engine.errors import InvalidArgument
 from ferrymq.engine.models import QueueDetails, QueueInfo
 
 from . import errors
-from ._common import JSON, auth, bearer, engine, integer, read_json
+from ._common import JSON, auth, bearer, engine, integer, read_json, too_deep
 from .errors import CLOUDFLARE, Problem
 
 # Limits (notes §4). Message sizes count the stored body.
@@ -590,6 +590,7 @@ async def purge_status(request: Request) -> JSON:
 SOURCE_TYPES = ("ferrymq.queue", "images", "kv", "r2", "superSlurper", "vectorize", "workersAi.model",
                 "workersBuilds.worker", "workers.script", "workflows.workflow")
 OUR_EVENTS = (*QUEUE_EVENTS, "consumer.created")
+SOURCE_BYTES, SOURCE_DEPTH = 1024, 3
 EVENT_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*(\.[a-zA-Z][a-zA-Z0-9_]*)+\Z")
 ORDERS = {"created_at": lambda s: s.created_at, "name": lambda s: s.name, "enabled": lambda s: s.enabled,
           "source": lambda s: str(s.attrs["source"].get("type", ""))}
@@ -617,9 +618,12 @@ def short_events(source_type: str, events: Any) -> tuple[str, ...]:
 
 
 async def subscription_source(request: Request, project: str, source: Any) -> str | None:
-    """The engine queue a source watches (None for a Cloudflare platform source)."""
+    """The engine queue a source watches (None for a Cloudflare platform source). Sources are
+    small, flat objects; every event reads every stored one, so they are bounded."""
     if not isinstance(source, dict) or source.get("type") not in SOURCE_TYPES:
         raise bad(BAD_BODY, f"source.type must be one of {', '.join(SOURCE_TYPES)}")
+    if too_deep(source, SOURCE_DEPTH) is not None or len(orjson.dumps(source)) > SOURCE_BYTES:
+        raise bad(BAD_BODY, f"source must take at most {SOURCE_BYTES} bytes, nested at most {SOURCE_DEPTH} levels")
     if source["type"] != "ferrymq.queue":
         return None
     name = source.get("queue_name")
