@@ -6,7 +6,8 @@ delete rates from the queues' counters, and asks before clearing or releasing.
 
 The session is the token itself in a cookie (HttpOnly, SameSite=Strict, path /dashboard), checked
 on every request like any token, so a revoked token logs the dashboard out within seconds. Actions
-are POSTs that must carry the ``X-FerryMQ-Dashboard`` header, which a cross-site form cannot send.
+are POSTs that must carry the ``X-FerryMQ-Dashboard`` header, which a cross-site form cannot send;
+login and logout (plain form posts) refuse requests a browser says come from another site.
 Everything goes through the engine's verbs: ``stats`` for the list (one pipeline, no
 maintenance), ``info`` and ``peek`` for a queue, ``clear`` and ``release_reserved``.
 """
@@ -17,7 +18,7 @@ import functools
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -26,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 from ferrymq.engine import Message, QueueInfo, QueueNotFound, QueueStats
 from ferrymq.engine.aio import AsyncQueue
 
-from ._common import JSON, auth, engine, read_body
+from ._common import JSON, auth, engine, read_body, settings
 from .errors import Problem
 
 BASE = "/dashboard"
@@ -61,7 +62,35 @@ async def logged_in(request: Request) -> str:
     return project
 
 
+def cross_site(request: Request) -> bool:
+    """Whether a browser sent this request from a page of another site (or origin). Login and
+    logout are plain form posts, which any page can make; a forged login would put the visitor
+    in the attacker's project (login CSRF). Browsers say where a request comes from in
+    ``Sec-Fetch-Site`` and ``Origin``; a client that sends neither is not a browser."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):  # "none": typed or bookmarked
+        return True
+    origin = request.headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc.lower() not in own_hosts(request)
+
+
+def own_hosts(request: Request) -> set[str]:
+    """host[:port] this dashboard is reached at: the Host header, and --public-url's."""
+    hosts = {request.headers.get("host", "").lower()}
+    public = settings(request).public_url
+    if public:
+        hosts.add(urlsplit(public).netloc.lower())
+    return hosts
+
+
+def refused_cross_site() -> HTMLResponse:
+    return html(login_page("A page of another site cannot log in or out here: open the dashboard itself."),
+                status=403)
+
+
 async def login(request: Request) -> Response:
+    if cross_site(request):
+        return refused_cross_site()
     form = parse_qs((await read_body(request)).decode("utf-8", errors="replace"))
     token = (form.get("token") or [""])[0].strip()
     if await auth(request).project_of(token) is None:
@@ -73,6 +102,8 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    if cross_site(request):
+        return refused_cross_site()
     response = RedirectResponse(BASE, status_code=303)
     response.delete_cookie(COOKIE, path=BASE)
     return response
