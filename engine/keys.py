@@ -46,8 +46,18 @@ class QueueKeys(NamedTuple):
 
 
 def tokens_key(prefix: str) -> str:
-    """hash: sha256(token) hex -> project (tokens added with `ferrymq tokens add`)."""
+    """hash: sha256(token) hex -> project (random tokens made by `ferrymq tokens add`)."""
     return f"{prefix}:tokens"
+
+
+def chosen_tokens_key(prefix: str) -> str:
+    """hash: scrypt(token, salt) hex -> project (tokens a person chose: `tokens add --token`)."""
+    return f"{prefix}:tokens:chosen"
+
+
+def token_salt_key(prefix: str) -> str:
+    """string: the deployment's scrypt salt (hex) for chosen tokens, set once."""
+    return f"{prefix}:tokens:salt"
 
 
 def push_index_key(prefix: str) -> str:

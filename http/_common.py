@@ -163,6 +163,12 @@ def integer(value: Any, name: str, lo: int, hi: int, *, status: int = 400) -> in
     return value
 
 
+def client_address(request: Request) -> str:
+    """The caller's address (uvicorn takes it from X-Forwarded-For when the peer is a trusted
+    proxy: --forwarded-allow-ips, loopback by default)."""
+    return request.client.host if request.client else ""
+
+
 def bearer(request: Request, *schemes: str) -> str | None:
     """The token of ``Authorization: <scheme> <token>`` for any of ``schemes`` (any case)."""
     header = request.headers.get("authorization", "")

@@ -40,7 +40,7 @@ class UsageError(Exception):
 
 
 OPTIONS = ("host", "port", "redis_url", "data_dir", "workers", "appendfsync", "log_json", "project", "pushers",
-           "push_concurrency", "push_timeout", "public_url")
+           "push_concurrency", "push_timeout", "public_url", "tokens_file")
 """Command-line options that override a ``Settings`` field of the same name."""
 
 
@@ -90,6 +90,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise ValueError(f"FERRYMQ_APPENDFSYNC must be one of {', '.join(APPENDFSYNC)}")
     if settings.redis_url:
         parse_url(settings.redis_url)  # its ValueError names the schemes redis-py takes
+    if args.command is run_serve:
+        settings.static_tokens()  # a token file that cannot be used stops here (exit 2)
     if getattr(args, "needs_project", False) and not settings.project:
         raise ValueError("no project: give --project PROJECT or set FERRYMQ_PROJECT")
     return settings
@@ -119,8 +121,8 @@ def run_tokens_add(settings: Settings, args: argparse.Namespace) -> int:
 def run_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
     with redis_for(settings) as ready:
         entries = with_token_store(ready, TokenStore.list)
-    for token_id, project in entries:
-        print(f"{token_id}  {project}")
+    for token_id, project, chosen in entries:
+        print(f"{token_id}  {project}" + ("  (chosen)" if chosen else ""))
     if not entries:
         say("no tokens; add one with `ferrymq tokens add PROJECT`")
     return 0
@@ -406,7 +408,12 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     serve_parser.add_argument(
         "--token", dest="tokens", action="append", type=token_pair, metavar="TOKEN:PROJECT",
         help="a token that opens PROJECT; repeat for more (env FERRYMQ_TOKENS=tok1:proj1,tok2:proj2). "
-             "Tokens added with `ferrymq tokens add` work too.",
+             "Tokens added with `ferrymq tokens add` work too. `ps` shows these: prefer --token-file.",
+    )
+    serve_parser.add_argument(
+        "--token-file", dest="tokens_file", type=Path, metavar="FILE",
+        help="read tokens from FILE, one TOKEN:PROJECT a line (# comments); keep it chmod 600 "
+             "(env FERRYMQ_TOKENS_FILE)",
     )
     serve_parser.add_argument("--appendfsync", choices=APPENDFSYNC,
                               help="embedded Redis: fsync the append-only file every second (default) "
@@ -454,9 +461,11 @@ def add_tokens(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     tokens = tokens_parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     add = tokens.add_parser("add", help="create a token for a project and print it (once)",
-                            description="Create a token for PROJECT and print it: the only time it is shown.")
+                            description="Create a token for PROJECT and print it: the only time it is shown. "
+                                        "A random token is stored as its sha256; one you give with --token, "
+                                        "as a slow salted hash (scrypt), since it may be guessable.")
     add.add_argument("project", metavar="PROJECT", help="the project id the token opens")
-    add.add_argument("--token", help="use this token instead of a random one")
+    add.add_argument("--token", help="use this token instead of a random one (prefer a random one)")
     add.set_defaults(command=run_tokens_add)
     listing = tokens.add_parser("list", help="list token ids and their projects",
                                 description="List token ids (digest prefixes, not tokens) and their projects.")

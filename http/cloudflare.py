@@ -36,7 +36,7 @@ from ferrymq.engine.errors import InvalidArgument
 from ferrymq.engine.models import QueueDetails, QueueInfo
 
 from . import errors
-from ._common import JSON, auth, bearer, engine, integer, read_json, too_deep
+from ._common import JSON, auth, bearer, client_address, engine, integer, read_json, too_deep
 from .errors import CLOUDFLARE, Problem
 
 # Limits (notes §4). Message sizes count the stored body.
@@ -100,7 +100,7 @@ async def account(request: Request) -> str:
         or request.headers.get("x-auth-key")
         or request.headers.get("x-auth-user-service-key")
     )
-    project = await auth(request).project_of(token)
+    project = await auth(request).project_of(token, client_address(request))
     if project is None:
         raise bad(AUTH, "Authentication error", 401)
     if project != request.path_params["account_id"]:

@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 from ferrymq.engine import Message, QueueInfo, QueueNotFound, QueueStats
 from ferrymq.engine.aio import AsyncQueue
 
-from ._common import JSON, auth, engine, read_body, settings
+from ._common import JSON, auth, client_address, engine, read_body, settings
 from .errors import Problem
 
 BASE = "/dashboard"
@@ -52,6 +52,7 @@ SECURITY_HEADERS = {
 
 
 async def project_of(request: Request) -> str | None:
+    """The session's project. A stale cookie is no guess (the page polls with it): not counted."""
     return await auth(request).project_of(request.cookies.get(COOKIE))
 
 
@@ -93,7 +94,7 @@ async def login(request: Request) -> Response:
         return refused_cross_site()
     form = parse_qs((await read_body(request)).decode("utf-8", errors="replace"))
     token = (form.get("token") or [""])[0].strip()
-    if await auth(request).project_of(token) is None:
+    if await auth(request).project_of(token, client_address(request)) is None:
         return html(login_page("That token opens no project."), status=401)
     response = RedirectResponse(BASE, status_code=303)
     response.set_cookie(COOKIE, token, max_age=SESSION_SECONDS, path=BASE, httponly=True, samesite="strict",

@@ -49,7 +49,7 @@ from ferrymq.engine.aio import AsyncQueue
 from ferrymq.engine.core import check_body
 
 from . import errors
-from ._common import JSON, auth, bearer, engine, integer, read_json, settings, unless_disconnected
+from ._common import JSON, auth, bearer, client_address, engine, integer, read_json, settings, unless_disconnected
 from .errors import ELASTIC, Problem
 
 PREFIX = "/v1/"
@@ -145,7 +145,7 @@ async def project(request: Request) -> str:
     """The token's project; the token comes raw (the spec's example) or as a Bearer token."""
     check_accept(request)
     token = bearer(request, "bearer") or request.headers.get("authorization", "").strip()
-    owner = await auth(request).project_of(token)
+    owner = await auth(request).project_of(token, client_address(request))
     if owner is None:
         raise Problem(401, "A valid token is required in the Authorization header", code="unauthorized",
                       headers={"WWW-Authenticate": 'Bearer realm="ferrymq"'})

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import re
 import secrets
 import time
@@ -33,8 +34,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ferrymq.engine import AsyncEngine, QueueStats
 
 from . import logs
-from ._common import engine, settings
+from ._common import auth, engine, settings
+from .auth import FailedAuths
 from .errors import Problem
+from .settings import Settings
 
 STATS_PAGE = 1000
 """Queues per ``stats`` call: one Redis pipeline each."""
@@ -128,12 +131,58 @@ def label_value(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def totals_exposition(stats: list[QueueStats]) -> bytes:
+    """Server-wide figures only: the number of queues, and each gauge and counter summed over
+    every queue of every project (no project or queue name: see ``per_queue``)."""
+    lines = ["# HELP ferrymq_queues Queues of all projects", "# TYPE ferrymq_queues gauge",
+             f"ferrymq_queues {len(stats)}"]
+    for name, text in GAUGES.items():
+        metric = f"ferrymq_all_queues_{name}"
+        lines += [f"# HELP {metric} {text}, all queues", f"# TYPE {metric} gauge",
+                  f"{metric} {sum(getattr(s, name) for s in stats)}"]
+    for key, (name, text) in COUNTERS.items():
+        metric = f"ferrymq_all_queues_{name}_total"
+        lines += [f"# HELP {metric} {text}, all queues", f"# TYPE {metric} counter",
+                  f"{metric} {sum(s.counters.get(key, 0) for s in stats)}"]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def per_queue(config: Settings) -> bool:
+    """Per-queue (and per-project) series name every tenant's queues. They are served to a
+    scraper holding FERRYMQ_METRICS_TOKEN, or by a server only loopback can reach; otherwise
+    /metrics serves totals, so monitoring works out of the box and names nothing."""
+    return config.metrics_token is not None or is_loopback(config.host)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def auth_exposition(failures: FailedAuths | None) -> bytes:
+    """Failed authentications (limited per client address; see ``auth.FailedAuths``)."""
+    if failures is None:
+        return b""
+    lines = ["# HELP ferrymq_auth_failures_total Failed authentications (wrong tokens) seen by this process",
+             "# TYPE ferrymq_auth_failures_total counter", f"ferrymq_auth_failures_total {failures.failures}.0",
+             "# HELP ferrymq_auth_refused_total Requests refused (429) because their client failed too often",
+             "# TYPE ferrymq_auth_refused_total counter", f"ferrymq_auth_refused_total {failures.refused}.0",
+             "# HELP ferrymq_auth_blocked_clients Client addresses refused now for failing too often",
+             "# TYPE ferrymq_auth_blocked_clients gauge", f"ferrymq_auth_blocked_clients {failures.blocked_clients()}.0"]
+    return ("\n".join(lines) + "\n").encode()
+
+
 async def scrape(request: Request) -> Response:
     check_scraper(request)
     stats = await queue_stats(engine(request))
     # Formatting 10,000 queues takes ~0.1 s of CPU: in a thread, requests keep being served.
-    queues = await asyncio.to_thread(queue_exposition, stats)
-    body = generate_latest(of(request.app).registry) + queues
+    exposition = queue_exposition if per_queue(settings(request)) else totals_exposition
+    queues = await asyncio.to_thread(exposition, stats)
+    body = generate_latest(of(request.app).registry) + auth_exposition(auth(request).failures) + queues
     return Response(body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 

@@ -155,7 +155,9 @@ def announce(settings: Settings, *, embedded: bool) -> None:
         say(f"data: {settings.data_dir} (embedded Redis at {settings.redis_url}, appendfsync {settings.appendfsync})")
     else:
         say(f"data: in the Redis at {redacted(settings.redis_url or '')}")
-    if settings.tokens:
+    if settings.tokens_file and settings.tokens_file.stat().st_mode & 0o077:
+        say(f"warning: the token file {settings.tokens_file} can be read by other users: chmod 600 it")
+    if settings.static_tokens():
         return
     try:
         stored = with_token_store(settings, TokenStore.list)

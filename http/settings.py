@@ -16,6 +16,25 @@ def default_data_dir() -> Path:
     return Path(base) / "ferrymq"
 
 
+def read_tokens_file(path: Path) -> dict[str, str]:
+    """``TOKEN:PROJECT`` lines (blank lines and ``#`` comments skipped) -> {token: project}.
+    Errors name the line, never its text (it may hold a token)."""
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the token file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    tokens: dict[str, str] = {}
+    for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            tokens.update(parse_tokens(line))
+        except ValueError:
+            raise ValueError(f"the token file {path}, line {number}: a token must look like TOKEN:PROJECT") from None
+    return tokens
+
+
 def parse_tokens(text: str) -> dict[str, str]:
     """``tok1:proj1,tok2:proj2`` -> {token: project}."""
     tokens = {}
@@ -66,6 +85,12 @@ class Settings:
     project's queue names); None leaves it open, for a scraper on a private network."""
     project: str | None = None
     """The project the queue commands of the CLI work on (``--project``)."""
+    tokens_file: Path | None = None
+    """A file of ``TOKEN:PROJECT`` lines (``--token-file``): static tokens that, unlike
+    ``--token``, neither ``ps`` nor the process environment shows. Read by every worker."""
+    auth_failures: int = 30
+    """Failed authentications a client address may make per minute; then every request it makes
+    is answered 429 until the minute ends (0: no limit)."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -107,6 +132,10 @@ class Settings:
             values["metrics_token"] = env["FERRYMQ_METRICS_TOKEN"]
         if env.get("FERRYMQ_PROJECT"):
             values["project"] = env["FERRYMQ_PROJECT"]
+        if env.get("FERRYMQ_TOKENS_FILE"):
+            values["tokens_file"] = Path(env["FERRYMQ_TOKENS_FILE"])
+        if "FERRYMQ_AUTH_FAILURES" in env:
+            values["auth_failures"] = int(env["FERRYMQ_AUTH_FAILURES"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -132,7 +161,14 @@ class Settings:
             "FERRYMQ_LOG_JSON": "1" if self.log_json else "0",
             "FERRYMQ_METRICS_TOKEN": self.metrics_token or "",
             "FERRYMQ_PROJECT": self.project or "",
+            "FERRYMQ_TOKENS_FILE": str(self.tokens_file or ""),
+            "FERRYMQ_AUTH_FAILURES": str(self.auth_failures),
         }
+
+    def static_tokens(self) -> dict[str, str]:
+        """Tokens of ``--token``/``FERRYMQ_TOKENS`` and of the token file (read now: ValueError
+        if it is unreadable or malformed)."""
+        return {**(read_tokens_file(self.tokens_file) if self.tokens_file else {}), **self.tokens}
 
     @property
     def base_url(self) -> str:

@@ -459,6 +459,7 @@ def live_server(redis_url: str) -> Iterator[LiveServer]:
     settings = Settings(
         redis_url=redis_url, tokens={TOKEN_A: PROJECT_A, TOKEN_B: PROJECT_B}, sweeper=False,
         max_request_bytes=1024 * 1024, pushers=0,  # push delivery is tested with servers of its own
+        auth_failures=0,  # the tests send many wrong tokens on purpose (tests/faults/test_auth.py limits them)
     )
     with running(create_app(settings, clock=clock)) as url:
         yield LiveServer(url, clock, settings)
