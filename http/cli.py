@@ -40,7 +40,8 @@ class UsageError(Exception):
 
 
 OPTIONS = ("host", "port", "redis_url", "data_dir", "workers", "appendfsync", "log_json", "project", "pushers",
-           "push_concurrency", "push_timeout", "public_url", "tokens_file")
+           "push_concurrency", "push_timeout", "public_url", "tokens_file", "header_timeout", "body_timeout",
+           "keep_alive_timeout", "limit_concurrency")
 """Command-line options that override a ``Settings`` field of the same name."""
 
 
@@ -424,9 +425,23 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     serve_parser.add_argument("--pushers", type=bounded(0, 64), metavar="N",
                               help="push delivery loops per worker (env FERRYMQ_PUSHERS; default 1; "
                                    "0: deliver with `ferrymq pusher` elsewhere)")
+    add_client_limits(serve_parser)
     add_push_options(serve_parser)
     add_redis_options(serve_parser)
     serve_parser.set_defaults(command=run_serve)
+
+
+def add_client_limits(parser: argparse.ArgumentParser) -> None:
+    """What one client can hold: slow clients get 408 or are closed (http/timeouts.py)."""
+    parser.add_argument("--header-timeout", type=float, metavar="SECONDS",
+                        help="seconds to send a request's head (env FERRYMQ_HEADER_TIMEOUT; default 10)")
+    parser.add_argument("--body-timeout", type=float, metavar="SECONDS",
+                        help="seconds to send a request's body (env FERRYMQ_BODY_TIMEOUT; default 60)")
+    parser.add_argument("--keep-alive-timeout", type=float, metavar="SECONDS",
+                        help="seconds an idle connection stays open (env FERRYMQ_KEEP_ALIVE_TIMEOUT; default 5)")
+    parser.add_argument("--limit-concurrency", type=bounded(1, 1_000_000), metavar="N",
+                        help="connections a worker serves at once, beyond which requests get 503 "
+                             "(env FERRYMQ_LIMIT_CONCURRENCY; default 1000)")
 
 
 def add_pusher(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

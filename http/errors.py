@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ferrymq.engine.errors import (
@@ -151,6 +151,8 @@ def problem_for(exc: Exception, contract: str) -> Problem:
 
 
 async def handle(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ClientDisconnect):  # gone mid-body (or timed out: timeouts.py); nobody reads this
+        return Response(status_code=400)
     contract, render = contract_of(request.url.path)
     if isinstance(exc, HTTPException):
         cells = METHOD_NOT_ALLOWED if exc.status_code == 405 else NOT_FOUND

@@ -35,8 +35,10 @@ from uvicorn.supervisors import multiprocess
 from ferrymq.engine import AsyncEngine
 
 from .auth import TokenStore
+from . import timeouts
 from .embedded import redis_for
 from .settings import Settings
+from .timeouts import ServerConfig
 
 T = TypeVar("T")
 
@@ -118,10 +120,21 @@ async def push_until_stopped(settings: Settings) -> None:
 
 
 def uvicorn_config(settings: Settings) -> uvicorn.Config:
-    return uvicorn.Config(
+    return ServerConfig(
         APP, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
         lifespan="on", timeout_graceful_shutdown=math.ceil(settings.graceful_timeout),
+        **client_limits(settings),
     )
+
+
+def client_limits(settings: Settings, http: str = "auto") -> dict[str, Any]:
+    """The ServerConfig options that bound what one client can hold (see timeouts.py), for the
+    HTTP protocol ``http`` (uvicorn's names: httptools, h11, auto)."""
+    return {
+        "http": timeouts.protocol(http), "header_timeout": settings.header_timeout,
+        "body_timeout": settings.body_timeout, "timeout_keep_alive": settings.keep_alive_timeout,
+        "limit_concurrency": settings.limit_concurrency,
+    }
 
 
 def run(config: uvicorn.Config) -> None:

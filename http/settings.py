@@ -91,6 +91,16 @@ class Settings:
     auth_failures: int = 30
     """Failed authentications a client address may make per minute; then every request it makes
     is answered 429 until the minute ends (0: no limit)."""
+    header_timeout: float = 10.0
+    """Seconds a client gets to send a request's head (from connecting, or from the first byte
+    after the previous response); then 408 and the connection is closed (0: no limit)."""
+    body_timeout: float = 60.0
+    """Seconds a client gets to send a request's body after its head; then 408 and close."""
+    keep_alive_timeout: float = 5.0
+    """Seconds an idle keep-alive connection is kept open between requests."""
+    limit_concurrency: int | None = 1000
+    """Connections (and requests) a worker serves at once; beyond, requests are answered 503.
+    Long polls hold theirs for up to 30 s. None: no limit (raise ``ulimit -n`` with it)."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -136,6 +146,11 @@ class Settings:
             values["tokens_file"] = Path(env["FERRYMQ_TOKENS_FILE"])
         if "FERRYMQ_AUTH_FAILURES" in env:
             values["auth_failures"] = int(env["FERRYMQ_AUTH_FAILURES"])
+        for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+            if f"FERRYMQ_{name.upper()}" in env:
+                values[name] = float(env[f"FERRYMQ_{name.upper()}"])
+        if "FERRYMQ_LIMIT_CONCURRENCY" in env:
+            values["limit_concurrency"] = int(env["FERRYMQ_LIMIT_CONCURRENCY"]) or None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -163,6 +178,10 @@ class Settings:
             "FERRYMQ_PROJECT": self.project or "",
             "FERRYMQ_TOKENS_FILE": str(self.tokens_file or ""),
             "FERRYMQ_AUTH_FAILURES": str(self.auth_failures),
+            "FERRYMQ_HEADER_TIMEOUT": str(self.header_timeout),
+            "FERRYMQ_BODY_TIMEOUT": str(self.body_timeout),
+            "FERRYMQ_KEEP_ALIVE_TIMEOUT": str(self.keep_alive_timeout),
+            "FERRYMQ_LIMIT_CONCURRENCY": str(self.limit_concurrency or 0),
         }
 
     def static_tokens(self) -> dict[str, str]:

@@ -43,6 +43,7 @@ import uvicorn  # noqa: E402
 from ferrymq.engine import AsyncEngine, Engine, FakeClock  # noqa: E402
 from ferrymq.http.app import create_app  # noqa: E402
 from ferrymq.http.settings import Settings  # noqa: E402
+from ferrymq.http.timeouts import ServerConfig  # noqa: E402
 
 
 def redis_server_binary() -> str:
@@ -422,10 +423,11 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def running(app: Any) -> Iterator[str]:
-    """``app`` under uvicorn in a thread, on a free loopback port; yields its base URL."""
+def running(app: Any, **options: Any) -> Iterator[str]:
+    """``app`` under uvicorn in a thread, on a free loopback port; yields its base URL.
+    ``options``: more ServerConfig options (``server.client_limits``)."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = ServerConfig(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="ferrymq-test-server", daemon=True)
     thread.start()
@@ -442,8 +444,9 @@ def running(app: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def serve_app() -> Callable[[Any], contextlib.AbstractContextManager[str]]:
-    """``with serve_app(app) as url``: the app under uvicorn in a thread, for servers of a test's own."""
+def serve_app() -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """``with serve_app(app, **options) as url``: the app under uvicorn in a thread, for servers of
+    a test's own."""
     return running
 
 
