@@ -77,6 +77,8 @@ class ProjectKeys(NamedTuple):
     ids: str  # hash: queue id -> queue name
     subscriptions: str  # hash: subscription id -> JSON (events routed to queues)
     projects: str  # set: every project that has queues (global)
+    limits: str  # hash: quota name -> the project's own limit (absent: the engine's default)
+    usage: str  # hash: messages, bytes, measured (ms), over ("" or "<quota> <limit>"): the sweeper's sums
 
 
 def queue_keys(prefix: str, project: str, queue: str) -> QueueKeys:
@@ -106,4 +108,6 @@ def project_keys(prefix: str, project: str) -> ProjectKeys:
         ids=base + "ids",
         subscriptions=base + "subscriptions",
         projects=f"{prefix}:projects",
+        limits=base + "limits",
+        usage=base + "usage",
     )

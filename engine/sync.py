@@ -12,7 +12,7 @@ import redis
 from ._facade import check_client, sync_verb, translate
 from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Step, Wait
-from .limits import DEFAULTS, LIMITS, Limits, QueueDefaults
+from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
 from .scripts import Scripts
 from .verbs import Context, EngineVerbs, QueueVerbs
 
@@ -36,13 +36,15 @@ class Engine:
         clock: Clock | None = None,
         limits: Limits = LIMITS,
         defaults: QueueDefaults = DEFAULTS,
+        quotas: Quotas = QUOTAS,
     ) -> None:
         check_client(client)
         self.client = client
         self.scripts = Scripts(client)
         self.clock = clock or RedisClock()
         self.limits = limits
-        self._verbs = EngineVerbs(Context(prefix, self.clock, limits, defaults))
+        self.quotas = quotas
+        self._verbs = EngineVerbs(Context(prefix, self.clock, limits, defaults, quotas))
 
     def queue(self, project: str, name: str) -> Queue:
         return Queue(self, self._verbs.queue(project, name))
@@ -69,6 +71,8 @@ class Engine:
     list_subscriptions = sync_verb(EngineVerbs.list_subscriptions)
     delete_subscription = sync_verb(EngineVerbs.delete_subscription)
     emit = sync_verb(EngineVerbs.emit)
+    project_usage = sync_verb(EngineVerbs.project_usage)
+    set_project_limits = sync_verb(EngineVerbs.set_project_limits)
 
     def _run(self, verb: Generator[Step, Any, R]) -> R:
         result: Any = None

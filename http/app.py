@@ -83,7 +83,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         redis = client if client is not None else redis_client(settings)
-        engine = AsyncEngine(redis, prefix=settings.prefix, clock=clock, command_timeout=settings.command_timeout)
+        engine = AsyncEngine(redis, prefix=settings.prefix, clock=clock, command_timeout=settings.command_timeout,
+                             quotas=settings.quotas)
         try:
             await engine.load_scripts()
         except Unavailable:

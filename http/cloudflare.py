@@ -528,18 +528,16 @@ async def ack_messages(request: Request) -> JSON:
             delay = number(item["delay_seconds"], "delay_seconds", DELAY, BAD_BODY)
         releases.append((item["lease_id"], parsed, delay))
     acked = retried = 0
-    for start in range(0, max(len(deletes), len(releases)), BATCH_MESSAGES):
-        d, r = deletes[start : start + BATCH_MESSAGES], releases[start : start + BATCH_MESSAGES]
-        settled = await q.settle(deletes=[(mid, None) for _, mid in d],
-                                 releases=[(mid, token, delay) for _, (mid, token), delay in r])
-        for (lease_id, _), status in zip(d, settled.deleted):
-            acked += status == "ok"
-            if status != "ok":
-                warnings[lease_id] = "Message not found: already acknowledged, purged or expired"
-        for (lease_id, _, _), status in zip(r, settled.released):
-            retried += status == "ok"
-            if status != "ok":
-                warnings[lease_id] = "Lease is not current: the message was redelivered, acknowledged or expired"
+    settled = await q.settle(deletes=[(mid, None) for _, mid in deletes],  # the engine batches them
+                             releases=[(mid, token, delay) for _, (mid, token), delay in releases])
+    for (lease_id, _), status in zip(deletes, settled.deleted):
+        acked += status == "ok"
+        if status != "ok":
+            warnings[lease_id] = "Message not found: already acknowledged, purged or expired"
+    for (lease_id, _, _), status in zip(releases, settled.released):
+        retried += status == "ok"
+        if status != "ok":
+            warnings[lease_id] = "Lease is not current: the message was redelivered, acknowledged or expired"
     result: dict[str, Any] = {"ackCount": acked, "retryCount": retried}
     if warnings:
         result["warnings"] = warnings
@@ -558,12 +556,8 @@ async def purge_messages(request: Request) -> JSON:
     refs = (await body_object(request)).get("refs")
     if not isinstance(refs, list) or not refs or not all(isinstance(r, dict) and isinstance(r.get("ref"), str) for r in refs):
         raise bad(BAD_BODY, "refs must be a non-empty array of {ref}")
-    warnings: dict[str, str] = {}
-    for start in range(0, len(refs), BATCH_MESSAGES):
-        chunk = [r["ref"] for r in refs[start : start + BATCH_MESSAGES]]
-        for ref, deleted in zip(chunk, await q.delete_messages(chunk)):
-            if not deleted:
-                warnings[ref] = "Message not found"
+    ids = [r["ref"] for r in refs]
+    warnings = {ref: "Message not found" for ref, deleted in zip(ids, await q.delete_messages(ids)) if not deleted}
     return ok({"warnings": warnings} if warnings else {})
 
 

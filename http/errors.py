@@ -26,6 +26,7 @@ from ferrymq.engine.errors import (
     MessageNotFound,
     NotReserved,
     QueueNotFound,
+    QuotaExceeded,
     TooLarge,
     Unavailable,
 )
@@ -52,6 +53,7 @@ class Cell(NamedTuple):
     status: int
     code: int | str | None
     text: str | None  # None: the engine error's own message (it names the field)
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 # error -> contract -> how it is rendered. Cloudflare codes: see ../shared/notes/cloudflare-queues.md §3.
@@ -95,6 +97,11 @@ TABLE: dict[type[Exception], dict[str, Cell]] = {
         IRONMQ: Cell(409, None, "Delivery is paused on this queue"),
         CLOUDFLARE: Cell(409, 10252, "queue_delivery_paused"),
         ELASTIC: Cell(409, "delivery_paused", "Delivery is paused on this queue"),
+    },
+    QuotaExceeded: {  # IronMQ answers limits with 403; Cloudflare's storage limit is a 429 (10251)
+        IRONMQ: Cell(403, None, None),
+        CLOUDFLARE: Cell(429, 10251, None, (("x-should-retry", "false"),)),  # retrying changes nothing
+        ELASTIC: Cell(403, "quota_exceeded", None),
     },
     Unavailable: {
         IRONMQ: Cell(503, None, "Service unavailable, please retry"),
@@ -147,7 +154,7 @@ def problem_for(exc: Exception, contract: str) -> Problem:
         cell = INTERNAL[contract]
     text = cell.text or (exc.message if isinstance(exc, EngineError) else str(exc))
     pointer = getattr(exc, "field", None)
-    return Problem(cell.status, text, cell.code, pointer=pointer)
+    return Problem(cell.status, text, cell.code, pointer=pointer, headers=dict(cell.headers))
 
 
 async def handle(request: Request, exc: Exception) -> Response:

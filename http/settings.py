@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ferrymq.engine.limits import QUOTA_NAMES, Quotas
+
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
@@ -33,6 +35,18 @@ def read_tokens_file(path: Path) -> dict[str, str]:
         except ValueError:
             raise ValueError(f"the token file {path}, line {number}: a token must look like TOKEN:PROJECT") from None
     return tokens
+
+
+def parse_quotas(text: str) -> Quotas:
+    """``queues=100,messages=1000000,bytes=1073741824`` -> Quotas (the others: the defaults)."""
+    values: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in QUOTA_NAMES or not value.strip().isdecimal():
+            raise ValueError(f"FERRYMQ_QUOTAS: {item!r} is not NAME=N, NAME one of {', '.join(QUOTA_NAMES)}")
+        values[name] = int(value)
+    return Quotas(**values)
 
 
 def parse_tokens(text: str) -> dict[str, str]:
@@ -101,6 +115,8 @@ class Settings:
     limit_concurrency: int | None = 1000
     """Connections (and requests) a worker serves at once; beyond, requests are answered 503.
     Long polls hold theirs for up to 30 s. None: no limit (raise ``ulimit -n`` with it)."""
+    quotas: Quotas = field(default_factory=Quotas)
+    """Every project's quotas, unless it has its own (``ferrymq projects set-limits``)."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -151,6 +167,8 @@ class Settings:
                 values[name] = float(env[f"FERRYMQ_{name.upper()}"])
         if "FERRYMQ_LIMIT_CONCURRENCY" in env:
             values["limit_concurrency"] = int(env["FERRYMQ_LIMIT_CONCURRENCY"]) or None
+        if env.get("FERRYMQ_QUOTAS"):
+            values["quotas"] = parse_quotas(env["FERRYMQ_QUOTAS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -182,6 +200,7 @@ class Settings:
             "FERRYMQ_BODY_TIMEOUT": str(self.body_timeout),
             "FERRYMQ_KEEP_ALIVE_TIMEOUT": str(self.keep_alive_timeout),
             "FERRYMQ_LIMIT_CONCURRENCY": str(self.limit_concurrency or 0),
+            "FERRYMQ_QUOTAS": ",".join(f"{name}={getattr(self.quotas, name)}" for name in QUOTA_NAMES),
         }
 
     def static_tokens(self) -> dict[str, str]:
