@@ -163,6 +163,14 @@ def integer(value: Any, name: str, lo: int, hi: int, *, status: int = 400) -> in
     return value
 
 
+def human_bytes(n: int) -> str:
+    """Bytes for people: 1.5MiB, 1GiB, 512B."""
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.1f}".removesuffix(".0") + unit
+    return f"{n}B"
+
+
 def client_address(request: Request) -> str:
     """The caller's address (uvicorn takes it from X-Forwarded-For when the peer is a trusted
     proxy: --forwarded-allow-ips, loopback by default)."""

@@ -1,5 +1,6 @@
 """The ``ferrymq`` command: ``serve``; ``pusher``; ``tokens add|list|revoke``; and, straight on
-the engine (no server needed), ``queues list|info|create|delete|clear``, ``put``, ``get`` and ``peek``.
+the engine (no server needed), ``queues list|info|create|delete|clear``, ``put``, ``get``, ``peek``
+and ``projects list|set-limits`` (quotas).
 
 Options fall back to the environment (``Settings.from_env``: FERRYMQ_REDIS_URL, FERRYMQ_TOKENS,
 FERRYMQ_DATA_DIR, FERRYMQ_PROJECT, ...), then to the defaults. Without a Redis URL every command
@@ -25,8 +26,12 @@ import orjson
 import redis
 from redis.connection import parse_url
 
-from ferrymq.engine import AlreadyExists, Engine, EngineError, InvalidArgument, Message, NewMessage, QueueNotFound
+from ferrymq.engine import (
+    AlreadyExists, Engine, EngineError, InvalidArgument, Message, NewMessage, ProjectUsage, QueueNotFound,
+)
+from ferrymq.engine.limits import QUOTA_NAMES
 
+from ._common import human_bytes
 from .auth import TokenStore
 from .embedded import APPENDFSYNC, EmbeddedRedisError, redis_for
 from .server import push, serve, with_token_store
@@ -156,23 +161,85 @@ def with_engine(settings: Settings, action: Callable[[Engine], T]) -> T:
     with redis_for(settings) as ready:
         client = redis.Redis.from_url(ready.redis_url or "", socket_connect_timeout=5)
         try:
-            return action(Engine(client, prefix=ready.prefix))
+            return action(Engine(client, prefix=ready.prefix, quotas=ready.quotas))
         finally:
             client.close()
 
 
 def run_queues_list(settings: Settings, args: argparse.Namespace) -> int:
     project = settings.project or ""
-    stats = with_engine(settings, lambda engine: all_stats(engine, project))
+    stats, usage = with_engine(settings, lambda engine: (all_stats(engine, project), engine.project_usage(project)))
     if args.json:
         emit([{"name": s.name, "size": s.size, "ready": s.ready, "delayed": s.delayed, "reserved": s.reserved,
                "counters": s.counters} for s in stats])
-    elif stats:
+        return 0
+    if stats:
         print(table(("QUEUE", "SIZE", "READY", "DELAYED", "RESERVED"),
                     [(s.name, s.size, s.ready, s.delayed, s.reserved) for s in stats]))
     else:
         say(f"project {project} has no queues")
+    say(quota_line(usage))
     return 0
+
+
+def quota_line(usage: ProjectUsage) -> str:
+    limits = usage.limits
+    line = (f"project {usage.project}: {usage.queues} of {limits.queues} queues, {usage.messages} of "
+            f"{limits.messages} messages, {human_bytes(usage.bytes)} of {human_bytes(limits.bytes)}, {usage.subscriptions} of "
+            f"{limits.subscriptions} subscriptions")
+    if not usage.measured_at:
+        line += " (messages and bytes not measured yet: the sweeper of a running server measures them)"
+    if usage.over:
+        line += f"; over its {usage.over} quota: new messages are refused"
+    return line
+
+
+# -- projects and quotas -------------------------------------------------------------------------
+
+
+def run_projects_list(settings: Settings, args: argparse.Namespace) -> int:
+    usages = with_engine(settings, lambda engine: [engine.project_usage(p) for p in engine.projects()])
+    if args.json:
+        emit([usage_view(u) for u in usages])
+        return 0
+    if not usages:
+        say("no project has queues yet")
+        return 0
+
+    def cell(u: ProjectUsage, name: str, used: int, shown: Callable[[int], str] = str) -> str:
+        return f"{shown(used)}/{shown(getattr(u.limits, name))}" + ("*" if name in u.custom else "")
+
+    print(table(("PROJECT", "QUEUES", "MESSAGES", "BYTES", "SUBSCRIPTIONS", "OVER"),
+                [(u.project, cell(u, "queues", u.queues), cell(u, "messages", u.messages),
+                  cell(u, "bytes", u.bytes, human_bytes), cell(u, "subscriptions", u.subscriptions), u.over or "-")
+                 for u in usages]))
+    say("used/limit; * marks a project's own limit, the others are the server's (FERRYMQ_QUOTAS)")
+    return 0
+
+
+def run_projects_set_limits(settings: Settings, args: argparse.Namespace) -> int:
+    given = {name: getattr(args, name) for name in QUOTA_NAMES if getattr(args, name) is not None}
+    if not given:
+        raise UsageError("give at least one limit, e.g. --queues 100 (or --queues default)")
+    limits = {name: None if value == "default" else value for name, value in given.items()}
+    usage = with_engine(settings, lambda engine: engine.set_project_limits(args.project, **limits))
+    if args.json:
+        emit(usage_view(usage))
+    say(quota_line(usage))
+    return 0
+
+
+def usage_view(usage: ProjectUsage) -> dict[str, Any]:
+    return {**dataclasses.asdict(usage), "custom": sorted(usage.custom)}
+
+
+def limit_value(text: str) -> int | str:
+    """A quota on the command line: a whole number, or "default" (the server's)."""
+    if text == "default":
+        return text
+    if not text.isdecimal():
+        raise argparse.ArgumentTypeError(f"not a whole number or 'default': {text!r}")
+    return int(text)
 
 
 def all_stats(engine: Engine, project: str) -> list[Any]:
@@ -391,7 +458,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_tokens(commands)
     add_queues(commands)
     add_messages(commands)
+    add_projects(commands)
     return parser
+
+
+def add_projects(commands: Commands) -> None:
+    projects_parser = commands.add_parser(
+        "projects", help="list projects with their quotas and usage, or set a project's limits",
+        description="Every project's quotas (queues, messages, bytes, subscriptions, ids per request) and usage. "
+                    "A project's own limits override the server's (FERRYMQ_QUOTAS).",
+    )
+    projects = projects_parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    listing = projects.add_parser("list", help="projects with their usage and limits",
+                                  description="Projects with their usage and limits (messages and bytes as "
+                                              "the sweeper last measured them).")
+    listing.set_defaults(command=run_projects_list)
+    limits = projects.add_parser("set-limits", help="give a project its own limits",
+                                 description="Give PROJECT its own limits; 'default' returns one to the server's.")
+    limits.add_argument("project", metavar="PROJECT")
+    for name in QUOTA_NAMES:
+        limits.add_argument(f"--{name.replace('_', '-')}", dest=name, type=limit_value, metavar="N|default",
+                            help=QUOTA_HELP[name])
+    limits.set_defaults(command=run_projects_set_limits)
+    for leaf in (listing, limits):
+        add_json_option(leaf)
+        add_redis_options(leaf)
+
+
+QUOTA_HELP = {"queues": "queues", "messages": "messages queued in all its queues",
+              "bytes": "bytes of those messages, as Redis counts them", "subscriptions": "event subscriptions",
+              "ids_per_request": "message ids one request may acknowledge or delete (at least 100)"}
 
 
 def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

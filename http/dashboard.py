@@ -9,7 +9,8 @@ on every request like any token, so a revoked token logs the dashboard out withi
 are POSTs that must carry the ``X-FerryMQ-Dashboard`` header, which a cross-site form cannot send;
 login and logout (plain form posts) refuse requests a browser says come from another site.
 Everything goes through the engine's verbs: ``stats`` for the list (one pipeline, no
-maintenance), ``info`` and ``peek`` for a queue, ``clear`` and ``release_reserved``.
+maintenance) and ``project_usage`` for the quotas above it, ``info`` and ``peek`` for a queue,
+``clear`` and ``release_reserved``.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ferrymq.engine import Message, QueueInfo, QueueNotFound, QueueStats
+from ferrymq.engine import Message, ProjectUsage, QueueInfo, QueueNotFound, QueueStats
 from ferrymq.engine.aio import AsyncQueue
 
-from ._common import JSON, auth, client_address, engine, read_body, settings
+from ._common import JSON, auth, client_address, engine, human_bytes, read_body, settings
 from .errors import Problem
 
 BASE = "/dashboard"
@@ -118,7 +119,8 @@ async def home(request: Request) -> Response:
     if project is None:
         return html(login_page())
     stats, total = await listed(request, project)
-    return html(page(project, "Queues", queues_body(stats, total)))
+    usage = await engine(request).project_usage(project)
+    return html(page(project, "Queues", queues_body(stats, total, usage)))
 
 
 async def queue_page(request: Request) -> Response:
@@ -131,10 +133,12 @@ async def queue_page(request: Request) -> Response:
 
 
 async def queues_fragment(request: Request) -> JSON:
-    stats, total = await listed(request, await logged_in(request))
+    project = await logged_in(request)
+    stats, total = await listed(request, project)
     totals = {"put": sum(s.counters.get("put", 0) for s in stats),
               "deleted": sum(s.counters.get("deleted", 0) for s in stats)}
-    return JSON({"html": rows(stats, total), "totals": totals})
+    quota = quota_html(await engine(request).project_usage(project))
+    return JSON({"html": rows(stats, total), "totals": totals, "quota": quota})
 
 
 async def queue_fragment(request: Request) -> JSON:
@@ -209,13 +213,25 @@ def login_page(error: str = "") -> str:
 <p class="hint">A token opens one project: <code>ferrymq tokens add PROJECT</code> makes one.</p>""")
 
 
-def queues_body(stats: list[QueueStats], total: int) -> str:
-    return f"""<section class="chart"><canvas id="rates"></canvas>
+def queues_body(stats: list[QueueStats], total: int, usage: ProjectUsage) -> str:
+    return f"""<p id="quota" class="quota">{quota_html(usage)}</p><section class="chart"><canvas id="rates"></canvas>
 <p class="legend"><span class="put">put <b id="put-rate">0</b>/s</span>
 <span class="deleted">delete <b id="delete-rate">0</b>/s</span></p></section>
 <table id="queues"><thead><tr><th>Queue</th><th>Size</th><th>Ready</th><th>Delayed</th><th>Reserved</th>
 <th>Put</th><th>Deleted</th></tr></thead>
 <tbody data-poll="{BASE}/api/queues">{rows(stats, total)}</tbody></table>"""
+
+
+def quota_html(usage: ProjectUsage) -> str:
+    """The project's quotas and what it uses of them (messages and bytes: the sweeper's sums)."""
+    limits = usage.limits
+    parts = [f"queues <b>{usage.queues:,}</b> of {limits.queues:,}",
+             f"messages <b>{usage.messages:,}</b> of {limits.messages:,}",
+             f"bytes <b>{human_bytes(usage.bytes)}</b> of {human_bytes(limits.bytes)}",
+             f"subscriptions <b>{usage.subscriptions:,}</b> of {limits.subscriptions:,}"]
+    over = (f' <span class="error" role="alert">Over its {escape(usage.over)} quota: new messages are '
+            "refused.</span>") if usage.over else ""
+    return "Quota: " + " · ".join(parts) + over
 
 
 def rows(stats: list[QueueStats], total: int) -> str:

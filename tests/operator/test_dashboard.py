@@ -60,6 +60,19 @@ def test_a_queue_appears_after_a_put_its_size_and_rates_follow_and_it_can_be_cle
     expect(size_cell(page, "orders")).to_have_text("0")
 
 
+def test_the_projects_quotas_and_usage_show_above_its_queues(server, http, page, redis_client):
+    from ferrymq.engine import Engine
+
+    engine = Engine(redis_client, clock=server.clock)
+    engine.set_project_limits(PROJECT, queues=5, messages=2)
+    log_in(page, server)
+    expect(page.locator("#quota")).to_contain_text("queues 0 of 5")
+    put(http, "orders", "first", "second")
+    engine.sweep()
+    expect(page.locator("#quota")).to_contain_text("queues 1 of 5 · messages 2 of 2", timeout=WAIT_MS)
+    expect(page.locator("#quota [role=alert]")).to_have_text("Over its messages quota: new messages are refused.")
+
+
 def test_a_queue_shows_its_messages_and_can_be_released_and_cleared(server, http, page, tmp_path):
     put(http, "orders", "first", "second", "third")
     reserved = http.get(f"/1/projects/{PROJECT}/queues/orders/messages", headers={"Authorization": f"OAuth {TOKEN}"})

@@ -173,3 +173,20 @@ def test_beyond_loopback_without_a_metrics_token_only_server_wide_figures_are_se
     with serve_app(create_app(settings.with_(metrics_token="scrape-me"))) as url, httpx.Client(base_url=url) as other:
         full = other.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
         assert 'queue="secret-queue-name"' in full.text
+
+
+def test_every_projects_limits_and_usage_are_exposed(server, http, redis_client):
+    engine = Engine(redis_client, clock=server.clock)
+    iron(http, "POST", "a", "/messages", json={"messages": [{"body": "x" * 100}] * 3})
+    engine.set_project_limits(PROJECT, messages=50)
+    engine.sweep()
+    samples = scrape(http)
+
+    def sample(name, quota):
+        return samples[(name, frozenset({"project": PROJECT, "quota": quota}.items()))]
+
+    assert sample("ferrymq_project_usage", "queues") == 1 and sample("ferrymq_project_usage", "messages") == 3
+    assert sample("ferrymq_project_usage", "bytes") > 300 and sample("ferrymq_project_usage", "subscriptions") == 0
+    assert sample("ferrymq_project_limit", "messages") == 50 and sample("ferrymq_project_limit", "queues") == 10_000
+    assert sample("ferrymq_project_limit", "ids_per_request") == 1_000
+    assert samples[("ferrymq_project_over", frozenset({"project": PROJECT}.items()))] == 0
