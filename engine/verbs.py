@@ -866,8 +866,8 @@ class EngineVerbs:
             for project in projects:
                 project = text(project)
                 pk = self.ctx.project_keys(project)
-                limits, _ = yield from self._limits(project)
-                over = text((yield Command(("HGET", pk.usage, "over"))) or b"")
+                usage = yield from self.project_usage(project)
+                over = f"{usage.over} {getattr(usage.limits, usage.over)}" if usage.over else ""
                 messages = size = start = 0
                 while True:
                     names = yield Command(("ZRANGE", pk.queues, start, start + page - 1))
@@ -885,7 +885,7 @@ class EngineVerbs:
                     if len(names) < page:
                         break
                     start += page
-                yield from self._measured(project, limits, messages, size)
+                yield from self._measured(project, usage.limits, messages, size)
             if int(cursor) == 0:
                 return SweepReport(queues, busy, transfers)
 
@@ -902,12 +902,6 @@ class EngineVerbs:
         yield Command(("HSET", self.ctx.project_keys(project).usage, *fields))
 
     # -- quotas -------------------------------------------------------------------------------
-
-    def _limits(self, project: str) -> Verb[tuple[Quotas, frozenset[str]]]:
-        """The project's quotas (its own where it has them, else the engine's) and which are its own."""
-        own = yield Command(("HGETALL", self.ctx.project_keys(project).limits))
-        custom = {text(k): int(v) for k, v in own.items() if text(k) in QUOTA_NAMES}
-        return dataclasses.replace(self.ctx.quotas, **custom), frozenset(custom)
 
     def set_project_limits(self, project: str, **limits: int | None) -> Verb[ProjectUsage]:
         """Give a project its own limits (``queues=100``); None returns one to the engine's."""
@@ -928,7 +922,8 @@ class EngineVerbs:
         return (yield from self.project_usage(project))
 
     def project_usage(self, project: str) -> Verb[ProjectUsage]:
-        """The project's quotas and its usage (one pipeline)."""
+        """The project's quotas (its own where it has them, else the engine's) and its usage
+        (one pipeline)."""
         core.check_name("project", project, self.ctx.limits)
         pk = self.ctx.project_keys(project)
         own, queues, subscriptions, usage = yield Batch((

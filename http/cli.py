@@ -183,10 +183,11 @@ def run_queues_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def quota_line(usage: ProjectUsage) -> str:
+    """The project's usage and limits on one line (for people: stderr)."""
     limits = usage.limits
     line = (f"project {usage.project}: {usage.queues} of {limits.queues} queues, {usage.messages} of "
-            f"{limits.messages} messages, {human_bytes(usage.bytes)} of {human_bytes(limits.bytes)}, {usage.subscriptions} of "
-            f"{limits.subscriptions} subscriptions")
+            f"{limits.messages} messages, {human_bytes(usage.bytes)} of {human_bytes(limits.bytes)}, "
+            f"{usage.subscriptions} of {limits.subscriptions} subscriptions")
     if not usage.measured_at:
         line += " (messages and bytes not measured yet: the sweeper of a running server measures them)"
     if usage.over:

@@ -34,8 +34,8 @@ from uvicorn.supervisors import multiprocess
 
 from ferrymq.engine import AsyncEngine
 
-from .auth import TokenStore
 from . import timeouts
+from .auth import TokenStore
 from .embedded import redis_for
 from .settings import Settings
 from .timeouts import ServerConfig
