@@ -19,10 +19,11 @@ from .errors import (
     NotReplicated,
     NotReserved,
     QueueNotFound,
+    QuotaExceeded,
     TooLarge,
     Unavailable,
 )
-from .limits import DEFAULTS, LIMITS, Limits, QueueDefaults
+from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
 from .models import (
     QUEUE_EVENTS,
     Alert,
@@ -35,6 +36,7 @@ from .models import (
     PushDelivery,
     Pushed,
     PushStatus,
+    ProjectUsage,
     QueueDetails,
     QueueInfo,
     QueueRef,
@@ -51,7 +53,7 @@ from .sync import Engine, Queue
 from .verbs import Reservation, SweepReport
 
 __all__ = [
-    "DEFAULTS", "LIMITS", "QUEUE_EVENTS", "Alert", "AlertNotFound", "AlreadyExists", "AsyncEngine",
+    "DEFAULTS", "LIMITS", "QUEUE_EVENTS", "QUOTAS", "ProjectUsage", "QuotaExceeded", "Quotas", "Alert", "AlertNotFound", "AlreadyExists", "AsyncEngine",
     "AsyncQueue", "Backlog", "Changed", "ConfigurationError", "DeliveryPaused", "Engine", "EngineError",
     "FakeClock", "InvalidArgument", "Limits", "Message", "MessageNotFound", "NewMessage",
     "NotReplicated", "NotReserved", "Notifier", "Pulled", "PushClaim", "PushConfig", "PushDelivery", "PushStatus",

@@ -13,7 +13,7 @@ from redis.exceptions import NoScriptError
 from ._facade import async_verb, check_client, translate
 from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Step, Wait
-from .limits import DEFAULTS, LIMITS, Limits, QueueDefaults
+from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
 from .notifier import Notifier
 from .replication import PROBE, ReplicaAcks, acknowledged, write_commands
 from .scripts import AsyncScripts
@@ -39,6 +39,7 @@ class AsyncEngine:
         clock: Clock | None = None,
         limits: Limits = LIMITS,
         defaults: QueueDefaults = DEFAULTS,
+        quotas: Quotas = QUOTAS,
         notifier: Notifier | None = None,
         command_timeout: float | None = None,
         min_replicas_ack: int = 0,
@@ -58,7 +59,8 @@ class AsyncEngine:
         self.notifier = notifier or Notifier(client)
         self.clock = clock or RedisClock()
         self.limits = limits
-        self._verbs = EngineVerbs(Context(prefix, self.clock, limits, defaults))
+        self.quotas = quotas
+        self._verbs = EngineVerbs(Context(prefix, self.clock, limits, defaults, quotas))
 
     def queue(self, project: str, name: str) -> AsyncQueue:
         return AsyncQueue(self, self._verbs.queue(project, name))
@@ -89,6 +91,8 @@ class AsyncEngine:
     list_subscriptions = async_verb(EngineVerbs.list_subscriptions)
     delete_subscription = async_verb(EngineVerbs.delete_subscription)
     emit = async_verb(EngineVerbs.emit)
+    project_usage = async_verb(EngineVerbs.project_usage)
+    set_project_limits = async_verb(EngineVerbs.set_project_limits)
 
     async def _run(self, verb: Generator[Step, Any, R]) -> R:
         result: Any = None

@@ -236,10 +236,14 @@ def check_alert(alert: Alert, i: int, limits: Limits, queue: str) -> dict[str, A
         raise InvalidArgument(f"{field}.type", "type must be fixed or progressive")
     if isinstance(alert.trigger, bool) or not isinstance(alert.trigger, int) or alert.trigger < 1:
         raise InvalidArgument(f"{field}.trigger", "trigger must be a positive integer")
+    if alert.trigger > limits.max_alert_trigger:
+        raise InvalidArgument(f"{field}.trigger", f"{field}.trigger may be at most {limits.max_alert_trigger}")
     if alert.direction not in ("asc", "desc"):
         raise InvalidArgument(f"{field}.direction", "direction must be asc or desc")
     if isinstance(alert.snooze, bool) or not isinstance(alert.snooze, int) or alert.snooze < 0:
         raise InvalidArgument(f"{field}.snooze", "snooze must be a non-negative integer")
+    if alert.snooze > limits.max_alert_snooze:
+        raise InvalidArgument(f"{field}.snooze", f"{field}.snooze may be at most {limits.max_alert_snooze} seconds")
     check_name(f"{field}.queue", alert.queue, limits)
     if alert.type == "progressive" and alert.queue == queue:
         raise InvalidArgument(f"{field}.queue", "a progressive alert cannot post to its own queue")

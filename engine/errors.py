@@ -71,6 +71,18 @@ class DeliveryPaused(EngineError):
     code = "PAUSED"
 
 
+class QuotaExceeded(EngineError):
+    """The project is at (or over) one of its quotas; the call wrote nothing. ``quota`` names it
+    (queues, messages, bytes, subscriptions, ids_per_request), ``limit`` is its value."""
+
+    code = "QUOTA"
+
+    def __init__(self, quota: str, limit: int) -> None:
+        what = {"ids_per_request": "message ids per request"}.get(quota, quota)
+        super().__init__(f"The project's quota is exceeded: at most {limit} {what}", quota=quota, limit=limit)
+        self.quota, self.limit = quota, limit
+
+
 class Unavailable(EngineError):
     """Redis cannot be reached (or did not answer in time); the call may be retried."""
 
@@ -101,7 +113,7 @@ class ConfigurationError(EngineError):
 _BY_CODE: dict[str, type[EngineError]] = {
     cls.code: cls for cls in (QueueNotFound, MessageNotFound, NotReserved, AlreadyExists, DeliveryPaused, Changed)
 }
-SCRIPT_ERROR_CODES = frozenset({*_BY_CODE, InvalidArgument.code})
+SCRIPT_ERROR_CODES = frozenset({*_BY_CODE, InvalidArgument.code, QuotaExceeded.code})
 """Codes a script may reply with (checked against every script's ``Errors:`` header)."""
 
 
@@ -112,6 +124,9 @@ def from_reply(text: str) -> EngineError | None:
     if code == InvalidArgument.code:
         field, _, message = detail.partition(" ")
         return InvalidArgument(field, message)
+    if code == QuotaExceeded.code:  # "QUOTA <quota> <limit>"
+        quota, _, limit = detail.partition(" ")
+        return QuotaExceeded(quota, int(limit) if limit.isdigit() else 0)
     cls = _BY_CODE.get(code)
     if cls is None:
         return None

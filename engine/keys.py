@@ -46,8 +46,18 @@ class QueueKeys(NamedTuple):
 
 
 def tokens_key(prefix: str) -> str:
-    """hash: sha256(token) hex -> project (tokens added with `ferrymq tokens add`)."""
+    """hash: sha256(token) hex -> project (random tokens made by `ferrymq tokens add`)."""
     return f"{prefix}:tokens"
+
+
+def chosen_tokens_key(prefix: str) -> str:
+    """hash: scrypt(token, salt) hex -> project (tokens a person chose: `tokens add --token`)."""
+    return f"{prefix}:tokens:chosen"
+
+
+def token_salt_key(prefix: str) -> str:
+    """string: the deployment's scrypt salt (hex) for chosen tokens, set once."""
+    return f"{prefix}:tokens:salt"
 
 
 def push_index_key(prefix: str) -> str:
@@ -67,6 +77,8 @@ class ProjectKeys(NamedTuple):
     ids: str  # hash: queue id -> queue name
     subscriptions: str  # hash: subscription id -> JSON (events routed to queues)
     projects: str  # set: every project that has queues (global)
+    limits: str  # hash: quota name -> the project's own limit (absent: the engine's default)
+    usage: str  # hash: messages, bytes, measured (ms), over ("" or "<quota> <limit>"): the sweeper's sums
 
 
 def queue_keys(prefix: str, project: str, queue: str) -> QueueKeys:
@@ -96,4 +108,6 @@ def project_keys(prefix: str, project: str) -> ProjectKeys:
         ids=base + "ids",
         subscriptions=base + "subscriptions",
         projects=f"{prefix}:projects",
+        limits=base + "limits",
+        usage=base + "usage",
     )

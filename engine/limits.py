@@ -39,6 +39,16 @@ class Limits:
     max_name_length: int = 255
     """Queue and project names: 1..255 characters, no control characters."""
 
+    max_alert_trigger: int = 1_000_000_000
+    """Largest queue size an alert may watch for (stored numbers stay well inside 64 bits)."""
+
+    max_alert_snooze: int = 30 * DAY
+    """Longest snooze of an alert, in seconds."""
+
+    max_subscription_bytes: int = 16 * 1024
+    """Size of one stored event subscription (its JSON, the contract's own fields included):
+    every event reads them all."""
+
     maintenance_batch: int = 250
     """Lapsed reservations, due delayed and expired messages handled per step of one script call.
     Bounds the work (and latency) of every call: at most a few K message moves, a few ms."""
@@ -74,6 +84,36 @@ class QueueDefaults:
 
 
 DEFAULTS = QueueDefaults()
+
+
+@dataclass(frozen=True, slots=True)
+class Quotas:
+    """What one project may hold, so that no tenant fills Redis (it runs noeviction) for all.
+    These are an engine's defaults (the server's: ``FERRYMQ_QUOTAS``); a project may have its own
+    (``Engine.set_project_limits``, ``ferrymq projects set-limits``). How each is enforced:
+    SECURITY.md, "Quotas"."""
+
+    queues: int = 10_000
+    """Queues (Cloudflare's limit per account). Checked atomically where a queue is created."""
+
+    messages: int = 10_000_000
+    """Messages queued in all its queues (ready, delayed, reserved, being pushed). Summed by the
+    sweeper; once over, puts are refused until it is under again (a bounded overshoot)."""
+
+    bytes: int = 1024**3
+    """Memory of its queued messages as Redis counts it (MEMORY USAGE of the records), likewise."""
+
+    subscriptions: int = 100
+    """Event subscriptions (every event of the project reads them all)."""
+
+    ids_per_request: int = 1_000
+    """Message ids one call may settle (Cloudflare ack and purge); at least one engine batch."""
+
+
+QUOTAS = Quotas()
+QUOTA_NAMES = tuple(Quotas.__dataclass_fields__)
+MIN_IDS_PER_REQUEST = 100
+"""A call of one engine batch (``Limits.max_batch``) is one script call: always allowed."""
 
 SWEEP_INTERVAL = 1.0
 """Seconds between two sweeps of the same queue by the background sweeper."""

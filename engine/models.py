@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .limits import Quotas
+
 READY, DELAYED, RESERVED = "ready", "delayed", "reserved"
 
 
@@ -163,6 +165,24 @@ class QueueRef:
     project: str
     name: str
     id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectUsage:
+    """A project's quotas and what it uses of them. Queues and subscriptions are counted now;
+    messages and bytes are the sweeper's sums (``measured_at``: when, 0 if never), and ``over``
+    names the quota the sweeper found the project over ("" if none): its puts are refused."""
+
+    project: str
+    limits: Quotas
+    custom: frozenset[str]
+    """The quotas the project has its own limit for (the others are the engine's)."""
+    queues: int
+    subscriptions: int
+    messages: int
+    bytes: int
+    measured_at: int
+    over: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from redis.exceptions import NoScriptError
 from ._facade import check_client, sync_verb, translate
 from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Step, Wait
-from .limits import DEFAULTS, LIMITS, Limits, QueueDefaults
+from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
 from .replication import PROBE, ReplicaAcks, acknowledged, write_commands
 from .scripts import Scripts
 from .verbs import Context, EngineVerbs, QueueVerbs
@@ -38,6 +38,7 @@ class Engine:
         clock: Clock | None = None,
         limits: Limits = LIMITS,
         defaults: QueueDefaults = DEFAULTS,
+        quotas: Quotas = QUOTAS,
         min_replicas_ack: int = 0,
         min_replicas_ack_timeout: float = 1.0,
     ) -> None:
@@ -48,7 +49,8 @@ class Engine:
         """None unless writes wait for replicas (see ``replication.py``)."""
         self.clock = clock or RedisClock()
         self.limits = limits
-        self._verbs = EngineVerbs(Context(prefix, self.clock, limits, defaults))
+        self.quotas = quotas
+        self._verbs = EngineVerbs(Context(prefix, self.clock, limits, defaults, quotas))
 
     def queue(self, project: str, name: str) -> Queue:
         return Queue(self, self._verbs.queue(project, name))
@@ -75,6 +77,8 @@ class Engine:
     list_subscriptions = sync_verb(EngineVerbs.list_subscriptions)
     delete_subscription = sync_verb(EngineVerbs.delete_subscription)
     emit = sync_verb(EngineVerbs.emit)
+    project_usage = sync_verb(EngineVerbs.project_usage)
+    set_project_limits = sync_verb(EngineVerbs.set_project_limits)
 
     def _run(self, verb: Generator[Step, Any, R]) -> R:
         result: Any = None

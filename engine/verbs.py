@@ -32,10 +32,13 @@ from .errors import (
     MessageNotFound,
     NotReserved,
     QueueNotFound,
+    QuotaExceeded,
     TooLarge,
 )
 from .keys import ProjectKeys, QueueKeys, lease_key, project_keys, push_index_key, queue_keys
-from .limits import DEDUPE_WINDOW, ID_FLOOR_TTL, LIST_PAGE_MAX, Limits, QueueDefaults
+from .limits import (
+    DEDUPE_WINDOW, ID_FLOOR_TTL, LIST_PAGE_MAX, MIN_IDS_PER_REQUEST, QUOTA_NAMES, QUOTAS, Limits, QueueDefaults, Quotas,
+)
 from .models import (
     RESERVED,
     Alert,
@@ -48,6 +51,7 @@ from .models import (
     PushDelivery,
     Pushed,
     PushStatus,
+    ProjectUsage,
     QueueDetails,
     QueueInfo,
     QueueStats,
@@ -102,11 +106,13 @@ class SweepReport:
 class Context:
     """What every verb needs: key prefix, clock, limits, defaults."""
 
-    def __init__(self, prefix: str, clock: Clock, limits: Limits, defaults: QueueDefaults) -> None:
+    def __init__(self, prefix: str, clock: Clock, limits: Limits, defaults: QueueDefaults,
+                 quotas: Quotas = QUOTAS) -> None:
         self.prefix = prefix
         self.clock = clock
         self.limits = limits
         self.defaults = defaults
+        self.quotas = quotas
         self.default_fields = core.default_fields(defaults, limits)
         self.default_fields_json = orjson.dumps(self.default_fields)
         self.dedupe_ms = str(round(DEDUPE_WINDOW * 1000))
@@ -150,6 +156,8 @@ class QueueVerbs:
         those fields are unchanged (else ``Changed``)."""
         fields = core.encode_settings(settings, self.ctx.limits, self.name)
         attr_fields = _attr_fields(attrs or {})
+        if mode != "update":
+            yield from self._admit()
         raw = yield Eval(
             "configure",
             [*self._core_keys, self.keys.idfloor],
@@ -192,7 +200,7 @@ class QueueVerbs:
     def put(self, messages: Iterable[NewMessage | bytes | str], *, create: bool = True) -> Verb[list[str]]:
         """Append messages in order (one script call for the batch); returns their ids.
         Creates the queue unless ``create=False`` (then ``QueueNotFound``)."""
-        raw = yield from self._put(messages, "create" if create else "existing", backlog=False)
+        raw = yield from self._put(messages, "existing", create, backlog=False)
         return [text(i) for i in raw[9:]]
 
     def push(
@@ -201,12 +209,14 @@ class QueueVerbs:
         """``put``, also reporting the backlog after it (same script call). With ``queue_id``,
         only into the queue of that id (``QueueNotFound`` once it was deleted, even if it was
         created again since): callers that know the queue by its id need not look it up."""
-        mode = "=" + queue_id if queue_id is not None else "create" if create else "existing"
-        raw = yield from self._put(messages, mode, backlog=True)
+        mode = "existing" if queue_id is None else "=" + queue_id
+        raw = yield from self._put(messages, mode, create and queue_id is None, backlog=True)
         return Pushed([text(i) for i in raw[9:]], Backlog(*raw[4:9]))
 
-    def _put(self, messages: Iterable[NewMessage | bytes | str], mode: str, *, backlog: bool) -> Verb[list[Any]]:
-        """``mode``: the put script's (lua/put-12.lua)."""
+    def _put(self, messages: Iterable[NewMessage | bytes | str], mode: str, create: bool, *,
+             backlog: bool) -> Verb[list[Any]]:
+        """``mode``: the put script's for an existing queue (lua/put-12.lua); a missing queue is
+        created (once its project admits it) if ``create``."""
         batch = list(messages)
         limits = self.ctx.limits
         if not batch:
@@ -217,9 +227,27 @@ class QueueVerbs:
         now = self.ctx.clock.wall_ms()
         for i, message in enumerate(batch):
             args.extend(core.message_args(message, f"messages[{i}]", limits, now))
-        raw = yield Eval("put", self._put_keys, args)
+        raw = yield from self._put_or_create(args, "create" if create else None)
         yield from self._after_put(raw)
         return raw
+
+    def _put_or_create(self, args: list[Any], create: str | None) -> Verb[list[Any]]:
+        """The put script on an existing queue (one round trip, the hot path); on a missing one,
+        with ``create`` as its mode once the project admitted the new queue (its queue quota)."""
+        try:
+            return (yield Eval("put", self._put_keys, args))
+        except QueueNotFound:
+            if create is None:
+                raise
+        yield from self._admit()
+        args[3] = create
+        return (yield Eval("put", self._put_keys, args))
+
+    def _admit(self) -> Verb[None]:
+        """List this queue's name in its project before creating it: ``QuotaExceeded`` at the
+        project's queue quota, or while it is over its message or byte quota."""
+        pk = self.ctx.project_keys(self.project)
+        yield Eval("admit", [pk.queues, pk.limits, pk.usage], [self.name, self.ctx.quotas.queues])
 
     def _put_args(self, mode: str, n: int, backlog: bool = False) -> list[Any]:
         ctx = self.ctx
@@ -370,24 +398,37 @@ class QueueVerbs:
         deletes: Sequence[tuple[str, str | None]] = (),
         releases: Sequence[tuple[str, str | None, float | str | None]] = (),
     ) -> Verb[Settled]:
-        """Deletes and releases in one script call; a status per item, none of them raises.
-        A release's delay is seconds, None (the queue's retry delay) or ``core.moment(ms)``."""
+        """Deletes and releases, a status per item (none of them raises). A release's delay is
+        seconds, None (the queue's retry delay) or ``core.moment(ms)``. One script call per
+        ``max_batch`` items; more than one batch must be within the project's ids_per_request
+        quota (read only then: one engine batch is always allowed), checked before any change."""
         limits = self.ctx.limits
         if len(deletes) + len(releases) > limits.max_batch:
-            raise TooLarge("ids", f"at most {limits.max_batch} messages per call")
-        args: list[Any] = [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, len(deletes), len(releases)]
-        for message_id, rid in deletes:
-            args += (_check_id(message_id), _check_rid(rid))
+            yield from self._within_ids_quota(len(deletes) + len(releases))
+        checked_deletes = [(_check_id(message_id), _check_rid(rid)) for message_id, rid in deletes]
+        checked_releases = []
         for i, (message_id, rid, delay) in enumerate(releases):
             if isinstance(delay, str) and delay.startswith("@"):
                 delay_ms: int | str = delay  # an absolute moment, already checked
             else:
                 delay_ms = "" if delay is None else core.seconds_to_ms(f"releases[{i}].delay", delay, 0, limits.max_delay)
-            args += (_check_id(message_id), _check_rid(rid), delay_ms)
-        raw = yield Eval("settle", self._core_keys, args)
-        yield from self._after(raw[0])
-        statuses = [_STATUS[s] for s in raw[1:]]
+            checked_releases.append((_check_id(message_id), _check_rid(rid), delay_ms))
+        statuses: list[str] = []
+        for part in _batches(checked_deletes + checked_releases, limits.max_batch):
+            d = [item for item in part if len(item) == 2]
+            args: list[Any] = [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, len(d), len(part) - len(d)]
+            args += [value for item in part for value in item]
+            raw = yield Eval("settle", self._core_keys, args)
+            yield from self._after(raw[0])
+            statuses += [_STATUS[s] for s in raw[1:]]
         return Settled(deleted=statuses[: len(deletes)], released=statuses[len(deletes) :])
+
+    def _within_ids_quota(self, n: int) -> Verb[None]:
+        """More than one engine batch in one call: within the project's ids_per_request quota."""
+        own = yield Command(("HGET", self.ctx.project_keys(self.project).limits, "ids_per_request"))
+        limit = int(own) if own is not None else self.ctx.quotas.ids_per_request
+        if n > limit:
+            raise QuotaExceeded("ids_per_request", limit)
 
     def release_reserved(self) -> Verb[int]:
         """Every reserved message back in the queue now (an operator's "release all"), whoever
@@ -590,11 +631,18 @@ class QueueVerbs:
 
     def maintain(self) -> Verb[tuple[bool, bool, int]]:
         """One bounded maintenance pass. Returns (exists, more work left, transfers made)."""
-        raw = yield Eval("maintain", self._core_keys, [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify])
+        exists, more, moved, _ = yield from self._sweep()
+        return exists, more, moved
+
+    def _sweep(self, over: str | None = None) -> Verb[tuple[bool, bool, int, tuple[int, int]]]:
+        """``maintain``, also marking the queue with its project's quota state ``over`` ("" none,
+        None: left as it is) and measuring it: (..., (messages, bytes))."""
+        args = [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify]
+        raw = yield Eval("maintain", self._core_keys, args if over is None else [*args, over])
         if raw[0] & _MISSING:
-            return False, False, 0
+            return False, False, 0, (0, 0)
         moved = yield from self._after(raw[0])
-        return True, bool(raw[1]), moved
+        return True, bool(raw[1]), moved, (raw[3], raw[4])
 
     def _after(self, flags: int) -> Verb[int]:
         """Work a script left for another slot: move dead letters to their queues."""
@@ -631,9 +679,11 @@ class QueueVerbs:
         return NewMessage(payload)
 
     def _transfer(self, message: NewMessage, ref: str) -> Verb[None]:
-        args = self._put_args("create", 1)
+        """A move from another queue: never refused by the message or byte quota (a dead letter
+        or an error-queue message only moves), but a queue it creates counts (``_admit``)."""
+        args = self._put_args("transfer", 1)
         args.extend(core.message_args(message, "message", self.ctx.limits, self.ctx.clock.wall_ms(), ref))
-        raw = yield Eval("put", self._put_keys, args)
+        raw = yield from self._put_or_create(args, "transfer-create")
         yield from self._after_put(raw)
 
     def _emit(self, event: str, payload: dict[str, Any]) -> Verb[int]:
@@ -777,10 +827,15 @@ class EngineVerbs:
     # -- event subscriptions (storage; routing is QueueVerbs._emit) ---------------------------
 
     def put_subscription(self, project: str, subscription: Subscription) -> Verb[Subscription]:
-        """Store (create or replace) a subscription. The caller validates it."""
+        """Store (create or replace) a subscription. The caller validates it; the engine bounds
+        its size (``Limits.max_subscription_bytes``)."""
         core.check_name("project", project, self.ctx.limits)
-        key = self.ctx.project_keys(project).subscriptions
-        yield Command(("HSET", key, subscription.id, encode_subscription(subscription)))
+        doc = encode_subscription(subscription)
+        limit = self.ctx.limits.max_subscription_bytes
+        if len(doc) > limit:
+            raise TooLarge("subscription", f"a subscription takes {len(doc)} bytes; the limit is {limit}")
+        pk = self.ctx.project_keys(project)
+        yield Eval("subscribe", [pk.subscriptions, pk.limits], [subscription.id, doc, self.ctx.quotas.subscriptions])
         return subscription
 
     def get_subscription(self, project: str, subscription_id: str) -> Verb[Subscription | None]:
@@ -824,12 +879,14 @@ class EngineVerbs:
             for project in projects:
                 project = text(project)
                 pk = self.ctx.project_keys(project)
-                start = 0
+                usage = yield from self.project_usage(project)
+                over = f"{usage.over} {getattr(usage.limits, usage.over)}" if usage.over else ""
+                messages = size = start = 0
                 while True:
                     names = yield Command(("ZRANGE", pk.queues, start, start + page - 1))
                     for name in names:
                         queue = QueueVerbs(self.ctx, project, text(name))
-                        exists, more, moved = yield from queue.maintain()
+                        exists, more, moved, (n, b) = yield from queue._sweep(over)
                         if not exists:  # dropped, but a crash kept it listed
                             qid = yield Command(("HGET", pk.names, name))
                             yield Eval("unregister", [pk.queues, pk.names, pk.ids], [name, qid or b""])
@@ -837,11 +894,61 @@ class EngineVerbs:
                         queues += 1
                         busy += more
                         transfers += moved
+                        messages, size = messages + n, size + b
                     if len(names) < page:
                         break
                     start += page
+                yield from self._measured(project, usage.limits, messages, size)
             if int(cursor) == 0:
                 return SweepReport(queues, busy, transfers)
+
+    def _measured(self, project: str, limits: Quotas, messages: int, size: int) -> Verb[None]:
+        """Record a project's sums; the next pass marks its queues (so puts are refused) while it
+        is at or over its message or byte quota. A project is "over" at its limit: one more
+        message would pass it."""
+        over = ""
+        if messages >= limits.messages:
+            over = f"messages {limits.messages}"
+        elif size >= limits.bytes:
+            over = f"bytes {limits.bytes}"
+        fields = ("messages", messages, "bytes", size, "measured", self.ctx.clock.wall_ms(), "over", over)
+        yield Command(("HSET", self.ctx.project_keys(project).usage, *fields))
+
+    # -- quotas -------------------------------------------------------------------------------
+
+    def set_project_limits(self, project: str, **limits: int | None) -> Verb[ProjectUsage]:
+        """Give a project its own limits (``queues=100``); None returns one to the engine's."""
+        core.check_name("project", project, self.ctx.limits)
+        for name, value in limits.items():
+            if name not in QUOTA_NAMES:
+                raise InvalidArgument(name, f"unknown quota {name!r}: one of {', '.join(QUOTA_NAMES)}")
+            if value is not None:
+                low = MIN_IDS_PER_REQUEST if name == "ids_per_request" else 0
+                core.check_int(name, value, low, 2**53)
+        key = self.ctx.project_keys(project).limits
+        given = {name: value for name, value in limits.items() if value is not None}
+        if given:
+            yield Command(("HSET", key, *(item for pair in given.items() for item in pair)))
+        reset = [name for name, value in limits.items() if value is None]
+        if reset:
+            yield Command(("HDEL", key, *reset))
+        return (yield from self.project_usage(project))
+
+    def project_usage(self, project: str) -> Verb[ProjectUsage]:
+        """The project's quotas (its own where it has them, else the engine's) and its usage
+        (one pipeline)."""
+        core.check_name("project", project, self.ctx.limits)
+        pk = self.ctx.project_keys(project)
+        own, queues, subscriptions, usage = yield Batch((
+            ("HGETALL", pk.limits), ("ZCARD", pk.queues), ("HLEN", pk.subscriptions), ("HGETALL", pk.usage)))
+        custom = {text(k): int(v) for k, v in own.items() if text(k) in QUOTA_NAMES}
+        sums = {text(k): text(v) for k, v in usage.items()}
+        return ProjectUsage(
+            project=project, limits=dataclasses.replace(self.ctx.quotas, **custom), custom=frozenset(custom),
+            queues=queues, subscriptions=subscriptions, messages=int(sums.get("messages", 0)),
+            bytes=int(sums.get("bytes", 0)), measured_at=int(sums.get("measured", 0)),
+            over=sums.get("over", "").partition(" ")[0],
+        )
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -927,6 +1034,10 @@ def _attr_fields(attrs: dict[str, str | None]) -> dict[str, str | None]:
         if not isinstance(name, str) or not name or (value is not None and not isinstance(value, str)):
             raise InvalidArgument("attrs", "attributes map names to strings (None removes one)")
     return {"x:" + name: value for name, value in attrs.items()}
+
+
+def _batches(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _raise_for(status: str) -> None:

@@ -4,6 +4,7 @@ header parsing, and watching for a client that goes away during a long poll."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -19,6 +20,15 @@ from .errors import Problem, contract_of
 from .settings import Settings
 
 T = TypeVar("T")
+
+MAX_DIGITS = 18
+"""Digits of an integer given as text (a query parameter, a quoted number): every range we
+check fits, and int() never meets a 5,000-digit string."""
+_DECIMAL = re.compile(r"-?[0-9]{1,%d}\Z" % MAX_DIGITS)  # ASCII only: str.isdigit() also takes "²" and "٣"
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of a request's JSON document (a Cloudflare ``json`` message body included).
+Bounds what we store and re-encode: orjson encodes at most 254 levels, and a deep document is
+only a way to spend the server's CPU."""
 
 
 class JSON(Response):
@@ -83,16 +93,65 @@ async def read_json(request: Request, *, empty: Any = None) -> Any:
     if not body.strip():
         return {} if empty is None else empty
     try:
-        return orjson.loads(body)
+        doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise Problem(400, f"Request body is not valid JSON: {exc.msg}", code="malformed_json") from None
+    if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH:  # fewer brackets cannot nest deeper
+        path = too_deep(doc, MAX_JSON_DEPTH)
+        if path is not None:
+            raise Problem(400, f"{dotted(path)} is nested more than {MAX_JSON_DEPTH} levels deep",
+                          code="too_deep", pointer=json_pointer(path))
+    return doc
+
+
+def too_deep(doc: Any, limit: int) -> list[str | int] | None:
+    """Where ``doc`` nests containers more than ``limit`` levels deep (its first three keys or
+    indexes: that names the field), or None. Level by level, not recursive: a deep document must
+    not be a deep stack. (A 100-message batch costs about as much as parsing it again.)"""
+    if type(doc) is not dict and type(doc) is not list:
+        return None
+    level, depth = [doc], 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return path_to_depth(doc, limit + 1)
+        deeper = []
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                if type(child) is dict or type(child) is list:
+                    deeper.append(child)
+        level = deeper
+    return None
+
+
+def path_to_depth(doc: Any, depth: int) -> list[str | int]:
+    """The keys and indexes (the first three) down to the first container at ``depth`` (the
+    document is 1). Run only once too_deep found one: the same walk, remembering parents."""
+    level: list[tuple[Any, tuple[str | int, ...]]] = [(doc, ())]
+    for _ in range(depth - 1):
+        level = [(child, path + (key,) if len(path) < 3 else path) for node, path in level
+                 for key, child in (node.items() if isinstance(node, dict) else enumerate(node))
+                 if isinstance(child, (dict, list))]
+    return list(level[0][1])
+
+
+def dotted(path: list[str | int]) -> str:
+    """``["messages", 1, "body"]`` -> ``messages[1].body`` (how the contracts name fields)."""
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return text or "the document"
+
+
+def json_pointer(path: list[str | int]) -> str:
+    """RFC 6901: ``["a/b", 0]`` -> ``/a~1b/0``."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
 def integer(value: Any, name: str, lo: int, hi: int, *, status: int = 400) -> int:
-    """A whole number (int, integral float, or decimal string from a query) within [lo, hi]."""
+    """A whole number within [lo, hi]: an int, an integral float, or ASCII decimal text (a query
+    parameter, a quoted number) of at most MAX_DIGITS digits."""
     if isinstance(value, str):
         value = value.strip()
-        if not value.lstrip("-").isdigit():
+        if not _DECIMAL.match(value):
             raise Problem(status, f"{name} must be an integer between {lo} and {hi}", pointer=name)
         value = int(value)
     elif isinstance(value, float) and value.is_integer():
@@ -102,6 +161,20 @@ def integer(value: Any, name: str, lo: int, hi: int, *, status: int = 400) -> in
     if not lo <= value <= hi:
         raise Problem(status, f"{name} must be between {lo} and {hi}", pointer=name)
     return value
+
+
+def human_bytes(n: int) -> str:
+    """Bytes for people: 1.5MiB, 1GiB, 512B."""
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.1f}".removesuffix(".0") + unit
+    return f"{n}B"
+
+
+def client_address(request: Request) -> str:
+    """The caller's address (uvicorn takes it from X-Forwarded-For when the peer is a trusted
+    proxy: --forwarded-allow-ips, loopback by default)."""
+    return request.client.host if request.client else ""
 
 
 def bearer(request: Request, *schemes: str) -> str | None:

@@ -25,7 +25,7 @@ from ferrymq.engine.clock import Clock
 
 from . import cloudflare, dashboard, elastic, ironmq, logs, metrics, openapi
 from ._common import JSON, BodyLimit
-from .auth import Auth, TokenStore
+from .auth import Auth, FailedAuths, TokenStore
 from .connect import redis_client
 from .errors import EXCEPTION_HANDLERS
 from .settings import Settings
@@ -56,7 +56,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             await engine.load_scripts()
         except Unavailable:
             log.warning("Redis is not reachable yet; answering 503 until it is")
-        auth = Auth(settings.tokens, TokenStore(redis, settings.prefix))
+        failures = FailedAuths(settings.auth_failures) if settings.auth_failures else None
+        auth = Auth(settings.static_tokens(), TokenStore(redis, settings.prefix), failures)
         sweeper = Sweeper(engine)
         if settings.sweeper:
             sweeper.start()

@@ -1,5 +1,6 @@
 """The ``ferrymq`` command: ``serve``; ``pusher``; ``tokens add|list|revoke``; and, straight on
-the engine (no server needed), ``queues list|info|create|delete|clear``, ``put``, ``get`` and ``peek``.
+the engine (no server needed), ``queues list|info|create|delete|clear``, ``put``, ``get``, ``peek``
+and ``projects list|set-limits`` (quotas).
 
 Options fall back to the environment (``Settings.from_env``: FERRYMQ_REDIS_URL, FERRYMQ_TOKENS,
 FERRYMQ_DATA_DIR, FERRYMQ_PROJECT, ...), then to the defaults. Without a Redis URL every command
@@ -24,8 +25,12 @@ from typing import IO, Any, TypeVar
 import orjson
 import redis
 
-from ferrymq.engine import AlreadyExists, Engine, EngineError, InvalidArgument, Message, NewMessage, QueueNotFound
+from ferrymq.engine import (
+    AlreadyExists, Engine, EngineError, InvalidArgument, Message, NewMessage, ProjectUsage, QueueNotFound,
+)
+from ferrymq.engine.limits import QUOTA_NAMES
 
+from ._common import human_bytes
 from .auth import TokenStore
 from .connect import check_url, sync_client
 from .embedded import APPENDFSYNC, EmbeddedRedisError, redis_for
@@ -40,7 +45,8 @@ class UsageError(Exception):
 
 
 OPTIONS = ("host", "port", "redis_url", "data_dir", "workers", "appendfsync", "log_json", "project", "pushers",
-           "push_concurrency", "push_timeout", "public_url", "min_replicas_ack", "min_replicas_ack_timeout")
+           "push_concurrency", "push_timeout", "public_url", "min_replicas_ack", "min_replicas_ack_timeout",
+           "tokens_file", "header_timeout", "body_timeout", "keep_alive_timeout", "limit_concurrency")
 """Command-line options that override a ``Settings`` field of the same name."""
 
 
@@ -93,6 +99,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if settings.min_replicas_ack and not 0 < settings.min_replicas_ack_timeout < settings.command_timeout:
         raise ValueError(f"the replicas' acknowledgement timeout must be more than 0 and less than the "
                          f"command timeout ({settings.command_timeout:g} s)")
+    if args.command is run_serve:
+        settings.static_tokens()  # a token file that cannot be used stops here (exit 2)
     if getattr(args, "needs_project", False) and not settings.project:
         raise ValueError("no project: give --project PROJECT or set FERRYMQ_PROJECT")
     return settings
@@ -122,8 +130,8 @@ def run_tokens_add(settings: Settings, args: argparse.Namespace) -> int:
 def run_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
     with redis_for(settings) as ready:
         entries = with_token_store(ready, TokenStore.list)
-    for token_id, project in entries:
-        print(f"{token_id}  {project}")
+    for token_id, project, chosen in entries:
+        print(f"{token_id}  {project}" + ("  (chosen)" if chosen else ""))
     if not entries:
         say("no tokens; add one with `ferrymq tokens add PROJECT`")
     return 0
@@ -163,16 +171,79 @@ def with_engine(settings: Settings, action: Callable[[Engine], T]) -> T:
 
 def run_queues_list(settings: Settings, args: argparse.Namespace) -> int:
     project = settings.project or ""
-    stats = with_engine(settings, lambda engine: all_stats(engine, project))
+    stats, usage = with_engine(settings, lambda engine: (all_stats(engine, project), engine.project_usage(project)))
     if args.json:
         emit([{"name": s.name, "size": s.size, "ready": s.ready, "delayed": s.delayed, "reserved": s.reserved,
                "counters": s.counters} for s in stats])
-    elif stats:
+        return 0
+    if stats:
         print(table(("QUEUE", "SIZE", "READY", "DELAYED", "RESERVED"),
                     [(s.name, s.size, s.ready, s.delayed, s.reserved) for s in stats]))
     else:
         say(f"project {project} has no queues")
+    say(quota_line(usage))
     return 0
+
+
+def quota_line(usage: ProjectUsage) -> str:
+    """The project's usage and limits on one line (for people: stderr)."""
+    limits = usage.limits
+    line = (f"project {usage.project}: {usage.queues} of {limits.queues} queues, {usage.messages} of "
+            f"{limits.messages} messages, {human_bytes(usage.bytes)} of {human_bytes(limits.bytes)}, "
+            f"{usage.subscriptions} of {limits.subscriptions} subscriptions")
+    if not usage.measured_at:
+        line += " (messages and bytes not measured yet: the sweeper of a running server measures them)"
+    if usage.over:
+        line += f"; over its {usage.over} quota: new messages are refused"
+    return line
+
+
+# -- projects and quotas -------------------------------------------------------------------------
+
+
+def run_projects_list(settings: Settings, args: argparse.Namespace) -> int:
+    usages = with_engine(settings, lambda engine: [engine.project_usage(p) for p in engine.projects()])
+    if args.json:
+        emit([usage_view(u) for u in usages])
+        return 0
+    if not usages:
+        say("no project has queues yet")
+        return 0
+
+    def cell(u: ProjectUsage, name: str, used: int, shown: Callable[[int], str] = str) -> str:
+        return f"{shown(used)}/{shown(getattr(u.limits, name))}" + ("*" if name in u.custom else "")
+
+    print(table(("PROJECT", "QUEUES", "MESSAGES", "BYTES", "SUBSCRIPTIONS", "OVER"),
+                [(u.project, cell(u, "queues", u.queues), cell(u, "messages", u.messages),
+                  cell(u, "bytes", u.bytes, human_bytes), cell(u, "subscriptions", u.subscriptions), u.over or "-")
+                 for u in usages]))
+    say("used/limit; * marks a project's own limit, the others are the server's (FERRYMQ_QUOTAS)")
+    return 0
+
+
+def run_projects_set_limits(settings: Settings, args: argparse.Namespace) -> int:
+    given = {name: getattr(args, name) for name in QUOTA_NAMES if getattr(args, name) is not None}
+    if not given:
+        raise UsageError("give at least one limit, e.g. --queues 100 (or --queues default)")
+    limits = {name: None if value == "default" else value for name, value in given.items()}
+    usage = with_engine(settings, lambda engine: engine.set_project_limits(args.project, **limits))
+    if args.json:
+        emit(usage_view(usage))
+    say(quota_line(usage))
+    return 0
+
+
+def usage_view(usage: ProjectUsage) -> dict[str, Any]:
+    return {**dataclasses.asdict(usage), "custom": sorted(usage.custom)}
+
+
+def limit_value(text: str) -> int | str:
+    """A quota on the command line: a whole number, or "default" (the server's)."""
+    if text == "default":
+        return text
+    if not text.isdecimal():
+        raise argparse.ArgumentTypeError(f"not a whole number or 'default': {text!r}")
+    return int(text)
 
 
 def all_stats(engine: Engine, project: str) -> list[Any]:
@@ -391,7 +462,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_tokens(commands)
     add_queues(commands)
     add_messages(commands)
+    add_projects(commands)
     return parser
+
+
+def add_projects(commands: Commands) -> None:
+    projects_parser = commands.add_parser(
+        "projects", help="list projects with their quotas and usage, or set a project's limits",
+        description="Every project's quotas (queues, messages, bytes, subscriptions, ids per request) and usage. "
+                    "A project's own limits override the server's (FERRYMQ_QUOTAS).",
+    )
+    projects = projects_parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    listing = projects.add_parser("list", help="projects with their usage and limits",
+                                  description="Projects with their usage and limits (messages and bytes as "
+                                              "the sweeper last measured them).")
+    listing.set_defaults(command=run_projects_list)
+    limits = projects.add_parser("set-limits", help="give a project its own limits",
+                                 description="Give PROJECT its own limits; 'default' returns one to the server's.")
+    limits.add_argument("project", metavar="PROJECT")
+    for name in QUOTA_NAMES:
+        limits.add_argument(f"--{name.replace('_', '-')}", dest=name, type=limit_value, metavar="N|default",
+                            help=QUOTA_HELP[name])
+    limits.set_defaults(command=run_projects_set_limits)
+    for leaf in (listing, limits):
+        add_json_option(leaf)
+        add_redis_options(leaf)
+
+
+QUOTA_HELP = {"queues": "queues", "messages": "messages queued in all its queues",
+              "bytes": "bytes of those messages, as Redis counts them", "subscriptions": "event subscriptions",
+              "ids_per_request": "message ids one request may acknowledge or delete (at least 100)"}
 
 
 def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -409,7 +509,12 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     serve_parser.add_argument(
         "--token", dest="tokens", action="append", type=token_pair, metavar="TOKEN:PROJECT",
         help="a token that opens PROJECT; repeat for more (env FERRYMQ_TOKENS=tok1:proj1,tok2:proj2). "
-             "Tokens added with `ferrymq tokens add` work too.",
+             "Tokens added with `ferrymq tokens add` work too. `ps` shows these: prefer --token-file.",
+    )
+    serve_parser.add_argument(
+        "--token-file", dest="tokens_file", type=Path, metavar="FILE",
+        help="read tokens from FILE, one TOKEN:PROJECT a line (# comments); keep it chmod 600 "
+             "(env FERRYMQ_TOKENS_FILE)",
     )
     serve_parser.add_argument("--appendfsync", choices=APPENDFSYNC,
                               help="embedded Redis: fsync the append-only file every second (default) "
@@ -420,10 +525,24 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     serve_parser.add_argument("--pushers", type=bounded(0, 64), metavar="N",
                               help="push delivery loops per worker (env FERRYMQ_PUSHERS; default 1; "
                                    "0: deliver with `ferrymq pusher` elsewhere)")
+    add_client_limits(serve_parser)
     add_push_options(serve_parser)
     add_redis_options(serve_parser)
     add_replication_options(serve_parser)
     serve_parser.set_defaults(command=run_serve)
+
+
+def add_client_limits(parser: argparse.ArgumentParser) -> None:
+    """What one client can hold: slow clients get 408 or are closed (http/timeouts.py)."""
+    parser.add_argument("--header-timeout", type=float, metavar="SECONDS",
+                        help="seconds to send a request's head (env FERRYMQ_HEADER_TIMEOUT; default 10)")
+    parser.add_argument("--body-timeout", type=float, metavar="SECONDS",
+                        help="seconds to send a request's body (env FERRYMQ_BODY_TIMEOUT; default 60)")
+    parser.add_argument("--keep-alive-timeout", type=float, metavar="SECONDS",
+                        help="seconds an idle connection stays open (env FERRYMQ_KEEP_ALIVE_TIMEOUT; default 5)")
+    parser.add_argument("--limit-concurrency", type=bounded(1, 1_000_000), metavar="N",
+                        help="connections a worker serves at once, beyond which requests get 503 "
+                             "(env FERRYMQ_LIMIT_CONCURRENCY; default 1000)")
 
 
 def add_pusher(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -459,9 +578,11 @@ def add_tokens(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     tokens = tokens_parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     add = tokens.add_parser("add", help="create a token for a project and print it (once)",
-                            description="Create a token for PROJECT and print it: the only time it is shown.")
+                            description="Create a token for PROJECT and print it: the only time it is shown. "
+                                        "A random token is stored as its sha256; one you give with --token, "
+                                        "as a slow salted hash (scrypt), since it may be guessable.")
     add.add_argument("project", metavar="PROJECT", help="the project id the token opens")
-    add.add_argument("--token", help="use this token instead of a random one")
+    add.add_argument("--token", help="use this token instead of a random one (prefer a random one)")
     add.set_defaults(command=run_tokens_add)
     listing = tokens.add_parser("list", help="list token ids and their projects",
                                 description="List token ids (digest prefixes, not tokens) and their projects.")

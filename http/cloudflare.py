@@ -36,7 +36,7 @@ from ferrymq.engine.errors import InvalidArgument
 from ferrymq.engine.models import QueueDetails, QueueInfo
 
 from . import errors
-from ._common import JSON, auth, bearer, engine, integer, read_json
+from ._common import JSON, auth, bearer, client_address, engine, integer, read_json, too_deep
 from .errors import CLOUDFLARE, Problem
 
 # Limits (notes §4). Message sizes count the stored body.
@@ -100,7 +100,7 @@ async def account(request: Request) -> str:
         or request.headers.get("x-auth-key")
         or request.headers.get("x-auth-user-service-key")
     )
-    project = await auth(request).project_of(token)
+    project = await auth(request).project_of(token, client_address(request))
     if project is None:
         raise bad(AUTH, "Authentication error", 401)
     if project != request.path_params["account_id"]:
@@ -562,18 +562,16 @@ async def ack_messages(request: Request) -> JSON:
             delay = number(item["delay_seconds"], "delay_seconds", DELAY, BAD_BODY)
         releases.append((item["lease_id"], parsed, delay))
     acked = retried = 0
-    for start in range(0, max(len(deletes), len(releases)), BATCH_MESSAGES):
-        d, r = deletes[start : start + BATCH_MESSAGES], releases[start : start + BATCH_MESSAGES]
-        settled = await q.settle(deletes=[(mid, None) for _, mid in d],
-                                 releases=[(mid, token, delay) for _, (mid, token), delay in r])
-        for (lease_id, _), status in zip(d, settled.deleted):
-            acked += status == "ok"
-            if status != "ok":
-                warnings[lease_id] = "Message not found: already acknowledged, purged or expired"
-        for (lease_id, _, _), status in zip(r, settled.released):
-            retried += status == "ok"
-            if status != "ok":
-                warnings[lease_id] = "Lease is not current: the message was redelivered, acknowledged or expired"
+    settled = await q.settle(deletes=[(mid, None) for _, mid in deletes],  # the engine batches them
+                             releases=[(mid, token, delay) for _, (mid, token), delay in releases])
+    for (lease_id, _), status in zip(deletes, settled.deleted):
+        acked += status == "ok"
+        if status != "ok":
+            warnings[lease_id] = "Message not found: already acknowledged, purged or expired"
+    for (lease_id, _, _), status in zip(releases, settled.released):
+        retried += status == "ok"
+        if status != "ok":
+            warnings[lease_id] = "Lease is not current: the message was redelivered, acknowledged or expired"
     result: dict[str, Any] = {"ackCount": acked, "retryCount": retried}
     if warnings:
         result["warnings"] = warnings
@@ -592,12 +590,8 @@ async def purge_messages(request: Request) -> JSON:
     refs = (await body_object(request)).get("refs")
     if not isinstance(refs, list) or not refs or not all(isinstance(r, dict) and isinstance(r.get("ref"), str) for r in refs):
         raise bad(BAD_BODY, "refs must be a non-empty array of {ref}")
-    warnings: dict[str, str] = {}
-    for start in range(0, len(refs), BATCH_MESSAGES):
-        chunk = [r["ref"] for r in refs[start : start + BATCH_MESSAGES]]
-        for ref, deleted in zip(chunk, await q.delete_messages(chunk)):
-            if not deleted:
-                warnings[ref] = "Message not found"
+    ids = [r["ref"] for r in refs]
+    warnings = {ref: "Message not found" for ref, deleted in zip(ids, await q.delete_messages(ids)) if not deleted}
     return ok({"warnings": warnings} if warnings else {})
 
 
@@ -624,6 +618,7 @@ async def purge_status(request: Request) -> JSON:
 SOURCE_TYPES = ("ferrymq.queue", "images", "kv", "r2", "superSlurper", "vectorize", "workersAi.model",
                 "workersBuilds.worker", "workers.script", "workflows.workflow")
 OUR_EVENTS = (*QUEUE_EVENTS, "consumer.created")
+SOURCE_BYTES, SOURCE_DEPTH = 1024, 3
 EVENT_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*(\.[a-zA-Z][a-zA-Z0-9_]*)+\Z")
 ORDERS = {"created_at": lambda s: s.created_at, "name": lambda s: s.name, "enabled": lambda s: s.enabled,
           "source": lambda s: str(s.attrs["source"].get("type", ""))}
@@ -651,9 +646,12 @@ def short_events(source_type: str, events: Any) -> tuple[str, ...]:
 
 
 async def subscription_source(request: Request, project: str, source: Any) -> str | None:
-    """The engine queue a source watches (None for a Cloudflare platform source)."""
+    """The engine queue a source watches (None for a Cloudflare platform source). Sources are
+    small, flat objects; every event reads every stored one, so they are bounded."""
     if not isinstance(source, dict) or source.get("type") not in SOURCE_TYPES:
         raise bad(BAD_BODY, f"source.type must be one of {', '.join(SOURCE_TYPES)}")
+    if too_deep(source, SOURCE_DEPTH) is not None or len(orjson.dumps(source)) > SOURCE_BYTES:
+        raise bad(BAD_BODY, f"source must take at most {SOURCE_BYTES} bytes, nested at most {SOURCE_DEPTH} levels")
     if source["type"] != "ferrymq.queue":
         return None
     name = source.get("queue_name")

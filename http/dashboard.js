@@ -16,6 +16,7 @@
       if (!response.ok) return;
       const fresh = await response.json();
       target.innerHTML = fresh.html; // server-rendered and escaped
+      if (fresh.quota !== undefined) document.getElementById("quota").innerHTML = fresh.quota;
       if (fresh.totals && canvas) addSample(fresh.totals);
     } catch (error) {
       // the server is restarting or unreachable: try again at the next tick

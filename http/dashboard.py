@@ -6,9 +6,11 @@ delete rates from the queues' counters, and asks before clearing or releasing.
 
 The session is the token itself in a cookie (HttpOnly, SameSite=Strict, path /dashboard), checked
 on every request like any token, so a revoked token logs the dashboard out within seconds. Actions
-are POSTs that must carry the ``X-FerryMQ-Dashboard`` header, which a cross-site form cannot send.
+are POSTs that must carry the ``X-FerryMQ-Dashboard`` header, which a cross-site form cannot send;
+login and logout (plain form posts) refuse requests a browser says come from another site.
 Everything goes through the engine's verbs: ``stats`` for the list (one pipeline, no
-maintenance), ``info`` and ``peek`` for a queue, ``clear`` and ``release_reserved``.
+maintenance) and ``project_usage`` for the quotas above it, ``info`` and ``peek`` for a queue,
+``clear`` and ``release_reserved``.
 """
 
 from __future__ import annotations
@@ -17,16 +19,16 @@ import functools
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ferrymq.engine import Message, QueueInfo, QueueNotFound, QueueStats
+from ferrymq.engine import Message, ProjectUsage, QueueInfo, QueueNotFound, QueueStats
 from ferrymq.engine.aio import AsyncQueue
 
-from ._common import JSON, auth, engine, read_body
+from ._common import JSON, auth, client_address, engine, human_bytes, read_body, settings
 from .errors import Problem
 
 BASE = "/dashboard"
@@ -51,6 +53,7 @@ SECURITY_HEADERS = {
 
 
 async def project_of(request: Request) -> str | None:
+    """The session's project. A stale cookie is no guess (the page polls with it): not counted."""
     return await auth(request).project_of(request.cookies.get(COOKIE))
 
 
@@ -61,10 +64,38 @@ async def logged_in(request: Request) -> str:
     return project
 
 
+def cross_site(request: Request) -> bool:
+    """Whether a browser sent this request from a page of another site (or origin). Login and
+    logout are plain form posts, which any page can make; a forged login would put the visitor
+    in the attacker's project (login CSRF). Browsers say where a request comes from in
+    ``Sec-Fetch-Site`` and ``Origin``; a client that sends neither is not a browser."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):  # "none": typed or bookmarked
+        return True
+    origin = request.headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc.lower() not in own_hosts(request)
+
+
+def own_hosts(request: Request) -> set[str]:
+    """host[:port] this dashboard is reached at: the Host header, and --public-url's."""
+    hosts = {request.headers.get("host", "").lower()}
+    public = settings(request).public_url
+    if public:
+        hosts.add(urlsplit(public).netloc.lower())
+    return hosts
+
+
+def refused_cross_site() -> HTMLResponse:
+    return html(login_page("A page of another site cannot log in or out here: open the dashboard itself."),
+                status=403)
+
+
 async def login(request: Request) -> Response:
+    if cross_site(request):
+        return refused_cross_site()
     form = parse_qs((await read_body(request)).decode("utf-8", errors="replace"))
     token = (form.get("token") or [""])[0].strip()
-    if await auth(request).project_of(token) is None:
+    if await auth(request).project_of(token, client_address(request)) is None:
         return html(login_page("That token opens no project."), status=401)
     response = RedirectResponse(BASE, status_code=303)
     response.set_cookie(COOKIE, token, max_age=SESSION_SECONDS, path=BASE, httponly=True, samesite="strict",
@@ -73,6 +104,8 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    if cross_site(request):
+        return refused_cross_site()
     response = RedirectResponse(BASE, status_code=303)
     response.delete_cookie(COOKIE, path=BASE)
     return response
@@ -86,7 +119,8 @@ async def home(request: Request) -> Response:
     if project is None:
         return html(login_page())
     stats, total = await listed(request, project)
-    return html(page(project, "Queues", queues_body(stats, total)))
+    usage = await engine(request).project_usage(project)
+    return html(page(project, "Queues", queues_body(stats, total, usage)))
 
 
 async def queue_page(request: Request) -> Response:
@@ -99,10 +133,12 @@ async def queue_page(request: Request) -> Response:
 
 
 async def queues_fragment(request: Request) -> JSON:
-    stats, total = await listed(request, await logged_in(request))
+    project = await logged_in(request)
+    stats, total = await listed(request, project)
     totals = {"put": sum(s.counters.get("put", 0) for s in stats),
               "deleted": sum(s.counters.get("deleted", 0) for s in stats)}
-    return JSON({"html": rows(stats, total), "totals": totals})
+    quota = quota_html(await engine(request).project_usage(project))
+    return JSON({"html": rows(stats, total), "totals": totals, "quota": quota})
 
 
 async def queue_fragment(request: Request) -> JSON:
@@ -177,13 +213,25 @@ def login_page(error: str = "") -> str:
 <p class="hint">A token opens one project: <code>ferrymq tokens add PROJECT</code> makes one.</p>""")
 
 
-def queues_body(stats: list[QueueStats], total: int) -> str:
-    return f"""<section class="chart"><canvas id="rates"></canvas>
+def queues_body(stats: list[QueueStats], total: int, usage: ProjectUsage) -> str:
+    return f"""<p id="quota" class="quota">{quota_html(usage)}</p><section class="chart"><canvas id="rates"></canvas>
 <p class="legend"><span class="put">put <b id="put-rate">0</b>/s</span>
 <span class="deleted">delete <b id="delete-rate">0</b>/s</span></p></section>
 <table id="queues"><thead><tr><th>Queue</th><th>Size</th><th>Ready</th><th>Delayed</th><th>Reserved</th>
 <th>Put</th><th>Deleted</th></tr></thead>
 <tbody data-poll="{BASE}/api/queues">{rows(stats, total)}</tbody></table>"""
+
+
+def quota_html(usage: ProjectUsage) -> str:
+    """The project's quotas and what it uses of them (messages and bytes: the sweeper's sums)."""
+    limits = usage.limits
+    parts = [f"queues <b>{usage.queues:,}</b> of {limits.queues:,}",
+             f"messages <b>{usage.messages:,}</b> of {limits.messages:,}",
+             f"bytes <b>{human_bytes(usage.bytes)}</b> of {human_bytes(limits.bytes)}",
+             f"subscriptions <b>{usage.subscriptions:,}</b> of {limits.subscriptions:,}"]
+    over = (f' <span class="error" role="alert">Over its {escape(usage.over)} quota: new messages are '
+            "refused.</span>") if usage.over else ""
+    return "Quota: " + " · ".join(parts) + over
 
 
 def rows(stats: list[QueueStats], total: int) -> str:

@@ -49,7 +49,7 @@ from ferrymq.engine.aio import AsyncQueue
 from ferrymq.engine.core import check_body
 
 from . import errors
-from ._common import JSON, auth, bearer, engine, integer, read_json, unless_disconnected
+from ._common import JSON, auth, bearer, client_address, engine, integer, read_json, settings, unless_disconnected
 from .errors import ELASTIC, Problem
 
 PREFIX = "/v1/"
@@ -145,7 +145,7 @@ async def project(request: Request) -> str:
     """The token's project; the token comes raw (the spec's example) or as a Bearer token."""
     check_accept(request)
     token = bearer(request, "bearer") or request.headers.get("authorization", "").strip()
-    owner = await auth(request).project_of(token)
+    owner = await auth(request).project_of(token, client_address(request))
     if owner is None:
         raise Problem(401, "A valid token is required in the Authorization header", code="unauthorized",
                       headers={"WWW-Authenticate": 'Bearer realm="ferrymq"'})
@@ -291,8 +291,11 @@ def new_messages(resources: list[Any], horizon: Horizon) -> list[NewMessage]:
 
 
 def queue_link(request: Request) -> str:
-    """From the request's base URL; the queue name is quoted (url_for would not escape it)."""
-    return f"{request.base_url}v1/queues/{quote(request.path_params['queue'], safe='')}"
+    """Under ``--public-url`` when it is set, else the request's own base URL (its Host header);
+    the queue name is quoted (url_for would not escape it)."""
+    public = settings(request).public_url
+    base = public.rstrip("/") + "/" if public else str(request.base_url)
+    return f"{base}v1/queues/{quote(request.path_params['queue'], safe='')}"
 
 
 def message_link(request: Request, message_id: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ferrymq.engine.errors import (
@@ -27,6 +27,7 @@ from ferrymq.engine.errors import (
     NotReplicated,
     NotReserved,
     QueueNotFound,
+    QuotaExceeded,
     TooLarge,
     Unavailable,
 )
@@ -53,6 +54,7 @@ class Cell(NamedTuple):
     status: int
     code: int | str | None
     text: str | None  # None: the engine error's own message (it names the field)
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 NOT_REPLICATED = "Not confirmed by enough replicas in time: the write may not be durable"
@@ -98,6 +100,11 @@ TABLE: dict[type[Exception], dict[str, Cell]] = {
         IRONMQ: Cell(409, None, "Delivery is paused on this queue"),
         CLOUDFLARE: Cell(409, 10252, "queue_delivery_paused"),
         ELASTIC: Cell(409, "delivery_paused", "Delivery is paused on this queue"),
+    },
+    QuotaExceeded: {  # IronMQ answers limits with 403; Cloudflare's storage limit is a 429 (10251)
+        IRONMQ: Cell(403, None, None),
+        CLOUDFLARE: Cell(429, 10251, None, (("x-should-retry", "false"),)),  # retrying changes nothing
+        ELASTIC: Cell(403, "quota_exceeded", None),
     },
     Unavailable: {
         IRONMQ: Cell(503, None, "Service unavailable, please retry"),
@@ -157,10 +164,12 @@ def problem_for(exc: Exception, contract: str) -> Problem:
         cell = INTERNAL[contract]
     text = cell.text or (exc.message if isinstance(exc, EngineError) else str(exc))
     pointer = getattr(exc, "field", None)
-    return Problem(cell.status, text, cell.code, pointer=pointer)
+    return Problem(cell.status, text, cell.code, pointer=pointer, headers=dict(cell.headers))
 
 
 async def handle(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ClientDisconnect):  # gone mid-body (or timed out: timeouts.py); nobody reads this
+        return Response(status_code=400)
     contract, render = contract_of(request.url.path)
     if isinstance(exc, HTTPException):
         cells = METHOD_NOT_ALLOWED if exc.status_code == 405 else NOT_FOUND

@@ -33,7 +33,7 @@ from ferrymq.engine import (
 from ferrymq.engine.aio import AsyncQueue
 
 from . import errors
-from ._common import JSON, auth, bearer, engine, integer, read_body, read_json, unless_disconnected
+from ._common import JSON, auth, bearer, client_address, engine, integer, read_body, read_json, unless_disconnected
 from .errors import IRONMQ, Problem
 
 PREFIX = "/1/projects/"
@@ -59,17 +59,18 @@ errors.register("/", IRONMQ, render_error)  # IronMQ's envelope also answers unk
 # -- requests ------------------------------------------------------------------------------------
 
 
-async def project(request: Request) -> str:
-    """The path's project, if the token (header or ``?oauth=``) belongs to it."""
+async def project(request: Request, *, count: bool = True) -> str:
+    """The path's project, if the token (header or ``?oauth=``) belongs to it. ``count``: see
+    ``Auth.project_of``."""
     token = bearer(request, "oauth", "bearer") or request.query_params.get("oauth")
-    owner = await auth(request).project_of(token)
+    owner = await auth(request).project_of(token, client_address(request), count=count)
     if owner is None or owner != request.path_params["project_id"]:
         raise Problem(401, "Invalid project/token combination")
     return owner
 
 
-async def queue(request: Request) -> AsyncQueue:
-    return engine(request).queue(await project(request), request.path_params["queue"])
+async def queue(request: Request, *, count: bool = True) -> AsyncQueue:
+    return engine(request).queue(await project(request, count=count), request.path_params["queue"])
 
 
 def query_int(request: Request, name: str, bounds: tuple[int, int], default: int) -> int:
@@ -390,7 +391,7 @@ async def acknowledge_push(request: Request) -> JSON:
     DELETE alone, and any other token is refused like a wrong project token."""
     message_id, sid = request.path_params["message_id"], request.path_params["subscriber_id"]
     try:
-        q, token = await queue(request), None
+        q, token = await queue(request, count=False), None
     except Problem:
         token = request.query_params.get("oauth")
         if not token:
@@ -402,6 +403,7 @@ async def acknowledge_push(request: Request) -> JSON:
         await q.ack_push(sid, token)
     except (MessageNotFound, QueueNotFound):
         if token is not None:  # not this delivery's token, or no such delivery: same answer
+            auth(request).failed(client_address(request))
             raise Problem(401, "Invalid project/token combination") from None
         raise
     return JSON({"msg": "Deleted"})

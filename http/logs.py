@@ -13,10 +13,12 @@ import re
 import sys
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import unquote_plus
 
 import orjson
 
-_TOKEN_IN_QUERY = re.compile(r"([?&]oauth=)[^&\s]*", re.IGNORECASE)
+_QUERY_PAIR = re.compile(r"([?&])([^=&#\s]*)=([^&#\s]*)")
+"""A name=value pair of a query string, its name still percent-encoded."""
 ACCESS = "ferrymq.access"
 """The logger of our per-request lines (JSON mode only)."""
 _JSON_LOGGERS = ("ferrymq", "uvicorn")
@@ -25,9 +27,17 @@ access logger is silenced instead: ours replaces it."""
 
 
 def redact(text: str) -> str:
-    # Most texts (the access log's address, method, version, and most paths) have no query: a
-    # substring test spares them the regex (the filter cost 4.7 us an access line, 0.x with it).
-    return _TOKEN_IN_QUERY.sub(r"\1[redacted]", text) if "=" in text else text
+    """``text`` with the value of every ``oauth`` query parameter replaced, its name compared
+    after percent-decoding and in any case (Starlette decodes ``?%6fauth=`` to ``oauth``)."""
+    if "=" not in text:
+        return text
+    return _QUERY_PAIR.sub(_redact_pair, text)
+
+
+def _redact_pair(pair: re.Match[str]) -> str:
+    if unquote_plus(pair.group(2)).strip().lower() == "oauth":
+        return f"{pair.group(1)}{pair.group(2)}=[redacted]"
+    return pair.group(0)
 
 
 class RedactTokens(logging.Filter):

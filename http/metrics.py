@@ -7,16 +7,21 @@ Two sources:
   machine: 42 round trips, 8.4 MB, 1.1 to 1.5 s (mostly redis-py packing 50,000 pipelined
   commands), requests served meanwhile (no stall over 0.15 s). Counts are gauges, the queues'
   own monotonic counters (put, deliveries, deletes, push outcomes, ...) are counters; all are
-  labelled (project, queue) and are the same whichever worker process answers.
+  labelled (project, queue) and are the same whichever worker process answers. With them, each
+  project's quotas and usage (``ferrymq_project_{usage,limit,over}``), in the same round trip
+  that counts its queues. These name every tenant: a server listening beyond loopback serves
+  them only with FERRYMQ_METRICS_TOKEN, and totals over all queues otherwise (``per_queue``).
 - this process: HTTP requests by method, route *template* (``/1/projects/{project_id}/queues/{queue}``,
   never the raw path, which holds queue names and, in queries, tokens) and status. With
-  ``--workers N`` each worker counts its own requests (a scrape sees one worker's).
+  ``--workers N`` each worker counts its own requests (a scrape sees one worker's); failed
+  authentications likewise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import re
 import secrets
 import time
@@ -30,11 +35,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ferrymq.engine import AsyncEngine, QueueStats
+from ferrymq.engine import AsyncEngine, ProjectUsage, QueueStats
+from ferrymq.engine.limits import QUOTA_NAMES
 
 from . import logs
-from ._common import engine, settings
+from ._common import auth, engine, settings
+from .auth import FailedAuths
 from .errors import Problem
+from .settings import Settings
 
 STATS_PAGE = 1000
 """Queues per ``stats`` call: one Redis pipeline each."""
@@ -96,14 +104,37 @@ def of(app: Any) -> Metrics:
 # -- the queues ----------------------------------------------------------------------------------
 
 
-async def queue_stats(eng: AsyncEngine) -> list[QueueStats]:
-    """Every queue of every project, a page of ``STATS_PAGE`` queues per Redis pipeline."""
+async def queue_stats(eng: AsyncEngine) -> tuple[list[QueueStats], list[ProjectUsage]]:
+    """Every queue of every project, a page of ``STATS_PAGE`` queues per Redis pipeline, and each
+    project's quotas and usage (the pipeline that also counts its queues)."""
     found: list[QueueStats] = []
+    usages: list[ProjectUsage] = []
     for project in await eng.projects():
-        pages = -(-await eng.count_queues(project) // STATS_PAGE)  # a page may come back short
+        usages.append(await eng.project_usage(project))
+        pages = -(-usages[-1].queues // STATS_PAGE)  # a page may come back short
         for page in range(pages):
             found += await eng.stats(project, page=page, per_page=STATS_PAGE)
-    return found
+    return found, usages
+
+
+def project_exposition(usages: list[ProjectUsage]) -> bytes:
+    """Per project: what it uses of each quota (messages and bytes as the sweeper last summed
+    them), each limit, and whether it is over one (its puts are refused)."""
+    lines = ["# HELP ferrymq_project_usage What a project uses of a quota (messages and bytes: the sweeper's sums)",
+             "# TYPE ferrymq_project_usage gauge"]
+    for u in usages:
+        for quota in ("queues", "messages", "bytes", "subscriptions"):
+            lines.append(f'ferrymq_project_usage{{project="{label_value(u.project)}",quota="{quota}"}} {getattr(u, quota)}')
+    lines += ["# HELP ferrymq_project_limit A project's quota (its own, else the server's)",
+              "# TYPE ferrymq_project_limit gauge"]
+    for u in usages:
+        for quota in QUOTA_NAMES:
+            lines.append(f'ferrymq_project_limit{{project="{label_value(u.project)}",quota="{quota}"}} '
+                         f"{getattr(u.limits, quota)}")
+    lines += ["# HELP ferrymq_project_over 1 while the project is over its message or byte quota (puts refused)",
+              "# TYPE ferrymq_project_over gauge"]
+    lines += [f'ferrymq_project_over{{project="{label_value(u.project)}"}} {int(bool(u.over))}' for u in usages]
+    return ("\n".join(lines) + "\n").encode()
 
 
 def queue_exposition(stats: list[QueueStats]) -> bytes:
@@ -137,12 +168,60 @@ def label_value(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def totals_exposition(stats: list[QueueStats]) -> bytes:
+    """Server-wide figures only: the number of queues, and each gauge and counter summed over
+    every queue of every project (no project or queue name: see ``per_queue``)."""
+    lines = ["# HELP ferrymq_queues Queues of all projects", "# TYPE ferrymq_queues gauge",
+             f"ferrymq_queues {len(stats)}"]
+    for name, text in GAUGES.items():
+        metric = f"ferrymq_all_queues_{name}"
+        lines += [f"# HELP {metric} {text}, all queues", f"# TYPE {metric} gauge",
+                  f"{metric} {sum(getattr(s, name) for s in stats)}"]
+    for key, (name, text) in COUNTERS.items():
+        metric = f"ferrymq_all_queues_{name}_total"
+        lines += [f"# HELP {metric} {text}, all queues", f"# TYPE {metric} counter",
+                  f"{metric} {sum(s.counters.get(key, 0) for s in stats)}"]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def per_queue(config: Settings) -> bool:
+    """Per-queue (and per-project) series name every tenant's queues. They are served to a
+    scraper holding FERRYMQ_METRICS_TOKEN, or by a server only loopback can reach; otherwise
+    /metrics serves totals, so monitoring works out of the box and names nothing."""
+    return config.metrics_token is not None or is_loopback(config.host)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def auth_exposition(failures: FailedAuths | None) -> bytes:
+    """Failed authentications (limited per client address; see ``auth.FailedAuths``)."""
+    if failures is None:
+        return b""
+    lines = ["# HELP ferrymq_auth_failures_total Failed authentications (wrong tokens) seen by this process",
+             "# TYPE ferrymq_auth_failures_total counter", f"ferrymq_auth_failures_total {failures.failures}.0",
+             "# HELP ferrymq_auth_refused_total Requests refused (429) because their client failed too often",
+             "# TYPE ferrymq_auth_refused_total counter", f"ferrymq_auth_refused_total {failures.refused}.0",
+             "# HELP ferrymq_auth_blocked_clients Client addresses refused now for failing too often",
+             "# TYPE ferrymq_auth_blocked_clients gauge", f"ferrymq_auth_blocked_clients {failures.blocked_clients()}.0"]
+    return ("\n".join(lines) + "\n").encode()
+
+
 async def scrape(request: Request) -> Response:
     check_scraper(request)
-    stats = await queue_stats(engine(request))
+    stats, usages = await queue_stats(engine(request))
     # Formatting 10,000 queues takes ~0.1 s of CPU: in a thread, requests keep being served.
-    queues = await asyncio.to_thread(queue_exposition, stats)
-    body = generate_latest(of(request.app).registry) + queues
+    if per_queue(settings(request)):
+        queues = await asyncio.to_thread(queue_exposition, stats) + project_exposition(usages)
+    else:
+        queues = await asyncio.to_thread(totals_exposition, stats)
+    body = generate_latest(of(request.app).registry) + auth_exposition(auth(request).failures) + queues
     return Response(body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 

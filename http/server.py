@@ -35,10 +35,12 @@ from uvicorn.supervisors import multiprocess
 
 from ferrymq.engine import AsyncEngine
 
+from . import timeouts
 from .auth import TokenStore
 from .connect import async_client
 from .embedded import redis_for
 from .settings import Settings
+from .timeouts import ServerConfig
 
 T = TypeVar("T")
 
@@ -84,7 +86,7 @@ def serve(settings: Settings) -> None:
             announce(ready, embedded=settings.redis_url is None)
             os.environ.update(ready.to_env())
             config = uvicorn_config(ready)
-            say(f"event loop {config.loop}, HTTP parser {config.http}")
+            say("event loop {}, HTTP parser {}".format(*event_loop_and_parser()))
             run(config)
     except KeyboardInterrupt:
         pass
@@ -124,9 +126,10 @@ async def push_until_stopped(settings: Settings) -> None:
 def uvicorn_config(settings: Settings, app: str = APP) -> uvicorn.Config:
     """How ``ferrymq serve`` runs uvicorn (``app``: another factory, for the benchmark's bare app)."""
     loop, http = event_loop_and_parser()
-    return uvicorn.Config(
+    return ServerConfig(
         app, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
-        lifespan="on", timeout_graceful_shutdown=math.ceil(settings.graceful_timeout), loop=loop, http=http,
+        lifespan="on", timeout_graceful_shutdown=math.ceil(settings.graceful_timeout), loop=loop,
+        **client_limits(settings, http),
     )
 
 
@@ -142,6 +145,16 @@ def importable(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def client_limits(settings: Settings, http: str = "auto") -> dict[str, Any]:
+    """The ServerConfig options that bound what one client can hold (see timeouts.py), for the
+    HTTP protocol ``http`` (uvicorn's names: httptools, h11, auto)."""
+    return {
+        "http": timeouts.protocol(http), "header_timeout": settings.header_timeout,
+        "body_timeout": settings.body_timeout, "timeout_keep_alive": settings.keep_alive_timeout,
+        "limit_concurrency": settings.limit_concurrency,
+    }
 
 
 def run(config: uvicorn.Config) -> None:
@@ -175,7 +188,9 @@ def announce(settings: Settings, *, embedded: bool) -> None:
         say(f"data: {settings.data_dir} (embedded Redis at {settings.redis_url}, appendfsync {settings.appendfsync})")
     else:
         say(f"data: in the Redis at {redacted(settings.redis_url or '')}")
-    if settings.tokens:
+    if settings.tokens_file and settings.tokens_file.stat().st_mode & 0o077:
+        say(f"warning: the token file {settings.tokens_file} can be read by other users: chmod 600 it")
+    if settings.static_tokens():
         return
     try:
         stored = with_token_store(settings, TokenStore.list)

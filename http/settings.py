@@ -11,10 +11,43 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ferrymq.engine.limits import QUOTA_NAMES, Quotas
+
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "ferrymq"
+
+
+def read_tokens_file(path: Path) -> dict[str, str]:
+    """``TOKEN:PROJECT`` lines (blank lines and ``#`` comments skipped) -> {token: project}.
+    Errors name the line, never its text (it may hold a token)."""
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the token file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    tokens: dict[str, str] = {}
+    for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            tokens.update(parse_tokens(line))
+        except ValueError:
+            raise ValueError(f"the token file {path}, line {number}: a token must look like TOKEN:PROJECT") from None
+    return tokens
+
+
+def parse_quotas(text: str) -> Quotas:
+    """``queues=100,messages=1000000,bytes=1073741824`` -> Quotas (the others: the defaults)."""
+    values: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in QUOTA_NAMES or not value.strip().isdecimal():
+            raise ValueError(f"FERRYMQ_QUOTAS: {item!r} is not NAME=N, NAME one of {', '.join(QUOTA_NAMES)}")
+        values[name] = int(value)
+    return Quotas(**values)
 
 
 def parse_tokens(text: str) -> dict[str, str]:
@@ -73,6 +106,24 @@ class Settings:
     min_replicas_ack_timeout: float = 1.0
     """Seconds the replicas get to confirm a write; later, the request fails (504), never a false
     success. Keep it below ``command_timeout``."""
+    tokens_file: Path | None = None
+    """A file of ``TOKEN:PROJECT`` lines (``--token-file``): static tokens that, unlike
+    ``--token``, neither ``ps`` nor the process environment shows. Read by every worker."""
+    auth_failures: int = 30
+    """Failed authentications a client address may make per minute; then every request it makes
+    is answered 429 until the minute ends (0: no limit)."""
+    header_timeout: float = 10.0
+    """Seconds a client gets to send a request's head (from connecting, or from the first byte
+    after the previous response); then 408 and the connection is closed (0: no limit)."""
+    body_timeout: float = 60.0
+    """Seconds a client gets to send a request's body after its head; then 408 and close."""
+    keep_alive_timeout: float = 5.0
+    """Seconds an idle keep-alive connection is kept open between requests."""
+    limit_concurrency: int | None = 1000
+    """Connections (and requests) a worker serves at once; beyond, requests are answered 503.
+    Long polls hold theirs for up to 30 s. None: no limit (raise ``ulimit -n`` with it)."""
+    quotas: Quotas = field(default_factory=Quotas)
+    """Every project's quotas, unless it has its own (``ferrymq projects set-limits``)."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -118,6 +169,17 @@ class Settings:
             values["min_replicas_ack"] = int(env["FERRYMQ_MIN_REPLICAS_ACK"])
         if env.get("FERRYMQ_MIN_REPLICAS_ACK_TIMEOUT"):
             values["min_replicas_ack_timeout"] = float(env["FERRYMQ_MIN_REPLICAS_ACK_TIMEOUT"])
+        if env.get("FERRYMQ_TOKENS_FILE"):
+            values["tokens_file"] = Path(env["FERRYMQ_TOKENS_FILE"])
+        if "FERRYMQ_AUTH_FAILURES" in env:
+            values["auth_failures"] = int(env["FERRYMQ_AUTH_FAILURES"])
+        for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+            if f"FERRYMQ_{name.upper()}" in env:
+                values[name] = float(env[f"FERRYMQ_{name.upper()}"])
+        if "FERRYMQ_LIMIT_CONCURRENCY" in env:
+            values["limit_concurrency"] = int(env["FERRYMQ_LIMIT_CONCURRENCY"]) or None
+        if env.get("FERRYMQ_QUOTAS"):
+            values["quotas"] = parse_quotas(env["FERRYMQ_QUOTAS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -145,7 +207,19 @@ class Settings:
             "FERRYMQ_PROJECT": self.project or "",
             "FERRYMQ_MIN_REPLICAS_ACK": str(self.min_replicas_ack),
             "FERRYMQ_MIN_REPLICAS_ACK_TIMEOUT": str(self.min_replicas_ack_timeout),
+            "FERRYMQ_TOKENS_FILE": str(self.tokens_file or ""),
+            "FERRYMQ_AUTH_FAILURES": str(self.auth_failures),
+            "FERRYMQ_HEADER_TIMEOUT": str(self.header_timeout),
+            "FERRYMQ_BODY_TIMEOUT": str(self.body_timeout),
+            "FERRYMQ_KEEP_ALIVE_TIMEOUT": str(self.keep_alive_timeout),
+            "FERRYMQ_LIMIT_CONCURRENCY": str(self.limit_concurrency or 0),
+            "FERRYMQ_QUOTAS": ",".join(f"{name}={getattr(self.quotas, name)}" for name in QUOTA_NAMES),
         }
+
+    def static_tokens(self) -> dict[str, str]:
+        """Tokens of ``--token``/``FERRYMQ_TOKENS`` and of the token file (read now: ValueError
+        if it is unreadable or malformed)."""
+        return {**(read_tokens_file(self.tokens_file) if self.tokens_file else {}), **self.tokens}
 
     @property
     def base_url(self) -> str:
@@ -154,7 +228,7 @@ class Settings:
 
     def engine_options(self) -> dict[str, Any]:
         """What every engine the server and the CLI build takes from these settings."""
-        return {"prefix": self.prefix, "min_replicas_ack": self.min_replicas_ack,
+        return {"prefix": self.prefix, "quotas": self.quotas, "min_replicas_ack": self.min_replicas_ack,
                 "min_replicas_ack_timeout": self.min_replicas_ack_timeout}
 
     def with_(self, **changes: object) -> Settings:

@@ -17,8 +17,11 @@
   ARGV[1] now_ms ("" = Redis TIME)
   ARGV[2] K: maintenance bound
   ARGV[3] pub/sub channel told how many messages became ready
-  ARGV[4] mode: "create" (create the queue if missing), "existing", or "=" followed by a queue
-          id: existing, and only that incarnation of the queue (callers that know it by id)
+  ARGV[4] mode: "existing" (a client's put; refused while the queue is marked over a quota),
+          "create" (the same, creating the queue if missing: the caller admitted it), "transfer"
+          and "transfer-create" (the same for a move between queues: never refused by the mark),
+          or "=" followed by a queue id: "existing", and only into that incarnation of the queue
+          (callers that know it by id)
   ARGV[5] id for the queue if this call creates it
   ARGV[6] JSON object of the settings a created queue gets (meta field -> string)
   ARGV[7] dedupe window ms
@@ -30,14 +33,17 @@
   Returns: {now, flags, created (0/1), queue id, ready, delayed, reserved, bytes, oldest,
             id1, id2, ...}; "" for a message skipped because its ref was already seen (a
             re-driven transfer). flags: 1 = outbox pending, 4 = push deliveries added
-  Errors:  QUEUE_NOT_FOUND (mode "existing"; mode "=id" also when the queue has another id)
+  Errors:  QUEUE_NOT_FOUND (modes "existing", "transfer"; mode "=id" also when the queue has
+           another id), QUOTA (the sweeper marked the queue's project over its message or byte
+           quota: meta "over" = "<quota> <limit>")
 ]]
 -- @include "queue"
 
 local now = now_from(ARGV[1])
 local created = 0
+local mode = ARGV[4]
 if redis.call("EXISTS", KEYS[1]) == 0 then
-  if ARGV[4] ~= "create" then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
+  if mode ~= "create" and mode ~= "transfer-create" then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
   local ms, sfx = string.match(redis.call("GET", KEYS[12]) or "0|-1", "^(%d+)|(-?%d+)$")
   local args = {"id", ARGV[5], "created", now, "updated", now, "id_ms", ms, "id_sfx", sfx}
   for field, value in pairs(cjson.decode(ARGV[6])) do
@@ -49,9 +55,11 @@ if redis.call("EXISTS", KEYS[1]) == 0 then
 end
 
 local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
-if string.byte(ARGV[4]) == 61 and ARGV[4] ~= "=" .. Q.id then -- "=id": deleted and created again
+if string.byte(mode) == 61 and mode ~= "=" .. Q.id then -- "=id": deleted and created again
   return redis.error_reply("QUEUE_NOT_FOUND queue not found")
 end
+-- A queue this call created carries no mark, so nothing was written when this refuses.
+if Q.over and mode ~= "transfer" and mode ~= "transfer-create" then return redis.error_reply("QUOTA " .. Q.over) end
 Q.channel = ARGV[3]
 if Q.xtail > 0 and redis.call("LLEN", Q.ready) == 0 then Q.xtail = 0 end -- empty: restart order
 maintain(Q, tonumber(ARGV[2]))

@@ -45,6 +45,7 @@ from ferrymq.engine.keys import queue_keys  # noqa: E402
 from ferrymq.http import connect  # noqa: E402
 from ferrymq.http.app import create_app  # noqa: E402
 from ferrymq.http.settings import Settings  # noqa: E402
+from ferrymq.http.timeouts import ServerConfig  # noqa: E402
 
 
 def redis_server_binary() -> str:
@@ -627,10 +628,11 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def running(app: Any) -> Iterator[str]:
-    """``app`` under uvicorn in a thread, on a free loopback port; yields its base URL."""
+def running(app: Any, **options: Any) -> Iterator[str]:
+    """``app`` under uvicorn in a thread, on a free loopback port; yields its base URL.
+    ``options``: more ServerConfig options (``server.client_limits``)."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = ServerConfig(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="ferrymq-test-server", daemon=True)
     thread.start()
@@ -647,8 +649,9 @@ def running(app: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def serve_app() -> Callable[[Any], contextlib.AbstractContextManager[str]]:
-    """``with serve_app(app) as url``: the app under uvicorn in a thread, for servers of a test's own."""
+def serve_app() -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """``with serve_app(app, **options) as url``: the app under uvicorn in a thread, for servers of
+    a test's own."""
     return running
 
 
@@ -664,6 +667,7 @@ def live_server(redis_url: str) -> Iterator[LiveServer]:
     settings = Settings(
         redis_url=redis_url, tokens={TOKEN_A: PROJECT_A, TOKEN_B: PROJECT_B}, sweeper=False,
         max_request_bytes=1024 * 1024, pushers=0,  # push delivery is tested with servers of its own
+        auth_failures=0,  # the tests send many wrong tokens on purpose (tests/faults/test_auth.py limits them)
     )
     with running(create_app(settings, clock=clock)) as url:
         yield LiveServer(url, clock, settings)

@@ -67,7 +67,7 @@ end
 local function open_queue(meta, ready, delayed, reserved, expiry, msg, dlv, outbox, push, pstatus, now)
   local m = redis.call("HMGET", meta, "id", "max_deliveries", "dlq", "retry_delay", "paused",
     "ghosts", "xtail", "timeout", "delay", "expires_in", "id_ms", "id_sfx", "push", "alerts",
-    "pushing", "alerts_fired", "due")
+    "pushing", "alerts_fired", "due", "over")
   local due = m[17] and tonumber(m[17]) or nil
   local ghosts, xtail, pushing = tonumber(m[6] or "0"), tonumber(m[7] or "0"), tonumber(m[15] or "0")
   local Q = {
@@ -85,6 +85,7 @@ local function open_queue(meta, ready, delayed, reserved, expiry, msg, dlv, outb
     pushing = pushing, pushing0 = pushing,            -- push-queue messages with deliveries pending
     fired = m[16] and cjson.decode(m[16]) or {},      -- alert id -> ms it last fired
     due = due, due0 = due,                            -- see `due` above; nil = unknown
+    over = m[18] or nil,  -- "<quota> <limit>": the sweeper found the project over it (put refuses)
     indexed = nil,        -- does `expiry` exist? (looked up once, when first needed)
     append = {},          -- ids to append to `ready` at the next flush, in order
     counts = {},          -- counter field -> increment

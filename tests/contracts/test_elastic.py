@@ -539,3 +539,16 @@ def test_queue_resource_counts_messages(http, server):
         "links": {"self": f"{server.url}/v1/queues/orders"},
     }}
     assert where(send(http, "GET", "/v1/queues/ghost"), 404) == [("404", "not_found", None)]
+
+
+def test_links_come_from_the_public_url_when_it_is_set_not_from_the_host_header(serve_app, redis_url, server):
+    from ferrymq.http.app import create_app
+
+    settings = server.settings.with_(public_url="https://mq.example.com/queues-api/")
+    with serve_app(create_app(settings)) as url, httpx.Client(base_url=url) as other:
+        forged = {**HEADERS, "Host": "evil.example"}
+        [resource] = ok(send(other, "POST", "/v1/queues/a%20b/messages/_bulk", {"data": [message()]},
+                             headers=forged), 202)["data"]
+        assert resource["links"]["self"] == f"https://mq.example.com/queues-api/v1/queues/a%20b/messages/{resource['id']}"
+        queue = ok(send(other, "GET", "/v1/queues/a%20b", headers=forged))["data"]
+        assert queue["links"]["self"] == "https://mq.example.com/queues-api/v1/queues/a%20b"

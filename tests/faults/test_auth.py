@@ -94,7 +94,7 @@ def call(http: httpx.Client, method: str, path: str, token: str | None) -> httpx
 
 @pytest.fixture
 def project_a(redis_servers, spawn_server):
-    server = spawn_server("--redis-url", redis_servers().url)
+    server = spawn_server("--redis-url", redis_servers().url, env={"FERRYMQ_AUTH_FAILURES": "0"})  # many on purpose
     with httpx.Client(base_url=server.url, timeout=10) as http:
         yield server, ProjectA(http)
 
@@ -181,3 +181,60 @@ def test_batch_limits_hold_in_every_contract(http, server):
     assert reserved.status_code in (400, 422) and reserved.json()["errors"], reserved.text
     size = http.get(f"/1/projects/{PROJECT_A}/queues/q", headers={"Authorization": f"OAuth {TOKEN_A}"})
     assert size.json()["size"] == 0, "part of an oversize batch was put"
+
+
+# -- failed authentications, per client address ------------------------------------------------
+
+
+@pytest.fixture
+def strict(serve_app, server):
+    """A server of its own that allows 3 failed authentications a minute per client address.
+    uvicorn takes the client's address from X-Forwarded-For when the peer is loopback."""
+    from ferrymq.http.app import create_app
+
+    with serve_app(create_app(server.settings.with_(auth_failures=3))) as url, \
+            httpx.Client(base_url=url, timeout=10) as http:
+        yield http
+
+
+def test_failed_authentications_are_limited_per_client_address_in_every_contract(strict):
+    queues, attacker = f"/1/projects/{PROJECT_A}/queues", {"X-Forwarded-For": "203.0.113.7"}
+    for _ in range(3):
+        assert strict.get(queues, headers={"Authorization": "OAuth guess", **attacker}).status_code == 401
+    # over the limit: every attempt from that address is refused, the right token too
+    iron = strict.get(queues, headers={"Authorization": f"OAuth {TOKEN_A}", **attacker})
+    assert iron.status_code == 429 and set(iron.json()) == {"msg"} and 0 < int(iron.headers["retry-after"]) <= 60
+    cf = strict.get(f"/client/v4/accounts/{PROJECT_A}/queues", headers={"Authorization": f"Bearer {TOKEN_A}", **attacker})
+    assert cf.status_code == 429 and cf.json()["success"] is False
+    elastic = strict.get("/v1/queues/q", headers={"Authorization": TOKEN_A, **attacker})
+    assert elastic.status_code == 429 and elastic.json()["errors"][0]["status"] == "429"
+    # another address is served; requests without any token are refused, not counted
+    assert strict.get(queues, headers={"Authorization": f"OAuth {TOKEN_A}", "X-Forwarded-For": "198.51.100.1"}).status_code == 200
+    for _ in range(5):
+        assert strict.get(queues, headers={"X-Forwarded-For": "198.51.100.2"}).status_code == 401
+    assert strict.get(queues, headers={"Authorization": f"OAuth {TOKEN_A}", "X-Forwarded-For": "198.51.100.2"}).status_code == 200
+    # one IPv6 /64 is one client (its owner has all of its addresses)
+    for last in range(1, 4):
+        strict.get(queues, headers={"Authorization": "OAuth guess", "X-Forwarded-For": f"2001:db8::{last}"})
+    assert strict.get(queues, headers={"Authorization": f"OAuth {TOKEN_A}", "X-Forwarded-For": "2001:db8::99"}).status_code == 429
+    assert strict.get(queues, headers={"Authorization": f"OAuth {TOKEN_A}", "X-Forwarded-For": "2001:db8:0:1::1"}).status_code == 200
+    metrics = strict.get("/metrics").text
+    assert "ferrymq_auth_failures_total 6.0" in metrics and "ferrymq_auth_refused_total 4.0" in metrics
+    assert "ferrymq_auth_blocked_clients 2.0" in metrics and "203.0.113.7" not in metrics
+
+
+def test_the_record_of_failed_authentications_is_bounded_and_forgets_after_its_window():
+    from ferrymq.http.auth import FailedAuths
+
+    now = [0.0]
+    record = FailedAuths(limit=2, window=60, capacity=100, clock=lambda: now[0])
+    for i in range(10_000):
+        record.failed(f"10.0.{i >> 8}.{i & 255}")
+    assert len(record) == 100
+    record.failed("192.0.2.1")
+    record.failed("192.0.2.1")
+    assert record.retry_after("192.0.2.1") == 60
+    now[0] = 59.5
+    assert record.retry_after("192.0.2.1") == 1
+    now[0] = 60.0
+    assert record.retry_after("192.0.2.1") == 0

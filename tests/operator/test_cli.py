@@ -189,3 +189,31 @@ def test_an_unreachable_redis_exits_1_without_a_traceback(ferrymq):
     assert result.returncode == 1
     assert result.stderr.startswith("ferrymq: error: Redis is unavailable")
     assert "Traceback" not in result.stderr
+
+
+# -- projects and their quotas -------------------------------------------------------------------
+
+
+def test_projects_set_limits_and_list_show_limits_and_usage(ferrymq, engine):
+    engine.queue(PROJECT, "a").put(["x"] * 3)
+    engine.sweep()
+    changed = ferrymq("projects", "set-limits", PROJECT, "--queues", "5", "--messages", "3", "--json")
+    assert stdout_json(changed)["limits"]["queues"] == 5 and stdout_json(changed)["custom"] == ["messages", "queues"]
+    engine.sweep()
+    listed = ferrymq("projects", "list")
+    assert listed.returncode == 0, listed.stderr
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["PROJECT", "QUEUES", "MESSAGES", "BYTES", "SUBSCRIPTIONS", "OVER"]
+    assert row.split()[:3] == [PROJECT, "1/5*", "3/3*"] and row.split()[-1] == "messages"
+    queues = ferrymq("queues", "list")
+    assert f"project {PROJECT}: 1 of 5 queues, 3 of 3 messages" in queues.stderr
+    assert "over its messages quota" in queues.stderr
+    back = ferrymq("projects", "set-limits", PROJECT, "--messages", "default")
+    assert back.returncode == 0, back.stderr
+    assert engine.project_usage(PROJECT).custom == frozenset({"queues"})
+
+
+def test_projects_set_limits_refuses_nonsense(ferrymq):
+    for args in (["--queues", "-1"], ["--ids-per-request", "5"], ["--bytes", "lots"], []):
+        result = ferrymq("projects", "set-limits", PROJECT, *args)
+        assert result.returncode == 2, (args, result.stderr)

@@ -60,6 +60,19 @@ def test_a_queue_appears_after_a_put_its_size_and_rates_follow_and_it_can_be_cle
     expect(size_cell(page, "orders")).to_have_text("0")
 
 
+def test_the_projects_quotas_and_usage_show_above_its_queues(server, http, page, redis_client):
+    from ferrymq.engine import Engine
+
+    engine = Engine(redis_client, clock=server.clock)
+    engine.set_project_limits(PROJECT, queues=5, messages=2)
+    log_in(page, server)
+    expect(page.locator("#quota")).to_contain_text("queues 0 of 5")
+    put(http, "orders", "first", "second")
+    engine.sweep()
+    expect(page.locator("#quota")).to_contain_text("queues 1 of 5 · messages 2 of 2", timeout=WAIT_MS)
+    expect(page.locator("#quota [role=alert]")).to_have_text("Over its messages quota: new messages are refused.")
+
+
 def test_a_queue_shows_its_messages_and_can_be_released_and_cleared(server, http, page, tmp_path):
     put(http, "orders", "first", "second", "third")
     reserved = http.get(f"/1/projects/{PROJECT}/queues/orders/messages", headers={"Authorization": f"OAuth {TOKEN}"})
@@ -110,3 +123,35 @@ def test_the_docs_page_lists_every_operation(server, page):
     expect(page.locator("details[id^=iron], details[id^=cf], details[id^=eq], details#ping, details#metrics, "
                         "details#openapi, details#docs")).to_have_count(operations)
     expect(page.locator("#about")).to_contain_text("FerryMQ")
+
+
+# -- cross-site requests -------------------------------------------------------------------------
+
+CROSS_SITE = [{"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}, {"Origin": "https://evil.example"},
+              {"Origin": "null"}, {"Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "same-origin"}]
+
+
+def test_login_and_logout_refuse_cross_site_posts(server, http):
+    for headers in CROSS_SITE:
+        login = http.post("/dashboard/login", data={"token": TOKEN}, headers=headers)
+        assert login.status_code == 403 and "ferrymq_dashboard" not in login.headers.get("set-cookie", ""), headers
+        http.cookies.set("ferrymq_dashboard", TOKEN, path="/dashboard")
+        logout = http.post("/dashboard/logout", headers=headers)
+        assert logout.status_code == 403 and "set-cookie" not in logout.headers, headers
+        http.cookies.clear()
+    own = {"Origin": server.url, "Sec-Fetch-Site": "same-origin"}
+    login = http.post("/dashboard/login", data={"token": TOKEN}, headers=own)
+    assert login.status_code == 303 and "ferrymq_dashboard=" in login.headers["set-cookie"]
+    assert http.post("/dashboard/login", data={"token": TOKEN}).status_code == 303  # curl sends neither header
+
+
+def test_a_page_of_another_site_cannot_log_a_visitor_in(server, page):
+    """Login CSRF: the attacker's page posts the attacker's token, hoping the victim then puts
+    their own data where the attacker can read it."""
+    attacker = ('<form method="post" action="' + server.url + '/dashboard/login">'
+                f'<input name="token" value="{TOKEN}"></form><script>document.forms[0].submit()</script>')
+    page.route("http://evil.example/**", lambda route: route.fulfill(body=attacker, content_type="text/html"))
+    with page.expect_response(f"{server.url}/dashboard/login") as answer:
+        page.goto("http://evil.example/")
+    assert answer.value.status == 403
+    assert not [c for c in page.context.cookies() if c["name"] == "ferrymq_dashboard"]

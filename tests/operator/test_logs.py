@@ -6,8 +6,9 @@ import json
 import logging
 
 import httpx
+import pytest
 
-from ferrymq.http.logs import JSONLines
+from ferrymq.http.logs import JSONLines, redact
 
 TOKEN, PROJECT = "sekrit-token-1", "000000000000000000000009"
 SCRAPE_TOKEN = "scrape-secret-2"
@@ -47,3 +48,20 @@ def test_a_log_line_is_redacted_even_when_a_token_is_in_its_message():
     line = json.loads(JSONLines().format(record))
     assert line["message"] == "bad request /hooks?oauth=[redacted]&x=1"
     assert (line["level"], line["logger"]) == ("warning", "ferrymq.http")
+
+
+@pytest.mark.parametrize("name", ["oauth", "OAuth", "%6fauth", "%6F%61uth", "o%61ut%68", "%4F%41%55%54%48"])
+def test_a_query_token_is_redacted_however_its_name_is_percent_encoded(name):
+    assert redact(f"POST /q/messages/webhook?x=1&{name}=tok-9f3&y=2 HTTP/1.1") == (
+        f"POST /q/messages/webhook?x=1&{name}=[redacted]&y=2 HTTP/1.1")
+    assert redact(f"/q?{name}=tok-9f3") == f"/q?{name}=[redacted]"
+    assert redact("/q?oauthx=keep&xoauth=keep") == "/q?oauthx=keep&xoauth=keep"
+
+
+def test_an_encoded_query_token_authenticates_but_never_reaches_the_access_log(serve, redis_client, redis_url):
+    served = serve("--redis-url", redis_url, "--token", f"{TOKEN}:{PROJECT}")
+    hook = f"{served.url}/1/projects/{PROJECT}/queues/hooks/messages/webhook?%6fauth={TOKEN}"
+    assert httpx.post(hook, content=b"x", timeout=5).status_code == 200  # Starlette decodes the name
+    assert served.stop() == 0
+    log = served.log()
+    assert "webhook?%6fauth=[redacted]" in log and TOKEN not in log

@@ -151,3 +151,42 @@ def test_a_scrape_pages_through_thousands_of_queues_in_a_bounded_number_of_round
     # A few per project and per page of 1000 queues, never one per queue.
     pages, projects = 3 + 1, 2
     assert 0 < len(round_trips) <= 1 + 2 * projects + 4 * pages, len(round_trips)
+
+
+def test_beyond_loopback_without_a_metrics_token_only_server_wide_figures_are_served(serve_app, server):
+    """Per-queue series name every project and queue: a server listening beyond loopback serves
+    them only to a scraper with FERRYMQ_METRICS_TOKEN; without one, totals over all queues."""
+    import httpx
+
+    from ferrymq.http.app import create_app
+
+    settings = server.settings.with_(host="0.0.0.0")
+    with serve_app(create_app(settings)) as url, httpx.Client(base_url=url) as other:
+        for queue in ("secret-queue-name", "other"):
+            iron(other, "POST", queue, "/messages", json={"messages": [{"body": "x"}] * 2})
+        response = other.get("/metrics")
+        assert "secret-queue-name" not in response.text and PROJECT not in response.text
+        samples = scrape(other)
+        assert samples[("ferrymq_queues", frozenset())] == 2
+        assert samples[("ferrymq_all_queues_size", frozenset())] == 4
+        assert samples[("ferrymq_all_queues_put_total", frozenset())] == 4
+    with serve_app(create_app(settings.with_(metrics_token="scrape-me"))) as url, httpx.Client(base_url=url) as other:
+        full = other.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+        assert 'queue="secret-queue-name"' in full.text
+
+
+def test_every_projects_limits_and_usage_are_exposed(server, http, redis_client):
+    engine = Engine(redis_client, clock=server.clock)
+    iron(http, "POST", "a", "/messages", json={"messages": [{"body": "x" * 100}] * 3})
+    engine.set_project_limits(PROJECT, messages=50)
+    engine.sweep()
+    samples = scrape(http)
+
+    def sample(name, quota):
+        return samples[(name, frozenset({"project": PROJECT, "quota": quota}.items()))]
+
+    assert sample("ferrymq_project_usage", "queues") == 1 and sample("ferrymq_project_usage", "messages") == 3
+    assert sample("ferrymq_project_usage", "bytes") > 300 and sample("ferrymq_project_usage", "subscriptions") == 0
+    assert sample("ferrymq_project_limit", "messages") == 50 and sample("ferrymq_project_limit", "queues") == 10_000
+    assert sample("ferrymq_project_limit", "ids_per_request") == 1_000
+    assert samples[("ferrymq_project_over", frozenset({"project": PROJECT}.items()))] == 0

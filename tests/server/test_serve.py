@@ -27,6 +27,7 @@ from ferrymq.http.app import redis_client
 from ferrymq.http.embedded import EmbeddedRedis
 from ferrymq.http.server import tcp_listener, uvicorn_config
 from ferrymq.http.settings import Settings
+from ferrymq.http.timeouts import GuardedH11Protocol
 
 PROJECT = "000000000000000000000001"
 QUEUES = f"/1/projects/{PROJECT}/queues"
@@ -78,7 +79,7 @@ def test_without_uvloop_and_httptools_serve_falls_back_to_asyncio_and_h11(monkey
     monkeypatch.setitem(sys.modules, "uvloop", None)  # a None entry makes the import fail
     monkeypatch.setitem(sys.modules, "httptools", None)
     config = uvicorn_config(Settings(port=0))
-    assert (config.loop, config.http) == ("asyncio", "h11")
+    assert (config.loop, config.http) == ("asyncio", GuardedH11Protocol)  # h11, with the slow-client guard
 
 
 def test_serve_never_prints_a_token(serve, redis_client, redis_url):
@@ -94,11 +95,44 @@ def test_serve_never_prints_a_token(serve, redis_client, redis_url):
     assert "s3cret-token-value" not in log
 
 
+def test_serve_reads_tokens_from_a_file_and_shows_them_neither_in_ps_nor_in_its_environment(serve, tmp_path,
+                                                                                           redis_client, redis_url):
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# one TOKEN:PROJECT a line\n\nfile-token-1:{PROJECT}\n  file-token-2:{PROJECT}  \n")
+    tokens.chmod(0o600)
+    served = serve("--redis-url", redis_url, "--token-file", str(tokens))
+    for token in ("file-token-1", "file-token-2"):
+        response = httpx.get(served.url + QUEUES, headers={"Authorization": f"OAuth {token}"}, timeout=5)
+        assert response.status_code == 200
+        for view in ("cmdline", "environ"):
+            assert token.encode() not in Path(f"/proc/{served.process.pid}/{view}").read_bytes(), view
+    by_env = serve("--redis-url", redis_url, env={"FERRYMQ_TOKENS_FILE": str(tokens)})
+    assert httpx.get(by_env.url + QUEUES, headers={"Authorization": "OAuth file-token-2"}, timeout=5).status_code == 200
+    assert "warning" not in served.log()
+
+
+def test_a_token_file_others_can_read_is_warned_about_and_a_bad_one_refused(serve, ferrymq, tmp_path, redis_url):
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"shared-token:{PROJECT}\n")
+    tokens.chmod(0o644)
+    served = serve("--redis-url", redis_url, "--token-file", str(tokens))
+    assert "warning: the token file" in served.log() and "shared-token" not in served.log()
+    tokens.write_text("no-project-here\n")
+    refused = ferrymq("serve", "--redis-url", redis_url, "--token-file", str(tokens))
+    assert refused.returncode == 2 and "line 1" in refused.stderr and "no-project-here" not in refused.stderr
+    missing = ferrymq("serve", "--redis-url", redis_url, "--token-file", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "token file" in missing.stderr
+
+
 def test_serve_accepts_tokens_added_with_the_tokens_command(serve, ferrymq, redis_client, redis_url):
     token = ferrymq("tokens", "add", PROJECT, "--redis-url", redis_url).stdout.strip()
+    chosen = ferrymq("tokens", "add", PROJECT, "--token", "a-person-chose-this", "--redis-url", redis_url).stdout.strip()
     served = serve("--redis-url", redis_url)
-    response = httpx.get(served.url + QUEUES, headers={"Authorization": f"OAuth {token}"}, timeout=5)
-    assert (response.status_code, response.json()) == (200, [])
+    for given in (token, chosen):
+        response = httpx.get(served.url + QUEUES, headers={"Authorization": f"OAuth {given}"}, timeout=5)
+        assert (response.status_code, response.json()) == (200, [])
+    wrong = httpx.get(served.url + QUEUES, headers={"Authorization": "OAuth a-person-chose-thiz"}, timeout=5)
+    assert wrong.status_code == 401
     assert "warning: no token" not in served.log()
 
 
