@@ -144,6 +144,7 @@ class AsyncQueue:
     settle = async_verb(QueueVerbs.settle)
     release_reserved = async_verb(QueueVerbs.release_reserved)
     maintain = async_verb(QueueVerbs.maintain)
+    retry_stuck = async_verb(QueueVerbs.retry_stuck)
     set_push = async_verb(QueueVerbs.set_push)
     update_push = async_verb(QueueVerbs.update_push)
     add_subscribers = async_verb(QueueVerbs.add_subscribers)

@@ -106,14 +106,15 @@ def _fmt(seconds: float) -> str:
     return str(int(seconds)) if seconds == int(seconds) else str(seconds)
 
 
-def check_body(field: str, body: object, limits: Limits) -> bytes:
+def check_body(field: str, body: object, limits: Limits | None) -> bytes:
+    """A body as bytes, within ``limits.max_body_bytes`` (None: no size limit, for transfers)."""
     if isinstance(body, str):
         body = body.encode("utf-8")
     elif isinstance(body, (bytearray, memoryview)):
         body = bytes(body)
     elif not isinstance(body, bytes):
         raise InvalidArgument(field, f"{field} must be a string or bytes")
-    if len(body) > limits.max_body_bytes:
+    if limits is not None and len(body) > limits.max_body_bytes:
         raise TooLarge(field, f"{field} is {len(body)} bytes; the limit is {limits.max_body_bytes}")
     return body
 
@@ -125,12 +126,16 @@ def check_content_type(field: str, value: object) -> str:
 
 
 def message_args(
-    message: NewMessage | bytes | str, field: str, limits: Limits, now_ms: int, ref: str = ""
+    message: NewMessage | bytes | str, field: str, limits: Limits, now_ms: int, ref: str = "",
+    *, transfer: bool = False,
 ) -> tuple[str, bytes]:
-    """The two ``put`` script arguments of one message: options, body (see lua/put-10.lua).
-    ``now_ms`` is this process's clock, to bound an absolute ``available_at``."""
+    """The two ``put`` script arguments of one message: options, body (see lua/put-12.lua).
+    ``now_ms`` is this process's clock, to bound an absolute ``available_at``. A ``transfer``
+    (the server moving a message between queues) is not held to the client's body limit: its body
+    is already stored, and an error-queue message wraps a body that was within it in JSON."""
+    body_limits = None if transfer else limits
     if not isinstance(message, NewMessage):
-        return ("" if not ref else f"||||{ref}", check_body(field, message, limits))
+        return ("" if not ref else f"||||{ref}", check_body(field, message, body_limits))
     if message.available_at is not None and message.delay is not None:
         raise InvalidArgument(f"{field}.available_at", "give a delay or an available_at time, not both")
     options = (
@@ -142,7 +147,7 @@ def message_args(
         check_content_type(f"{field}.content_type", message.content_type),
         ref,
     )
-    body = check_body(f"{field}.body", message.body, limits)
+    body = check_body(f"{field}.body", message.body, body_limits)
     return ("" if options == ("", "", "", "", "") else "|".join(map(str, options)), body)
 
 

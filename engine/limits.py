@@ -81,6 +81,10 @@ SWEEP_INTERVAL = 1.0
 DEDUPE_WINDOW = 3600.0
 """Seconds a transfer reference is remembered by its target queue (idempotent re-drives)."""
 
+STUCK_KEPT = 100
+"""Transfers a queue keeps set aside (outbox entries that could not be moved, shown to
+operators); past that the oldest are dropped (``counters["set_aside"]`` still counts them)."""
+
 LIST_PAGE_MAX = 1000
 """Most queues returned by one list call."""
 

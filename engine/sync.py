@@ -131,6 +131,7 @@ class Queue:
     settle = sync_verb(QueueVerbs.settle)
     release_reserved = sync_verb(QueueVerbs.release_reserved)
     maintain = sync_verb(QueueVerbs.maintain)
+    retry_stuck = sync_verb(QueueVerbs.retry_stuck)
     set_push = sync_verb(QueueVerbs.set_push)
     update_push = sync_verb(QueueVerbs.update_push)
     add_subscribers = sync_verb(QueueVerbs.add_subscribers)

@@ -12,6 +12,7 @@ steps of ``core`` (normally one script call), and returns the decoded result. Th
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,14 +29,16 @@ from .errors import (
     AlertNotFound,
     Changed,
     DeliveryPaused,
+    EngineError,
     InvalidArgument,
     MessageNotFound,
     NotReserved,
     QueueNotFound,
     TooLarge,
+    Unavailable,
 )
 from .keys import ProjectKeys, QueueKeys, lease_key, project_keys, push_index_key, queue_keys
-from .limits import DEDUPE_WINDOW, ID_FLOOR_TTL, LIST_PAGE_MAX, Limits, QueueDefaults
+from .limits import DEDUPE_WINDOW, ID_FLOOR_TTL, LIST_PAGE_MAX, STUCK_KEPT, Limits, QueueDefaults
 from .models import (
     RESERVED,
     Alert,
@@ -57,10 +60,12 @@ from .models import (
     Subscription,
 )
 
+log = logging.getLogger("ferrymq.engine")
+
 _STATUS = {1: "ok", 2: "noop", 0: "not_found", -1: "not_reserved"}
 STAT_COUNTERS = {"put": "total", "reserved": "c_reserved", "deleted": "c_deleted", "expired": "c_expired",
                  "dead": "c_dead", "cleared": "c_cleared", "push_delivered": "c_push_delivered",
-                 "push_failed": "c_push_failed", "push_errors": "c_push_errors"}
+                 "push_failed": "c_push_failed", "push_errors": "c_push_errors", "set_aside": "c_set_aside"}
 """Counter name -> meta field: what ``stats`` reports."""
 ID_FLOOR_MS = str(round(ID_FLOOR_TTL * 1000))
 _OUTBOX_PENDING, _MISSING, _PUSHED = 1, 2, 4
@@ -97,6 +102,8 @@ class SweepReport:
     busy: int = 0
     """Queues that hit a maintenance bound (more work left for the next pass)."""
     transfers: int = 0
+    failed: tuple[tuple[str, str, Exception], ...] = ()
+    """(project, queue, error) of each queue whose maintenance failed; the others were swept."""
 
 
 class Context:
@@ -182,7 +189,8 @@ class QueueVerbs:
     def delete(self) -> Verb[None]:
         """Delete the queue and all its data. A queue created again under this name gets a new id."""
         yield from self._drain_outbox()  # dead letters already decided still reach their queue
-        raw = yield Eval("drop", [*self._core_keys, self.keys.dedupe, self.keys.idfloor], [ID_FLOOR_MS])
+        k = self.keys
+        raw = yield Eval("drop", [*self._core_keys, k.dedupe, k.idfloor, k.stuck], [ID_FLOOR_MS])
         pk = self.ctx.project_keys(self.project)
         yield Eval("unregister", [pk.queues, pk.names, pk.ids], [self.name, text(raw)])
         yield from self._emit("queue.deleted", {"queueId": text(raw)})
@@ -598,20 +606,47 @@ class QueueVerbs:
 
     def _drain_outbox(self) -> Verb[int]:
         """Move outbox entries to their target queues. The target remembers each entry's ref, so
-        an entry moved twice (a crash between the move and the LREM) is stored once."""
+        an entry moved twice (a crash between the move and the LREM) is stored once. An entry
+        that cannot be moved is set aside (``stuck``) and the next one goes on; only Redis being
+        unavailable stops the drain (the entry stays first, for the next try)."""
         moved = 0
         while True:
             entries = yield Command(("LRANGE", self.keys.outbox, 0, 99))
             if not entries:
                 return moved
             for entry in entries:
-                kind, target, ref, payload = core.parse_outbox(entry)
-                target_queue = QueueVerbs(self.ctx, self.project, target)
-                yield from target_queue._transfer(self._outbox_message(kind, payload), ref)
+                try:
+                    kind, target, ref, payload = core.parse_outbox(entry)
+                    target_queue = QueueVerbs(self.ctx, self.project, target)
+                    yield from target_queue._transfer(self._outbox_message(kind, payload), ref)
+                except Unavailable:
+                    raise
+                except Exception as exc:  # retrying will not fix it: the next entries go on
+                    yield from self._set_aside(entry, exc)
+                    continue
                 yield Command(("LREM", self.keys.outbox, 1, entry))
                 moved += 1
                 if kind == "dlq":
                     yield from self._emit("message.dead_lettered", dead_letter_event(ref, target))
+
+    def _set_aside(self, entry: bytes, exc: Exception) -> Verb[None]:
+        """Out of the outbox into the queue's stuck list, with the reason, for an operator."""
+        head = entry.partition(b"\n")[0].decode("utf-8", "replace").split("\t")
+        what = f"{head[0]} to {head[1]!r}" if len(head) > 1 else "an outbox entry"
+        problem = exc.message if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+        reason = " ".join(f"{what}: {problem}".split())[:500]
+        log.warning("queue %r of project %r: %s; set aside (`ferrymq queues info`)", self.name, self.project,
+                    reason, exc_info=None if isinstance(exc, EngineError) else exc)
+        k = self.keys
+        yield Eval("stuck", [k.meta, k.outbox, k.stuck], ["aside", entry, reason, STUCK_KEPT])
+
+    def retry_stuck(self) -> Verb[int]:
+        """Move the transfers set aside again (once what stopped them is fixed); one that fails
+        again is set aside again. Returns how many were moved."""
+        k = self.keys
+        if (yield Eval("stuck", [k.meta, k.outbox, k.stuck], ["retry", "", "", STUCK_KEPT])):
+            return (yield from self._drain_outbox())
+        return 0
 
     def _outbox_message(self, kind: str, payload: bytes) -> NewMessage:
         """dlq: a dead letter's record (body and content type kept); errq: an error-queue message
@@ -626,7 +661,8 @@ class QueueVerbs:
 
     def _transfer(self, message: NewMessage, ref: str) -> Verb[None]:
         args = self._put_args("create", 1)
-        args.extend(core.message_args(message, "message", self.ctx.limits, self.ctx.clock.wall_ms(), ref))
+        now = self.ctx.clock.wall_ms()
+        args.extend(core.message_args(message, "message", self.ctx.limits, now, ref, transfer=True))
         raw = yield Eval("put", self._put_keys, args)
         yield from self._after_put(raw)
 
@@ -674,6 +710,8 @@ class QueueVerbs:
             counters=counters,
             attrs={name[2:]: value for name, value in meta.items() if name.startswith("x:")},
             created=bool(raw[1]),
+            stuck=int(meta.get("stuck", 0)),
+            stuck_reason=meta.get("stuck_reason", ""),
         )
 
 
@@ -737,15 +775,16 @@ class EngineVerbs:
         for ref in refs:
             k = queue_keys(self.ctx.prefix, project, ref.name)
             commands += [("LLEN", k.ready), ("ZCARD", k.delayed), ("ZCARD", k.reserved),
-                         ("HMGET", k.meta, "ghosts", *STAT_COUNTERS.values())]
+                         ("HMGET", k.meta, "ghosts", "stuck", *STAT_COUNTERS.values())]
         if not refs:
             return []
         replies = yield Batch(tuple(commands))
         out = []
         for i, ref in enumerate(refs):
             ready, delayed, reserved, meta = replies[4 * i : 4 * i + 4]
-            counters = {name: int(v or 0) for name, v in zip(STAT_COUNTERS, meta[1:])}
-            out.append(QueueStats(project, ref.name, ready - int(meta[0] or 0), delayed, reserved, counters))
+            counters = {name: int(v or 0) for name, v in zip(STAT_COUNTERS, meta[2:])}
+            out.append(QueueStats(project, ref.name, ready - int(meta[0] or 0), delayed, reserved, counters,
+                                  int(meta[1] or 0)))
         return out
 
     def count_queues(self, project: str) -> Verb[int]:
@@ -806,6 +845,7 @@ class EngineVerbs:
         queues nobody reads still expire messages, requeue lapsed reservations and move dead
         letters. Safe to run from several processes; a lease keeps it to one at a time."""
         queues = busy = transfers = 0
+        failed: list[tuple[str, str, Exception]] = []
         projects_key = self.ctx.project_keys("_").projects
         cursor: int | bytes = 0
         while True:
@@ -817,8 +857,14 @@ class EngineVerbs:
                 while True:
                     names = yield Command(("ZRANGE", pk.queues, start, start + page - 1))
                     for name in names:
-                        queue = QueueVerbs(self.ctx, project, text(name))
-                        exists, more, moved = yield from queue.maintain()
+                        try:  # one queue's trouble never stops the sweep of the others
+                            queue = QueueVerbs(self.ctx, project, text(name))
+                            exists, more, moved = yield from queue.maintain()
+                        except Unavailable:
+                            raise
+                        except Exception as exc:
+                            failed.append((project, text(name), exc))
+                            continue
                         if not exists:  # dropped, but a crash kept it listed
                             qid = yield Command(("HGET", pk.names, name))
                             yield Eval("unregister", [pk.queues, pk.names, pk.ids], [name, qid or b""])
@@ -830,7 +876,7 @@ class EngineVerbs:
                         break
                     start += page
             if int(cursor) == 0:
-                return SweepReport(queues, busy, transfers)
+                return SweepReport(queues, busy, transfers, tuple(failed))
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -203,7 +203,8 @@ def show_info(info: Any, args: argparse.Namespace) -> None:
             *((f"counter: {name}", count) for name, count in sorted(info.counters.items())),
             ("timeout", f"{s.timeout:g} s"), ("delay", f"{s.delay:g} s"), ("expires in", f"{s.expires_in:g} s"),
             ("max deliveries", s.max_deliveries or "unlimited"), ("dead letter queue", s.dead_letter_queue or "-"),
-            ("retry delay", f"{s.retry_delay:g} s"), ("paused", "yes" if s.paused else "no")]
+            ("retry delay", f"{s.retry_delay:g} s"), ("paused", "yes" if s.paused else "no"),
+            ("stuck transfers", f"{info.stuck} (latest: {info.stuck_reason})" if info.stuck else 0)]
     print(table(("FIELD", "VALUE"), rows, header=False))
 
 
@@ -211,6 +212,18 @@ def run_queues_delete(settings: Settings, args: argparse.Namespace) -> int:
     with_engine(settings, lambda engine: engine.queue(settings.project or "", args.queue).delete())
     say(f"deleted queue {args.queue} and its messages")
     return 0
+
+
+def run_queues_retry_stuck(settings: Settings, args: argparse.Namespace) -> int:
+    def retry(engine: Engine) -> tuple[int, int]:
+        queue = engine.queue(settings.project or "", args.queue)
+        return queue.info().stuck, queue.retry_stuck()
+
+    stuck, moved = with_engine(settings, retry)
+    if args.json:
+        emit({"queue": args.queue, "stuck": stuck, "moved": moved})
+    say(f"queue {args.queue}: {moved} of {stuck} stuck transfer(s) moved")
+    return 0 if moved == stuck else 1
 
 
 def run_queues_clear(settings: Settings, args: argparse.Namespace) -> int:
@@ -486,7 +499,9 @@ def add_queues(commands: Commands) -> None:
     add_queue_settings(create)
     delete = queue_command(queues, "delete", run_queues_delete, "delete a queue and all its messages")
     clear = queue_command(queues, "clear", run_queues_clear, "remove every message of a queue (keeps its settings)")
-    for leaf in (listing, info, create, delete, clear):
+    retry = queue_command(queues, "retry-stuck", run_queues_retry_stuck,
+                          "move a queue's stuck transfers again (exits 1 if some are still stuck)")
+    for leaf in (listing, info, create, delete, clear, retry):
         add_json_option(leaf)
 
 

@@ -57,6 +57,8 @@ PUSH_OUTCOMES = {"push_delivered": "delivered", "push_failed": "failed", "push_e
 """``QueueStats.counters`` key -> the ``outcome`` label of ``ferrymq_queue_push_deliveries_total``."""
 PUSH_HELP = ("Push deliveries by outcome: delivered (a subscriber took the message), failed (a failed "
              "attempt, retried or final), error (a delivery that ran out of retries)")
+STUCK_HELP = ("Transfers set aside because they could not be moved (dead letters, error-queue or alert "
+              "messages): `ferrymq queues info` says why, `ferrymq queues retry-stuck` moves them again")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
 
 
@@ -110,6 +112,7 @@ def queue_exposition(stats: list[QueueStats]) -> bytes:
         lines += [f"# HELP {metric} {text}", f"# TYPE {metric} counter"]
         lines += [f"{metric}{{{tag}}} {s.counters.get(key, 0)}" for s, tag in zip(stats, labels)]
     lines += push_deliveries(stats, labels)
+    lines += stuck_transfers(stats, labels)
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -121,6 +124,13 @@ def push_deliveries(stats: list[QueueStats], labels: list[str]) -> list[str]:
         if any(s.counters.get(key) for key in PUSH_OUTCOMES):
             lines += [f'{metric}{{{tag},outcome="{outcome}"}} {s.counters.get(key, 0)}'
                       for key, outcome in PUSH_OUTCOMES.items()]
+    return lines
+
+
+def stuck_transfers(stats: list[QueueStats], labels: list[str]) -> list[str]:
+    """Only queues with transfers set aside have a sample (an operator's alert: any at all)."""
+    lines = [f"# HELP ferrymq_queue_stuck {STUCK_HELP}", "# TYPE ferrymq_queue_stuck gauge"]
+    lines += [f"ferrymq_queue_stuck{{{tag}}} {s.stuck}" for s, tag in zip(stats, labels) if s.stuck]
     return lines
 
 

@@ -151,3 +151,14 @@ def test_a_scrape_pages_through_thousands_of_queues_in_a_bounded_number_of_round
     # A few per project and per page of 1000 queues, never one per queue.
     pages, projects = 3 + 1, 2
     assert 0 < len(round_trips) <= 1 + 2 * projects + 4 * pages, len(round_trips)
+
+
+def test_transfers_set_aside_show_as_a_gauge_of_their_queue_only(server, http, redis_client):
+    engine = Engine(redis_client, clock=server.clock)
+    engine.queue(PROJECT, "blocked").create()
+    engine.queue(PROJECT, "fine").create()
+    redis_client.rpush("fmq:{%s/blocked}:outbox" % PROJECT, b"dlq\tbad\x01name\tref\nbody")  # cannot be moved
+    engine.queue(PROJECT, "blocked").maintain()
+    samples = scrape(http)
+    assert queue_sample(samples, "ferrymq_queue_stuck", "blocked") == 1
+    assert not any(name == "ferrymq_queue_stuck" and dict(labels)["queue"] == "fine" for name, labels in samples)
