@@ -133,6 +133,7 @@ class AsyncQueue:
     delete = async_verb(QueueVerbs.delete)
     put = async_verb(QueueVerbs.put)
     push = async_verb(QueueVerbs.push)
+    forward = async_verb(QueueVerbs.forward)
     reserve = async_verb(QueueVerbs.reserve)
     pull = async_verb(QueueVerbs.pull)
     peek = async_verb(QueueVerbs.peek)

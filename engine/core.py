@@ -127,15 +127,17 @@ def check_content_type(field: str, value: object) -> str:
 
 def message_args(
     message: NewMessage | bytes | str, field: str, limits: Limits, now_ms: int, ref: str = "",
-    *, transfer: bool = False,
+    *, transfer: bool = False, hops: int = 0,
 ) -> tuple[str, bytes]:
     """The two ``put`` script arguments of one message: options, body (see lua/put-12.lua).
     ``now_ms`` is this process's clock, to bound an absolute ``available_at``. A ``transfer``
     (the server moving a message between queues) is not held to the client's body limit: its body
-    is already stored, and an error-queue message wraps a body that was within it in JSON."""
+    is already stored, and an error-queue message wraps a body that was within it in JSON.
+    ``hops``: the transfers the message went through, kept with it on a push queue."""
     body_limits = None if transfer else limits
+    tail = f"|{hops}" if hops else ""
     if not isinstance(message, NewMessage):
-        return ("" if not ref else f"||||{ref}", check_body(field, message, body_limits))
+        return ("" if not (ref or hops) else f"||||{ref}{tail}", check_body(field, message, body_limits))
     if message.available_at is not None and message.delay is not None:
         raise InvalidArgument(f"{field}.available_at", "give a delay or an available_at time, not both")
     options = (
@@ -148,7 +150,7 @@ def message_args(
         ref,
     )
     body = check_body(f"{field}.body", message.body, body_limits)
-    return ("" if options == ("", "", "", "", "") else "|".join(map(str, options)), body)
+    return ("" if options == ("", "", "", "", "") and not hops else "|".join(map(str, options)) + tail, body)
 
 
 def _optional_ms(field: str, value: float | None, lo: float, hi: float) -> int | str:
@@ -195,6 +197,7 @@ def check_push(config: PushConfig, limits: Limits, queue: str) -> dict[str, Any]
     if len(config.subscribers) > MAX_SUBSCRIBERS:
         raise InvalidArgument("subscribers", f"at most {MAX_SUBSCRIBERS} subscribers")
     subs = [check_subscriber(s, i, limits, queue) for i, s in enumerate(config.subscribers)]
+    refuse_duplicates(config.subscribers)
     if len(orjson.dumps(subs)) > MAX_SUBSCRIBERS_JSON:
         raise InvalidArgument("subscribers", "the subscribers take more than 64 KB")
     check_int("retries", config.retries, 0, 100)
@@ -207,6 +210,34 @@ def check_push(config: PushConfig, limits: Limits, queue: str) -> dict[str, Any]
         "delay": seconds_to_ms("retries_delay", config.retries_delay, 0, limits.max_delay),
         "errq": config.error_queue,
     }
+
+
+def refuse_duplicates(subscribers: Sequence[Subscriber]) -> None:
+    """The same subscriber twice would get every message twice (two forwards into one queue
+    doubled a forwarding loop at each turn)."""
+    first: dict[str, int] = {}
+    for i, sub in enumerate(subscribers):
+        j = first.setdefault(forward_target(sub.url) or sub.url, i)
+        if j != i:
+            raise InvalidArgument(f"subscribers[{i}].url", f"subscribers[{i}].url repeats subscribers[{j}].url")
+
+
+def transfer_targets(push: PushConfig | None, alerts: Sequence[Alert]) -> dict[str, str]:
+    """The queues a queue moves messages into by itself, each with the setting that makes it
+    do so: ``ironmq:///`` subscribers, the error queue, progressive alerts (a fixed alert fires
+    once per crossing, and a dead letter moves on only once per failed delivery: neither loops)."""
+    targets: dict[str, str] = {}
+    for i, alert in enumerate(alerts):
+        if alert.type == "progressive":
+            targets.setdefault(alert.queue, f"alerts[{i}].queue")
+    if push is not None:
+        for i, sub in enumerate(push.subscribers):
+            target = forward_target(sub.url)
+            if target is not None:
+                targets.setdefault(target, f"subscribers[{i}].url")
+        if push.error_queue:
+            targets.setdefault(push.error_queue, "error_queue")
+    return targets
 
 
 def check_subscriber(sub: Subscriber, i: int, limits: Limits, queue: str) -> dict[str, Any]:
@@ -355,8 +386,8 @@ def pairs_to_dict(flat: Sequence[bytes]) -> dict[str, str]:
     return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
-def parse_outbox(entry: bytes) -> tuple[str, str, str, bytes]:
-    """``kind\\ttarget\\tref\\n`` + payload -> (kind, target queue, ref, payload)."""
+def parse_outbox(entry: bytes) -> tuple[str, str, str, int, bytes]:
+    """``kind\\ttarget\\tref[\\thops]\\n`` + payload -> (kind, target queue, ref, hops, payload)."""
     head, _, payload = entry.partition(b"\n")
-    kind, target, ref = head.decode("utf-8").split("\t")
-    return kind, target, ref, payload
+    kind, target, ref, *hops = head.decode("utf-8").split("\t")
+    return kind, target, ref, int(hops[0]) if hops else 0, payload

@@ -270,6 +270,8 @@ class PushDelivery:
     content_type: str
     timeout: float
     headers: dict[str, str] = field(default_factory=dict)
+    hops: int = 0
+    """Transfers the message went through (forwards, error queues): a forward adds one."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,12 +23,16 @@ import httpx
 
 from .aio import AsyncEngine
 from .core import forward_target
+from .limits import MAX_TRANSFER_HOPS
 from .models import NewMessage, PushDelivery
 
 log = logging.getLogger("ferrymq.pusher")
 
 LEASE_MARGIN = 10.0
 """Seconds a claim outlives the push's own timeout, so a slow but live pusher keeps its lease."""
+
+DROPPED = -1
+"""The outcome reported for a forward the pusher drops (past MAX_TRANSFER_HOPS: a loop)."""
 
 Headers = Callable[[PushDelivery], dict[str, str]]
 
@@ -136,9 +140,7 @@ class Pusher:
         target = forward_target(delivery.url)
         try:
             if target is not None:
-                message = NewMessage(delivery.body, content_type=delivery.content_type)
-                await self.engine.queue(delivery.project, target).put([message])
-                return 200, ""
+                return await self._forward(delivery, target)
             response = await self._client.post(delivery.url, content=delivery.body, headers=self.headers(delivery))
             error = "" if 200 <= response.status_code < 300 else f"{response.status_code} {response.reason_phrase}"
             return response.status_code, error
@@ -148,3 +150,11 @@ class Pusher:
             return 0, f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # e.g. the forward target refused the message
             return 0, str(exc)
+
+    async def _forward(self, delivery: PushDelivery, target: str) -> tuple[int, str]:
+        """An ``ironmq:///target`` subscriber: a transfer into that queue, one hop more."""
+        if delivery.hops >= MAX_TRANSFER_HOPS:
+            return DROPPED, f"dropped: forwarded {delivery.hops} times already (a forwarding loop?)"
+        message = NewMessage(delivery.body, content_type=delivery.content_type)
+        await self.engine.queue(delivery.project, target).forward(message, delivery.hops + 1)
+        return 200, ""

@@ -120,6 +120,7 @@ class Queue:
     delete = sync_verb(QueueVerbs.delete)
     put = sync_verb(QueueVerbs.put)
     push = sync_verb(QueueVerbs.push)
+    forward = sync_verb(QueueVerbs.forward)
     reserve = sync_verb(QueueVerbs.reserve)
     pull = sync_verb(QueueVerbs.pull)
     peek = sync_verb(QueueVerbs.peek)

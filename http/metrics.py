@@ -59,6 +59,8 @@ PUSH_HELP = ("Push deliveries by outcome: delivered (a subscriber took the messa
              "attempt, retried or final), error (a delivery that ran out of retries)")
 STUCK_HELP = ("Transfers set aside because they could not be moved (dead letters, error-queue or alert "
               "messages): `ferrymq queues info` says why, `ferrymq queues retry-stuck` moves them again")
+HOPS_HELP = ("Forwarded or error-queue messages dropped because they had gone through too many transfers "
+             "(a loop of forwards or error queues)")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
 
 
@@ -128,9 +130,14 @@ def push_deliveries(stats: list[QueueStats], labels: list[str]) -> list[str]:
 
 
 def stuck_transfers(stats: list[QueueStats], labels: list[str]) -> list[str]:
-    """Only queues with transfers set aside have a sample (an operator's alert: any at all)."""
+    """Transfers set aside and forwards dropped in a loop: only queues that have any have a
+    sample (both are an operator's alert: any at all), so most queues add nothing to a scrape."""
     lines = [f"# HELP ferrymq_queue_stuck {STUCK_HELP}", "# TYPE ferrymq_queue_stuck gauge"]
     lines += [f"ferrymq_queue_stuck{{{tag}}} {s.stuck}" for s, tag in zip(stats, labels) if s.stuck]
+    metric = "ferrymq_queue_hops_dropped_total"
+    lines += [f"# HELP {metric} {HOPS_HELP}", f"# TYPE {metric} counter"]
+    lines += [f"{metric}{{{tag}}} {s.counters['hops_dropped']}" for s, tag in zip(stats, labels)
+              if s.counters.get("hops_dropped")]
     return lines
 
 

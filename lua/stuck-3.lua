@@ -3,15 +3,17 @@
   reason retrying will not fix). "aside" takes one out of the outbox into the stuck list, where
   an operator sees it (`ferrymq queues info`, /metrics), instead of it staying at the head of the
   outbox for ever; "retry" puts every stuck entry back at the end of the outbox (once the cause
-  is fixed), to be moved again.
-  KEYS[1] meta    hash  `stuck` (entries in the stuck list), `stuck_reason`, counter c_set_aside
+  is fixed), to be moved again. "drop" removes one for good: an error-queue message past the
+  transfer hop limit (a loop), counted in c_hops_dropped.
+  KEYS[1] meta    hash  `stuck` (entries in the stuck list), `stuck_reason`; counters c_set_aside,
+                        c_hops_dropped
   KEYS[2] outbox  list  entries waiting to be moved
   KEYS[3] stuck   list  entries set aside, oldest first (the outbox entry as it was)
-  ARGV[1] "aside" or "retry"
-  ARGV[2] aside: the entry, as read from the outbox
+  ARGV[1] "aside", "retry" or "drop"
+  ARGV[2] aside, drop: the entry, as read from the outbox
   ARGV[3] aside: why it cannot be moved (one line)
   ARGV[4] aside: most entries the stuck list keeps (the oldest go first)
-  Returns: aside: 1 if set aside, 0 if it was no longer in the outbox (another process moved it);
+  Returns: aside, drop: 1 if done, 0 if it was no longer in the outbox (another process moved it);
            retry: how many entries went back to the outbox
   Errors:  none
 ]]
@@ -25,6 +27,10 @@ if ARGV[1] == "retry" then
 end
 
 if redis.call("LREM", KEYS[2], 1, ARGV[2]) == 0 then return 0 end
+if ARGV[1] == "drop" then
+  if exists then redis.call("HINCRBY", KEYS[1], "c_hops_dropped", 1) end
+  return 1
+end
 redis.call("RPUSH", KEYS[3], ARGV[2])
 redis.call("LTRIM", KEYS[3], -tonumber(ARGV[4]), -1)
 if exists then  -- else a queue deleted meanwhile: its stuck list goes with its next deletion

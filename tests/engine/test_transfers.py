@@ -5,9 +5,12 @@ sweep of the others."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
-from ferrymq.engine import Engine, Limits, NewMessage, PushConfig, Subscriber
+import pytest
+
+from ferrymq.engine import Alert, Engine, InvalidArgument, Limits, NewMessage, PushConfig, Pusher, Subscriber
 
 A = "http://a.example/hook"
 LEASE = 70.0
@@ -93,3 +96,116 @@ def test_a_dead_letter_transfer_is_not_held_to_the_client_limits(real_engine, re
     tight = Engine(redis_client, clock=clock, limits=Limits(max_body_bytes=100))
     assert tight.sweep().transfers == 1
     assert [len(m.body) for m in real_engine.queue("p", "dead").peek()] == [1000]
+
+
+# -- forwarding loops ---------------------------------------------------------------------------
+
+
+def forwarding(*targets):
+    return PushConfig(tuple(Subscriber(f"ironmq:///{t}") for t in targets))
+
+
+def refused_field(call) -> tuple[str, str]:
+    with pytest.raises(InvalidArgument) as err:
+        call()
+    return err.value.field, err.value.message
+
+
+def test_duplicate_subscriber_urls_are_refused(engine):
+    q = engine.queue("p", "l1")
+    assert refused_field(lambda: q.set_push(forwarding("l2", "l2"))) == (
+        "subscribers[1].url", "subscribers[1].url repeats subscribers[0].url")
+    assert refused_field(lambda: q.set_push(PushConfig((Subscriber(A), Subscriber("http://b.example/"), Subscriber(A)))))[0] == (
+        "subscribers[2].url")
+    assert engine.list_queues("p") == []
+
+
+def test_a_forwarding_cycle_is_refused_however_long(engine):
+    engine.queue("p", "l2").set_push(forwarding("l3"))
+    engine.queue("p", "l3").set_push(forwarding("elsewhere", "l1"))
+    field, message = refused_field(lambda: engine.queue("p", "l1").add_subscribers([Subscriber("ironmq:///l2")]))
+    assert field == "subscribers[0].url"
+    assert message == "subscribers[0].url would send messages round in a loop: l1 → l2 → l3 → l1"
+    assert engine.queue("p", "l1").set_push(forwarding("elsewhere")).settings.push is not None  # no loop: fine
+
+
+def test_loops_through_error_queues_and_progressive_alerts_are_refused(engine):
+    engine.queue("p", "errors").set_push(forwarding("l1"))
+    field, _ = refused_field(lambda: engine.queue("p", "l1").set_push(PushConfig((Subscriber(A),), error_queue="errors")))
+    assert field == "error_queue"
+    engine.queue("p", "fwd").set_push(forwarding("watched"))
+    field, _ = refused_field(lambda: engine.queue("p", "watched").add_alerts([Alert("progressive", 1, "fwd")]))
+    assert field == "alerts[0].queue"
+    engine.queue("p", "watched").add_alerts([Alert("fixed", 1, "fwd")])  # fires once per crossing: no loop
+
+
+async def test_concurrent_changes_cannot_make_a_loop_between_them(aengine):
+    async def attempt(source, target):
+        try:
+            await aengine.queue("p", source).set_push(forwarding(target))
+            return True
+        except InvalidArgument:
+            return False
+
+    for _ in range(5):
+        await aengine.client.flushall()
+        made = await asyncio.gather(attempt("l1", "l2"), attempt("l2", "l1"))
+        assert sorted(made) == [False, True]
+
+
+async def push_until_idle(pusher) -> None:
+    while True:
+        started = await pusher.push_once()
+        if pusher.in_flight:
+            await asyncio.wait(pusher.in_flight)
+        elif not started:
+            return
+
+
+def force_push_config(client, project, queue, config_json: str) -> None:
+    """Store a push configuration as it is, as if a race had let a loop through."""
+    client.hset(f"fmq:{{{project}/{queue}}}:meta", "push", config_json)
+
+
+def loop_config(*targets, errq=""):
+    subs = [{"url": f"ironmq:///{t}" if "://" not in t else t} for t in targets]
+    return json.dumps({"type": "multicast", "subs": subs, "retries": 0, "delay": 0, "errq": errq})
+
+
+async def test_forwarded_messages_past_the_hop_limit_are_dropped_and_counted(aengine, redis_client):
+    l1, l2 = aengine.queue("p", "l1"), aengine.queue("p", "l2")
+    await l1.set_push(forwarding("x"))
+    await l2.set_push(forwarding("y"))
+    force_push_config(redis_client, "p", "l1", loop_config("l2", "l2"))  # the issue's loop
+    force_push_config(redis_client, "p", "l2", loop_config("l1"))
+    await l1.put(["once"])
+    pusher = Pusher(aengine)
+    try:
+        await push_until_idle(pusher)
+    finally:
+        await pusher.stop()
+    one, two = await l1.info(), await l2.info()
+    # hops 0..5: l1 gets 1 + 2 + 4 messages, l2 2 + 4 + 8; the 8 at hop 5 are not forwarded
+    assert (one.total_messages, two.total_messages) == (7, 14)
+    assert two.counters["hops_dropped"] == 8 and one.counters.get("hops_dropped", 0) == 0
+    statuses = [s for m in await message_ids(redis_client, "p", "l2") for s in await l2.push_status(m)]
+    dropped = [s for s in statuses if s.status == "error"]
+    assert len(dropped) == 8 and all("forwarded 5 times" in s.error for s in dropped)
+
+
+async def message_ids(client, project, queue):
+    return sorted(k.decode() for k in client.hkeys(f"fmq:{{{project}/{queue}}}:pstatus"))
+
+
+def test_error_queue_messages_past_the_hop_limit_are_dropped_and_counted(real_engine, redis_client):
+    for name, errq in (("l1", "l2"), ("l2", "l1")):
+        real_engine.queue("p", name).set_push(PushConfig((Subscriber(A),)))
+        force_push_config(redis_client, "p", name, loop_config(A, errq=errq))
+    l1, l2 = real_engine.queue("p", "l1"), real_engine.queue("p", "l2")
+    l1.put(["fails everywhere"])
+    for _ in range(10):
+        fail_every_push(l1)
+        fail_every_push(l2)
+    # hops 0..5 alternate l1, l2; the error message of hop 5 would be hop 6: dropped
+    assert (l1.info().total_messages, l2.info().total_messages) == (3, 3)
+    assert (l1.info().counters.get("hops_dropped", 0), l2.info().counters["hops_dropped"]) == (0, 1)
