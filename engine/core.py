@@ -179,6 +179,12 @@ MAX_SUBSCRIBERS_JSON = 64 * 1024
 MAX_ALERTS = 5
 PUSH_TYPES = ("multicast", "unicast")
 _HTTP_URL = re.compile(r"https?://[^\s/?#]+[^\s]*\Z", re.IGNORECASE)
+FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "te", "upgrade",
+                             "keep-alive", "trailer"})
+"""Hop-by-hop and framing headers (and ``Proxy-*``): the HTTP client sets them; a subscriber's
+own would let a tenant smuggle a second request to the target (Content-Length + chunked)."""
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_HEADER_VALUE = re.compile(r"[^\r\n\x00]*\Z")
 _QUEUE_URL = re.compile(r"ironmq:///(.+)\Z")
 
 
@@ -251,7 +257,26 @@ def check_subscriber(sub: Subscriber, i: int, limits: Limits, queue: str) -> dic
             raise InvalidArgument(f"{field}.url", "a queue cannot be subscribed to itself")
     if not isinstance(sub.headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in sub.headers.items()):
         raise InvalidArgument(f"{field}.headers", f"{field}.headers must map names to strings")
+    check_headers(f"{field}.headers", sub.headers)
     return {"url": sub.url, "headers": sub.headers} if sub.headers else {"url": sub.url}
+
+
+def check_headers(field: str, headers: dict[str, str]) -> None:
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name) or not _HEADER_VALUE.match(value):
+            raise InvalidArgument(field, f"{field}: {name!r} is not a valid header name and value")
+        if framing_header(name):
+            raise InvalidArgument(field, f"{field} may not set {name} (hop-by-hop and framing headers are the server's)")
+
+
+def framing_header(name: str) -> bool:
+    lower = name.lower()
+    return lower in FRAMING_HEADERS or lower.startswith("proxy-")
+
+
+def sendable_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Subscriber headers without framing ones (a configuration stored before they were refused)."""
+    return {k: v for k, v in headers.items() if not framing_header(k)}
 
 
 def decode_push(raw: str | None) -> PushConfig | None:

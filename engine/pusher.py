@@ -6,9 +6,12 @@ that dies loses nothing), POSTs each one in a task of its own, and reports the o
 the engine, which decides what follows (delivered, waiting for a 202's acknowledgement, retry,
 error queue). It runs inside ``ferrymq serve`` and alone as ``ferrymq pusher``.
 
-httpx does the HTTP: pooled connections, a timeout per request. The headers a contract sends
-(IronMQ's ``Iron-Message-Id`` ...) come from the ``headers`` hook; an ``ironmq:///queue``
-subscriber is a put into that queue of the same project.
+httpx does the HTTP: pooled connections, a timeout per request, no redirects followed, no proxy
+from the environment. Every connection goes through the push egress policy (``egress.py``): by
+default no loopback, private, link-local or otherwise special address; a refused push is a failed
+attempt, logged. The headers a contract sends (IronMQ's ``Iron-Message-Id`` ...) come from the
+``headers`` hook; an ``ironmq:///queue`` subscriber is a transfer into that queue of the same
+project.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import httpx
 
 from .aio import AsyncEngine
 from .core import forward_target
+from .egress import EgressBackend, EgressPolicy, EgressRefused, EgressTransport, Resolve, system_resolve
 from .limits import MAX_TRANSFER_HOPS
 from .models import NewMessage, PushDelivery
 
@@ -51,7 +55,11 @@ class Pusher:
         headers: Headers = plain_headers,
         idle_poll: float = 0.25,
         busy_poll: float = 0.01,
+        egress: EgressPolicy | None = None,
+        resolve: Resolve = system_resolve,
     ) -> None:
+        """``egress``: what pushes may connect to beyond global addresses (default: nothing
+        more); ``resolve``: how host names become addresses (getaddrinfo)."""
         self.engine = engine
         self.concurrency = concurrency
         self.timeout = timeout
@@ -63,10 +71,10 @@ class Pusher:
         self.in_flight: set[asyncio.Task[None]] = set()
         self._queue_load: collections.Counter[tuple[str, str]] = collections.Counter()
         self.delivered = 0
-        self._client = httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        )
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        backend = EgressBackend(egress or EgressPolicy(), resolve)
+        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False,
+                                         transport=EgressTransport(backend, limits))
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -146,6 +154,12 @@ class Pusher:
             return response.status_code, error
         except httpx.TimeoutException:
             return 0, f"no answer within {self.timeout:g} s"
+        except httpx.ConnectError as exc:
+            if isinstance(exc.__cause__, EgressRefused):
+                log.warning("push of queue %r of project %r to %s %s", delivery.queue, delivery.project,
+                            delivery.url, exc.__cause__)
+                return 0, str(exc.__cause__)
+            return 0, f"{type(exc).__name__}: {exc}"
         except httpx.HTTPError as exc:
             return 0, f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # e.g. the forward target refused the message

@@ -487,7 +487,7 @@ class QueueVerbs:
             _, timeout_ms, _, ctype, body = core.parse_record(record)
             deliveries.append(PushDelivery(
                 self.project, self.name, text(member), text(message_id), text(sid), text(url), text(tok),
-                body, ctype, timeout_ms / 1000, orjson.loads(headers), int(hops),
+                body, ctype, timeout_ms / 1000, core.sendable_headers(orjson.loads(headers)), int(hops),
             ))
         if active:
             due = next_at if next_at >= 0 else now + PUSH_RECHECK_MS

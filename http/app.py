@@ -23,6 +23,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from ferrymq.engine import AsyncEngine, Pusher, Sweeper, Unavailable
+from ferrymq.engine.egress import EgressPolicy
 from ferrymq.engine.clock import Clock
 
 from . import cloudflare, dashboard, elastic, ironmq, logs, metrics, openapi
@@ -66,9 +67,10 @@ def is_cluster_node(url: str) -> bool:
 
 
 def pusher(engine: AsyncEngine, settings: Settings) -> Pusher:
-    """A push delivery loop, sending IronMQ's push headers (push queues are IronMQ's)."""
+    """A push delivery loop, sending IronMQ's push headers (push queues are IronMQ's), to the
+    addresses the egress policy allows."""
     return Pusher(engine, concurrency=settings.push_concurrency, timeout=settings.push_timeout,
-                  headers=ironmq.push_headers(settings.base_url))
+                  headers=ironmq.push_headers(settings.base_url), egress=EgressPolicy.allowing(settings.push_allow))
 
 
 async def ping(request: Any) -> JSON:

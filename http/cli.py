@@ -26,11 +26,12 @@ import redis
 from redis.connection import parse_url
 
 from ferrymq.engine import AlreadyExists, Engine, EngineError, InvalidArgument, Message, NewMessage, QueueNotFound
+from ferrymq.engine.egress import EgressPolicy
 
 from .auth import TokenStore
 from .embedded import APPENDFSYNC, EmbeddedRedisError, redis_for
 from .server import push, serve, with_token_store
-from .settings import Settings, default_data_dir, parse_tokens
+from .settings import Settings, default_data_dir, parse_list, parse_tokens
 
 T = TypeVar("T")
 
@@ -85,11 +86,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
     overrides = {name: getattr(args, name, None) for name in OPTIONS}
     if getattr(args, "tokens", None):
         overrides["tokens"] = {token: project for pair in args.tokens for token, project in pair.items()}
+    if getattr(args, "push_allow", None):
+        overrides["push_allow"] = tuple(entry for given in args.push_allow for entry in parse_list(given))
     settings = Settings.from_env(**overrides)
     if settings.appendfsync not in APPENDFSYNC:
         raise ValueError(f"FERRYMQ_APPENDFSYNC must be one of {', '.join(APPENDFSYNC)}")
     if settings.redis_url:
         parse_url(settings.redis_url)  # its ValueError names the schemes redis-py takes
+    EgressPolicy.allowing(settings.push_allow)  # its ValueError names a value that is no network nor host
     if getattr(args, "needs_project", False) and not settings.project:
         raise ValueError("no project: give --project PROJECT or set FERRYMQ_PROJECT")
     return settings
@@ -458,6 +462,10 @@ def add_push_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--public-url", metavar="URL",
                         help="this server's address for subscribers' acknowledgements of 202 answers "
                              "(env FERRYMQ_PUBLIC_URL; default http://HOST:PORT)")
+    parser.add_argument("--push-allow", action="append", metavar="NETWORK_OR_HOST",
+                        help="let pushes reach this network (CIDR, e.g. 10.1.0.0/16) or host name beyond "
+                             "global addresses; repeat for more (env FERRYMQ_PUSH_ALLOW=a,b). By default "
+                             "loopback, private, link-local and other special addresses are refused")
 
 
 def add_tokens(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -390,6 +390,19 @@ async def aengine(redis_url: str, clock: FakeClock) -> Any:
 
 
 @pytest.fixture
+def push_until_idle() -> Callable[[Any], Any]:
+    """``await push_until_idle(pusher)``: a Pusher's passes, each waited for, until nothing it
+    can start is due and nothing is in flight (pushes and forwards that start more included)."""
+
+    async def run(pusher: Any) -> None:
+        while await pusher.push_once() or pusher.in_flight:
+            if pusher.in_flight:
+                await asyncio.wait(pusher.in_flight)
+
+    return run
+
+
+@pytest.fixture
 def repo_root() -> Path:
     return Path(_ROOT)
 

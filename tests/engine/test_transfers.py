@@ -153,15 +153,6 @@ async def test_concurrent_changes_cannot_make_a_loop_between_them(aengine):
         assert sorted(made) == [False, True]
 
 
-async def push_until_idle(pusher) -> None:
-    while True:
-        started = await pusher.push_once()
-        if pusher.in_flight:
-            await asyncio.wait(pusher.in_flight)
-        elif not started:
-            return
-
-
 def force_push_config(client, project, queue, config_json: str) -> None:
     """Store a push configuration as it is, as if a race had let a loop through."""
     client.hset(f"fmq:{{{project}/{queue}}}:meta", "push", config_json)
@@ -172,7 +163,7 @@ def loop_config(*targets, errq=""):
     return json.dumps({"type": "multicast", "subs": subs, "retries": 0, "delay": 0, "errq": errq})
 
 
-async def test_forwarded_messages_past_the_hop_limit_are_dropped_and_counted(aengine, redis_client):
+async def test_forwarded_messages_past_the_hop_limit_are_dropped_and_counted(aengine, redis_client, push_until_idle):
     l1, l2 = aengine.queue("p", "l1"), aengine.queue("p", "l2")
     await l1.set_push(forwarding("x"))
     await l2.set_push(forwarding("y"))
