@@ -8,8 +8,9 @@ import logging
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
-from ferrymq.engine import EgressPolicy, InvalidArgument, PushConfig, Pusher, Subscriber
+from ferrymq.engine import AsyncEngine, EgressPolicy, InvalidArgument, PushConfig, Pusher, PushStatus, Subscriber
 
 from .conftest import LOOPBACK
 from .iron import AUTH, eventually, ok, post, refused, url
@@ -78,7 +79,8 @@ def test_an_allowed_host_is_pushed_to_and_other_loopback_names_are_not(push_serv
     assert [r.body for r in sub.received] == [b"hello"]
 
 
-async def test_each_connection_goes_to_the_address_checked_not_to_a_new_answer(aengine, subscribers, push_until_idle):
+def test_each_connection_goes_to_the_address_checked_not_to_a_new_answer(redis_client, redis_url, subscribers,
+                                                                         push_until_idle, run_async):
     """DNS rebinding: the name first resolves to an allowed address, then to the metadata
     service. Each connection resolves once and connects to what it checked."""
     sub = subscribers()
@@ -90,19 +92,26 @@ async def test_each_connection_goes_to_the_address_checked_not_to_a_new_answer(a
         asked.append(host)
         return next(answers)
 
-    q = aengine.queue("p", "pq")
-    await q.set_push(PushConfig((Subscriber(f"http://rebind.test:{port}/hook"),), retries=0))
-    pusher = Pusher(aengine, egress=EgressPolicy.allowing(LOOPBACK), resolve=resolve)
-    try:
-        [first] = await q.put(["first"])
-        await push_until_idle(pusher)
-        [second] = await q.put(["second"])
-        await push_until_idle(pusher)
-    finally:
-        await pusher.stop()
+    async def push_twice() -> list[PushStatus]:
+        client = aioredis.Redis.from_url(redis_url)
+        engine = AsyncEngine(client)
+        q = engine.queue("p", "pq")
+        await q.set_push(PushConfig((Subscriber(f"http://rebind.test:{port}/hook"),), retries=0))
+        pusher = Pusher(engine, egress=EgressPolicy.allowing(LOOPBACK), resolve=resolve)
+        try:
+            [first] = await q.put(["first"])
+            await push_until_idle(pusher)
+            [second] = await q.put(["second"])
+            await push_until_idle(pusher)
+            return [*await q.push_status(first), *await q.push_status(second)]
+        finally:
+            await pusher.stop()
+            await engine.aclose()
+            await client.aclose()
+
+    ok_status, refused_status = run_async(push_twice())
     assert [r.body for r in sub.received] == [b"first"]  # rebind.test is no name the system knows
     assert asked == ["rebind.test", "rebind.test"]
-    [ok_status], [refused_status] = await q.push_status(first), await q.push_status(second)
     assert ok_status.status == "deleted"
     assert refused_status.status == "error" and "169.254.169.254 is a link-local address" in refused_status.error
 
@@ -116,9 +125,9 @@ def test_framing_and_hop_by_hop_subscriber_headers_are_refused(http, name):
 
 
 @pytest.mark.parametrize("headers", [{"X-Split": "a\r\nHost: b"}, {"Bad Name": "x"}, {"X-Nul": "a\x00"}])
-def test_malformed_subscriber_headers_are_refused(engine, headers):
+def test_malformed_subscriber_headers_are_refused(real_engine, headers):
     with pytest.raises(InvalidArgument) as err:
-        engine.queue("p", "pq").set_push(PushConfig((Subscriber("http://a.example/", headers),)))
+        real_engine.queue("p", "pq").set_push(PushConfig((Subscriber("http://a.example/", headers),)))
     assert err.value.field == "subscribers[0].headers"
 
 
