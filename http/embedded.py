@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 
@@ -168,7 +169,15 @@ class EmbeddedRedis:
     def running_url(self) -> str | None:
         """The URL of a redis-server already serving this data directory, if one is."""
         url = self._address()
-        return url if url is not None and serves_dir(url, self.data_dir) else None
+        if url is None:
+            return None
+        if serves_dir(url, self.data_dir):
+            return url
+        bare = url.replace(f":{urlsplit(url).password}@", "", 1) if urlsplit(url).password else None
+        if bare is not None and serves_dir(bare, self.data_dir):  # started by a version without one
+            log.warning("the embedded Redis on %s asks for no password until it is restarted", bare)
+            return bare  # reused all the same: a second server over the same files would corrupt them
+        return None
 
     def _address(self) -> str | None:
         """Where this directory's server listens, or would: its socket, else the recorded port."""

@@ -195,3 +195,17 @@ def test_the_tokens_commands_and_serve_use_the_password_of_a_tcp_fallback(ferrym
     response = httpx.get(f"{served.url}/1/projects/000000000000000000000001/queues",
                          headers={"Authorization": "OAuth long-dir-token"})
     assert response.status_code == 200, response.text
+
+
+def test_a_tcp_fallback_started_without_a_password_is_still_reused(tmp_path, embedded: Start):
+    long_dir = tmp_path / ("d" * 100)
+    older = embedded(long_dir)
+    assert older.process is not None
+    with redis.Redis.from_url(older.url) as client:
+        client.config_set("requirepass", "")  # as a version without passwords ran it
+    (long_dir / "redis.password").unlink()
+    (long_dir / "redis.password").write_text("a-new-password")
+    again = embedded(long_dir)
+    assert again.process is None and again.url is not None  # no second server over the same files
+    with redis.Redis.from_url(again.url) as client:
+        assert client.ping()
