@@ -7,6 +7,7 @@ See ``verbs.py`` for the verbs, ``keys.py`` for the key layout, ``lua/`` for the
 
 from .aio import AsyncEngine, AsyncQueue
 from .clock import FakeClock, RedisClock, SystemClock
+from .egress import EgressPolicy
 from .errors import (
     AlertNotFound,
     AlreadyExists,
@@ -54,7 +55,7 @@ from .verbs import Reservation, SweepReport
 
 __all__ = [
     "DEFAULTS", "LIMITS", "QUEUE_EVENTS", "QUOTAS", "ProjectUsage", "QuotaExceeded", "Quotas", "Alert", "AlertNotFound", "AlreadyExists", "AsyncEngine",
-    "AsyncQueue", "Backlog", "Changed", "ConfigurationError", "DeliveryPaused", "Engine", "EngineError",
+    "AsyncQueue", "Backlog", "Changed", "ConfigurationError", "DeliveryPaused", "EgressPolicy", "Engine", "EngineError",
     "FakeClock", "InvalidArgument", "Limits", "Message", "MessageNotFound", "NewMessage",
     "NotReplicated", "NotReserved", "Notifier", "Pulled", "PushClaim", "PushConfig", "PushDelivery", "PushStatus",
     "Pushed", "Pusher", "Queue", "QueueDefaults", "QueueDetails", "QueueInfo", "QueueNotFound",

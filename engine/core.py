@@ -106,14 +106,15 @@ def _fmt(seconds: float) -> str:
     return str(int(seconds)) if seconds == int(seconds) else str(seconds)
 
 
-def check_body(field: str, body: object, limits: Limits) -> bytes:
+def check_body(field: str, body: object, limits: Limits | None) -> bytes:
+    """A body as bytes, within ``limits.max_body_bytes`` (None: no size limit, for transfers)."""
     if isinstance(body, str):
         body = body.encode("utf-8")
     elif isinstance(body, (bytearray, memoryview)):
         body = bytes(body)
     elif not isinstance(body, bytes):
         raise InvalidArgument(field, f"{field} must be a string or bytes")
-    if len(body) > limits.max_body_bytes:
+    if limits is not None and len(body) > limits.max_body_bytes:
         raise TooLarge(field, f"{field} is {len(body)} bytes; the limit is {limits.max_body_bytes}")
     return body
 
@@ -125,15 +126,21 @@ def check_content_type(field: str, value: object) -> str:
 
 
 def message_args(
-    message: NewMessage | bytes | str, field: str, limits: Limits, now_ms: int, ref: str = ""
+    message: NewMessage | bytes | str, field: str, limits: Limits, now_ms: int, ref: str = "",
+    *, transfer: bool = False, hops: int = 0,
 ) -> tuple[str, bytes]:
-    """The two ``put`` script arguments of one message: options, body (see lua/put-10.lua).
-    ``now_ms`` is this process's clock, to bound an absolute ``available_at``."""
+    """The two ``put`` script arguments of one message: options, body (see lua/put-12.lua).
+    ``now_ms`` is this process's clock, to bound an absolute ``available_at``. A ``transfer``
+    (the server moving a message between queues) is not held to the client's body limit: its body
+    is already stored, and an error-queue message wraps a body that was within it in JSON.
+    ``hops``: the transfers the message went through, kept with it on a push queue."""
+    body_limits = None if transfer else limits
+    tail = f"|{hops}" if hops else ""
     if not isinstance(message, NewMessage):
-        return ("" if not ref else f"||||{ref}", check_body(field, message, limits))
+        return ("" if not (ref or hops) else f"||||{ref}{tail}", check_body(field, message, body_limits))
     if (message.timeout is None and message.delay is None and message.expires_in is None
-            and message.available_at is None and not message.content_type and not ref):
-        return ("", check_body(f"{field}.body", message.body, limits))  # every default: most messages
+            and message.available_at is None and not message.content_type and not ref and not hops):
+        return ("", check_body(f"{field}.body", message.body, body_limits))  # every default: most messages
     if message.available_at is not None and message.delay is not None:
         raise InvalidArgument(f"{field}.available_at", "give a delay or an available_at time, not both")
     options = (
@@ -145,8 +152,8 @@ def message_args(
         check_content_type(f"{field}.content_type", message.content_type),
         ref,
     )
-    body = check_body(f"{field}.body", message.body, limits)
-    return ("" if options == ("", "", "", "", "") else "|".join(map(str, options)), body)
+    body = check_body(f"{field}.body", message.body, body_limits)
+    return ("" if options == ("", "", "", "", "") and not hops else "|".join(map(str, options)) + tail, body)
 
 
 def _optional_ms(field: str, value: float | None, lo: float, hi: float) -> int | str:
@@ -175,6 +182,12 @@ MAX_SUBSCRIBERS_JSON = 64 * 1024
 MAX_ALERTS = 5
 PUSH_TYPES = ("multicast", "unicast")
 _HTTP_URL = re.compile(r"https?://[^\s/?#]+[^\s]*\Z", re.IGNORECASE)
+FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "te", "upgrade",
+                             "keep-alive", "trailer"})
+"""Hop-by-hop and framing headers (and ``Proxy-*``): the HTTP client sets them; a subscriber's
+own would let a tenant smuggle a second request to the target (Content-Length + chunked)."""
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_HEADER_VALUE = re.compile(r"[^\r\n\x00]*\Z")
 _QUEUE_URL = re.compile(r"ironmq:///(.+)\Z")
 
 
@@ -193,6 +206,7 @@ def check_push(config: PushConfig, limits: Limits, queue: str) -> dict[str, Any]
     if len(config.subscribers) > MAX_SUBSCRIBERS:
         raise InvalidArgument("subscribers", f"at most {MAX_SUBSCRIBERS} subscribers")
     subs = [check_subscriber(s, i, limits, queue) for i, s in enumerate(config.subscribers)]
+    refuse_duplicates(config.subscribers)
     if len(orjson.dumps(subs)) > MAX_SUBSCRIBERS_JSON:
         raise InvalidArgument("subscribers", "the subscribers take more than 64 KB")
     check_int("retries", config.retries, 0, 100)
@@ -207,6 +221,34 @@ def check_push(config: PushConfig, limits: Limits, queue: str) -> dict[str, Any]
     }
 
 
+def refuse_duplicates(subscribers: Sequence[Subscriber]) -> None:
+    """The same subscriber twice would get every message twice (two forwards into one queue
+    doubled a forwarding loop at each turn)."""
+    first: dict[str, int] = {}
+    for i, sub in enumerate(subscribers):
+        j = first.setdefault(forward_target(sub.url) or sub.url, i)
+        if j != i:
+            raise InvalidArgument(f"subscribers[{i}].url", f"subscribers[{i}].url repeats subscribers[{j}].url")
+
+
+def transfer_targets(push: PushConfig | None, alerts: Sequence[Alert]) -> dict[str, str]:
+    """The queues a queue moves messages into by itself, each with the setting that makes it
+    do so: ``ironmq:///`` subscribers, the error queue, progressive alerts (a fixed alert fires
+    once per crossing, and a dead letter moves on only once per failed delivery: neither loops)."""
+    targets: dict[str, str] = {}
+    for i, alert in enumerate(alerts):
+        if alert.type == "progressive":
+            targets.setdefault(alert.queue, f"alerts[{i}].queue")
+    if push is not None:
+        for i, sub in enumerate(push.subscribers):
+            target = forward_target(sub.url)
+            if target is not None:
+                targets.setdefault(target, f"subscribers[{i}].url")
+        if push.error_queue:
+            targets.setdefault(push.error_queue, "error_queue")
+    return targets
+
+
 def check_subscriber(sub: Subscriber, i: int, limits: Limits, queue: str) -> dict[str, Any]:
     field = f"subscribers[{i}]"
     if not isinstance(sub.url, str) or not (_HTTP_URL.match(sub.url) or forward_target(sub.url)):
@@ -218,7 +260,26 @@ def check_subscriber(sub: Subscriber, i: int, limits: Limits, queue: str) -> dic
             raise InvalidArgument(f"{field}.url", "a queue cannot be subscribed to itself")
     if not isinstance(sub.headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in sub.headers.items()):
         raise InvalidArgument(f"{field}.headers", f"{field}.headers must map names to strings")
+    check_headers(f"{field}.headers", sub.headers)
     return {"url": sub.url, "headers": sub.headers} if sub.headers else {"url": sub.url}
+
+
+def check_headers(field: str, headers: dict[str, str]) -> None:
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name) or not _HEADER_VALUE.match(value):
+            raise InvalidArgument(field, f"{field}: {name!r} is not a valid header name and value")
+        if framing_header(name):
+            raise InvalidArgument(field, f"{field} may not set {name} (hop-by-hop and framing headers are the server's)")
+
+
+def framing_header(name: str) -> bool:
+    lower = name.lower()
+    return lower in FRAMING_HEADERS or lower.startswith("proxy-")
+
+
+def sendable_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Subscriber headers without framing ones (a configuration stored before they were refused)."""
+    return {k: v for k, v in headers.items() if not framing_header(k)}
 
 
 def decode_push(raw: str | None) -> PushConfig | None:
@@ -357,8 +418,8 @@ def pairs_to_dict(flat: Sequence[bytes]) -> dict[str, str]:
     return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
-def parse_outbox(entry: bytes) -> tuple[str, str, str, bytes]:
-    """``kind\\ttarget\\tref\\n`` + payload -> (kind, target queue, ref, payload)."""
+def parse_outbox(entry: bytes) -> tuple[str, str, str, int, bytes]:
+    """``kind\\ttarget\\tref[\\thops]\\n`` + payload -> (kind, target queue, ref, hops, payload)."""
     head, _, payload = entry.partition(b"\n")
-    kind, target, ref = head.decode("utf-8").split("\t")
-    return kind, target, ref, payload
+    kind, target, ref, *hops = head.decode("utf-8").split("\t")
+    return kind, target, ref, int(hops[0]) if hops else 0, payload

@@ -32,6 +32,7 @@ class QueueKeys(NamedTuple):
     msg: str  # hash: id -> immutable record "enq|timeout|expire|ctype\n" .. body
     dlv: str  # hash: id -> delivery state "count|token|timeout|expire" once delivered
     outbox: str  # list: pending cross-queue work (dead letters, error-queue and alert messages)
+    stuck: str  # list: outbox entries that could not be moved, set aside for an operator
     push: str  # zset: push delivery ("<id>|<n>", "<id>|u" for unicast) -> next event (ms)
     pstatus: str  # hash: message id -> push status record (JSON), for push-queue messages
     dedupe: str  # zset: outbox reference -> time, makes transfers into this queue idempotent
@@ -92,6 +93,7 @@ def queue_keys(prefix: str, project: str, queue: str) -> QueueKeys:
         msg=base + "msg",
         dlv=base + "dlv",
         outbox=base + "outbox",
+        stuck=base + "stuck",
         push=base + "push",
         pstatus=base + "pstatus",
         dedupe=base + "dedupe",

@@ -121,6 +121,20 @@ SWEEP_INTERVAL = 1.0
 DEDUPE_WINDOW = 3600.0
 """Seconds a transfer reference is remembered by its target queue (idempotent re-drives)."""
 
+STUCK_KEPT = 100
+"""Transfers a queue keeps set aside (outbox entries that could not be moved, shown to
+operators); past that the oldest are dropped (``counters["set_aside"]`` still counts them)."""
+
+MAX_TRANSFER_HOPS = 5
+"""Transfers one message may go through: ``ironmq:///`` forwards and error-queue messages (a
+client's put is hop 0). A forward or error-queue message past it is dropped and counted
+(``counters["hops_dropped"]``): loops are refused when configured, this stops any that a
+configuration made elsewhere (another version, a hand edit) lets through."""
+
+LOOP_CHECK_QUEUES = 200
+"""Queues read at most when a configuration change looks for a loop of transfers (one HMGET
+each, pipelined); a larger graph is not walked further (the hop limit still holds)."""
+
 LIST_PAGE_MAX = 1000
 """Most queues returned by one list call."""
 

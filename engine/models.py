@@ -123,6 +123,11 @@ class QueueInfo:
     """Opaque values stored for a contract (e.g. a Cloudflare consumer); the engine never reads them."""
     created: bool = False
     """True when this call created the queue."""
+    stuck: int = 0
+    """Transfers set aside: dead letters, error-queue or alert messages that could not be moved
+    to their queue (see ``stuck_reason``; ``retry_stuck`` moves them again)."""
+    stuck_reason: str = ""
+    """Why the latest of them could not be moved."""
 
     @property
     def size(self) -> int:
@@ -200,6 +205,8 @@ class QueueStats:
     dropped out of deliveries), cleared; push queues: push_delivered (a subscriber took the
     message), push_failed (failed attempts, each retried or final), push_errors (deliveries that
     ran out of retries: one per subscriber in multicast, one per message in unicast)."""
+    stuck: int = 0
+    """Transfers set aside (see ``QueueInfo.stuck``)."""
 
     @property
     def size(self) -> int:
@@ -283,6 +290,8 @@ class PushDelivery:
     content_type: str
     timeout: float
     headers: dict[str, str] = field(default_factory=dict)
+    hops: int = 0
+    """Transfers the message went through (forwards, error queues): a forward adds one."""
 
 
 @dataclass(frozen=True, slots=True)

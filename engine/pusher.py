@@ -6,9 +6,12 @@ that dies loses nothing), POSTs each one in a task of its own, and reports the o
 the engine, which decides what follows (delivered, waiting for a 202's acknowledgement, retry,
 error queue). It runs inside ``ferrymq serve`` and alone as ``ferrymq pusher``.
 
-httpx does the HTTP: pooled connections, a timeout per request. The headers a contract sends
-(IronMQ's ``Iron-Message-Id`` ...) come from the ``headers`` hook; an ``ironmq:///queue``
-subscriber is a put into that queue of the same project.
+httpx does the HTTP: pooled connections, a timeout per request, no redirects followed, no proxy
+from the environment. Every connection goes through the push egress policy (``egress.py``): by
+default no loopback, private, link-local or otherwise special address; a refused push is a failed
+attempt, logged. The headers a contract sends (IronMQ's ``Iron-Message-Id`` ...) come from the
+``headers`` hook; an ``ironmq:///queue`` subscriber is a transfer into that queue of the same
+project.
 """
 
 from __future__ import annotations
@@ -23,12 +26,17 @@ import httpx
 
 from .aio import AsyncEngine
 from .core import forward_target
+from .egress import EgressBackend, EgressPolicy, EgressRefused, EgressTransport, Resolve, system_resolve
+from .limits import MAX_TRANSFER_HOPS
 from .models import NewMessage, PushDelivery
 
 log = logging.getLogger("ferrymq.pusher")
 
 LEASE_MARGIN = 10.0
 """Seconds a claim outlives the push's own timeout, so a slow but live pusher keeps its lease."""
+
+DROPPED = -1
+"""The outcome reported for a forward the pusher drops (past MAX_TRANSFER_HOPS: a loop)."""
 
 Headers = Callable[[PushDelivery], dict[str, str]]
 
@@ -47,7 +55,11 @@ class Pusher:
         headers: Headers = plain_headers,
         idle_poll: float = 0.25,
         busy_poll: float = 0.01,
+        egress: EgressPolicy | None = None,
+        resolve: Resolve = system_resolve,
     ) -> None:
+        """``egress``: what pushes may connect to beyond global addresses (default: nothing
+        more); ``resolve``: how host names become addresses (getaddrinfo)."""
         self.engine = engine
         self.concurrency = concurrency
         self.timeout = timeout
@@ -59,10 +71,10 @@ class Pusher:
         self.in_flight: set[asyncio.Task[None]] = set()
         self._queue_load: collections.Counter[tuple[str, str]] = collections.Counter()
         self.delivered = 0
-        self._client = httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        )
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        backend = EgressBackend(egress or EgressPolicy(), resolve)
+        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False,
+                                         transport=EgressTransport(backend, limits))
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -136,15 +148,27 @@ class Pusher:
         target = forward_target(delivery.url)
         try:
             if target is not None:
-                message = NewMessage(delivery.body, content_type=delivery.content_type)
-                await self.engine.queue(delivery.project, target).put([message])
-                return 200, ""
+                return await self._forward(delivery, target)
             response = await self._client.post(delivery.url, content=delivery.body, headers=self.headers(delivery))
             error = "" if 200 <= response.status_code < 300 else f"{response.status_code} {response.reason_phrase}"
             return response.status_code, error
         except httpx.TimeoutException:
             return 0, f"no answer within {self.timeout:g} s"
+        except httpx.ConnectError as exc:
+            if isinstance(exc.__cause__, EgressRefused):
+                log.warning("push of queue %r of project %r to %s %s", delivery.queue, delivery.project,
+                            delivery.url, exc.__cause__)
+                return 0, str(exc.__cause__)
+            return 0, f"{type(exc).__name__}: {exc}"
         except httpx.HTTPError as exc:
             return 0, f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # e.g. the forward target refused the message
             return 0, str(exc)
+
+    async def _forward(self, delivery: PushDelivery, target: str) -> tuple[int, str]:
+        """An ``ironmq:///target`` subscriber: a transfer into that queue, one hop more."""
+        if delivery.hops >= MAX_TRANSFER_HOPS:
+            return DROPPED, f"dropped: forwarded {delivery.hops} times already (a forwarding loop?)"
+        message = NewMessage(delivery.body, content_type=delivery.content_type)
+        await self.engine.queue(delivery.project, target).forward(message, delivery.hops + 1)
+        return 200, ""

@@ -30,13 +30,28 @@ class Sweeper:
         self.last: SweepReport | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._failing: set[tuple[str, str]] = set()
+        """Queues whose last sweep failed: logged when they start failing and when they recover,
+        not once a second in between."""
 
     async def sweep_once(self) -> SweepReport | None:
         """One pass if this process holds (or takes) the lease; None otherwise."""
         if not await self.engine.lease("sweeper", self.holder, self.lease_ttl):
             return None
         self.last = await self.engine.sweep()
+        self._log_failures(self.last)
         return self.last
+
+    def _log_failures(self, report: SweepReport) -> None:
+        failing = set()
+        for project, queue, exc in report.failed:
+            failing.add((project, queue))
+            if (project, queue) not in self._failing:
+                log.error("sweep of queue %r of project %r failed (the others were swept)", queue, project,
+                          exc_info=exc)
+        for project, queue in self._failing - failing:
+            log.info("queue %r of project %r is swept again", queue, project)
+        self._failing = failing
 
     async def run(self) -> None:
         while not self._stopping.is_set():

@@ -12,6 +12,7 @@ steps of ``core`` (normally one script call), and returns the decoded result. Th
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,16 +29,29 @@ from .errors import (
     AlertNotFound,
     Changed,
     DeliveryPaused,
+    EngineError,
     InvalidArgument,
     MessageNotFound,
     NotReserved,
     QueueNotFound,
     QuotaExceeded,
     TooLarge,
+    Unavailable,
 )
-from .keys import ProjectKeys, QueueKeys, lease_key, project_keys, push_index_key, queue_keys
+from .keys import ProjectKeys, QueueKeys, escape, lease_key, project_keys, push_index_key, queue_keys
 from .limits import (
-    DEDUPE_WINDOW, ID_FLOOR_TTL, LIST_PAGE_MAX, MIN_IDS_PER_REQUEST, QUOTA_NAMES, QUOTAS, Limits, QueueDefaults, Quotas,
+    DEDUPE_WINDOW,
+    ID_FLOOR_TTL,
+    LIST_PAGE_MAX,
+    LOOP_CHECK_QUEUES,
+    MAX_TRANSFER_HOPS,
+    MIN_IDS_PER_REQUEST,
+    QUOTA_NAMES,
+    QUOTAS,
+    STUCK_KEPT,
+    Limits,
+    QueueDefaults,
+    Quotas,
 )
 from .models import (
     RESERVED,
@@ -61,10 +75,13 @@ from .models import (
     Subscription,
 )
 
+log = logging.getLogger("ferrymq.engine")
+
 _STATUS = {1: "ok", 2: "noop", 0: "not_found", -1: "not_reserved"}
 STAT_COUNTERS = {"put": "total", "reserved": "c_reserved", "deleted": "c_deleted", "expired": "c_expired",
                  "dead": "c_dead", "cleared": "c_cleared", "push_delivered": "c_push_delivered",
-                 "push_failed": "c_push_failed", "push_errors": "c_push_errors"}
+                 "push_failed": "c_push_failed", "push_errors": "c_push_errors", "set_aside": "c_set_aside",
+                 "hops_dropped": "c_hops_dropped"}
 """Counter name -> meta field: what ``stats`` reports."""
 ID_FLOOR_MS = str(round(ID_FLOOR_TTL * 1000))
 _OUTBOX_PENDING, _MISSING, _PUSHED = 1, 2, 4
@@ -72,6 +89,10 @@ REWRITE_ATTEMPTS = 20
 """Tries of a read-modify-write of a setting before ``Changed`` reaches the caller."""
 PUSH_RECHECK_MS = 1_000
 """A push queue with deliveries pending is looked at again within this time, whatever else."""
+GRAPH_LOCK_TTL = 10.0
+"""Seconds a change of a project's transfers (forwards, error queues, progressive alerts) holds
+the project's lock at most: a loop check and its write run alone."""
+GRAPH_LOCK_WAIT, GRAPH_LOCK_TRIES = 0.05, 200
 
 
 class Settings(TypedDict, total=False):
@@ -101,6 +122,8 @@ class SweepReport:
     busy: int = 0
     """Queues that hit a maintenance bound (more work left for the next pass)."""
     transfers: int = 0
+    failed: tuple[tuple[str, str, Exception], ...] = ()
+    """(project, queue, error) of each queue whose maintenance failed; the others were swept."""
 
 
 class Context:
@@ -190,7 +213,8 @@ class QueueVerbs:
     def delete(self) -> Verb[None]:
         """Delete the queue and all its data. A queue created again under this name gets a new id."""
         yield from self._drain_outbox()  # dead letters already decided still reach their queue
-        raw = yield Eval("drop", [*self._core_keys, self.keys.dedupe, self.keys.idfloor], [ID_FLOOR_MS])
+        k = self.keys
+        raw = yield Eval("drop", [*self._core_keys, k.dedupe, k.idfloor, k.stuck], [ID_FLOOR_MS])
         pk = self.ctx.project_keys(self.project)
         yield Eval("unregister", [pk.queues, pk.names, pk.ids], [self.name, text(raw)])
         yield from self._emit("queue.deleted", {"queueId": text(raw)})
@@ -451,11 +475,9 @@ class QueueVerbs:
     def set_push(self, config: PushConfig) -> Verb[QueueInfo]:
         """Make this a push queue (creating it if needed), change its push settings, or turn it
         back into a pull queue with ``PushConfig((), type="pull")``. Messages already queued stay
-        pullable; those posted while it is a push queue are pushed."""
-        info = yield from self._configure("upsert", None, {"push": config})
-        if info.settings.push is not None:
-            yield from self._list_for_pushers(0)
-        return info
+        pullable; those posted while it is a push queue are pushed. A configuration whose
+        forwards or error queue would loop back here is refused (``InvalidArgument``)."""
+        return (yield from self.update_push(lambda current: config))
 
     def update_push(self, change: Callable[[PushConfig | None], PushConfig | None], *,
                     create: bool = True) -> Verb[QueueInfo]:
@@ -468,7 +490,10 @@ class QueueVerbs:
             config = change(core.decode_push(raw))
             if config is None:
                 return (yield from (self.ensure() if create else self.info()))
-            return (yield from self._configure("upsert", None, {"push": config}, expect={"push": raw}))
+            core.encode_settings({"push": config}, self.ctx.limits, self.name)  # before looking elsewhere
+            targets = core.transfer_targets(config if config.type != "pull" else None, ())
+            return (yield from self._write_transfers(
+                targets, lambda: self._configure("upsert", None, {"push": config}, expect={"push": raw})))
 
         info = yield from self._rewrite("push", write)
         if info.settings.push is not None:
@@ -506,12 +531,12 @@ class QueueVerbs:
         raw = yield Eval("push_claim", self._core_keys, args)
         now, next_at, active = raw[0], raw[1], bool(raw[2])
         deliveries = []
-        for i in range(4, len(raw), 7):
-            member, message_id, sid, url, tok, record, headers = raw[i : i + 7]
+        for i in range(4, len(raw), 8):
+            member, message_id, sid, url, tok, record, headers, hops = raw[i : i + 8]
             _, timeout_ms, _, ctype, body = core.parse_record(record)
             deliveries.append(PushDelivery(
                 self.project, self.name, text(member), text(message_id), text(sid), text(url), text(tok),
-                body, ctype, timeout_ms / 1000, orjson.loads(headers),
+                body, ctype, timeout_ms / 1000, core.sendable_headers(orjson.loads(headers)), int(hops),
             ))
         if active:
             due = next_at if next_at >= 0 else now + PUSH_RECHECK_MS
@@ -522,7 +547,8 @@ class QueueVerbs:
         return PushClaim(deliveries, next_at if next_at >= 0 else None, active)
 
     def report_push(self, delivery: PushDelivery, status_code: int, error: str = "") -> Verb[bool]:
-        """The outcome of a claimed push (``status_code`` 0: no answer). False if the lease was
+        """The outcome of a claimed push (``status_code`` 0: no answer; negative: the pusher
+        dropped it, a forward past MAX_TRANSFER_HOPS, which is final). False if the lease was
         lost meanwhile (the report then changes nothing)."""
         args = [self.ctx.clock.script_now(), delivery.member, delivery.token, status_code, error[:500]]
         raw = yield Eval("push_report", self._core_keys, args)
@@ -597,9 +623,9 @@ class QueueVerbs:
             alerts = [a if a.id else dataclasses.replace(a, id=secrets.token_hex(12)) for a in alerts]
             for i, alert in enumerate(alerts):
                 core.check_alert(alert, i, self.ctx.limits, self.name)  # before looking at other queues
-                if alert.type == "progressive":
-                    yield from self._refuse_cycle(alert, i)
-            return (yield from self._configure("upsert", None, {"alerts": tuple(alerts)}, expect={"alerts": raw}))
+            return (yield from self._write_transfers(
+                core.transfer_targets(None, alerts),
+                lambda: self._configure("upsert", None, {"alerts": tuple(alerts)}, expect={"alerts": raw})))
 
         return (yield from self._rewrite("alerts", write))
 
@@ -615,17 +641,65 @@ class QueueVerbs:
                     raise
         raise AssertionError("unreachable")
 
-    def _stored_alerts(self) -> Verb[tuple[Alert, ...]]:
-        raw = yield Command(("HGET", self.keys.meta, "alerts"))
-        return core.decode_alerts(None if raw is None else text(raw))
+    def _write_transfers(self, targets: dict[str, str], write: Callable[[], Verb[QueueInfo]]) -> Verb[QueueInfo]:
+        """``write`` a setting that makes this queue move messages into ``targets`` (queue ->
+        the setting's field), unless one of them leads back here: a loop of transfers (a
+        message forwarded round and round, doubled at each turn by two subscribers). The check
+        and the write run under the project's lock, so two changes made at once cannot make a
+        loop between them that neither saw."""
+        if not targets:
+            return (yield from write())
+        return (yield from self._under_graph_lock(lambda: self._refuse_loop_then(targets, write)))
 
-    def _refuse_cycle(self, alert: Alert, i: int) -> Verb[None]:
-        """A progressive alert into a queue whose progressive alerts come back here would feed
-        itself (each alert message grows the other queue)."""
-        target = QueueVerbs(self.ctx, self.project, alert.queue)
-        for other in (yield from target._stored_alerts()):
-            if other.type == "progressive" and other.queue == self.name:
-                raise InvalidArgument(f"alerts[{i}].queue", "progressive alerts may not form a cycle between queues")
+    def _refuse_loop_then(self, targets: dict[str, str], write: Callable[[], Verb[QueueInfo]]) -> Verb[QueueInfo]:
+        path = yield from self._loop_through(list(targets))
+        if path is not None:
+            field = targets[path[1]]
+            if field.startswith("alerts"):
+                raise InvalidArgument(field, "progressive alerts may not form a cycle between queues")
+            raise InvalidArgument(field, f"{field} would send messages round in a loop: {' → '.join(path)}")
+        return (yield from write())
+
+    def _loop_through(self, targets: list[str]) -> Verb[list[str] | None]:
+        """A path of transfers from this queue through one of ``targets`` back to it, if any
+        (breadth first, at most LOOP_CHECK_QUEUES queues read, a pipeline per level)."""
+        came_from = {t: self.name for t in targets}
+        level, read = list(dict.fromkeys(targets)), 0
+        while level and read < LOOP_CHECK_QUEUES:
+            level = level[: LOOP_CHECK_QUEUES - read]
+            read += len(level)
+            metas = [queue_keys(self.ctx.prefix, self.project, q).meta for q in level]
+            replies = yield Batch(tuple(("HMGET", meta, "push", "alerts") for meta in metas))
+            following = []
+            for queue, (push, alerts) in zip(level, replies):
+                config = core.decode_push(None if push is None else text(push))
+                for target in core.transfer_targets(config, core.decode_alerts(None if alerts is None else text(alerts))):
+                    if target == self.name:
+                        return _path_back(came_from, queue, self.name)
+                    if target not in came_from:
+                        came_from[target] = queue
+                        following.append(target)
+            level = following
+        return None
+
+    def _under_graph_lock(self, change: Callable[[], Verb[QueueInfo]]) -> Verb[QueueInfo]:
+        """``change`` while no other change of this project's transfers runs (a lease in Redis,
+        released at the end, or after GRAPH_LOCK_TTL if its holder dies)."""
+        key = lease_key(self.ctx.prefix, f"transfers:{escape(self.project)}")
+        holder, ttl_ms = secrets.token_hex(8), round(GRAPH_LOCK_TTL * 1000)
+        for _ in range(GRAPH_LOCK_TRIES):
+            if (yield Eval("lease", [key], [holder, ttl_ms])):
+                break
+            yield Wait(key, GRAPH_LOCK_WAIT)  # nothing is published there: a short sleep
+        else:
+            raise Unavailable("the project's forwarding settings are being changed; try again")
+        try:
+            result = yield from change()
+        except Exception:
+            yield Eval("lease", [key], [holder, 1])  # released: expires in 1 ms
+            raise
+        yield Eval("lease", [key], [holder, 1])
+        return result
 
     # -- maintenance --------------------------------------------------------------------------
 
@@ -652,20 +726,50 @@ class QueueVerbs:
 
     def _drain_outbox(self) -> Verb[int]:
         """Move outbox entries to their target queues. The target remembers each entry's ref, so
-        an entry moved twice (a crash between the move and the LREM) is stored once."""
+        an entry moved twice (a crash between the move and the LREM) is stored once. An entry
+        that cannot be moved is set aside (``stuck``) and the next one goes on; only Redis being
+        unavailable stops the drain (the entry stays first, for the next try)."""
         moved = 0
         while True:
             entries = yield Command(("LRANGE", self.keys.outbox, 0, 99))
             if not entries:
                 return moved
             for entry in entries:
-                kind, target, ref, payload = core.parse_outbox(entry)
-                target_queue = QueueVerbs(self.ctx, self.project, target)
-                yield from target_queue._transfer(self._outbox_message(kind, payload), ref)
+                try:
+                    kind, target, ref, hops, payload = core.parse_outbox(entry)
+                    if hops > MAX_TRANSFER_HOPS:  # an error queue in a loop: this turn is the last
+                        yield Eval("stuck", [self.keys.meta, self.keys.outbox, self.keys.stuck], ["drop", entry, "", 0])
+                        continue
+                    target_queue = QueueVerbs(self.ctx, self.project, target)
+                    yield from target_queue._transfer(self._outbox_message(kind, payload), ref, hops)
+                except Unavailable:
+                    raise
+                except Exception as exc:  # retrying will not fix it: the next entries go on
+                    yield from self._set_aside(entry, exc)
+                    continue
                 yield Command(("LREM", self.keys.outbox, 1, entry))
                 moved += 1
                 if kind == "dlq":
                     yield from self._emit("message.dead_lettered", dead_letter_event(ref, target))
+
+    def _set_aside(self, entry: bytes, exc: Exception) -> Verb[None]:
+        """Out of the outbox into the queue's stuck list, with the reason, for an operator."""
+        head = entry.partition(b"\n")[0].decode("utf-8", "replace").split("\t")
+        what = f"{head[0]} to {head[1]!r}" if len(head) > 1 else "an outbox entry"
+        problem = exc.message if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+        reason = " ".join(f"{what}: {problem}".split())[:500]
+        log.warning("queue %r of project %r: %s; set aside (`ferrymq queues info`)", self.name, self.project,
+                    reason, exc_info=None if isinstance(exc, EngineError) else exc)
+        k = self.keys
+        yield Eval("stuck", [k.meta, k.outbox, k.stuck], ["aside", entry, reason, STUCK_KEPT])
+
+    def retry_stuck(self) -> Verb[int]:
+        """Move the transfers set aside again (once what stopped them is fixed); one that fails
+        again is set aside again. Returns how many were moved."""
+        k = self.keys
+        if (yield Eval("stuck", [k.meta, k.outbox, k.stuck], ["retry", "", "", STUCK_KEPT])):
+            return (yield from self._drain_outbox())
+        return 0
 
     def _outbox_message(self, kind: str, payload: bytes) -> NewMessage:
         """dlq: a dead letter's record (body and content type kept); errq: an error-queue message
@@ -678,11 +782,18 @@ class QueueVerbs:
             return NewMessage(alert_body(self.name, orjson.loads(payload)))
         return NewMessage(payload)
 
-    def _transfer(self, message: NewMessage, ref: str) -> Verb[None]:
+    def forward(self, message: NewMessage, hops: int) -> Verb[None]:
+        """Put a message an ``ironmq:///`` subscriber forwards here (creating the queue if
+        needed): the server's own transfer, not held to a client's limits, carrying the number of
+        transfers the message has gone through (``hops``, this one included)."""
+        yield from self._transfer(message, "", hops)
+
+    def _transfer(self, message: NewMessage, ref: str, hops: int = 0) -> Verb[None]:
         """A move from another queue: never refused by the message or byte quota (a dead letter
         or an error-queue message only moves), but a queue it creates counts (``_admit``)."""
         args = self._put_args("transfer", 1)
-        args.extend(core.message_args(message, "message", self.ctx.limits, self.ctx.clock.wall_ms(), ref))
+        now = self.ctx.clock.wall_ms()
+        args.extend(core.message_args(message, "message", self.ctx.limits, now, ref, transfer=True, hops=hops))
         raw = yield from self._put_or_create(args, "transfer-create")
         yield from self._after_put(raw)
 
@@ -730,6 +841,8 @@ class QueueVerbs:
             counters=counters,
             attrs={name[2:]: value for name, value in meta.items() if name.startswith("x:")},
             created=bool(raw[1]),
+            stuck=int(meta.get("stuck", 0)),
+            stuck_reason=meta.get("stuck_reason", ""),
         )
 
 
@@ -793,15 +906,16 @@ class EngineVerbs:
         for ref in refs:
             k = queue_keys(self.ctx.prefix, project, ref.name)
             commands += [("LLEN", k.ready), ("ZCARD", k.delayed), ("ZCARD", k.reserved),
-                         ("HMGET", k.meta, "ghosts", *STAT_COUNTERS.values())]
+                         ("HMGET", k.meta, "ghosts", "stuck", *STAT_COUNTERS.values())]
         if not refs:
             return []
         replies = yield Batch(tuple(commands))
         out = []
         for i, ref in enumerate(refs):
             ready, delayed, reserved, meta = replies[4 * i : 4 * i + 4]
-            counters = {name: int(v or 0) for name, v in zip(STAT_COUNTERS, meta[1:])}
-            out.append(QueueStats(project, ref.name, ready - int(meta[0] or 0), delayed, reserved, counters))
+            counters = {name: int(v or 0) for name, v in zip(STAT_COUNTERS, meta[2:])}
+            out.append(QueueStats(project, ref.name, ready - int(meta[0] or 0), delayed, reserved, counters,
+                                  int(meta[1] or 0)))
         return out
 
     def count_queues(self, project: str) -> Verb[int]:
@@ -872,6 +986,7 @@ class EngineVerbs:
         queues nobody reads still expire messages, requeue lapsed reservations and move dead
         letters. Safe to run from several processes; a lease keeps it to one at a time."""
         queues = busy = transfers = 0
+        failed: list[tuple[str, str, Exception]] = []
         projects_key = self.ctx.project_keys("_").projects
         cursor: int | bytes = 0
         while True:
@@ -885,8 +1000,14 @@ class EngineVerbs:
                 while True:
                     names = yield Command(("ZRANGE", pk.queues, start, start + page - 1))
                     for name in names:
-                        queue = QueueVerbs(self.ctx, project, text(name))
-                        exists, more, moved, (n, b) = yield from queue._sweep(over)
+                        try:  # one queue's trouble never stops the sweep of the others
+                            queue = QueueVerbs(self.ctx, project, text(name))
+                            exists, more, moved, (n, b) = yield from queue._sweep(over)
+                        except Unavailable:
+                            raise
+                        except Exception as exc:
+                            failed.append((project, text(name), exc))
+                            continue
                         if not exists:  # dropped, but a crash kept it listed
                             qid = yield Command(("HGET", pk.names, name))
                             yield Eval("unregister", [pk.queues, pk.names, pk.ids], [name, qid or b""])
@@ -900,7 +1021,7 @@ class EngineVerbs:
                     start += page
                 yield from self._measured(project, usage.limits, messages, size)
             if int(cursor) == 0:
-                return SweepReport(queues, busy, transfers)
+                return SweepReport(queues, busy, transfers, tuple(failed))
 
     def _measured(self, project: str, limits: Quotas, messages: int, size: int) -> Verb[None]:
         """Record a project's sums; the next pass marks its queues (so puts are refused) while it
@@ -1013,6 +1134,14 @@ def decode_subscription(doc: bytes) -> Subscription:
 def new_queue_id() -> str:
     """32 lowercase hex characters (Cloudflare's resource id format)."""
     return secrets.token_hex(16)
+
+
+def _path_back(came_from: dict[str, str], last: str, start: str) -> list[str]:
+    """start → ... → last → start, from the parents a breadth-first walk from start noted."""
+    chain = [last]
+    while came_from[chain[-1]] != start:
+        chain.append(came_from[chain[-1]])
+    return [start, *reversed(chain), start]
 
 
 def _check_id(message_id: object) -> str:

@@ -21,6 +21,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from ferrymq.engine import AsyncEngine, Pusher, Sweeper, Unavailable
+from ferrymq.engine.egress import EgressPolicy
 from ferrymq.engine.clock import Clock
 
 from . import cloudflare, dashboard, elastic, ironmq, logs, metrics, openapi
@@ -34,9 +35,10 @@ log = logging.getLogger("ferrymq.http")
 
 
 def pusher(engine: AsyncEngine, settings: Settings) -> Pusher:
-    """A push delivery loop, sending IronMQ's push headers (push queues are IronMQ's)."""
+    """A push delivery loop, sending IronMQ's push headers (push queues are IronMQ's), to the
+    addresses the egress policy allows."""
     return Pusher(engine, concurrency=settings.push_concurrency, timeout=settings.push_timeout,
-                  headers=ironmq.push_headers(settings.base_url))
+                  headers=ironmq.push_headers(settings.base_url), egress=EgressPolicy.allowing(settings.push_allow))
 
 
 async def ping(request: Any) -> JSON:

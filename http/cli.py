@@ -28,6 +28,7 @@ import redis
 from ferrymq.engine import (
     AlreadyExists, Engine, EngineError, InvalidArgument, Message, NewMessage, ProjectUsage, QueueNotFound,
 )
+from ferrymq.engine.egress import EgressPolicy
 from ferrymq.engine.limits import QUOTA_NAMES
 
 from ._common import human_bytes
@@ -35,7 +36,7 @@ from .auth import TokenStore
 from .connect import check_url, sync_client
 from .embedded import APPENDFSYNC, EmbeddedRedisError, redis_for
 from .server import push, serve, with_token_store
-from .settings import Settings, default_data_dir, parse_tokens
+from .settings import Settings, default_data_dir, parse_list, parse_tokens
 
 T = TypeVar("T")
 
@@ -91,6 +92,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     overrides = {name: getattr(args, name, None) for name in OPTIONS}
     if getattr(args, "tokens", None):
         overrides["tokens"] = {token: project for pair in args.tokens for token, project in pair.items()}
+    if getattr(args, "push_allow", None):
+        overrides["push_allow"] = tuple(entry for given in args.push_allow for entry in parse_list(given))
     settings = Settings.from_env(**overrides)
     if settings.appendfsync not in APPENDFSYNC:
         raise ValueError(f"FERRYMQ_APPENDFSYNC must be one of {', '.join(APPENDFSYNC)}")
@@ -101,6 +104,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
                          f"command timeout ({settings.command_timeout:g} s)")
     if args.command is run_serve:
         settings.static_tokens()  # a token file that cannot be used stops here (exit 2)
+    EgressPolicy.allowing(settings.push_allow)  # its ValueError names a value that is no network nor host
     if getattr(args, "needs_project", False) and not settings.project:
         raise ValueError("no project: give --project PROJECT or set FERRYMQ_PROJECT")
     return settings
@@ -277,7 +281,8 @@ def show_info(info: Any, args: argparse.Namespace) -> None:
             *((f"counter: {name}", count) for name, count in sorted(info.counters.items())),
             ("timeout", f"{s.timeout:g} s"), ("delay", f"{s.delay:g} s"), ("expires in", f"{s.expires_in:g} s"),
             ("max deliveries", s.max_deliveries or "unlimited"), ("dead letter queue", s.dead_letter_queue or "-"),
-            ("retry delay", f"{s.retry_delay:g} s"), ("paused", "yes" if s.paused else "no")]
+            ("retry delay", f"{s.retry_delay:g} s"), ("paused", "yes" if s.paused else "no"),
+            ("stuck transfers", f"{info.stuck} (latest: {info.stuck_reason})" if info.stuck else 0)]
     print(table(("FIELD", "VALUE"), rows, header=False))
 
 
@@ -285,6 +290,18 @@ def run_queues_delete(settings: Settings, args: argparse.Namespace) -> int:
     with_engine(settings, lambda engine: engine.queue(settings.project or "", args.queue).delete())
     say(f"deleted queue {args.queue} and its messages")
     return 0
+
+
+def run_queues_retry_stuck(settings: Settings, args: argparse.Namespace) -> int:
+    def retry(engine: Engine) -> tuple[int, int]:
+        queue = engine.queue(settings.project or "", args.queue)
+        return queue.info().stuck, queue.retry_stuck()
+
+    stuck, moved = with_engine(settings, retry)
+    if args.json:
+        emit({"queue": args.queue, "stuck": stuck, "moved": moved})
+    say(f"queue {args.queue}: {moved} of {stuck} stuck transfer(s) moved")
+    return 0 if moved == stuck else 1
 
 
 def run_queues_clear(settings: Settings, args: argparse.Namespace) -> int:
@@ -569,6 +586,10 @@ def add_push_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--public-url", metavar="URL",
                         help="this server's address for subscribers' acknowledgements of 202 answers "
                              "(env FERRYMQ_PUBLIC_URL; default http://HOST:PORT)")
+    parser.add_argument("--push-allow", action="append", metavar="NETWORK_OR_HOST",
+                        help="let pushes reach this network (CIDR, e.g. 10.1.0.0/16) or host name beyond "
+                             "global addresses; repeat for more (env FERRYMQ_PUSH_ALLOW=a,b). By default "
+                             "loopback, private, link-local and other special addresses are refused")
 
 
 def add_tokens(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -612,7 +633,9 @@ def add_queues(commands: Commands) -> None:
     add_queue_settings(create)
     delete = queue_command(queues, "delete", run_queues_delete, "delete a queue and all its messages")
     clear = queue_command(queues, "clear", run_queues_clear, "remove every message of a queue (keeps its settings)")
-    for leaf in (listing, info, create, delete, clear):
+    retry = queue_command(queues, "retry-stuck", run_queues_retry_stuck,
+                          "move a queue's stuck transfers again (exits 1 if some are still stuck)")
+    for leaf in (listing, info, create, delete, clear, retry):
         add_json_option(leaf)
 
 

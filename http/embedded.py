@@ -5,7 +5,14 @@ about a second of acknowledged writes on a crash, ``always`` none), no RDB snaps
 ``noeviction`` (an evicted key is a lost message). It listens on a unix socket inside the data
 directory, so any other process given the same directory (``ferrymq tokens``, a second
 ``serve``) finds the running server and reuses it: two servers over the same AOF would corrupt
-it. Paths too long for AF_UNIX fall back to a loopback port, recorded in a file next to the data.
+it. Paths too long for AF_UNIX fall back to a loopback port, recorded in a file next to the data;
+any local user can reach a port, so the server then asks for a random password, kept in the data
+directory too (given to redis-server on its standard input, never on its command line, where
+``ps`` shows it) and part of the URL every client of the directory gets.
+
+The data directory is private to its owner (0700), and so is everything in it (0600): the data,
+the socket, the password, the logs. redis-server runs with umask 077 for the files it writes, and
+what an older version left readable is made private at startup.
 
 The server runs in a session of its own, so a Ctrl+C meant for ``ferrymq serve`` does not kill
 it before the HTTP server has finished its requests; ``stop()`` ends it. While it runs, a
@@ -19,6 +26,7 @@ import importlib.util
 import logging
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -26,6 +34,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 
@@ -37,6 +46,9 @@ APPENDFSYNC = ("everysec", "always")
 SOCKET_NAME = "redis.sock"
 PORT_FILE = "redis.port"
 """Where the port is recorded when the socket path is too long (so other processes find it)."""
+PASSWORD_FILE = "redis.password"
+"""The password of a server on a port (a socket needs none: only the owner can open it)."""
+PRIVATE_DIR, PRIVATE_FILE, PRIVATE_UMASK = 0o700, 0o600, 0o077
 LOG_FILE = "redis.log"
 MAX_SOCKET_PATH = 100
 """Bytes; AF_UNIX paths hold 108 on Linux and 104 on macOS, including the final NUL."""
@@ -103,8 +115,26 @@ def serves_dir(url: str, data_dir: Path) -> bool:
     return Path(os.fsdecode(directory)).resolve() == data_dir
 
 
-def loopback_url(port: int) -> str:
-    return f"redis://127.0.0.1:{port}/0"
+def loopback_url(port: int, password: str) -> str:
+    return f"redis://:{password}@127.0.0.1:{port}/0"
+
+
+def write_private(path: Path, text: str) -> None:
+    """``text`` in a file only its owner may read, whatever it was before."""
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE), "w") as out:
+        out.write(text)
+    path.chmod(PRIVATE_FILE)
+
+
+def make_private(directory: Path) -> None:
+    """The directory 0700 and everything in it 0700 (directories) or 0600 (the rest)."""
+    directory.chmod(PRIVATE_DIR)
+    for parent, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            path = Path(parent) / name
+            with contextlib.suppress(FileNotFoundError):  # a temporary file of a running server
+                if not path.is_symlink():
+                    path.chmod(PRIVATE_DIR if name in dirs else PRIVATE_FILE)
 
 
 def free_port() -> int:
@@ -139,20 +169,30 @@ class EmbeddedRedis:
     def running_url(self) -> str | None:
         """The URL of a redis-server already serving this data directory, if one is."""
         url = self._address()
-        return url if url is not None and serves_dir(url, self.data_dir) else None
+        if url is None:
+            return None
+        if serves_dir(url, self.data_dir):
+            return url
+        bare = url.replace(f":{urlsplit(url).password}@", "", 1) if urlsplit(url).password else None
+        if bare is not None and serves_dir(bare, self.data_dir):  # started by a version without one
+            log.warning("the embedded Redis on %s asks for no password until it is restarted", bare)
+            return bare  # reused all the same: a second server over the same files would corrupt them
+        return None
 
     def _address(self) -> str | None:
         """Where this directory's server listens, or would: its socket, else the recorded port."""
         if self.socket_path is not None:
             return f"unix://{self.socket_path}"
         try:
-            return loopback_url(int((self.data_dir / PORT_FILE).read_text()))
+            port = int((self.data_dir / PORT_FILE).read_text())
+            return loopback_url(port, (self.data_dir / PASSWORD_FILE).read_text().strip())
         except (OSError, ValueError):
             return None
 
     def start(self) -> str:
         """Reuse the data directory's running server, or start (and supervise) one. Its URL."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+        make_private(self.data_dir)
         self.url = self.running_url()
         if self.url is not None:
             log.info("reusing the embedded Redis already running at %s", self.url)
@@ -161,7 +201,9 @@ class EmbeddedRedis:
         refuse_downgrade(self.binary, self.data_dir)
         if self.socket_path is None:
             self._port = free_port()
-            (self.data_dir / PORT_FILE).write_text(str(self._port))
+            write_private(self.data_dir / PORT_FILE, str(self._port))
+            if not (self.data_dir / PASSWORD_FILE).exists():
+                write_private(self.data_dir / PASSWORD_FILE, secrets.token_urlsafe(32))
         self.url = self._address()
         assert self.url is not None  # a socket path, or the port just recorded
         self._launch()
@@ -197,22 +239,32 @@ class EmbeddedRedis:
     def command(self) -> list[str]:
         assert self.binary is not None
         if self.socket_path is not None:
-            listen = ["--port", "0", "--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
+            listen = ["--port", "0", "--unixsocket", str(self.socket_path), "--unixsocketperm", "600"]
         else:
             listen = ["--port", str(self._port), "--bind", "127.0.0.1"]
         return [
-            self.binary, "--dir", str(self.data_dir),
+            self.binary, "-", "--dir", str(self.data_dir),  # "-": more configuration on stdin
             "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
             "--maxmemory-policy", "noeviction", *listen,
         ]
 
+    def stdin_config(self) -> bytes:
+        """Configuration the command line must not show: the password of a server on a port."""
+        if self.socket_path is not None:
+            return b""
+        return f"requirepass {(self.data_dir / PASSWORD_FILE).read_text().strip()}\n".encode()
+
     def _launch(self) -> None:
         # Output goes to a log in the data directory (errors of a failed start end up there too).
-        with open(self.data_dir / LOG_FILE, "ab") as output:
+        log_fd = os.open(self.data_dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
+        with open(log_fd, "ab") as output:
             self.process = subprocess.Popen(
-                self.command(), cwd=self.data_dir, stdin=subprocess.DEVNULL, stdout=output,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                self.command(), cwd=self.data_dir, stdin=subprocess.PIPE, stdout=output,
+                stderr=subprocess.STDOUT, start_new_session=True, umask=PRIVATE_UMASK,
             )
+        assert self.process.stdin is not None
+        with contextlib.suppress(BrokenPipeError), self.process.stdin as config:
+            config.write(self.stdin_config())  # redis-server reads it to the end before it starts
 
     def _wait_until_ready(self) -> None:
         assert self.process is not None and self.url is not None

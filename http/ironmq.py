@@ -129,8 +129,12 @@ def alert_view(alert: Alert) -> dict[str, Any]:
 
 
 def push_status_view(status: PushStatus) -> dict[str, Any]:
-    return {"id": status.id, "url": status.url, "status": status.status, "status_code": status.status_code,
+    """With ``msg`` (the last attempt's error, as in error-queue messages) once an attempt failed."""
+    view = {"id": status.id, "url": status.url, "status": status.status, "status_code": status.status_code,
             "retries_remaining": status.retries_remaining, "retries_delay": round(status.retries_delay)}
+    if status.error:
+        view["msg"] = status.error
+    return view
 
 
 def posted(ids: list[str]) -> JSON:

@@ -65,6 +65,10 @@ PUSH_OUTCOMES = {"push_delivered": "delivered", "push_failed": "failed", "push_e
 """``QueueStats.counters`` key -> the ``outcome`` label of ``ferrymq_queue_push_deliveries_total``."""
 PUSH_HELP = ("Push deliveries by outcome: delivered (a subscriber took the message), failed (a failed "
              "attempt, retried or final), error (a delivery that ran out of retries)")
+STUCK_HELP = ("Transfers set aside because they could not be moved (dead letters, error-queue or alert "
+              "messages): `ferrymq queues info` says why, `ferrymq queues retry-stuck` moves them again")
+HOPS_HELP = ("Forwarded or error-queue messages dropped because they had gone through too many transfers "
+             "(a loop of forwards or error queues)")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
 
 
@@ -150,6 +154,7 @@ def queue_exposition(stats: list[QueueStats]) -> bytes:
         lines += [f"# HELP {metric} {text}", f"# TYPE {metric} counter"]
         lines += [f"{metric}{{{tag}}} {s.counters.get(key, 0)}" for s, tag in zip(stats, labels)]
     lines += push_deliveries(stats, labels)
+    lines += stuck_transfers(stats, labels)
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -161,6 +166,18 @@ def push_deliveries(stats: list[QueueStats], labels: list[str]) -> list[str]:
         if any(s.counters.get(key) for key in PUSH_OUTCOMES):
             lines += [f'{metric}{{{tag},outcome="{outcome}"}} {s.counters.get(key, 0)}'
                       for key, outcome in PUSH_OUTCOMES.items()]
+    return lines
+
+
+def stuck_transfers(stats: list[QueueStats], labels: list[str]) -> list[str]:
+    """Transfers set aside and forwards dropped in a loop: only queues that have any have a
+    sample (both are an operator's alert: any at all), so most queues add nothing to a scrape."""
+    lines = [f"# HELP ferrymq_queue_stuck {STUCK_HELP}", "# TYPE ferrymq_queue_stuck gauge"]
+    lines += [f"ferrymq_queue_stuck{{{tag}}} {s.stuck}" for s, tag in zip(stats, labels) if s.stuck]
+    metric = "ferrymq_queue_hops_dropped_total"
+    lines += [f"# HELP {metric} {HOPS_HELP}", f"# TYPE {metric} counter"]
+    lines += [f"{metric}{{{tag}}} {s.counters['hops_dropped']}" for s, tag in zip(stats, labels)
+              if s.counters.get("hops_dropped")]
     return lines
 
 

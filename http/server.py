@@ -185,7 +185,8 @@ def tcp_listener(sock: socket.socket) -> socket.socket:
 def announce(settings: Settings, *, embedded: bool) -> None:
     """Say where the data lives, and warn when no token can open any project."""
     if embedded:
-        say(f"data: {settings.data_dir} (embedded Redis at {settings.redis_url}, appendfsync {settings.appendfsync})")
+        say(f"data: {settings.data_dir} (embedded Redis at {redacted(settings.redis_url or '')}, "
+            f"appendfsync {settings.appendfsync})")
     else:
         say(f"data: in the Redis at {redacted(settings.redis_url or '')}")
     if settings.tokens_file and settings.tokens_file.stat().st_mode & 0o077:

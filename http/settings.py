@@ -61,6 +61,11 @@ def parse_tokens(text: str) -> dict[str, str]:
     return tokens
 
 
+def parse_list(text: str) -> tuple[str, ...]:
+    """``a, b,c`` -> ("a", "b", "c")."""
+    return tuple(filter(None, (part.strip() for part in text.split(","))))
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -89,6 +94,9 @@ class Settings:
     """Seconds a subscriber gets to answer a push."""
     public_url: str | None = None
     """Where push subscribers reach this server to acknowledge a 202 (default http://host:port)."""
+    push_allow: tuple[str, ...] = ()
+    """Networks (CIDR) and host names pushes may reach beyond global addresses: by default no
+    loopback, private, link-local, multicast or otherwise special address (``engine/egress.py``)."""
     sweeper: bool = True
     """Run the background sweeper (expiry and dead letters of idle queues) in this server."""
     graceful_timeout: float = 35.0
@@ -157,6 +165,8 @@ class Settings:
             values["push_timeout"] = float(env["FERRYMQ_PUSH_TIMEOUT"])
         if env.get("FERRYMQ_PUBLIC_URL"):
             values["public_url"] = env["FERRYMQ_PUBLIC_URL"]
+        if env.get("FERRYMQ_PUSH_ALLOW"):
+            values["push_allow"] = parse_list(env["FERRYMQ_PUSH_ALLOW"])
         if "FERRYMQ_SWEEPER" in env:
             values["sweeper"] = env["FERRYMQ_SWEEPER"] not in ("0", "false", "no")
         if "FERRYMQ_LOG_JSON" in env:
@@ -201,6 +211,7 @@ class Settings:
             "FERRYMQ_PUSH_CONCURRENCY": str(self.push_concurrency),
             "FERRYMQ_PUSH_TIMEOUT": str(self.push_timeout),
             "FERRYMQ_PUBLIC_URL": self.public_url or "",
+            "FERRYMQ_PUSH_ALLOW": ",".join(self.push_allow),
             "FERRYMQ_SWEEPER": "1" if self.sweeper else "0",
             "FERRYMQ_LOG_JSON": "1" if self.log_json else "0",
             "FERRYMQ_METRICS_TOKEN": self.metrics_token or "",

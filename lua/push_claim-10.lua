@@ -19,7 +19,8 @@
   ARGV[4] token: random per call; a delivery's token is token .. its two-digit subscriber index
   Returns: {now, next_at (earliest event still pending, -1 if none), active (1 = a push queue or
             deliveries pending), flags, then per delivery: member, message id, subscriber id,
-            url, token, record, subscriber headers (JSON)}
+            url, token, record, subscriber headers (JSON), hops (transfers the message went
+            through)}
   Errors:  none
 ]]
 -- @include "queue"
@@ -61,7 +62,8 @@ for _, member in ipairs(due) do
     if score and tonumber(score) <= now then
       sub.s, sub.l, sub.k = "reserved", "post", token .. string.format("%02d", index)
       redis.call("ZADD", Q.push, now + lease, member)
-      for _, v in ipairs({member, id, subscriber_id(id, index), sub.u, sub.k, record, headers_of(sub.u)}) do
+      for _, v in ipairs({member, id, subscriber_id(id, index), sub.u, sub.k, record, headers_of(sub.u),
+                          rec.h or 0}) do
         reply[#reply + 1] = v
       end
     end

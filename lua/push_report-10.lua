@@ -2,7 +2,8 @@
   push_report: the outcome of a push, from the pusher that holds the delivery's lease.
   2xx but 202: delivered. 202: reserved until acknowledged (DELETE of the subscriber message)
   or until the message's timeout, then retried. Anything else (0 = no answer: a timeout or a
-  connection error): a failed attempt (see includes/push.lua push_failed).
+  connection error): a failed attempt (see includes/push.lua push_failed). Negative: the pusher
+  dropped it (a forward past the hop limit): final, counted in c_hops_dropped.
   KEYS[1] meta      hash   settings, counters
   KEYS[2] ready     list   (maintenance only)
   KEYS[3] delayed   zset   (maintenance only)
@@ -16,7 +17,7 @@
   ARGV[1] now_ms ("" = Redis TIME)
   ARGV[2] delivery (member of `push`)
   ARGV[3] token the claim gave
-  ARGV[4] HTTP status code (0 = no answer)
+  ARGV[4] HTTP status code (0 = no answer, negative = dropped)
   ARGV[5] error text ("" for a success)
   Returns: {applied (1; 0 when the lease was lost meanwhile: the report changes nothing), flags,
             when the queue's next push event is due (ms; -1: none), so pushers look again then}
@@ -42,6 +43,8 @@ elseif code == 202 then
   local timeout = record and tonumber(rec_timeout(record)) or 60000
   sub.l, sub.c = "wait", 202
   redis.call("ZADD", Q.push, now + timeout, member)
+elseif code < 0 then
+  push_dropped(Q, id, rec, index, text)
 else
   push_failed(Q, id, rec, index, code > 0 and code or false, text)
 end

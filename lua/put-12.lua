@@ -28,8 +28,9 @@
   ARGV[8] "1" = also report the backlog after this put (ready, delayed, reserved, bytes,
           oldest enqueue time), else those five are -1
   ARGV[9] n, then 2 values per message: options, body. Options "" = every queue default, else
-          "timeout ms|delay ms|expires_in ms|content type|transfer ref" (an empty field = default;
-          the delay may be "@ms", an absolute due time)
+          "timeout ms|delay ms|expires_in ms|content type|transfer ref[|hops]" (an empty field =
+          default; the delay may be "@ms", an absolute due time; hops: the transfers a forwarded
+          or error-queue message went through, kept with it on a push queue)
   Returns: {now, flags, created (0/1), queue id, ready, delayed, reserved, bytes, oldest,
             id1, id2, ...}; "" for a message skipped because its ref was already seen (a
             re-driven transfer). flags: 1 = outbox pending, 4 = push deliveries added
@@ -105,9 +106,9 @@ end
 
 -- A new message goes to the end of the FIFO, or waits in `delayed` (and in the expiry index);
 -- on a push queue it is delivered to the subscribers instead (from its due time), never pulled.
-local function place(id, delay, expire_at)
+local function place(id, delay, expire_at, hops)
   if Q.pushcfg then
-    start_push(Q, id, now + delay, expire_at)
+    start_push(Q, id, now + delay, expire_at, hops)
   elseif delay > 0 then
     pair(delayed, now + delay, id)
     pair(indexed, expire_at, id)
@@ -128,7 +129,8 @@ for i = 0, n - 1 do
     pair(records, id, default_head .. body)
     place(id, default_delay, default_expire_at)
   else
-    local timeout, delay, expires_in, ctype, ref = string.match(opts, "^(%d*)|(@?%d*)|(%d*)|([^|]*)|(.*)$")
+    local timeout, delay, expires_in, ctype, ref, hops =
+      string.match(opts, "^(%d*)|(@?%d*)|(%d*)|([^|]*)|([^|]*)|?(%d*)$")
     local fresh = true
     if ref ~= "" then
       if not trimmed then trim_dedupe(); trimmed = true end
@@ -141,7 +143,7 @@ for i = 0, n - 1 do
       local expire_at = now + (expires_in == "" and default_expires or tonumber(expires_in))
       pair(records, id, now_s .. "|" .. string.format("%09d", timeout) .. "|" ..
         ms_string(expire_at) .. "|" .. ctype .. "\n" .. body)
-      place(id, delay, expire_at)
+      place(id, delay, expire_at, tonumber(hops))
     else
       id = ""
     end

@@ -596,6 +596,32 @@ async def aengine(redis_url: str, clock: FakeClock) -> Any:
 
 
 @pytest.fixture
+def run_async() -> Callable[[Any], Any]:
+    """``run_async(coroutine)``: its result, run to completion in a thread of its own. For tests
+    outside pytest-asyncio that come after the browser tests: Playwright may leave this thread's
+    event loop running."""
+
+    def run(coroutine: Any, timeout: float = 60) -> Any:
+        with ThreadPoolExecutor(1) as thread:
+            return thread.submit(asyncio.run, coroutine).result(timeout=timeout)
+
+    return run
+
+
+@pytest.fixture
+def push_until_idle() -> Callable[[Any], Any]:
+    """``await push_until_idle(pusher)``: a Pusher's passes, each waited for, until nothing it
+    can start is due and nothing is in flight (pushes and forwards that start more included)."""
+
+    async def run(pusher: Any) -> None:
+        while await pusher.push_once() or pusher.in_flight:
+            if pusher.in_flight:
+                await asyncio.wait(pusher.in_flight)
+
+    return run
+
+
+@pytest.fixture
 def repo_root() -> Path:
     return Path(_ROOT)
 

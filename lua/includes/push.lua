@@ -7,7 +7,8 @@
     subs per subscriber: u url, s status, c last HTTP code (false before any), r retries left
          (multicast), e last error text, k token of the current attempt, l lease kind
     r    retries left (unicast), d retry delay ms, q error queue ("" = none), cur unicast's
-         current subscriber, done true once no delivery is pending
+         current subscriber, done true once no delivery is pending, h transfers the message went
+         through (forwards and error queues; absent: none), carried to its error-queue messages
   Statuses: queued (not tried), reserved (being pushed, l = "post"; or answered 202 and waiting
   for its acknowledgement, l = "wait"), retrying, deleted (delivered or acknowledged), error
   (out of retries). A delivery's score in `push` is when something next happens to it: due
@@ -67,7 +68,8 @@ local function error_queue_message(Q, id, rec, failed)
   local last = failed[#failed]
   local doc = cjson.encode({source_msg_id = id, body = body, headers = cjson.decode("{}"),
     code = last.c or cjson.null, msg = last.e or "", subscribers = subscribers})
-  redis.call("RPUSH", Q.outbox, "errq\t" .. rec.q .. "\t" .. outbox_ref(Q, "errq", id) .. "\n" .. doc)
+  redis.call("RPUSH", Q.outbox, "errq\t" .. rec.q .. "\t" .. outbox_ref(Q, "errq", id) .. "\t" ..
+    ((rec.h or 0) + 1) .. "\n" .. doc)
   Q.outboxed = true
 end
 
@@ -115,4 +117,14 @@ local function push_failed(Q, id, rec, index, code, text)
     error_queue_message(Q, id, rec, rec.subs)
     push_finished(Q, id, rec)
   end
+end
+
+-- The pusher dropped this delivery: a forward past the transfer hop limit (a forwarding loop).
+-- Final: no retry, and no error-queue message (it would go round the loop too).
+local function push_dropped(Q, id, rec, index, text)
+  local sub = rec.subs[index]
+  sub.s, sub.c, sub.e, sub.l, sub.k = "error", false, text, nil, nil
+  count(Q, "c_hops_dropped", 1)
+  redis.call("ZREM", Q.push, member_of(id, rec, index))
+  if rec.t == "u" or all_final(rec) then push_finished(Q, id, rec) end
 end

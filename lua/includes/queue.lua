@@ -143,13 +143,15 @@ local function is_push_message(Q, id)
 end
 
 -- A message posted to a push queue: a status record per subscriber (the list as it is now) and
--- deliveries due at `due`. Registered in the expiry index (it is in no FIFO).
-local function start_push(Q, id, due, expire_at)
+-- deliveries due at `due`. Registered in the expiry index (it is in no FIFO). `hops` (nil for a
+-- client's put): the transfers it went through, kept as `h` (see includes/push.lua).
+local function start_push(Q, id, due, expire_at, hops)
   local cfg = Q.pushcfg
   local subs = {}
   for i, sub in ipairs(cfg.subs) do subs[i] = {u = sub.url, s = "queued", c = false, r = cfg.retries} end
   local rec = {t = cfg.type == "unicast" and "u" or "m", subs = subs, r = cfg.retries, d = cfg.delay,
     q = cfg.errq or "", cur = 1}
+  if hops and hops > 0 then rec.h = hops end
   redis.call("HSET", Q.pstatus, id, cjson.encode(rec))
   local args = {}
   for _, member in ipairs(push_members(id, rec)) do

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import socket
+import json
 import threading
 import time
 
 import httpx
 import pytest
+
+from ferrymq.engine import Engine
 
 PROJECT, TOKEN = "000000000000000000000001", "token-a"
 OTHER_PROJECT, OTHER_TOKEN = "000000000000000000000002", "token-b"
@@ -123,6 +126,18 @@ def test_delete_queue(http):
     assert err(http.get(url("/queues/gone"), headers=AUTH), 404) == "Queue not found"
     assert err(http.delete(url("/queues/gone"), headers=AUTH), 404) == "Queue not found"
     assert ok(http.get(url("/queues"), headers=AUTH)) == []
+
+
+def test_a_push_queue_whose_error_queue_message_is_over_the_body_limit_is_still_deleted(http, server, redis_client):
+    doc = {"subscribers": [{"url": "http://refused.example/"}], "retries": 0, "error_queue": "failed"}
+    ok(http.post(url("/queues/pq"), json=doc, headers=AUTH))
+    [mid] = post(http, "pq", "x" * 262_144)  # the largest body: its error-queue message is larger
+    pq = Engine(redis_client, clock=server.clock).queue(PROJECT, "pq")
+    [delivery] = pq.claim_pushes(10, 60).deliveries  # as a pusher would, refused by the subscriber
+    pq.report_push(delivery, 503, "503 Service Unavailable")
+    [failed] = ok(http.get(url("/queues/failed/messages"), headers=AUTH))["messages"]
+    assert json.loads(failed["body"])["source_msg_id"] == mid
+    assert ok(http.delete(url("/queues/pq"), headers=AUTH)) == {"msg": "Deleted."}
 
 
 def test_a_queue_deleted_and_posted_again_gets_a_new_id(http):

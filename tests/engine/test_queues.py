@@ -212,6 +212,7 @@ def test_stats_read_counts_and_counters_of_many_queues_at_once(engine):
     stats = {s.name: s for s in engine.stats("p")}
     assert (stats["a"].ready, stats["a"].delayed, stats["a"].reserved, stats["a"].size) == (1, 1, 0, 2)
     assert stats["a"].counters == {"put": 4, "reserved": 1, "deleted": 2, "expired": 0, "dead": 0, "cleared": 0,
-                                   "push_delivered": 0, "push_failed": 0, "push_errors": 0}
+                                   "push_delivered": 0, "push_failed": 0, "push_errors": 0, "set_aside": 0,
+                                   "hops_dropped": 0}
     assert stats["b"].size == 0 and stats["b"].counters["put"] == 0
     assert engine.projects() == ["other", "p"]

@@ -25,7 +25,7 @@ def stdout_json(result):
 
 @pytest.mark.parametrize("command", [
     ["queues"], ["queues", "list"], ["queues", "info"], ["queues", "create"], ["queues", "delete"],
-    ["queues", "clear"], ["put"], ["get"], ["peek"],
+    ["queues", "clear"], ["queues", "retry-stuck"], ["put"], ["get"], ["peek"],
 ], ids=" ".join)
 def test_every_queue_command_has_help(ferrymq, command):
     result = ferrymq(*command, "--help")
@@ -217,3 +217,17 @@ def test_projects_set_limits_refuses_nonsense(ferrymq):
     for args in (["--queues", "-1"], ["--ids-per-request", "5"], ["--bytes", "lots"], []):
         result = ferrymq("projects", "set-limits", PROJECT, *args)
         assert result.returncode == 2, (args, result.stderr)
+def test_info_shows_transfers_set_aside_and_retry_stuck_moves_them_again(ferrymq, engine, redis_client):
+    queue = engine.queue(PROJECT, "work")
+    queue.create()
+    redis_client.rpush(f"fmq:{{{PROJECT}/work}}:outbox", b"dlq\tbad\x01name\tref\nbody")  # cannot be moved
+    queue.maintain()
+    shown = ferrymq("queues", "info", "work")
+    assert shown.returncode == 0, shown.stderr
+    fields = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in shown.stdout.splitlines())
+    assert fields["stuck transfers"].startswith("1 (latest: dlq to 'bad\\x01name': queue must be 1 to 255")
+    assert stdout_json(ferrymq("queues", "info", "work", "--json"))["stuck"] == 1
+    retried = ferrymq("queues", "retry-stuck", "work")
+    assert retried.returncode == 1  # the cause is not fixed: set aside again
+    assert "0 of 1 stuck transfer(s) moved" in retried.stderr
+    assert queue.info().stuck == 1

@@ -190,3 +190,25 @@ def test_every_projects_limits_and_usage_are_exposed(server, http, redis_client)
     assert sample("ferrymq_project_limit", "messages") == 50 and sample("ferrymq_project_limit", "queues") == 10_000
     assert sample("ferrymq_project_limit", "ids_per_request") == 1_000
     assert samples[("ferrymq_project_over", frozenset({"project": PROJECT}.items()))] == 0
+def test_transfers_set_aside_show_as_a_gauge_of_their_queue_only(server, http, redis_client):
+    engine = Engine(redis_client, clock=server.clock)
+    engine.queue(PROJECT, "blocked").create()
+    engine.queue(PROJECT, "fine").create()
+    redis_client.rpush("fmq:{%s/blocked}:outbox" % PROJECT, b"dlq\tbad\x01name\tref\nbody")  # cannot be moved
+    engine.queue(PROJECT, "blocked").maintain()
+    samples = scrape(http)
+    assert queue_sample(samples, "ferrymq_queue_stuck", "blocked") == 1
+    assert not any(name == "ferrymq_queue_stuck" and dict(labels)["queue"] == "fine" for name, labels in samples)
+
+
+def test_forwards_dropped_past_the_hop_limit_are_counted_for_their_queue_only(server, http, redis_client):
+    engine = Engine(redis_client, clock=server.clock)
+    looped = engine.queue(PROJECT, "looped")
+    looped.set_push(PushConfig((Subscriber("ironmq:///next"),)))
+    looped.put(["x"])
+    [delivery] = looped.claim_pushes(10, 60).deliveries
+    looped.report_push(delivery, -1, "dropped: forwarded 5 times already")  # as the pusher reports a drop
+    samples = scrape(http)
+    assert queue_sample(samples, "ferrymq_queue_hops_dropped_total", "looped") == 1
+    assert not any(name == "ferrymq_queue_hops_dropped_total" and dict(labels)["queue"] != "looped"
+                   for name, labels in samples)

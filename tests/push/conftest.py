@@ -3,6 +3,7 @@ FerryMQ server with a pusher running (the shared live server has none)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,9 @@ PUSH_TIMEOUT = 0.5
 
 HANG = -1
 """An answer that never comes (the subscriber holds the request past the push timeout)."""
+
+LOOPBACK = ("127.0.0.1",)
+"""What the test pushers may reach beyond global addresses: the subscribers here, on loopback."""
 
 
 @dataclass
@@ -113,13 +117,26 @@ class PushServer:
 
 
 @pytest.fixture
-def push_server(redis_url: str, serve_app: Callable, test_tokens: dict[str, str]) -> Iterator[PushServer]:
-    """A server over an empty Redis with a pusher whose subscribers get PUSH_TIMEOUT to answer.
-    Retry delays and 202 waits run on its FakeClock (``push_server.clock.advance``)."""
-    with redis.Redis.from_url(redis_url) as client:
-        client.flushall()
-    clock = FakeClock(start_ms=1_800_000_000_000)
-    settings = Settings(redis_url=redis_url, tokens=test_tokens, sweeper=False, pushers=1,
-                        push_timeout=PUSH_TIMEOUT, public_url="http://public.example:9999")
-    with serve_app(create_app(settings, clock=clock)) as url, httpx.Client(base_url=url, timeout=10) as http:
-        yield PushServer(url, clock, http)
+def push_servers(redis_url: str, serve_app: Callable, test_tokens: dict[str, str]) -> Iterator[Callable[..., PushServer]]:
+    """``push_servers(push_allow=...)``: a server over an empty Redis with a pusher whose
+    subscribers get PUSH_TIMEOUT to answer. Retry delays and 202 waits run on its FakeClock
+    (``server.clock.advance``). Stopped after the test."""
+    with contextlib.ExitStack() as stack:
+
+        def start(push_allow: tuple[str, ...]) -> PushServer:
+            with redis.Redis.from_url(redis_url) as client:
+                client.flushall()
+            clock = FakeClock(start_ms=1_800_000_000_000)
+            settings = Settings(redis_url=redis_url, tokens=test_tokens, sweeper=False, pushers=1,
+                                push_timeout=PUSH_TIMEOUT, public_url="http://public.example:9999",
+                                push_allow=push_allow)
+            url = stack.enter_context(serve_app(create_app(settings, clock=clock)))
+            return PushServer(url, clock, stack.enter_context(httpx.Client(base_url=url, timeout=10)))
+
+        yield start
+
+
+@pytest.fixture
+def push_server(push_servers: Callable[..., PushServer]) -> PushServer:
+    """A push server allowed to push to the loopback subscribers of ``subscribers``."""
+    return push_servers(LOOPBACK)

@@ -1,7 +1,9 @@
 """IronMQ v1 request helpers shared by the push and alert tests: project A's paths and token,
-and the checks every answer of the contract passes."""
+the checks every answer of the contract passes, posting messages, waiting for the pusher."""
 
 from __future__ import annotations
+
+import time
 
 import httpx
 
@@ -23,3 +25,20 @@ def refused(response: httpx.Response, status: int = 400) -> str:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
     return response.json()["msg"]
+
+
+def post(server, queue: str, *bodies: str) -> list[str]:
+    doc = {"messages": [{"body": b} for b in bodies]}
+    return ok(server.http.post(url(f"/queues/{queue}/messages"), json=doc, headers=AUTH))["ids"]
+
+
+def eventually(check, timeout: float = 10.0):
+    """``check()`` once it stops raising AssertionError (the pusher works in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)

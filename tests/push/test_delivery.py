@@ -8,7 +8,7 @@ import json
 import time
 
 from .conftest import HANG, PUSH_TIMEOUT
-from .iron import AUTH, PROJECT, ok, url
+from .iron import AUTH, PROJECT, eventually, ok, post, url
 
 
 def push_queue(server, queue: str, *subs, **settings) -> None:
@@ -17,26 +17,9 @@ def push_queue(server, queue: str, *subs, **settings) -> None:
     ok(server.http.post(url(f"/queues/{queue}"), json=doc, headers=AUTH))
 
 
-def post(server, queue: str, *bodies: str) -> list[str]:
-    doc = {"messages": [{"body": b} for b in bodies]}
-    return ok(server.http.post(url(f"/queues/{queue}/messages"), json=doc, headers=AUTH))["ids"]
-
-
 def statuses(server, queue: str, mid: str) -> list[tuple]:
     subs = ok(server.http.get(url(f"/queues/{queue}/messages/{mid}/subscribers"), headers=AUTH))["subscribers"]
     return [(s["status"], s["status_code"], s["retries_remaining"]) for s in subs]
-
-
-def eventually(check, timeout: float = 10.0):
-    """``check()`` once it stops raising AssertionError (the pusher works in the background)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
 
 
 def test_each_subscriber_gets_the_raw_body_and_ironmq_headers(push_server, subscribers):

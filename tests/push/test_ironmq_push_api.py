@@ -87,11 +87,21 @@ def test_adding_subscribers_creates_the_queue(http):
         ({"push_type": "unicast"}, 400, "A push queue needs at least one subscriber"),
         ({"subscribers": [{"url": A}], "error_queue": "pq"}, 400, "a queue cannot be its own error queue"),
         ({"subscribers": [{"url": A}], "error_queue": 5}, 400, "error_queue must be a string"),
+        ({"subscribers": [{"url": "ironmq:///l2"}, {"url": "ironmq:///l2"}]}, 400,
+         "subscribers[1].url repeats subscribers[0].url"),
+        ({"subscribers": [{"url": A}, {"url": A}]}, 400, "subscribers[1].url repeats subscribers[0].url"),
     ],
 )
 def test_bad_push_settings_are_refused_and_change_nothing(http, doc, status, message):
     assert refused(http.post(url("/queues/pq"), json=doc, headers=AUTH), status) == message
     assert http.get(url("/queues/pq"), headers=AUTH).status_code == 404  # not even created
+
+
+def test_a_forwarding_loop_is_refused_and_changes_nothing(http):
+    update(http, "l2", subscribers=[{"url": "ironmq:///l1"}])
+    r = http.post(url("/queues/l1/subscribers"), json={"subscribers": [{"url": "ironmq:///l2"}]}, headers=AUTH)
+    assert refused(r) == "subscribers[0].url would send messages round in a loop: l1 → l2 → l1"
+    assert http.get(url("/queues/l1"), headers=AUTH).status_code == 404
 
 
 def test_a_forwarding_subscriber_with_project_and_token_names_a_local_queue(http):

@@ -19,7 +19,7 @@ QUEUES, MESSAGES = 3, 150
 
 def start_pusher(ferrymq: Path, redis_url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([str(ferrymq), "pusher", "--redis-url", redis_url, "--push-concurrency", "16",
-                             "--push-timeout", "5"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--push-timeout", "5", "--push-allow", "127.0.0.1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def test_two_pusher_processes_never_push_a_delivery_twice(redis_url, subscribers, ferrymq_script, clean_env):

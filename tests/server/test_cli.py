@@ -107,3 +107,12 @@ def test_a_redis_url_of_an_unknown_scheme_exits_2(ferrymq):
     result = ferrymq("tokens", "list", "--redis-url", "notaurl://x")
     assert result.returncode == 2
     assert "redis://" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "pusher"])
+def test_a_push_allow_that_is_no_network_nor_host_exits_2(ferrymq, command):
+    result = ferrymq(command, "--push-allow", "10.0.0.0/8", "--push-allow", "not a host!")
+    assert result.returncode == 2
+    assert "'not a host!' is neither a network (CIDR) nor a host name" in result.stderr
+    from_env = ferrymq(command, env={"FERRYMQ_PUSH_ALLOW": "10.0.0.0/8,bad/host/33"})
+    assert from_env.returncode == 2 and "'bad/host/33'" in from_env.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import os
 import queue
@@ -204,7 +203,7 @@ def test_two_workers_serve_one_queue(serve, redis_client, redis_url, wait_until)
     assert not any(alive(pid) for pid in workers)
 
 
-def test_connections_to_the_workers_shared_socket_get_tcp_nodelay():
+def test_connections_to_the_workers_shared_socket_get_tcp_nodelay(run_async):
     """Without TCP_NODELAY every keep-alive response of a multi-worker server waits ~40 ms."""
     sock = tcp_listener(uvicorn.Config("x:y", host="127.0.0.1", port=0).bind_socket())
 
@@ -223,9 +222,7 @@ def test_connections_to_the_workers_shared_socket_get_tcp_nodelay():
             return await asyncio.wait_for(accepted, 10)
 
     assert sock.proto == socket.IPPROTO_TCP and sock.get_inheritable()
-    # A thread of its own: the browser tests' Playwright may leave this thread's event loop set.
-    with concurrent.futures.ThreadPoolExecutor(1) as thread:
-        assert thread.submit(asyncio.run, accepted_nodelay()).result(timeout=20) == 1
+    assert run_async(accepted_nodelay(), timeout=20) == 1
 
 
 def test_settings_travel_to_the_workers_through_the_environment():
@@ -233,6 +230,7 @@ def test_settings_travel_to_the_workers_through_the_environment():
         host="0.0.0.0", port=9000, redis_url="unix:///tmp/r.sock", data_dir=Path("/tmp/d"), workers=3,
         tokens={"a": "p1", "b:c": "p2"}, prefix="x", max_request_bytes=1000, appendfsync="always", sweeper=False,
         pushers=2, push_concurrency=8, push_timeout=5.5, public_url="https://mq.example",
+        push_allow=("10.0.0.0/8", "hooks.internal"),
     )
     assert Settings.from_env(settings.to_env()) == settings
 

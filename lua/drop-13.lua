@@ -14,6 +14,7 @@
   KEYS[10] pstatus  hash   message id -> push status record (JSON) of a push-queue message
   KEYS[11] dedupe    zset   transfer references
   KEYS[12] idfloor  string set to the last message id issued ("ms|sfx"), expiring after ARGV[1]
+  KEYS[13] stuck    list   transfers set aside (outbox entries that could not be moved)
   ARGV[1] ms the id floor is kept (longer than any clock step back we tolerate)
   Returns: the id the queue had
   Errors:  QUEUE_NOT_FOUND
@@ -22,5 +23,6 @@ local m = redis.call("HMGET", KEYS[1], "id", "id_ms", "id_sfx")
 local id = m[1]
 if not id then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
 redis.call("SET", KEYS[12], (m[2] or "0") .. "|" .. (m[3] or "-1"), "PX", ARGV[1])
-redis.call("UNLINK", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
+redis.call("UNLINK", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11],
+  KEYS[13])
 return id
