@@ -252,6 +252,9 @@ def decode_alerts(raw: str | None) -> tuple[Alert, ...]:
 
 # -- queue settings ---------------------------------------------------------------------------
 
+REQUEUE_PLACES = ("end", "front")
+"""Where lapsed and released messages go back (QueueDefaults.requeue)."""
+
 # Python name -> meta field. Durations are stored in ms.
 _DURATIONS = {"timeout": "timeout", "delay": "delay", "expires_in": "expires_in", "retry_delay": "retry_delay"}
 
@@ -282,6 +285,10 @@ def encode_settings(settings: dict[str, Any], limits: Limits, queue: str) -> dic
             if not isinstance(value, bool):
                 raise InvalidArgument(name, "paused must be true or false")
             fields["paused"] = "1" if value else "0"
+        elif name == "requeue":
+            if value not in REQUEUE_PLACES:
+                raise InvalidArgument(name, "requeue must be end or front")
+            fields["requeue"] = value
         elif name == "push":  # a PushConfig, or one of type "pull": back to a pull queue
             fields["push"] = None if value.type == "pull" else orjson.dumps(check_push(value, limits, queue)).decode()
         elif name == "alerts":  # the whole list (empty: none)
@@ -303,6 +310,7 @@ def default_fields(defaults: QueueDefaults, limits: Limits) -> dict[str, str]:
             "dead_letter_queue": defaults.dead_letter_queue,
             "retry_delay": defaults.retry_delay,
             "paused": defaults.paused,
+            "requeue": defaults.requeue,
         },
         limits,
         queue="",
@@ -320,6 +328,7 @@ def decode_settings(meta: dict[str, str]) -> QueueSettings:
         paused=meta.get("paused") == "1",
         push=decode_push(meta.get("push")),
         alerts=decode_alerts(meta.get("alerts")),
+        requeue=meta.get("requeue", "end"),
     )
 
 

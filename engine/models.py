@@ -94,6 +94,7 @@ class QueueSettings:
     paused: bool
     push: PushConfig | None = None
     alerts: tuple[Alert, ...] = ()
+    requeue: str = "end"
 
 
 @dataclass(frozen=True, slots=True)

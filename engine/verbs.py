@@ -80,6 +80,7 @@ class Settings(TypedDict, total=False):
     dead_letter_queue: str | None
     retry_delay: float | None
     paused: bool | None
+    requeue: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,8 +347,9 @@ class QueueVerbs:
         self, message_id: str, reservation_id: str | None = None, *, delay: float | None = None,
         available_at: int | None = None,
     ) -> Verb[bool]:
-        """End a reservation: back to the end of the queue now, after ``delay`` seconds (default:
-        the queue's retry delay) or at ``available_at`` (ms since the epoch). A message out of
+        """End a reservation: back in the queue (at its end, or at its front if the queue's
+        ``requeue`` setting says so) now, after ``delay`` seconds (default: the queue's retry
+        delay) or at ``available_at`` (ms since the epoch). A message out of
         deliveries is dead-lettered instead. Releasing a message that is not reserved changes
         nothing and returns False (unless a ``reservation_id`` was given: then ``NotReserved``)."""
         if available_at is None:
