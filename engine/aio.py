@@ -147,6 +147,7 @@ class AsyncQueue:
     set_push = async_verb(QueueVerbs.set_push)
     update_push = async_verb(QueueVerbs.update_push)
     add_subscribers = async_verb(QueueVerbs.add_subscribers)
+    replace_subscribers = async_verb(QueueVerbs.replace_subscribers)
     remove_subscribers = async_verb(QueueVerbs.remove_subscribers)
     claim_pushes = async_verb(QueueVerbs.claim_pushes)
     report_push = async_verb(QueueVerbs.report_push)

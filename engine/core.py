@@ -190,6 +190,9 @@ def check_push(config: PushConfig, limits: Limits, queue: str) -> dict[str, Any]
     if len(config.subscribers) > MAX_SUBSCRIBERS:
         raise InvalidArgument("subscribers", f"at most {MAX_SUBSCRIBERS} subscribers")
     subs = [check_subscriber(s, i, limits, queue) for i, s in enumerate(config.subscribers)]
+    names = [s.name for s in config.subscribers if s.name]
+    if len(names) != len(set(names)):
+        raise InvalidArgument("subscribers", "two subscribers have the same name")
     if len(orjson.dumps(subs)) > MAX_SUBSCRIBERS_JSON:
         raise InvalidArgument("subscribers", "the subscribers take more than 64 KB")
     check_int("retries", config.retries, 0, 100)
@@ -215,14 +218,19 @@ def check_subscriber(sub: Subscriber, i: int, limits: Limits, queue: str) -> dic
             raise InvalidArgument(f"{field}.url", "a queue cannot be subscribed to itself")
     if not isinstance(sub.headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in sub.headers.items()):
         raise InvalidArgument(f"{field}.headers", f"{field}.headers must map names to strings")
-    return {"url": sub.url, "headers": sub.headers} if sub.headers else {"url": sub.url}
+    doc: dict[str, Any] = {"url": sub.url}
+    if sub.headers:
+        doc["headers"] = sub.headers
+    if sub.name:
+        doc["name"] = check_name(f"{field}.name", sub.name, limits)
+    return doc
 
 
 def decode_push(raw: str | None) -> PushConfig | None:
     if not raw:
         return None
     doc = orjson.loads(raw)
-    subs = tuple(Subscriber(s["url"], s.get("headers", {})) for s in doc["subs"])
+    subs = tuple(Subscriber(s["url"], s.get("headers", {}), s.get("name", "")) for s in doc["subs"])
     return PushConfig(subs, doc["type"], doc["retries"], doc["delay"] / 1000, doc.get("errq", ""))
 
 

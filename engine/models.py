@@ -52,6 +52,9 @@ class Subscriber:
 
     url: str
     headers: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+    """IronMQ v3 names its subscribers: a named one is added, replaced and removed by its name,
+    an unnamed one by its url."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +249,8 @@ class PushStatus:
     retries_remaining: int
     retries_delay: float
     error: str = ""
+    name: str = ""
+    """The subscriber's name, if it has one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +269,7 @@ class PushDelivery:
     content_type: str
     timeout: float
     headers: dict[str, str] = field(default_factory=dict)
+    subscriber_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)

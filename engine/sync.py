@@ -134,6 +134,7 @@ class Queue:
     set_push = sync_verb(QueueVerbs.set_push)
     update_push = sync_verb(QueueVerbs.update_push)
     add_subscribers = sync_verb(QueueVerbs.add_subscribers)
+    replace_subscribers = sync_verb(QueueVerbs.replace_subscribers)
     remove_subscribers = sync_verb(QueueVerbs.remove_subscribers)
     claim_pushes = sync_verb(QueueVerbs.claim_pushes)
     report_push = sync_verb(QueueVerbs.report_push)
