@@ -27,6 +27,7 @@ from ferrymq.engine.clock import Clock
 
 from . import cloudflare, dashboard, elastic, ironmq, logs, metrics, openapi
 from ._common import JSON, BodyLimit
+from ._iron import push_headers
 from .auth import Auth, TokenStore
 from .errors import EXCEPTION_HANDLERS
 from .settings import Settings
@@ -68,7 +69,7 @@ def is_cluster_node(url: str) -> bool:
 def pusher(engine: AsyncEngine, settings: Settings) -> Pusher:
     """A push delivery loop, sending IronMQ's push headers (push queues are IronMQ's)."""
     return Pusher(engine, concurrency=settings.push_concurrency, timeout=settings.push_timeout,
-                  headers=ironmq.push_headers(settings.base_url))
+                  headers=push_headers(settings.base_url))
 
 
 async def ping(request: Any) -> JSON:

@@ -22,7 +22,8 @@ from starlette.routing import BaseRoute, Route
 
 from ferrymq.engine import LIMITS
 
-from . import cloudflare, elastic, ironmq
+from . import _iron
+from . import cloudflare, elastic
 from ._common import JSON
 
 Schema = dict[str, Any]
@@ -147,15 +148,15 @@ IRON_SCHEMAS: dict[str, Schema] = {
     "IronQueue": obj(("id", "name", "project_id", "size", "total_messages"), id=STRING, name=STRING,
                      project_id=STRING, size=integer(), total_messages=integer(),
                      push_type=string("Push queues only", enum=["multicast", "unicast"]),
-                     retries=integer(ironmq.RETRIES, "Push queues only"),
-                     retries_delay=integer(ironmq.RETRIES_DELAY, "Push queues only, seconds"),
+                     retries=integer(_iron.RETRIES, "Push queues only"),
+                     retries_delay=integer(_iron.RETRIES_DELAY, "Push queues only, seconds"),
                      subscribers=array(ref("IronSubscriber")), error_queue=string("Only when set"),
                      alerts=array(ref("IronAlert"))),
     "IronQueueUpdate": obj(
         push_type=string("multicast (default with subscribers), unicast, or pull to turn push off",
-                         enum=list(ironmq.PUSH_TYPES)),
-        subscribers=array(ref("IronSubscriber")), retries=integer(ironmq.RETRIES),
-        retries_delay=integer((0, ironmq.RETRIES_DELAY[1]), f"Seconds between attempts ({ZERO_IS_DEFAULT}: 60)"),
+                         enum=list(_iron.PUSH_TYPES)),
+        subscribers=array(ref("IronSubscriber")), retries=integer(_iron.RETRIES),
+        retries_delay=integer((0, _iron.RETRIES_DELAY[1]), f"Seconds between attempts ({ZERO_IS_DEFAULT}: 60)"),
         error_queue=string("Queue for messages out of retries; \"\" turns it off"),
     ),
     "IronSubscriber": obj(("url",), url=string("http(s) URL, or ironmq:///queue"), headers=STRINGS),
@@ -171,9 +172,9 @@ IRON_SCHEMAS: dict[str, Schema] = {
     "IronAlerts": obj(("alerts",), alerts=array(ref("IronAlert"), 0, 5)),
     "IronNewMessage": obj(
         ("body",), body=STRING,
-        timeout=integer((0, ironmq.TIMEOUT[1]), f"Reservation timeout, seconds ({ZERO_IS_DEFAULT}: 60)"),
-        delay=integer((0, ironmq.DELAY[1]), "Seconds before the message can be reserved"),
-        expires_in=integer((0, ironmq.EXPIRES_IN[1]), f"Seconds the message lives ({ZERO_IS_DEFAULT}: 7 days)"),
+        timeout=integer((0, _iron.TIMEOUT[1]), f"Reservation timeout, seconds ({ZERO_IS_DEFAULT}: 60)"),
+        delay=integer((0, _iron.DELAY[1]), "Seconds before the message can be reserved"),
+        expires_in=integer((0, _iron.EXPIRES_IN[1]), f"Seconds the message lives ({ZERO_IS_DEFAULT}: 7 days)"),
     ),
     "IronMessage": obj(("id", "body", "timeout", "reserved_count"), id=STRING, body=STRING,
                        timeout=integer(), reserved_count=integer()),
@@ -184,14 +185,14 @@ IRON_SCHEMAS: dict[str, Schema] = {
 
 def iron_paths() -> dict[str, Schema]:
     q, m = f"{IRON_BASE}/queues/{{queue}}", f"{IRON_BASE}/queues/{{queue}}/messages"
-    n = query("n", integer((0, ironmq.MAX_BATCH)), f"How many messages ({ZERO_IS_DEFAULT}: 1)")
+    n = query("n", integer((0, _iron.MAX_BATCH)), f"How many messages ({ZERO_IS_DEFAULT}: 1)")
     message = ("project_id", "queue", "message_id")
     empty = body(obj(), required=False)
     return {
         f"{IRON_BASE}/queues": {"get": iron(
             "ironListQueues", "List queues (name order)", answer("Queues", array(ref("IronQueueRef"))), 400,
             params=("project_id",), extra=[query("page", integer((0, 2**31)), "Page, from 0"),
-                                          query("per_page", integer((0, ironmq.PER_PAGE[1])), f"{ZERO_IS_DEFAULT}: 30")])},
+                                          query("per_page", integer((0, _iron.PER_PAGE[1])), f"{ZERO_IS_DEFAULT}: 30")])},
         q: {
             "get": iron("ironGetQueue", "Get a queue", answer("The queue", ref("IronQueue")), 400, 404),
             "post": iron("ironUpdateQueue", "Create or update a queue (push settings)", answer("The queue", ref("IronQueue")),
@@ -203,14 +204,14 @@ def iron_paths() -> dict[str, Schema]:
                                     request=empty)},
         m: {
             "post": iron("ironPostMessages", "Put messages (creates the queue)", answer("Their ids", ref("IronPosted")),
-                         400, 406, 413, request=body(obj(("messages",), messages=array(ref("IronNewMessage"), 1, ironmq.MAX_BATCH)))),
+                         400, 406, 413, request=body(obj(("messages",), messages=array(ref("IronNewMessage"), 1, _iron.MAX_BATCH)))),
             "get": iron("ironReserveMessages", "Reserve messages (FIFO), optionally long-polling",
                         answer("Reserved messages (none: an empty list)", ref("IronMessages")), 400, extra=[
-                            n, query("timeout", integer((0, ironmq.TIMEOUT[1])), f"Reservation seconds ({ZERO_IS_DEFAULT})"),
-                            query("wait", integer((0, ironmq.WAIT[1])), "Long-poll seconds"),
+                            n, query("timeout", integer((0, _iron.TIMEOUT[1])), f"Reservation seconds ({ZERO_IS_DEFAULT})"),
+                            query("wait", integer((0, _iron.WAIT[1])), "Long-poll seconds"),
                             query("delete", string(enum=["true", "false"]), "Delete instead of reserving")]),
             "delete": iron("ironDeleteMessages", "Delete messages by id (best effort)", iron_msg("Deleted"), 400, 406,
-                           request=body(obj(("ids",), ids=array(string(minLength=1), 1, ironmq.MAX_BATCH)))),
+                           request=body(obj(("ids",), ids=array(string(minLength=1), 1, _iron.MAX_BATCH)))),
         },
         f"{m}/webhook": {"post": iron(
             "ironPostWebhook", "Put the raw request body as one message", answer("Its id", ref("IronPosted")), 400, 413,
@@ -229,7 +230,7 @@ def iron_paths() -> dict[str, Schema]:
             params=message, request=empty)},
         f"{m}/{{message_id}}/release": {"post": iron(
             "ironReleaseMessage", "Put a reserved message back (end of the queue)", iron_msg("Released"), 400, 404,
-            params=message, request=body(obj(delay=integer((0, ironmq.DELAY[1]), "Seconds before it is visible")),
+            params=message, request=body(obj(delay=integer((0, _iron.DELAY[1]), "Seconds before it is visible")),
                                          required=False))},
         **iron_push_paths(q, m, message),
     }
