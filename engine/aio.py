@@ -152,6 +152,7 @@ class AsyncQueue:
     claim_pushes = async_verb(QueueVerbs.claim_pushes)
     report_push = async_verb(QueueVerbs.report_push)
     ack_push = async_verb(QueueVerbs.ack_push)
+    ack_push_by_token = async_verb(QueueVerbs.ack_push_by_token)
     push_status = async_verb(QueueVerbs.push_status)
     add_alerts = async_verb(QueueVerbs.add_alerts)
     replace_alerts = async_verb(QueueVerbs.replace_alerts)

@@ -139,6 +139,7 @@ class Queue:
     claim_pushes = sync_verb(QueueVerbs.claim_pushes)
     report_push = sync_verb(QueueVerbs.report_push)
     ack_push = sync_verb(QueueVerbs.ack_push)
+    ack_push_by_token = sync_verb(QueueVerbs.ack_push_by_token)
     push_status = sync_verb(QueueVerbs.push_status)
     add_alerts = sync_verb(QueueVerbs.add_alerts)
     replace_alerts = sync_verb(QueueVerbs.replace_alerts)

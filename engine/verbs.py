@@ -535,6 +535,15 @@ class QueueVerbs:
         raw = yield Eval("push_ack", self._core_keys, args)
         return bool(raw)
 
+    def ack_push_by_token(self, message_id: str, token: str) -> Verb[bool]:
+        """``ack_push`` named by the message and the delivery's token alone (IronMQ v3's
+        acknowledgement: the token went out as ``Iron-Reservation-Id``). A token ends in its
+        subscriber's two-digit index, so it names the subscriber message too."""
+        _check_id(message_id)
+        if not isinstance(token, str) or len(token) < 3 or not token[-2:].isdigit():
+            raise MessageNotFound()
+        return (yield from self.ack_push(message_id + token[-2:], token))
+
     def push_status(self, message_id: str) -> Verb[list[PushStatus]]:
         """Per subscriber, the delivery of a push-queue message ([] for a pull message)."""
         _check_id(message_id)

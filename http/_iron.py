@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from starlette.requests import Request
+from starlette.routing import Route
 
 from ferrymq.engine import Alert, PushConfig, PushDelivery, Subscriber
 from ferrymq.engine.aio import AsyncQueue
@@ -27,6 +28,12 @@ RETRIES = (0, 100)
 RETRIES_DELAY = (3, 86_400)
 V1_PREFIX = "/1/projects/"
 PUSH_TYPES = ("multicast", "unicast", "pull")
+
+
+def both(path: str, endpoint: Any, method: str) -> list[Route]:
+    """The path with and without a trailing slash (DOCv1 writes both; no redirects: a 307 on a
+    POST or DELETE loses its body in some clients)."""
+    return [Route(path, endpoint, methods=[method]), Route(path + "/", endpoint, methods=[method])]
 
 
 def render_error(problem: Problem) -> JSON:
@@ -71,7 +78,38 @@ def json_object(doc: Any, name: str = "Request body") -> dict[str, Any]:
     return doc
 
 
+# -- messages ------------------------------------------------------------------------------------
+
+
+def message_items(doc: Any) -> list[Any]:
+    """The ``messages`` of a post: 1 to MAX_BATCH of them."""
+    items = json_object(doc).get("messages")
+    if not items:
+        raise Problem(406, "messages is required")
+    if not isinstance(items, list):
+        raise Problem(400, "messages must be an array")
+    if len(items) > MAX_BATCH:
+        raise Problem(400, f"messages must hold at most {MAX_BATCH} messages")
+    return items
+
+
+def message_body(item: Any, i: int) -> str:
+    if not isinstance(item, dict):
+        raise Problem(400, f"messages[{i}] must be an object")
+    if "body" not in item or item["body"] is None:
+        raise Problem(406, f"messages[{i}].body is required")
+    if not isinstance(item["body"], str):
+        raise Problem(400, f"messages[{i}].body must be a string")
+    return item["body"]
+
+
 # -- subscribers ---------------------------------------------------------------------------------
+
+
+def required_subscribers(doc: dict[str, Any], *, named: bool = False) -> list[Subscriber]:
+    if not doc.get("subscribers"):
+        raise Problem(406, "subscribers is required")
+    return subscribers_of(doc, named=named)
 
 
 def subscribers_of(doc: dict[str, Any], *, named: bool = False) -> list[Subscriber]:
@@ -207,12 +245,19 @@ def alert(item: Any, i: int) -> Alert:
 
 
 def alert_ids(items: Any) -> list[str]:
-    """The ids of alerts to remove: objects with an ``id`` (Java sends whole alert objects)."""
+    """The ids of alerts to remove: objects with an ``id`` (Java sends whole alert objects), or
+    the ids themselves."""
     if not items:
         raise Problem(406, "alerts is required")
-    if not isinstance(items, list) or not all(isinstance(a, dict) and isinstance(a.get("id"), str) for a in items):
-        raise Problem(400, "alerts must be an array of objects with an id")
-    return [a["id"] for a in items]
+    ids = [a.get("id") if isinstance(a, dict) else a for a in items] if isinstance(items, list) else [None]
+    if not all(isinstance(i, str) and i for i in ids):
+        raise Problem(400, "alerts must be an array of alert ids or objects with an id")
+    return ids
+
+
+def alert_view(alert: Alert) -> dict[str, Any]:
+    return {"id": alert.id, "type": alert.type, "direction": alert.direction, "trigger": alert.trigger,
+            "queue": alert.queue, "snooze": alert.snooze}
 
 
 def is_int(value: Any) -> bool:

@@ -1,6 +1,7 @@
-"""The Starlette application: one port, three contracts over one engine.
+"""The Starlette application: one port, four contracts over one engine.
 
     /1/projects/{project_id}/...          IronMQ v1          (ironmq.py)
+    /3/projects/{project_id}/...          IronMQ v3          (ironmq3.py)
     /client/v4/accounts/{account_id}/...  Cloudflare Queues  (cloudflare.py)
     /v1/queues/...                        ElasticQueue       (elastic.py)
 
@@ -25,7 +26,7 @@ from starlette.routing import Route
 from ferrymq.engine import AsyncEngine, Pusher, Sweeper, Unavailable
 from ferrymq.engine.clock import Clock
 
-from . import cloudflare, dashboard, elastic, ironmq, logs, metrics, openapi
+from . import cloudflare, dashboard, elastic, ironmq, ironmq3, logs, metrics, openapi
 from ._common import JSON, BodyLimit
 from ._iron import push_headers
 from .auth import Auth, TokenStore
@@ -107,7 +108,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             if client is None:
                 await redis.aclose()
 
-    routes = [Route("/ping", ping), *ironmq.routes(), *cloudflare.routes(), *elastic.routes(),
+    routes = [Route("/ping", ping), *ironmq.routes(), *ironmq3.routes(), *cloudflare.routes(), *elastic.routes(),
               *metrics.routes(), *openapi.routes(), *dashboard.routes()]
     middleware = [
         Middleware(metrics.Instrument),  # timing, route metrics, request ids: first, so it sees every answer

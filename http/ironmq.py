@@ -12,10 +12,9 @@ import math
 from typing import Any
 
 from starlette.requests import Request
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 
 from ferrymq.engine import (
-    Alert,
     AlertNotFound,
     DeliveryPaused,
     Message,
@@ -37,15 +36,19 @@ from ._iron import (
     TIMEOUT,
     WAIT,
     alert_ids,
+    alert_view,
     alerts_of,
+    both,
     json_object,
+    message_body,
+    message_items,
     optional,
     project,
     push_config,
     queue,
     query_int,
     render_error,
-    subscribers_of,
+    required_subscribers,
 )
 from .errors import IRONMQ, Problem
 
@@ -90,11 +93,6 @@ def queue_view(info: QueueInfo) -> dict[str, Any]:
 
 def subscriber_view(subscriber: Subscriber) -> dict[str, Any]:
     return {"url": subscriber.url, "headers": subscriber.headers} if subscriber.headers else {"url": subscriber.url}
-
-
-def alert_view(alert: Alert) -> dict[str, Any]:
-    return {"id": alert.id, "type": alert.type, "direction": alert.direction, "trigger": alert.trigger,
-            "queue": alert.queue, "snooze": alert.snooze}
 
 
 def push_status_view(status: PushStatus) -> dict[str, Any]:
@@ -149,28 +147,13 @@ async def clear_queue(request: Request) -> JSON:
 
 async def post_messages(request: Request) -> JSON:
     q = await queue(request)
-    doc = await read_json(request)
-    if not isinstance(doc, dict):
-        raise Problem(400, "Request body must be a JSON object")
-    items = doc.get("messages")
-    if not items:
-        raise Problem(406, "messages is required")
-    if not isinstance(items, list):
-        raise Problem(400, "messages must be an array")
-    if len(items) > MAX_BATCH:
-        raise Problem(400, f"messages must hold at most {MAX_BATCH} messages")
+    items = message_items(await read_json(request))
     return posted(await q.put([new_message(item, i) for i, item in enumerate(items)]))
 
 
 def new_message(item: Any, i: int) -> NewMessage:
-    if not isinstance(item, dict):
-        raise Problem(400, f"messages[{i}] must be an object")
-    if "body" not in item or item["body"] is None:
-        raise Problem(406, f"messages[{i}].body is required")
-    if not isinstance(item["body"], str):
-        raise Problem(400, f"messages[{i}].body must be a string")
     return NewMessage(
-        item["body"],
+        message_body(item, i),
         timeout=optional(item, "timeout", TIMEOUT),
         delay=optional(item, "delay", DELAY),
         expires_in=optional(item, "expires_in", EXPIRES_IN),
@@ -267,12 +250,6 @@ async def remove_subscribers(request: Request) -> JSON:
     return JSON(queue_view(await q.remove_subscribers(s.url for s in gone)))
 
 
-def required_subscribers(doc: dict[str, Any]) -> list[Subscriber]:
-    if not doc.get("subscribers"):
-        raise Problem(406, "subscribers is required")
-    return subscribers_of(doc)
-
-
 async def message_subscribers(request: Request) -> JSON:
     q = await queue(request)
     statuses = await q.push_status(request.path_params["message_id"])
@@ -338,11 +315,6 @@ async def remove_alert(request: Request) -> JSON:
 
 
 # -- routing -------------------------------------------------------------------------------------
-
-
-def both(path: str, endpoint: Any, method: str) -> list[Route]:
-    """The path with and without a trailing slash (DOCv1 writes both; no redirects)."""
-    return [Route(path, endpoint, methods=[method]), Route(path + "/", endpoint, methods=[method])]
 
 
 def routes() -> list[BaseRoute]:

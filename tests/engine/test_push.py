@@ -129,6 +129,19 @@ def test_a_202_waits_for_its_acknowledgement(engine, clock):
     assert q.ack_push(mid + "01") is False  # nothing waits any more
 
 
+def test_a_202_may_be_acknowledged_by_the_message_and_the_deliverys_token(engine):
+    q = push_queue(engine, "q", A, B)
+    [mid] = q.put(["slow job"])
+    deliveries = {d.url: d for d in q.claim_pushes(10, LEASE).deliveries}
+    for d in deliveries.values():
+        q.report_push(d, 202)
+    for wrong in ("", "x", deliveries[A].token[:-2] + "99"):
+        with pytest.raises(MessageNotFound):
+            q.ack_push_by_token(mid, wrong)
+    assert q.ack_push_by_token(mid, deliveries[B].token) is True
+    assert statuses(q, mid) == [(A, "reserved", 202, 3), (B, "deleted", 202, 3)]
+
+
 def test_a_202_not_acknowledged_in_time_is_retried(engine, clock):
     q = push_queue(engine, "q", A, retries_delay=10)
     [mid] = q.put([NewMessage("job", timeout=30)])
