@@ -81,16 +81,20 @@ def json_object(doc: Any, name: str = "Request body") -> dict[str, Any]:
 # -- messages ------------------------------------------------------------------------------------
 
 
-def message_items(doc: Any) -> list[Any]:
-    """The ``messages`` of a post: 1 to MAX_BATCH of them."""
-    items = json_object(doc).get("messages")
+def batch(items: Any, name: str) -> list[Any]:
+    """A list of 1 to MAX_BATCH items of a request: absent or empty is 406, else 400."""
     if not items:
-        raise Problem(406, "messages is required")
+        raise Problem(406, f"{name} is required")
     if not isinstance(items, list):
-        raise Problem(400, "messages must be an array")
+        raise Problem(400, f"{name} must be an array")
     if len(items) > MAX_BATCH:
-        raise Problem(400, f"messages must hold at most {MAX_BATCH} messages")
+        raise Problem(400, f"{name} must hold at most {MAX_BATCH} {name}")
     return items
+
+
+def message_items(doc: Any) -> list[Any]:
+    """The ``messages`` of a post."""
+    return batch(json_object(doc).get("messages"), "messages")
 
 
 def message_body(item: Any, i: int) -> str:
@@ -221,6 +225,13 @@ def alerts_of(doc: dict[str, Any]) -> list[Alert]:
     if not isinstance(items, list):
         raise Problem(400, "alerts must be an array")
     return [alert(item, i) for i, item in enumerate(items)]
+
+
+def replacing_alerts(doc: dict[str, Any]) -> list[Alert]:
+    """The alerts that replace a queue's (``[]``: none left)."""
+    if not isinstance(doc.get("alerts"), list):
+        raise Problem(406, "alerts is required")
+    return alerts_of(doc) if doc["alerts"] else []
 
 
 def alert(item: Any, i: int) -> Alert:

@@ -48,6 +48,7 @@ from ._iron import (
     queue,
     query_int,
     render_error,
+    replacing_alerts,
     required_subscribers,
 )
 from .errors import IRONMQ, Problem
@@ -290,10 +291,7 @@ async def add_alerts(request: Request) -> JSON:
 
 async def replace_alerts(request: Request) -> JSON:
     q = await queue(request)
-    doc = json_object(await read_json(request))
-    if not isinstance(doc.get("alerts"), list):
-        raise Problem(406, "alerts is required")
-    await q.replace_alerts(alerts_of(doc) if doc["alerts"] else [])
+    await q.replace_alerts(replacing_alerts(json_object(await read_json(request))))
     return JSON({"msg": "Updated"})
 
 

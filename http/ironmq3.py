@@ -48,6 +48,7 @@ from ._iron import (
     alert_ids,
     alert_view,
     alerts_of,
+    batch,
     both,
     json_object,
     message_body,
@@ -58,6 +59,7 @@ from ._iron import (
     query_int,
     queue,
     render_error,
+    replacing_alerts,
     required_subscribers,
 )
 from .errors import IRONMQ3, Problem
@@ -189,7 +191,7 @@ def queue_spec(doc: Any) -> QueueSpec:
     return QueueSpec(
         {name: value for name, value in settings.items() if value is not None}, kind,
         None if push is None else json_object(push, "push"),
-        None if alerts is None else alerts_of(body) if alerts != [] else [],
+        None if alerts is None else replacing_alerts(body),
     )
 
 
@@ -393,14 +395,8 @@ async def delete_messages(request: Request) -> JSON:
 
 def message_refs(items: Any) -> list[tuple[str, str | None]]:
     """``[{"id", "reservation_id"?}]`` (plain ids too) -> (id, reservation id) pairs."""
-    if not items:
-        raise Problem(406, "ids is required")
-    if not isinstance(items, list):
-        raise Problem(400, "ids must be an array")
-    if len(items) > MAX_BATCH:
-        raise Problem(400, f"ids must hold at most {MAX_BATCH} ids")
     refs = []
-    for i, item in enumerate(items):
+    for i, item in enumerate(batch(items, "ids")):
         item = {"id": item} if isinstance(item, str) else json_object(item, f"ids[{i}]")
         refs.append((text_field(item, "id", required=True), text_field(item, "reservation_id")))
     return refs
@@ -480,10 +476,7 @@ async def add_alerts(request: Request) -> JSON:
 
 async def replace_alerts(request: Request) -> JSON:
     q = await queue(request)
-    doc = alerts_doc(await read_json(request))
-    if not isinstance(doc.get("alerts"), list):
-        raise Problem(406, "alerts is required")
-    await q.replace_alerts(alerts_of(doc) if doc["alerts"] else [], create=False)
+    await q.replace_alerts(replacing_alerts(alerts_doc(await read_json(request))), create=False)
     return JSON({"msg": "Updated"})
 
 

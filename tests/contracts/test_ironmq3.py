@@ -4,35 +4,19 @@ itself (headers, acknowledgements) is in tests/push/test_ironmq3_push.py."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import httpx
 import pytest
 
-PROJECT, TOKEN = "000000000000000000000001", "token-a"
-OTHER_PROJECT, OTHER_TOKEN = "000000000000000000000002", "token-b"
-AUTH = {"Authorization": f"OAuth {TOKEN}"}
+from .iron import AUTH, OTHER_PROJECT, OTHER_TOKEN, PROJECT, TOKEN, err, ok, post_soon
+
 BASE = f"/3/projects/{PROJECT}"
 A, B = "http://a.example/hook", "http://b.example/hook"
 
 
 def url(path: str) -> str:
     return BASE + path
-
-
-def ok(response: httpx.Response, status: int = 200) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    return response.json()
-
-
-def err(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert set(body) == {"msg"}
-    return body["msg"]
 
 
 def call(http, method: str, path: str, doc=None, **kwargs) -> httpx.Response:
@@ -286,13 +270,7 @@ def test_reserve_with_delete_takes_messages_for_good(http):
 
 def test_reserve_long_polls_until_a_post(http, server):
     create(http, "lp")
-
-    def later():
-        time.sleep(0.2)
-        with httpx.Client(base_url=server.url) as other:
-            other.post(url("/queues/lp/messages"), json={"messages": [{"body": "now"}]}, headers=AUTH)
-
-    threading.Thread(target=later).start()
+    post_soon(server.url, url("/queues/lp/messages"), "now")
     started = time.monotonic()
     assert bodies(reserve(http, "lp", wait=5)) == ["now"]
     assert 0.15 < time.monotonic() - started < 1.0
