@@ -481,7 +481,7 @@ class QueueVerbs:
     def remove_subscribers(self, keys: Iterable[str], *, fixed_type: bool = False) -> Verb[QueueInfo]:
         """Remove the subscribers whose url or name is among ``keys``; with none left the queue is
         a pull queue again, unless ``fixed_type`` (then the last one cannot be removed)."""
-        gone = set(keys)
+        gone = set(keys) - {""}  # "" is no subscriber's url, nor the name of a named one
 
         def change(current: PushConfig | None) -> PushConfig | None:
             if current is None:

@@ -175,7 +175,9 @@ end
 local function start_push(Q, id, due, expire_at)
   local cfg = Q.pushcfg
   local subs = {}
-  for i, sub in ipairs(cfg.subs) do subs[i] = {u = sub.url, n = sub.name, s = "queued", c = false, r = cfg.retries} end
+  for i, sub in ipairs(cfg.subs) do
+    subs[i] = {u = sub.url, n = sub.name, s = "queued", c = false, r = cfg.retries}
+  end
   local rec = {t = cfg.type == "unicast" and "u" or "m", subs = subs, r = cfg.retries, d = cfg.delay,
     q = cfg.errq or "", cur = 1}
   redis.call("HSET", Q.pstatus, id, cjson.encode(rec))
