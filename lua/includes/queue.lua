@@ -96,7 +96,7 @@ local function open_queue(meta, ready, delayed, reserved, expiry, msg, dlv, outb
     due = due, due0 = due,                            -- see `due` above; nil = unknown
     to_front = m[18] == "front",                      -- requeue at the head (see `front` above)
     front = front, front0 = front,
-    prepend = {},         -- ids to push at the head of `ready` at the next flush, in order
+    prepend = nil,        -- ids to push at the head of `ready` at the next flush (made when needed)
     indexed = nil,        -- does `expiry` exist? (looked up once, when first needed)
     append = {},          -- ids to append to `ready` at the next flush, in order
     counts = {},          -- counter field -> increment
@@ -142,6 +142,7 @@ end
 -- `expiry` (see `front` above). Returns true when it needs no `expiry` entry.
 local function requeue(Q, id, expire_at)
   if not Q.to_front then return append_ready(Q, id, expire_at) end
+  Q.prepend = Q.prepend or {}
   Q.prepend[#Q.prepend + 1] = id
   redis.call("ZADD", Q.expiry, expire_at, id)
   Q.indexed = true
@@ -434,15 +435,16 @@ end
 -- Writes what the helpers deferred: appends to `ready` (announced on Q.channel when the caller
 -- set one), ghosts/xtail, pushing, counters; then fires alerts the size change crossed.
 local function flush(Q)
-  local added = #Q.append + #Q.prepend
-  if #Q.append > 0 then
+  local added = #Q.append
+  if added > 0 then
     redis.call("RPUSH", Q.ready, unpack(Q.append))
     Q.append = {}
   end
-  if #Q.prepend > 0 then
+  if Q.prepend then
     redis.call("LPUSH", Q.ready, unpack(Q.prepend))
     Q.front = Q.front + #Q.prepend
-    Q.prepend = {}
+    added = added + #Q.prepend
+    Q.prepend = nil
   end
   if added > 0 and Q.channel then redis.call("PUBLISH", Q.channel, added) end
   if redis.call("LLEN", Q.ready) == 0 then
