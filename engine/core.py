@@ -222,12 +222,17 @@ def check_push(config: PushConfig, limits: Limits, queue: str) -> dict[str, Any]
 
 
 def refuse_duplicates(subscribers: Sequence[Subscriber]) -> None:
-    """The same subscriber twice would get every message twice (two forwards into one queue
-    doubled a forwarding loop at each turn)."""
-    first: dict[str, int] = {}
+    """Two subscribers that are one: the same name, or (unnamed) the same url, would get every
+    message twice. Two forwards into one queue are refused whatever their names: they doubled a
+    forwarding loop at each turn."""
+    first: dict[tuple[str, str], int] = {}
     for i, sub in enumerate(subscribers):
-        j = first.setdefault(forward_target(sub.url) or sub.url, i)
+        target = forward_target(sub.url)
+        key = ("url", target) if target else ("name", sub.name) if sub.name else ("url", sub.url)
+        j = first.setdefault(key, i)
         if j != i:
+            if key[0] == "name":
+                raise InvalidArgument("subscribers", "two subscribers have the same name")
             raise InvalidArgument(f"subscribers[{i}].url", f"subscribers[{i}].url repeats subscribers[{j}].url")
 
 
@@ -261,7 +266,12 @@ def check_subscriber(sub: Subscriber, i: int, limits: Limits, queue: str) -> dic
     if not isinstance(sub.headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in sub.headers.items()):
         raise InvalidArgument(f"{field}.headers", f"{field}.headers must map names to strings")
     check_headers(f"{field}.headers", sub.headers)
-    return {"url": sub.url, "headers": sub.headers} if sub.headers else {"url": sub.url}
+    doc: dict[str, Any] = {"url": sub.url}
+    if sub.headers:
+        doc["headers"] = sub.headers
+    if sub.name:
+        doc["name"] = check_name(f"{field}.name", sub.name, limits)
+    return doc
 
 
 def check_headers(field: str, headers: dict[str, str]) -> None:
@@ -286,7 +296,7 @@ def decode_push(raw: str | None) -> PushConfig | None:
     if not raw:
         return None
     doc = orjson.loads(raw)
-    subs = tuple(Subscriber(s["url"], s.get("headers", {})) for s in doc["subs"])
+    subs = tuple(Subscriber(s["url"], s.get("headers", {}), s.get("name", "")) for s in doc["subs"])
     return PushConfig(subs, doc["type"], doc["retries"], doc["delay"] / 1000, doc.get("errq", ""))
 
 
@@ -320,6 +330,9 @@ def decode_alerts(raw: str | None) -> tuple[Alert, ...]:
 
 # -- queue settings ---------------------------------------------------------------------------
 
+REQUEUE_PLACES = ("end", "front")
+"""Where lapsed and released messages go back (QueueDefaults.requeue)."""
+
 # Python name -> meta field. Durations are stored in ms.
 _DURATIONS = {"timeout": "timeout", "delay": "delay", "expires_in": "expires_in", "retry_delay": "retry_delay"}
 
@@ -350,6 +363,10 @@ def encode_settings(settings: dict[str, Any], limits: Limits, queue: str) -> dic
             if not isinstance(value, bool):
                 raise InvalidArgument(name, "paused must be true or false")
             fields["paused"] = "1" if value else "0"
+        elif name == "requeue":
+            if value not in REQUEUE_PLACES:
+                raise InvalidArgument(name, "requeue must be end or front")
+            fields["requeue"] = value
         elif name == "push":  # a PushConfig, or one of type "pull": back to a pull queue
             fields["push"] = None if value.type == "pull" else orjson.dumps(check_push(value, limits, queue)).decode()
         elif name == "alerts":  # the whole list (empty: none)
@@ -371,6 +388,7 @@ def default_fields(defaults: QueueDefaults, limits: Limits) -> dict[str, str]:
             "dead_letter_queue": defaults.dead_letter_queue,
             "retry_delay": defaults.retry_delay,
             "paused": defaults.paused,
+            "requeue": defaults.requeue,
         },
         limits,
         queue="",
@@ -388,6 +406,7 @@ def decode_settings(meta: dict[str, str]) -> QueueSettings:
         paused=meta.get("paused") == "1",
         push=decode_push(meta.get("push")),
         alerts=decode_alerts(meta.get("alerts")),
+        requeue=meta.get("requeue", "end"),
     )
 
 

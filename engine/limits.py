@@ -82,6 +82,10 @@ class QueueDefaults:
     paused: bool = False
     """While paused, reserve delivers nothing (puts are still stored)."""
 
+    requeue: str = "end"
+    """Where a lapsed or released message goes back: "end" of the queue (IronMQ v1, Cloudflare)
+    or "front" (IronMQ v3: it is the next one handed out)."""
+
 
 DEFAULTS = QueueDefaults()
 

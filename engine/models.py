@@ -54,6 +54,9 @@ class Subscriber:
 
     url: str
     headers: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+    """IronMQ v3 names its subscribers: a named one is added, replaced and removed by its name,
+    an unnamed one by its url."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,7 @@ class QueueSettings:
     paused: bool
     push: PushConfig | None = None
     alerts: tuple[Alert, ...] = ()
+    requeue: str = "end"
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +276,8 @@ class PushStatus:
     retries_remaining: int
     retries_delay: float
     error: str = ""
+    name: str = ""
+    """The subscriber's name, if it has one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +298,7 @@ class PushDelivery:
     headers: dict[str, str] = field(default_factory=dict)
     hops: int = 0
     """Transfers the message went through (forwards, error queues): a forward adds one."""
+    subscriber_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,7 @@ class Settings(TypedDict, total=False):
     dead_letter_queue: str | None
     retry_delay: float | None
     paused: bool | None
+    requeue: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,20 @@ class Context:
         self.default_fields_json = orjson.dumps(self.default_fields)
         self.dedupe_ms = str(round(DEDUPE_WINDOW * 1000))
         self.k = str(limits.maintenance_batch)
+        self._creation_json: dict[tuple[tuple[str, Any], ...], bytes] = {}
+
+    def creation_json(self, settings: Settings | None) -> bytes:
+        """The meta fields a queue created by a put starts with: the defaults, then ``settings``
+        (a few fixed sets in practice, e.g. a contract's own: encoded once each)."""
+        if not settings:
+            return self.default_fields_json
+        key = tuple(sorted(settings.items()))
+        found = self._creation_json.get(key)
+        if found is None:
+            found = orjson.dumps({**self.default_fields, **core.encode_settings(dict(settings), self.limits, "")})
+            if len(self._creation_json) < 64:
+                self._creation_json[key] = found
+        return found
 
     def project_keys(self, project: str) -> ProjectKeys:
         return project_keys(self.prefix, project)
@@ -221,10 +236,12 @@ class QueueVerbs:
 
     # -- messages -----------------------------------------------------------------------------
 
-    def put(self, messages: Iterable[NewMessage | bytes | str], *, create: bool = True) -> Verb[list[str]]:
+    def put(self, messages: Iterable[NewMessage | bytes | str], *, create: bool = True,
+            new_queue: Settings | None = None) -> Verb[list[str]]:
         """Append messages in order (one script call for the batch); returns their ids.
-        Creates the queue unless ``create=False`` (then ``QueueNotFound``)."""
-        raw = yield from self._put(messages, "existing", create, backlog=False)
+        Creates the queue unless ``create=False`` (then ``QueueNotFound``); a queue it creates gets
+        the settings ``new_queue`` (beside the defaults)."""
+        raw = yield from self._put(messages, "existing", create, backlog=False, new_queue=new_queue)
         return [text(i) for i in raw[9:]]
 
     def push(
@@ -238,16 +255,16 @@ class QueueVerbs:
         return Pushed([text(i) for i in raw[9:]], Backlog(*raw[4:9]))
 
     def _put(self, messages: Iterable[NewMessage | bytes | str], mode: str, create: bool, *,
-             backlog: bool) -> Verb[list[Any]]:
+             backlog: bool, new_queue: Settings | None = None) -> Verb[list[Any]]:
         """``mode``: the put script's for an existing queue (lua/put-12.lua); a missing queue is
-        created (once its project admits it) if ``create``."""
+        created (once its project admits it) if ``create``, with ``new_queue``'s settings."""
         batch = list(messages)
         limits = self.ctx.limits
         if not batch:
             raise InvalidArgument("messages", "at least one message is required")
         if len(batch) > limits.max_batch:
             raise TooLarge("messages", f"at most {limits.max_batch} messages per call")
-        args = self._put_args(mode, len(batch), backlog)
+        args = self._put_args(mode, len(batch), backlog, new_queue)
         now = self.ctx.clock.wall_ms()
         for i, message in enumerate(batch):
             args.extend(core.message_args(message, f"messages[{i}]", limits, now))
@@ -273,11 +290,11 @@ class QueueVerbs:
         pk = self.ctx.project_keys(self.project)
         yield Eval("admit", [pk.queues, pk.limits, pk.usage], [self.name, self.ctx.quotas.queues])
 
-    def _put_args(self, mode: str, n: int, backlog: bool = False) -> list[Any]:
+    def _put_args(self, mode: str, n: int, backlog: bool = False, new_queue: Settings | None = None) -> list[Any]:
         ctx = self.ctx
         return [
             ctx.clock.script_now(), ctx.k, self.keys.notify, mode, new_queue_id(),
-            ctx.default_fields_json, ctx.dedupe_ms, "1" if backlog else "0", n,
+            ctx.creation_json(new_queue), ctx.dedupe_ms, "1" if backlog else "0", n,
         ]
 
     def _after_put(self, raw: list[Any]) -> Verb[None]:
@@ -295,13 +312,15 @@ class QueueVerbs:
         yield Command(("ZADD", index, when, member) if exact else ("ZADD", index, "LT", when, member))
 
     def reserve(
-        self, n: int = 1, *, timeout: float | None = None, delete: bool = False, wait: float = 0.0
+        self, n: int = 1, *, timeout: float | None = None, delete: bool = False, wait: float = 0.0,
+        must_exist: bool = False,
     ) -> Verb[list[Message]]:
         """Take up to ``n`` messages in FIFO order, each reserved for ``timeout`` seconds (default:
         the message's own); with ``delete=True`` they are deleted instead. With ``wait``, long-poll
-        up to that many seconds for a first message. A missing queue is an empty one;
-        ``DeliveryPaused`` while the queue is paused (after waiting, if asked to)."""
-        messages, _ = yield from self._take(n, timeout, delete, wait, backlog=False)
+        up to that many seconds for a first message. A missing queue is an empty one (with
+        ``must_exist``: ``QueueNotFound``, at once); ``DeliveryPaused`` while the queue is paused
+        (after waiting, if asked to)."""
+        messages, _ = yield from self._take(n, timeout, delete, wait, backlog=False, must_exist=must_exist)
         return messages
 
     def pull(self, n: int = 1, *, timeout: float | None = None, wait: float = 0.0) -> Verb[Pulled]:
@@ -310,7 +329,7 @@ class QueueVerbs:
         return Pulled(messages, Backlog(*raw[3:8]))
 
     def _take(
-        self, n: int, timeout: float | None, delete: bool, wait: float, *, backlog: bool
+        self, n: int, timeout: float | None, delete: bool, wait: float, *, backlog: bool, must_exist: bool = False
     ) -> Verb[tuple[list[Message], list[Any]]]:
         limits = self.ctx.limits
         core.check_int("n", n, 1, limits.max_batch)
@@ -330,6 +349,8 @@ class QueueVerbs:
                 if left <= 0 or (yield Wait(self.keys.notify, left)) is None:
                     raise
                 continue
+            if must_exist and raw[2] & _MISSING:
+                raise QueueNotFound()
             yield from self._after(raw[2])
             messages = _reserved(raw, token, timeout_ms)
             left = wait - (time.monotonic() - started)
@@ -344,10 +365,13 @@ class QueueVerbs:
             if woken is None or (not woken and not hinted):  # closing, or the wait ran out
                 return [], raw
 
-    def peek(self, n: int = 1) -> Verb[list[Message]]:
-        """The next ``n`` ready messages in FIFO order, not reserved. A missing queue is empty."""
+    def peek(self, n: int = 1, *, must_exist: bool = False) -> Verb[list[Message]]:
+        """The next ``n`` ready messages in FIFO order, not reserved. A missing queue is empty
+        (with ``must_exist``: ``QueueNotFound``)."""
         core.check_int("n", n, 1, self.ctx.limits.max_batch)
         raw = yield Eval("peek", self._core_keys, [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, n])
+        if must_exist and raw[1] & _MISSING:
+            raise QueueNotFound()
         yield from self._after(raw[1])
         out = []
         for i in range(2, len(raw), 3):
@@ -404,8 +428,9 @@ class QueueVerbs:
         self, message_id: str, reservation_id: str | None = None, *, delay: float | None = None,
         available_at: int | None = None,
     ) -> Verb[bool]:
-        """End a reservation: back to the end of the queue now, after ``delay`` seconds (default:
-        the queue's retry delay) or at ``available_at`` (ms since the epoch). A message out of
+        """End a reservation: back in the queue (at its end, or at its front if the queue's
+        ``requeue`` setting says so) now, after ``delay`` seconds (default: the queue's retry
+        delay) or at ``available_at`` (ms since the epoch). A message out of
         deliveries is dead-lettered instead. Releasing a message that is not reserved changes
         nothing and returns False (unless a ``reservation_id`` was given: then ``NotReserved``)."""
         if available_at is None:
@@ -495,30 +520,48 @@ class QueueVerbs:
             return (yield from self._write_transfers(
                 targets, lambda: self._configure("upsert", None, {"push": config}, expect={"push": raw})))
 
-        info = yield from self._rewrite("push", write)
+        info = yield from self._rewrite("push", write, must_exist=not create)
         if info.settings.push is not None:
             yield from self._list_for_pushers(0)
         return info
 
-    def add_subscribers(self, subscribers: Sequence[Subscriber]) -> Verb[QueueInfo]:
-        """Add subscribers by url (a known url gets the new headers); a pull queue becomes a
-        multicast push queue. Creates the queue if needed."""
+    def add_subscribers(self, subscribers: Sequence[Subscriber], *, fixed_type: bool = False) -> Verb[QueueInfo]:
+        """Add subscribers (one of the same name, or unnamed with the same url, is replaced); a
+        pull queue becomes a multicast push queue, created if needed. With ``fixed_type`` (IronMQ
+        v3: a queue's type never changes) the queue must exist and be a push queue."""
 
         def change(current: PushConfig | None) -> PushConfig:
+            if current is None and fixed_type:
+                raise InvalidArgument("subscribers", "A pull queue has no subscribers (its type is fixed).")
             base = current or PushConfig(())
-            by_url = {s.url: s for s in base.subscribers} | {s.url: s for s in subscribers}
-            return dataclasses.replace(base, subscribers=tuple(by_url.values()))
+            merged = {_identity(s): s for s in base.subscribers} | {_identity(s): s for s in subscribers}
+            return dataclasses.replace(base, subscribers=tuple(merged.values()))
 
-        return (yield from self.update_push(change))
+        return (yield from self.update_push(change, create=not fixed_type))
 
-    def remove_subscribers(self, urls: Iterable[str]) -> Verb[QueueInfo]:
-        """Remove subscribers by url; with none left the queue is a pull queue again."""
-        gone = set(urls)
+    def replace_subscribers(self, subscribers: Sequence[Subscriber]) -> Verb[QueueInfo]:
+        """Replace every subscriber of a push queue; its type never changes (a pull queue refuses)."""
+
+        def change(current: PushConfig | None) -> PushConfig:
+            if current is None:
+                raise InvalidArgument("subscribers", "A pull queue has no subscribers (its type is fixed).")
+            return dataclasses.replace(current, subscribers=tuple({_identity(s): s for s in subscribers}.values()))
+
+        return (yield from self.update_push(change, create=False))
+
+    def remove_subscribers(self, keys: Iterable[str], *, fixed_type: bool = False) -> Verb[QueueInfo]:
+        """Remove the subscribers whose url or name is among ``keys``; with none left the queue is
+        a pull queue again, unless ``fixed_type`` (then the last one cannot be removed)."""
+        gone = set(keys) - {""}  # "" is no subscriber's url, nor the name of a named one
 
         def change(current: PushConfig | None) -> PushConfig | None:
             if current is None:
+                if fixed_type:
+                    raise InvalidArgument("subscribers", "A pull queue has no subscribers (its type is fixed).")
                 return None
-            left = tuple(s for s in current.subscribers if s.url not in gone)
+            left = tuple(s for s in current.subscribers if s.url not in gone and s.name not in gone)
+            if not left and fixed_type:
+                raise InvalidArgument("subscribers", "A push queue keeps at least one subscriber (its type is fixed).")
             return dataclasses.replace(current, subscribers=left) if left else PushConfig((), type="pull")
 
         return (yield from self.update_push(change, create=False))
@@ -531,12 +574,12 @@ class QueueVerbs:
         raw = yield Eval("push_claim", self._core_keys, args)
         now, next_at, active = raw[0], raw[1], bool(raw[2])
         deliveries = []
-        for i in range(4, len(raw), 8):
-            member, message_id, sid, url, tok, record, headers, hops = raw[i : i + 8]
+        for i in range(4, len(raw), 9):
+            member, message_id, sid, url, tok, record, headers, hops, name = raw[i : i + 9]
             _, timeout_ms, _, ctype, body = core.parse_record(record)
             deliveries.append(PushDelivery(
                 self.project, self.name, text(member), text(message_id), text(sid), text(url), text(tok),
-                body, ctype, timeout_ms / 1000, core.sendable_headers(orjson.loads(headers)), int(hops),
+                body, ctype, timeout_ms / 1000, core.sendable_headers(orjson.loads(headers)), int(hops), text(name),
             ))
         if active:
             due = next_at if next_at >= 0 else now + PUSH_RECHECK_MS
@@ -564,6 +607,15 @@ class QueueVerbs:
         raw = yield Eval("push_ack", self._core_keys, args)
         return bool(raw)
 
+    def ack_push_by_token(self, message_id: str, token: str) -> Verb[bool]:
+        """``ack_push`` named by the message and the delivery's token alone (IronMQ v3's
+        acknowledgement: the token went out as ``Iron-Reservation-Id``). A token ends in its
+        subscriber's two-digit index, so it names the subscriber message too."""
+        _check_id(message_id)
+        if not isinstance(token, str) or len(token) < 3 or not token[-2:].isdigit():
+            raise MessageNotFound()
+        return (yield from self.ack_push(message_id + token[-2:], token))
+
     def push_status(self, message_id: str) -> Verb[list[PushStatus]]:
         """Per subscriber, the delivery of a push-queue message ([] for a pull message)."""
         _check_id(message_id)
@@ -578,13 +630,13 @@ class QueueVerbs:
         for i, sub in enumerate(rec["subs"], start=1):
             remaining = sub.get("r", 0) if rec["t"] == "m" else rec["r"]
             out.append(PushStatus(f"{message_id}{i:02d}", sub["u"], sub["s"], sub["c"] or None, remaining,
-                                  rec["d"] / 1000, sub.get("e") or ""))
+                                  rec["d"] / 1000, sub.get("e") or "", sub.get("n", "")))
         return out
 
     # -- alerts ---------------------------------------------------------------------------------
 
-    def add_alerts(self, alerts: Sequence[Alert]) -> Verb[QueueInfo]:
-        """Add alerts (creating the queue if needed). Refused: a duplicate of an existing alert
+    def add_alerts(self, alerts: Sequence[Alert], *, create: bool = True) -> Verb[QueueInfo]:
+        """Add alerts (creating the queue if needed, unless ``create=False``: ``QueueNotFound``). Refused: a duplicate of an existing alert
         (type, direction and trigger), more than 5 in all, a progressive cycle."""
 
         def change(current: list[Alert]) -> list[Alert]:
@@ -593,15 +645,16 @@ class QueueVerbs:
                 raise InvalidArgument("alerts", "At least one new alert duplicates current queue alerts.")
             return [*current, *alerts]
 
-        return (yield from self._change_alerts(change))
+        return (yield from self._change_alerts(change, create=create))
 
-    def replace_alerts(self, alerts: Sequence[Alert]) -> Verb[QueueInfo]:
-        """Replace every alert ([] removes them all)."""
-        return (yield from self._change_alerts(lambda current: list(alerts)))
+    def replace_alerts(self, alerts: Sequence[Alert], *, create: bool = True) -> Verb[QueueInfo]:
+        """Replace every alert ([] removes them all); ``create`` as for add_alerts."""
+        return (yield from self._change_alerts(lambda current: list(alerts), create=create))
 
-    def remove_alerts(self, alert_ids: Sequence[str]) -> Verb[QueueInfo]:
-        """Remove alerts by id (unknown ids are skipped)."""
-        return (yield from self._change_alerts(lambda current: [a for a in current if a.id not in set(alert_ids)]))
+    def remove_alerts(self, alert_ids: Sequence[str], *, create: bool = True) -> Verb[QueueInfo]:
+        """Remove alerts by id (unknown ids are skipped); ``create`` as for add_alerts."""
+        gone = set(alert_ids)
+        return (yield from self._change_alerts(lambda current: [a for a in current if a.id not in gone], create=create))
 
     def remove_alert(self, alert_id: str) -> Verb[QueueInfo]:
         """Remove one alert; ``AlertNotFound`` if the queue has none with this id."""
@@ -613,8 +666,9 @@ class QueueVerbs:
 
         return (yield from self._change_alerts(change))
 
-    def _change_alerts(self, change: Callable[[list[Alert]], list[Alert]]) -> Verb[QueueInfo]:
-        """The alerts after ``change``, written only if nobody changed them meanwhile."""
+    def _change_alerts(self, change: Callable[[list[Alert]], list[Alert]], *, create: bool = True) -> Verb[QueueInfo]:
+        """The alerts after ``change``, written only if nobody changed them meanwhile. Creates the
+        queue if needed, unless ``create=False`` (then ``QueueNotFound``)."""
 
         def write(raw: str | None) -> Verb[QueueInfo]:
             alerts = change(list(core.decode_alerts(raw)))
@@ -623,17 +677,22 @@ class QueueVerbs:
             alerts = [a if a.id else dataclasses.replace(a, id=secrets.token_hex(12)) for a in alerts]
             for i, alert in enumerate(alerts):
                 core.check_alert(alert, i, self.ctx.limits, self.name)  # before looking at other queues
+            mode = "upsert" if create else "update"
             return (yield from self._write_transfers(
                 core.transfer_targets(None, alerts),
-                lambda: self._configure("upsert", None, {"alerts": tuple(alerts)}, expect={"alerts": raw})))
+                lambda: self._configure(mode, None, {"alerts": tuple(alerts)}, expect={"alerts": raw})))
 
-        return (yield from self._rewrite("alerts", write))
+        return (yield from self._rewrite("alerts", write, must_exist=not create))
 
-    def _rewrite(self, field: str, write: Callable[[str | None], Verb[QueueInfo]]) -> Verb[QueueInfo]:
+    def _rewrite(self, field: str, write: Callable[[str | None], Verb[QueueInfo]], *,
+                 must_exist: bool = False) -> Verb[QueueInfo]:
         """A read-modify-write of one meta field: ``write`` gets the field as read and must make
-        its change conditional on it (``expect``); when another caller won the race, read again."""
+        its change conditional on it (``expect``); when another caller won the race, read again.
+        With ``must_exist``, a missing queue is ``QueueNotFound`` before ``write`` runs."""
         for attempt in range(REWRITE_ATTEMPTS):
-            raw = yield Command(("HGET", self.keys.meta, field))
+            raw, queue_id = yield Command(("HMGET", self.keys.meta, field, "id"))
+            if must_exist and queue_id is None:
+                raise QueueNotFound()
             try:
                 return (yield from write(None if raw is None else text(raw)))
             except Changed:
@@ -855,14 +914,20 @@ class EngineVerbs:
     def queue(self, project: str, name: str) -> QueueVerbs:
         return QueueVerbs(self.ctx, project, name)
 
-    def list_queues(self, project: str, page: int = 0, per_page: int = 30) -> Verb[list[QueueRef]]:
-        """Queues of a project in name order; ``page`` counts from 0."""
+    def list_queues(self, project: str, page: int = 0, per_page: int = 30, *, after: str | None = None,
+                    prefix: str = "") -> Verb[list[QueueRef]]:
+        """Queues of a project in name order; ``page`` counts from 0. ``after`` starts after that
+        name (a queue of that name may or may not exist); ``prefix`` keeps names starting with it."""
         core.check_name("project", project, self.ctx.limits)
         core.check_int("page", page, 0, 2**31)
         core.check_int("per_page", per_page, 1, LIST_PAGE_MAX)
         pk = self.ctx.project_keys(project)
         start = page * per_page
-        names = yield Command(("ZRANGE", pk.queues, start, start + per_page - 1))
+        if after is None and not prefix:
+            names = yield Command(("ZRANGE", pk.queues, start, start + per_page - 1))
+        else:
+            low, high = _name_range(after, prefix)
+            names = yield Command(("ZRANGEBYLEX", pk.queues, low, high, "LIMIT", start, per_page))
         if not names:
             return []
         ids = yield Command(("HMGET", pk.names, *names))
@@ -1142,6 +1207,22 @@ def _path_back(came_from: dict[str, str], last: str, start: str) -> list[str]:
     while came_from[chain[-1]] != start:
         chain.append(came_from[chain[-1]])
     return [start, *reversed(chain), start]
+
+
+def _name_range(after: str | None, prefix: str) -> tuple[bytes, bytes]:
+    """ZRANGEBYLEX bounds of the names after ``after`` that start with ``prefix`` (all the registry's
+    scores are 0, so it is ordered by the names' bytes). No UTF-8 string holds the byte 0xff, so the
+    names starting with the prefix are exactly those from the prefix up to (not including) prefix + 0xff."""
+    if not isinstance(prefix, str) or (after is not None and not isinstance(after, str)):
+        raise InvalidArgument("prefix", "after and prefix must be strings")
+    low_name, high_name = (after or "").encode(), prefix.encode()
+    low = b"(" + low_name if after is not None and low_name >= high_name else b"[" + high_name
+    return low, b"(" + high_name + b"\xff" if prefix else b"+"
+
+
+def _identity(subscriber: Subscriber) -> tuple[str, str]:
+    """Which subscriber of a push queue this is: its name, or its url when it has none."""
+    return ("name", subscriber.name) if subscriber.name else ("url", subscriber.url)
 
 
 def _check_id(message_id: object) -> str:

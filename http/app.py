@@ -1,6 +1,7 @@
-"""The Starlette application: one port, three contracts over one engine.
+"""The Starlette application: one port, four contracts over one engine.
 
     /1/projects/{project_id}/...          IronMQ v1          (ironmq.py)
+    /3/projects/{project_id}/...          IronMQ v3          (ironmq3.py)
     /client/v4/accounts/{account_id}/...  Cloudflare Queues  (cloudflare.py)
     /v1/queues/...                        ElasticQueue       (elastic.py)
 
@@ -24,8 +25,9 @@ from ferrymq.engine import AsyncEngine, Pusher, Sweeper, Unavailable
 from ferrymq.engine.egress import EgressPolicy
 from ferrymq.engine.clock import Clock
 
-from . import cloudflare, dashboard, elastic, ironmq, logs, metrics, openapi
+from . import cloudflare, dashboard, elastic, ironmq, ironmq3, logs, metrics, openapi
 from ._common import JSON, BodyLimit
+from ._iron import push_headers
 from .auth import Auth, FailedAuths, TokenStore
 from .connect import redis_client
 from .errors import EXCEPTION_HANDLERS
@@ -38,7 +40,7 @@ def pusher(engine: AsyncEngine, settings: Settings) -> Pusher:
     """A push delivery loop, sending IronMQ's push headers (push queues are IronMQ's), to the
     addresses the egress policy allows."""
     return Pusher(engine, concurrency=settings.push_concurrency, timeout=settings.push_timeout,
-                  headers=ironmq.push_headers(settings.base_url), egress=EgressPolicy.allowing(settings.push_allow))
+                  headers=push_headers(settings.base_url), egress=EgressPolicy.allowing(settings.push_allow))
 
 
 async def ping(request: Any) -> JSON:
@@ -77,7 +79,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             if client is None:
                 await redis.aclose()
 
-    routes = [Route("/ping", ping), *ironmq.routes(), *cloudflare.routes(), *elastic.routes(),
+    routes = [Route("/ping", ping), *ironmq.routes(), *ironmq3.routes(), *cloudflare.routes(), *elastic.routes(),
               *metrics.routes(), *openapi.routes(), *dashboard.routes()]
     middleware = [
         Middleware(metrics.Instrument),  # timing, route metrics, request ids: first, so it sees every answer

@@ -34,7 +34,7 @@ from ferrymq.engine.errors import (
 
 log = logging.getLogger("ferrymq.http")
 
-IRONMQ, CLOUDFLARE, ELASTIC = "ironmq", "cloudflare", "elastic"
+IRONMQ, IRONMQ3, CLOUDFLARE, ELASTIC = "ironmq", "ironmq3", "cloudflare", "elastic"
 
 
 @dataclass(eq=False)
@@ -135,6 +135,12 @@ METHOD_NOT_ALLOWED = {
     CLOUDFLARE: Cell(405, 7003, "Method not allowed"),
     ELASTIC: Cell(405, "method_not_allowed", "Method not allowed"),
 }
+
+# IronMQ v3 answers every error as v1 does (same statuses, same {"msg"} texts), except a reservation
+# that is not current: v3's documents name it "Reservation timed out".
+for _cells in (*TABLE.values(), INTERNAL, NOT_FOUND, METHOD_NOT_ALLOWED):
+    _cells[IRONMQ3] = _cells[IRONMQ]
+TABLE[NotReserved][IRONMQ3] = Cell(403, None, "Reservation timed out")
 
 Renderer = Callable[[Problem], Response]
 _RENDERERS: list[tuple[str, str, Renderer]] = []  # (path prefix, contract, renderer), longest first

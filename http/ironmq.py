@@ -9,84 +9,57 @@ ignored. A missing queue reads as empty (v1 "virtual queues").
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
 
 from starlette.requests import Request
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 
 from ferrymq.engine import (
-    Alert,
     AlertNotFound,
     DeliveryPaused,
     Message,
     MessageNotFound,
     NewMessage,
-    PushConfig,
-    PushDelivery,
     PushStatus,
     QueueInfo,
     QueueNotFound,
     Subscriber,
 )
-from ferrymq.engine.aio import AsyncQueue
 
 from . import errors
-from ._common import JSON, auth, bearer, client_address, engine, integer, read_body, read_json, unless_disconnected
+from ._common import JSON, auth, client_address, engine, read_body, read_json, unless_disconnected
+from ._iron import (
+    DELAY,
+    EXPIRES_IN,
+    MAX_BATCH,
+    PER_PAGE,
+    TIMEOUT,
+    WAIT,
+    alert_ids,
+    alert_view,
+    alerts_of,
+    both,
+    json_object,
+    message_body,
+    message_items,
+    optional,
+    project,
+    push_config,
+    queue,
+    query_int,
+    render_error,
+    replacing_alerts,
+    required_subscribers,
+)
 from .errors import IRONMQ, Problem
 
-PREFIX = "/1/projects/"
-MAX_BATCH = 100
-TIMEOUT = (1, 86_400)  # message and reservation timeout, seconds (below DOCv1's 30: clients use 2, 10)
-DELAY = (0, 604_800)
-EXPIRES_IN = (1, 2_592_000)
-WAIT = (0, 30)
-PER_PAGE = (1, 100)
-RETRIES = (0, 100)
-RETRIES_DELAY = (3, 86_400)
-PUSH_TYPES = ("multicast", "unicast", "pull")
 STATUS = {"ready": "queued", "delayed": "queued", "reserved": "reserved", "pushing": "queued", "pushed": "deleted"}
-
-
-def render_error(problem: Problem) -> JSON:
-    return JSON({"msg": problem.text}, status_code=problem.status, headers=problem.headers)
 
 
 errors.register("/", IRONMQ, render_error)  # IronMQ's envelope also answers unknown paths
 
 
-# -- requests ------------------------------------------------------------------------------------
-
-
-async def project(request: Request, *, count: bool = True) -> str:
-    """The path's project, if the token (header or ``?oauth=``) belongs to it. ``count``: see
-    ``Auth.project_of``."""
-    token = bearer(request, "oauth", "bearer") or request.query_params.get("oauth")
-    owner = await auth(request).project_of(token, client_address(request), count=count)
-    if owner is None or owner != request.path_params["project_id"]:
-        raise Problem(401, "Invalid project/token combination")
-    return owner
-
-
-async def queue(request: Request, *, count: bool = True) -> AsyncQueue:
-    return engine(request).queue(await project(request, count=count), request.path_params["queue"])
-
-
-def query_int(request: Request, name: str, bounds: tuple[int, int], default: int) -> int:
-    """A query parameter; absent or 0 means the default (iron_go sends zeros on every GET)."""
-    raw = request.query_params.get(name, "")
-    if raw in ("", "0"):
-        return default
-    return integer(raw, name, *bounds)
-
-
-def optional(doc: dict[str, Any], name: str, bounds: tuple[int, int], field: str | None = None) -> int | None:
-    """A body field in seconds; absent, null or 0 mean the default (Java sends zero longs)."""
-    value = doc.get(name)
-    if value is None or value == 0:
-        return None
-    return integer(value, field or name, *bounds)
+# -- views ---------------------------------------------------------------------------------------
 
 
 def message_view(message: Message) -> dict[str, Any]:
@@ -121,11 +94,6 @@ def queue_view(info: QueueInfo) -> dict[str, Any]:
 
 def subscriber_view(subscriber: Subscriber) -> dict[str, Any]:
     return {"url": subscriber.url, "headers": subscriber.headers} if subscriber.headers else {"url": subscriber.url}
-
-
-def alert_view(alert: Alert) -> dict[str, Any]:
-    return {"id": alert.id, "type": alert.type, "direction": alert.direction, "trigger": alert.trigger,
-            "queue": alert.queue, "snooze": alert.snooze}
 
 
 def push_status_view(status: PushStatus) -> dict[str, Any]:
@@ -184,30 +152,16 @@ async def clear_queue(request: Request) -> JSON:
 
 async def post_messages(request: Request) -> JSON:
     q = await queue(request)
-    doc = await read_json(request)
-    if not isinstance(doc, dict):
-        raise Problem(400, "Request body must be a JSON object")
-    items = doc.get("messages")
-    if not items:
-        raise Problem(406, "messages is required")
-    if not isinstance(items, list):
-        raise Problem(400, "messages must be an array")
-    if len(items) > MAX_BATCH:
-        raise Problem(400, f"messages must hold at most {MAX_BATCH} messages")
+    items = message_items(await read_json(request))
     return posted(await q.put([new_message(item, i) for i, item in enumerate(items)]))
 
 
 def new_message(item: Any, i: int) -> NewMessage:
-    if not isinstance(item, dict):
-        raise Problem(400, f"messages[{i}] must be an object")
-    if "body" not in item or item["body"] is None:
-        raise Problem(406, f"messages[{i}].body is required")
-    if not isinstance(item["body"], str):
-        raise Problem(400, f"messages[{i}].body must be a string")
+    body = message_body(item, i)
     if len(item) == 1:
-        return NewMessage(item["body"])  # the body alone (most posts): every default
+        return NewMessage(body)  # the body alone (most posts): every default
     return NewMessage(
-        item["body"],
+        body,
         timeout=optional(item, "timeout", TIMEOUT),
         delay=optional(item, "delay", DELAY),
         expires_in=optional(item, "expires_in", EXPIRES_IN),
@@ -289,79 +243,6 @@ async def release_message(request: Request) -> JSON:
 PUSH_KEYS = {"push_type", "subscribers", "retries", "retries_delay", "error_queue"}
 
 
-def json_object(doc: Any) -> dict[str, Any]:
-    if not isinstance(doc, dict):
-        raise Problem(400, "Request body must be a JSON object")
-    return doc
-
-
-def push_config(doc: dict[str, Any], current: PushConfig | None) -> PushConfig | None:
-    """The queue's push settings after an update: given keys replace the current ones. None:
-    nothing to change (a pull queue updated without subscribers stays a pull queue)."""
-    push_type = doc.get("push_type")
-    if push_type is not None and push_type not in PUSH_TYPES:
-        raise Problem(400, "push_type must be multicast, unicast or pull")
-    if push_type == "pull":
-        return PushConfig((), type="pull")
-    subscribers = subscribers_of(doc) if doc.get("subscribers") is not None else None
-    if current is None and not subscribers:
-        if push_type is not None:
-            raise Problem(400, "A push queue needs at least one subscriber")
-        return None
-    base = current or PushConfig(())
-    retries = doc.get("retries")
-    delay = optional(doc, "retries_delay", RETRIES_DELAY)
-    error_queue = doc.get("error_queue", base.error_queue)
-    if error_queue is None:
-        error_queue = base.error_queue
-    if not isinstance(error_queue, str):
-        raise Problem(400, "error_queue must be a string")
-    return PushConfig(
-        tuple(subscribers) if subscribers else base.subscribers,
-        type=push_type or base.type,
-        retries=base.retries if retries is None else integer(retries, "retries", *RETRIES),
-        retries_delay=base.retries_delay if delay is None else delay,
-        error_queue=error_queue,
-    )
-
-
-def subscribers_of(doc: dict[str, Any]) -> list[Subscriber]:
-    items = doc.get("subscribers")
-    if not isinstance(items, list):
-        raise Problem(400, "subscribers must be an array")
-    return [subscriber(item, i) for i, item in enumerate(items)]
-
-
-def subscriber(item: Any, i: int) -> Subscriber:
-    if not isinstance(item, dict):
-        raise Problem(400, f"subscribers[{i}] must be an object")
-    url, headers = item.get("url"), item.get("headers") or {}
-    if not url:
-        raise Problem(406, f"subscribers[{i}].url is required")
-    if not isinstance(url, str):
-        raise Problem(400, f"subscribers[{i}].url must be a string")
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        raise Problem(400, f"subscribers[{i}].headers must map header names to strings")
-    return Subscriber(local_target(url, i), headers)
-
-
-def local_target(url: str, i: int) -> str:
-    """``ironmq:///q`` and ``ironmq://project:token@/q`` name a queue of this server; the
-    engine knows them as ``ironmq:///q``. Remote hosts and IronWorker targets do not exist in a
-    self-hosted server."""
-    scheme = url.partition(":")[0].lower()
-    if scheme == "ironworker":
-        raise Problem(400, f"subscribers[{i}].url: ironworker subscribers are not supported")
-    if scheme != "ironmq":
-        return url
-    parts = urlsplit(url)
-    if parts.hostname:
-        raise Problem(400, f"subscribers[{i}].url: ironmq subscribers on another host are not supported")
-    if parts.username is not None and not parts.password:
-        raise Problem(400, f"subscribers[{i}].url: an ironmq subscriber with a project needs its token")
-    return "ironmq:///" + unquote(parts.path.lstrip("/"))
-
-
 async def add_subscribers(request: Request) -> JSON:
     """Adds subscribers by url (an existing url gets the new headers); a pull queue becomes a
     multicast push queue."""
@@ -375,12 +256,6 @@ async def remove_subscribers(request: Request) -> JSON:
     q = await queue(request)
     gone = required_subscribers(json_object(await read_json(request)))
     return JSON(queue_view(await q.remove_subscribers(s.url for s in gone)))
-
-
-def required_subscribers(doc: dict[str, Any]) -> list[Subscriber]:
-    if not doc.get("subscribers"):
-        raise Problem(406, "subscribers is required")
-    return subscribers_of(doc)
 
 
 async def message_subscribers(request: Request) -> JSON:
@@ -413,26 +288,6 @@ async def acknowledge_push(request: Request) -> JSON:
     return JSON({"msg": "Deleted"})
 
 
-def push_headers(public_url: str) -> Callable[[PushDelivery], dict[str, str]]:
-    """The headers of IronMQ pushes. ``Iron-Subscriber-Message-Url`` lets a subscriber that
-    answered 202 acknowledge the delivery; ``public_url`` is where subscribers reach us."""
-    base = public_url.rstrip("/")
-
-    def headers(delivery: PushDelivery) -> dict[str, str]:
-        ack = (f"{base}{PREFIX}{delivery.project}/queues/{quote(delivery.queue, safe='')}"
-               f"/messages/{delivery.message_id}/subscribers/{delivery.subscriber_id}?oauth={delivery.token}")
-        return {
-            "Content-Type": "text/plain; charset=utf-8",
-            **delivery.headers,
-            "User-Agent": "IronMQ Pusherd",
-            "Iron-Message-Id": delivery.message_id,
-            "Iron-Subscriber-Message-Id": delivery.subscriber_id,
-            "Iron-Subscriber-Message-Url": ack,
-        }
-
-    return headers
-
-
 # -- alerts --------------------------------------------------------------------------------------
 
 
@@ -444,22 +299,14 @@ async def add_alerts(request: Request) -> JSON:
 
 async def replace_alerts(request: Request) -> JSON:
     q = await queue(request)
-    doc = json_object(await read_json(request))
-    if not isinstance(doc.get("alerts"), list):
-        raise Problem(406, "alerts is required")
-    await q.replace_alerts(alerts_of(doc) if doc["alerts"] else [])
+    await q.replace_alerts(replacing_alerts(json_object(await read_json(request))))
     return JSON({"msg": "Updated"})
 
 
 async def remove_alerts(request: Request) -> JSON:
     """Java sends whole alert objects; only their ids count."""
     q = await queue(request)
-    items = json_object(await read_json(request)).get("alerts")
-    if not items:
-        raise Problem(406, "alerts is required")
-    if not isinstance(items, list) or not all(isinstance(a, dict) and isinstance(a.get("id"), str) for a in items):
-        raise Problem(400, "alerts must be an array of objects with an id")
-    await q.remove_alerts([a["id"] for a in items])
+    await q.remove_alerts(alert_ids(json_object(await read_json(request)).get("alerts")))
     return JSON({"msg": "Deleted"})
 
 
@@ -473,46 +320,7 @@ async def remove_alert(request: Request) -> JSON:
     return JSON({"msg": "Deleted"})
 
 
-def alerts_of(doc: dict[str, Any]) -> list[Alert]:
-    items = doc.get("alerts")
-    if not items:
-        raise Problem(406, "alerts is required")
-    if not isinstance(items, list):
-        raise Problem(400, "alerts must be an array")
-    return [alert(item, i) for i, item in enumerate(items)]
-
-
-def alert(item: Any, i: int) -> Alert:
-    """Types are checked here (the engine checks ranges): a trigger or snooze given as a string,
-    even "1234", is refused."""
-    if not isinstance(item, dict):
-        raise Problem(400, f"alerts[{i}] must be an object")
-    for name in ("type", "trigger", "queue"):
-        if item.get(name) is None:
-            raise Problem(400, f"alerts[{i}].{name} is required")
-    if not is_int(item["trigger"]) or item["trigger"] < 1:
-        raise Problem(400, f"alerts[{i}].trigger must be a positive integer")
-    snooze = item.get("snooze", 0)
-    if snooze is None:
-        snooze = 0
-    if not is_int(snooze) or snooze < 0:
-        raise Problem(400, f"alerts[{i}].snooze must be a non-negative integer")
-    for name in ("type", "queue", "direction"):
-        if name in item and not isinstance(item[name], str):
-            raise Problem(400, f"alerts[{i}].{name} must be a string")
-    return Alert(item["type"], int(item["trigger"]), item["queue"], item.get("direction") or "asc", int(snooze))
-
-
-def is_int(value: Any) -> bool:
-    return not isinstance(value, bool) and (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
-
-
 # -- routing -------------------------------------------------------------------------------------
-
-
-def both(path: str, endpoint: Any, method: str) -> list[Route]:
-    """The path with and without a trailing slash (DOCv1 writes both; no redirects)."""
-    return [Route(path, endpoint, methods=[method]), Route(path + "/", endpoint, methods=[method])]
 
 
 def routes() -> list[BaseRoute]:

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.0 document of the three contracts (``GET /openapi.json``) and a page that
+"""The OpenAPI 3.0 document of the contracts (``GET /openapi.json``) and a page that
 renders it (``GET /docs``, self-contained: no CDN, nothing fetched but the document).
 
 The document is built here, in Python, from the contract modules' own constants (limits, media
@@ -22,7 +22,8 @@ from starlette.routing import BaseRoute, Route
 
 from ferrymq.engine import LIMITS
 
-from . import cloudflare, elastic, ironmq
+from . import _iron
+from . import cloudflare, elastic, ironmq3
 from ._common import JSON
 from .errors import NOT_REPLICATED
 
@@ -123,9 +124,9 @@ IRON_PARAMS = {
 ZERO_IS_DEFAULT = "0 or absent: the default"
 
 
-def iron_errors(*statuses: int) -> Schema:
+def iron_errors(*statuses: int, not_reserved: str = "Message not reserved") -> Schema:
     texts = {400: "Invalid request (the message names the field)", 401: "Invalid project/token combination",
-             403: "Message not reserved", 404: "Queue or message not found", 406: "A required field is missing",
+             403: not_reserved, 404: "Queue or message not found", 406: "A required field is missing",
              413: "Request body too large", 503: "Service unavailable, please retry", 504: NOT_REPLICATED}
     return {str(s): answer(texts[s], ref("IronError")) for s in (401, 503, 504, *statuses)}
 
@@ -148,15 +149,15 @@ IRON_SCHEMAS: dict[str, Schema] = {
     "IronQueue": obj(("id", "name", "project_id", "size", "total_messages"), id=STRING, name=STRING,
                      project_id=STRING, size=integer(), total_messages=integer(),
                      push_type=string("Push queues only", enum=["multicast", "unicast"]),
-                     retries=integer(ironmq.RETRIES, "Push queues only"),
-                     retries_delay=integer(ironmq.RETRIES_DELAY, "Push queues only, seconds"),
+                     retries=integer(_iron.RETRIES, "Push queues only"),
+                     retries_delay=integer(_iron.RETRIES_DELAY, "Push queues only, seconds"),
                      subscribers=array(ref("IronSubscriber")), error_queue=string("Only when set"),
                      alerts=array(ref("IronAlert"))),
     "IronQueueUpdate": obj(
         push_type=string("multicast (default with subscribers), unicast, or pull to turn push off",
-                         enum=list(ironmq.PUSH_TYPES)),
-        subscribers=array(ref("IronSubscriber")), retries=integer(ironmq.RETRIES),
-        retries_delay=integer((0, ironmq.RETRIES_DELAY[1]), f"Seconds between attempts ({ZERO_IS_DEFAULT}: 60)"),
+                         enum=list(_iron.PUSH_TYPES)),
+        subscribers=array(ref("IronSubscriber")), retries=integer(_iron.RETRIES),
+        retries_delay=integer((0, _iron.RETRIES_DELAY[1]), f"Seconds between attempts ({ZERO_IS_DEFAULT}: 60)"),
         error_queue=string("Queue for messages out of retries; \"\" turns it off"),
     ),
     "IronSubscriber": obj(("url",), url=string("http(s) URL, or ironmq:///queue"), headers=STRINGS),
@@ -172,9 +173,9 @@ IRON_SCHEMAS: dict[str, Schema] = {
     "IronAlerts": obj(("alerts",), alerts=array(ref("IronAlert"), 0, 5)),
     "IronNewMessage": obj(
         ("body",), body=STRING,
-        timeout=integer((0, ironmq.TIMEOUT[1]), f"Reservation timeout, seconds ({ZERO_IS_DEFAULT}: 60)"),
-        delay=integer((0, ironmq.DELAY[1]), "Seconds before the message can be reserved"),
-        expires_in=integer((0, ironmq.EXPIRES_IN[1]), f"Seconds the message lives ({ZERO_IS_DEFAULT}: 7 days)"),
+        timeout=integer((0, _iron.TIMEOUT[1]), f"Reservation timeout, seconds ({ZERO_IS_DEFAULT}: 60)"),
+        delay=integer((0, _iron.DELAY[1]), "Seconds before the message can be reserved"),
+        expires_in=integer((0, _iron.EXPIRES_IN[1]), f"Seconds the message lives ({ZERO_IS_DEFAULT}: 7 days)"),
     ),
     "IronMessage": obj(("id", "body", "timeout", "reserved_count"), id=STRING, body=STRING,
                        timeout=integer(), reserved_count=integer()),
@@ -185,14 +186,14 @@ IRON_SCHEMAS: dict[str, Schema] = {
 
 def iron_paths() -> dict[str, Schema]:
     q, m = f"{IRON_BASE}/queues/{{queue}}", f"{IRON_BASE}/queues/{{queue}}/messages"
-    n = query("n", integer((0, ironmq.MAX_BATCH)), f"How many messages ({ZERO_IS_DEFAULT}: 1)")
+    n = query("n", integer((0, _iron.MAX_BATCH)), f"How many messages ({ZERO_IS_DEFAULT}: 1)")
     message = ("project_id", "queue", "message_id")
     empty = body(obj(), required=False)
     return {
         f"{IRON_BASE}/queues": {"get": iron(
             "ironListQueues", "List queues (name order)", answer("Queues", array(ref("IronQueueRef"))), 400,
             params=("project_id",), extra=[query("page", integer((0, 2**31)), "Page, from 0"),
-                                          query("per_page", integer((0, ironmq.PER_PAGE[1])), f"{ZERO_IS_DEFAULT}: 30")])},
+                                          query("per_page", integer((0, _iron.PER_PAGE[1])), f"{ZERO_IS_DEFAULT}: 30")])},
         q: {
             "get": iron("ironGetQueue", "Get a queue", answer("The queue", ref("IronQueue")), 400, 404),
             "post": iron("ironUpdateQueue", "Create or update a queue (push settings)", answer("The queue", ref("IronQueue")),
@@ -204,14 +205,14 @@ def iron_paths() -> dict[str, Schema]:
                                     request=empty)},
         m: {
             "post": iron("ironPostMessages", "Put messages (creates the queue)", answer("Their ids", ref("IronPosted")),
-                         400, 406, 413, request=body(obj(("messages",), messages=array(ref("IronNewMessage"), 1, ironmq.MAX_BATCH)))),
+                         400, 406, 413, request=body(obj(("messages",), messages=array(ref("IronNewMessage"), 1, _iron.MAX_BATCH)))),
             "get": iron("ironReserveMessages", "Reserve messages (FIFO), optionally long-polling",
                         answer("Reserved messages (none: an empty list)", ref("IronMessages")), 400, extra=[
-                            n, query("timeout", integer((0, ironmq.TIMEOUT[1])), f"Reservation seconds ({ZERO_IS_DEFAULT})"),
-                            query("wait", integer((0, ironmq.WAIT[1])), "Long-poll seconds"),
+                            n, query("timeout", integer((0, _iron.TIMEOUT[1])), f"Reservation seconds ({ZERO_IS_DEFAULT})"),
+                            query("wait", integer((0, _iron.WAIT[1])), "Long-poll seconds"),
                             query("delete", string(enum=["true", "false"]), "Delete instead of reserving")]),
             "delete": iron("ironDeleteMessages", "Delete messages by id (best effort)", iron_msg("Deleted"), 400, 406,
-                           request=body(obj(("ids",), ids=array(string(minLength=1), 1, ironmq.MAX_BATCH)))),
+                           request=body(obj(("ids",), ids=array(string(minLength=1), 1, _iron.MAX_BATCH)))),
         },
         f"{m}/webhook": {"post": iron(
             "ironPostWebhook", "Put the raw request body as one message", answer("Its id", ref("IronPosted")), 400, 413,
@@ -230,7 +231,7 @@ def iron_paths() -> dict[str, Schema]:
             params=message, request=empty)},
         f"{m}/{{message_id}}/release": {"post": iron(
             "ironReleaseMessage", "Put a reserved message back (end of the queue)", iron_msg("Released"), 400, 404,
-            params=message, request=body(obj(delay=integer((0, ironmq.DELAY[1]), "Seconds before it is visible")),
+            params=message, request=body(obj(delay=integer((0, _iron.DELAY[1]), "Seconds before it is visible")),
                                          required=False))},
         **iron_push_paths(q, m, message),
     }
@@ -263,6 +264,142 @@ def iron_push_paths(q: str, m: str, message: tuple[str, ...]) -> dict[str, Schem
         },
         f"{q}/alerts/{{alert_id}}": {"delete": iron(
             "ironRemoveAlert", "Remove one alert", iron_msg("Deleted"), 400, 404,
+            params=("project_id", "queue", "alert_id"), request=body(obj(), required=False))},
+    }
+
+
+# -- IronMQ v3 -----------------------------------------------------------------------------------
+
+IRON3 = "IronMQ v3"
+IRON3_BASE = "/3/projects/{project_id}"
+
+
+def iron3(op_id: str, summary: str, ok: Schema, *errors: int, status: str = "200", request: Schema | None = None,
+          params: tuple[str, ...] = ("project_id", "queue"), extra: list[Schema] | None = None,
+          description: str = "") -> Schema:
+    return operation(op_id, summary, IRON3, {status: ok, **iron_errors(*errors, not_reserved="Reservation timed out")},
+                     request=request, params=[IRON_PARAMS[p] for p in params] + (extra or []),
+                     description=description)
+
+
+IRON3_SCHEMAS: dict[str, Schema] = {
+    "Iron3Subscriber": obj(("url",), name=string("Identifies the subscriber (one without a name: its url)"),
+                           url=string("http(s) URL, or ironmq:///queue"), headers=STRINGS),
+    "Iron3Push": obj(subscribers=array(ref("Iron3Subscriber")), retries=integer(_iron.RETRIES),
+                     retries_delay=integer((0, _iron.RETRIES_DELAY[1]), f"Seconds between attempts ({ZERO_IS_DEFAULT}: 60)"),
+                     error_queue=string("Queue for messages out of retries; \"\" turns it off")),
+    "Iron3DeadLetter": obj(("queue_name",), queue_name=string("The dead letter queue; \"\" removes it"),
+                           max_reservations=integer((0, ironmq3.MAX_RESERVATIONS[1]),
+                                                    f"Reservations before a message moves ({ZERO_IS_DEFAULT}: 10)")),
+    "Iron3QueueInput": obj(queue=obj(
+        message_timeout=integer((0, _iron.TIMEOUT[1]), f"Reservation seconds ({ZERO_IS_DEFAULT}: 60)"),
+        message_expiration=integer((0, _iron.EXPIRES_IN[1]), f"Seconds a message lives ({ZERO_IS_DEFAULT}: 7 days)"),
+        type=string("Set when the queue is created, never changed", enum=list(ironmq3.TYPES)),
+        push=ref("Iron3Push"), alerts=array(ref("IronAlert"), 0, 5), dead_letter=ref("Iron3DeadLetter"))),
+    "Iron3Queue": obj(("queue",), queue=obj(
+        ("id", "project_id", "name", "size", "total_messages", "message_timeout", "message_expiration", "type"),
+        id=STRING, project_id=STRING, name=STRING, size=integer(), total_messages=integer(),
+        message_timeout=integer(), message_expiration=integer(), type=string(enum=list(ironmq3.TYPES)),
+        push=ref("Iron3Push"), alerts=array(ref("IronAlert")), dead_letter=ref("Iron3DeadLetter"))),
+    "Iron3NewMessage": obj(("body",), body=STRING,
+                           delay=integer((0, _iron.DELAY[1]), "Seconds before the message can be reserved")),
+    "Iron3Message": obj(("id", "body", "reserved_count"), id=STRING, body=STRING, reserved_count=integer()),
+    "Iron3Reserved": obj(("id", "body", "reserved_count", "reservation_id"), id=STRING, body=STRING,
+                         reserved_count=integer(), reservation_id=STRING),
+    "Iron3PushStatus": obj(("name", "url", "status", "status_code", "retries_remaining", "retries_delay"),
+                           name=STRING, url=STRING,
+                           status=string(enum=["queued", "reserved", "retrying", "deleted", "error"]),
+                           status_code=integer() | {"nullable": True}, retries_remaining=integer(),
+                           retries_delay=integer()),
+}
+
+
+def iron3_paths() -> dict[str, Schema]:
+    q, m = f"{IRON3_BASE}/queues/{{queue}}", f"{IRON3_BASE}/queues/{{queue}}/messages"
+    message = ("project_id", "queue", "message_id")
+    queue = answer("The queue", ref("Iron3Queue"))
+    updated, deleted = iron_msg("Updated"), iron_msg("Deleted")
+    reservation = string("The id the reservation answered", minLength=1)
+    subscribers = body(obj(("subscribers",), subscribers=array(ref("Iron3Subscriber"), 1)))
+    posted = answer("Their ids", ref("IronPosted"))
+    return {
+        f"{IRON3_BASE}/queues": {"get": iron3(
+            "iron3ListQueues", "List queues (name order)", answer("Queues", obj(
+                ("queues",), queues=array(obj(("name",), name=STRING)))), 400,
+            params=("project_id",), extra=[
+                query("per_page", integer((0, _iron.PER_PAGE[1])), f"{ZERO_IS_DEFAULT}: 30"),
+                query("previous", STRING, "The last name of the previous page"),
+                query("prefix", STRING, "Only names starting with it")])},
+        q: {
+            "get": iron3("iron3GetQueue", "Get a queue", queue, 400, 404),
+            "put": iron3("iron3CreateQueue", "Create a queue, or change an existing one", queue, 400, 406,
+                         request=body(ref("Iron3QueueInput"), required=False),
+                         description="Alerts given replace the queue's. A push map or a push type makes a push queue."),
+            "patch": iron3("iron3UpdateQueue", "Change a queue (its type never changes)", queue, 400, 404, 406,
+                           request=body(ref("Iron3QueueInput"), required=False),
+                           description="Alerts given are added to the queue's."),
+            "delete": iron3("iron3DeleteQueue", "Delete a queue and its messages", deleted, 400, 404,
+                            request=body(obj(), required=False)),
+        },
+        m: {
+            "post": iron3("iron3PostMessages", "Put messages (creates the queue)", posted, 400, 406, 413, status="201",
+                          request=body(obj(("messages",), messages=array(ref("Iron3NewMessage"), 1, _iron.MAX_BATCH)))),
+            "get": iron3("iron3PeekMessages", "Next ready messages, not reserved", answer("Messages", obj(
+                ("messages",), messages=array(ref("Iron3Message")))), 400, 404, extra=[
+                    query("n", integer((0, _iron.MAX_BATCH)), f"How many messages ({ZERO_IS_DEFAULT}: 1)")]),
+            "delete": iron3("iron3DeleteMessages", "Delete messages by id, or (without ids) clear the queue",
+                            answer("Deleted, or Cleared", ref("IronMsg")), 400, 403, 404, 406,
+                            request=body(obj(ids=array({"oneOf": [string(minLength=1), obj(
+                                ("id",), id=string(minLength=1), reservation_id=reservation)]}, 1, _iron.MAX_BATCH)),
+                                required=False))},
+        f"{q}/webhook": {"post": iron3(
+            "iron3PostWebhook", "Put the raw request body as one message", posted, 400, 413, status="201",
+            request=body(string(), "*/*"), description="Usually authenticated with ?oauth=TOKEN.")},
+        f"{q}/reservations": {"post": iron3(
+            "iron3Reserve", "Reserve messages (FIFO), optionally long-polling", answer(
+                "Reserved messages (none: an empty list)", obj(("messages",), messages=array(ref("Iron3Reserved")))),
+            400, 404, request=body(obj(
+                n=integer((0, _iron.MAX_BATCH), f"How many messages ({ZERO_IS_DEFAULT}: 1)"),
+                timeout=integer((0, _iron.TIMEOUT[1]), f"Reservation seconds ({ZERO_IS_DEFAULT}: the queue's)"),
+                wait=integer((0, _iron.WAIT[1]), "Long-poll seconds"), delete=BOOLEAN), required=False))},
+        f"{m}/{{message_id}}": {
+            "get": iron3("iron3GetMessage", "Get a message by id", answer("The message", obj(
+                ("message",), message=ref("Iron3Message"))), 400, 404, params=message),
+            "delete": iron3("iron3DeleteMessage", "Delete a message (under its reservation), or acknowledge a push",
+                            deleted, 400, 403, 404, 406, params=message, request=body(obj(
+                                reservation_id=reservation, subscriber_name=string(
+                                    "With the push's Iron-Reservation-Id: acknowledges a delivery answered 202")),
+                                required=False))},
+        f"{m}/{{message_id}}/touch": {"post": iron3(
+            "iron3TouchMessage", "Renew a reservation (a new reservation id)", answer("The new reservation", obj(
+                ("reservation_id", "msg"), reservation_id=STRING, msg=STRING)), 400, 403, 404, 406, params=message,
+            request=body(obj(("reservation_id",), reservation_id=reservation, timeout=integer(
+                (0, _iron.TIMEOUT[1]), f"Seconds ({ZERO_IS_DEFAULT}: the reservation's)"))))},
+        f"{m}/{{message_id}}/release": {"post": iron3(
+            "iron3ReleaseMessage", "Put a reserved message back (at the front of the queue)", iron_msg("Released"),
+            400, 403, 404, 406, params=message, request=body(obj(
+                ("reservation_id",), reservation_id=reservation,
+                delay=integer((0, _iron.DELAY[1]), "Seconds before it is visible"))))},
+        f"{m}/{{message_id}}/subscribers": {"get": iron3(
+            "iron3PushStatuses", "Push status per subscriber", answer("Statuses", obj(
+                ("subscribers",), subscribers=array(ref("Iron3PushStatus")))), 400, 404, params=message)},
+        f"{q}/subscribers": {
+            "post": iron3("iron3AddSubscribers", "Add subscribers (or replace those of the same name)", updated,
+                          400, 404, 406, request=subscribers),
+            "put": iron3("iron3ReplaceSubscribers", "Replace every subscriber", updated, 400, 404, 406,
+                         request=subscribers),
+            "delete": iron3("iron3RemoveSubscribers", "Remove subscribers by name", updated, 400, 404, 406,
+                            request=body(obj(("subscribers",), subscribers=array(obj(name=STRING, url=STRING), 1)))),
+        },
+        f"{q}/alerts": {
+            "post": iron3("iron3AddAlerts", "Add alerts", updated, 400, 404, 406, request=body(ref("IronAlerts"))),
+            "put": iron3("iron3ReplaceAlerts", "Replace every alert ([] removes them)", updated, 400, 404, 406,
+                         request=body(ref("IronAlerts"))),
+            "delete": iron3("iron3RemoveAlerts", "Remove alerts by id", deleted, 400, 404, 406,
+                            request=body(obj(("alerts",), alerts=array(obj(("id",), id=STRING), 1)))),
+        },
+        f"{q}/alerts/{{alert_id}}": {"delete": iron3(
+            "iron3RemoveAlert", "Remove one alert", deleted, 400, 404,
             params=("project_id", "queue", "alert_id"), request=body(obj(), required=False))},
     }
 
@@ -562,6 +699,7 @@ SECURITY_SCHEMES = {
 }
 SECURITY = {
     IRON: [{"ironOAuth": []}, {"ironQuery": []}],
+    IRON3: [{"ironOAuth": []}, {"ironQuery": []}],
     CF: [{"cfBearer": []}, {"cfAuthKey": []}, {"cfServiceKey": []}],
     EQ: [{"eqToken": []}],
 }
@@ -578,19 +716,19 @@ def secured(paths: dict[str, Schema]) -> dict[str, Schema]:
 
 @functools.cache
 def document() -> dict[str, Any]:
-    paths = secured({**iron_paths(), **cf_paths(), **eq_paths(), **ops_paths()})
+    paths = secured({**iron_paths(), **iron3_paths(), **cf_paths(), **eq_paths(), **ops_paths()})
     return {
         "openapi": "3.0.3",
         "info": {
             "title": "FerryMQ",
             "version": version("ferrymq"),
-            "description": "One set of queues, three wire contracts: IronMQ v1, Cloudflare Queues (v4 envelope) "
-                           "and ElasticQueue (JSON:API). A token opens one project; Cloudflare's account and "
+            "description": "One set of queues, four wire contracts: IronMQ v1 and v3, Cloudflare Queues (v4 "
+                           "envelope) and ElasticQueue (JSON:API). A token opens one project; Cloudflare's account and "
                            "IronMQ's project are that project. Every IronMQ path also answers with a trailing slash.",
         },
-        "tags": [{"name": IRON}, {"name": CF}, {"name": EQ}, {"name": OPS}],
+        "tags": [{"name": IRON}, {"name": IRON3}, {"name": CF}, {"name": EQ}, {"name": OPS}],
         "paths": paths,
-        "components": {"schemas": {**IRON_SCHEMAS, **CF_SCHEMAS, **EQ_SCHEMAS},
+        "components": {"schemas": {**IRON_SCHEMAS, **IRON3_SCHEMAS, **CF_SCHEMAS, **EQ_SCHEMAS},
                        "securitySchemes": SECURITY_SCHEMES},
     }
 

@@ -23,7 +23,7 @@ local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[
 if not Q.exists then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
 local removed = queue_size(Q) + Q.pushing
 redis.call("UNLINK", KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[9], KEYS[10])
-Q.ghosts, Q.xtail, Q.pushing = 0, 0, 0
+Q.ghosts, Q.xtail, Q.pushing, Q.front = 0, 0, 0, 0
 count(Q, "c_cleared", removed)
 flush(Q)
 return {removed, flags(Q)}

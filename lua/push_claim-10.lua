@@ -20,7 +20,7 @@
   Returns: {now, next_at (earliest event still pending, -1 if none), active (1 = a push queue or
             deliveries pending), flags, then per delivery: member, message id, subscriber id,
             url, token, record, subscriber headers (JSON), hops (transfers the message went
-            through)}
+            through), subscriber name ("" = unnamed)}
   Errors:  none
 ]]
 -- @include "queue"
@@ -31,9 +31,13 @@ local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[
 if not Q.exists then return {now, -1, 0, flags(Q)} end
 local n, lease, token = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 
-local function headers_of(url)
+-- The headers of the configured subscriber a status entry is for: found by name (IronMQ v3 names
+-- its subscribers, and two may share a url), else by url.
+local function headers_of(entry)
   for _, sub in ipairs(Q.pushcfg and Q.pushcfg.subs or {}) do
-    if sub.url == url and sub.headers then return cjson.encode(sub.headers) end
+    if (entry.n and sub.name == entry.n) or (not entry.n and sub.url == entry.u) then
+      return sub.headers and cjson.encode(sub.headers) or "{}"
+    end
   end
   return "{}"
 end
@@ -62,8 +66,8 @@ for _, member in ipairs(due) do
     if score and tonumber(score) <= now then
       sub.s, sub.l, sub.k = "reserved", "post", token .. string.format("%02d", index)
       redis.call("ZADD", Q.push, now + lease, member)
-      for _, v in ipairs({member, id, subscriber_id(id, index), sub.u, sub.k, record, headers_of(sub.u),
-                          rec.h or 0}) do
+      for _, v in ipairs({member, id, subscriber_id(id, index), sub.u, sub.k, record, headers_of(sub),
+                          rec.h or 0, sub.n or ""}) do
         reply[#reply + 1] = v
       end
     end

@@ -61,6 +61,7 @@ while #ids < n and budget > 0 do
     end
   end
 end
+popped(Q, n + K - budget)
 drop(Q, skipped)
 count(Q, "c_expired", #skipped)
 

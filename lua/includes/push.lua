@@ -4,8 +4,9 @@
   A status record (JSON in `pstatus`, per message):
     t    "m" multicast (a delivery per subscriber) or "u" unicast (one delivery, tried on each
          subscriber in turn: the first success ends it)
-    subs per subscriber: u url, s status, c last HTTP code (false before any), r retries left
-         (multicast), e last error text, k token of the current attempt, l lease kind
+    subs per subscriber: u url, n name (named subscribers only), s status, c last HTTP code (false
+         before any), r retries left (multicast), e last error text, k token of the current
+         attempt, l lease kind
     r    retries left (unicast), d retry delay ms, q error queue ("" = none), cur unicast's
          current subscriber, done true once no delivery is pending, h transfers the message went
          through (forwards and error queues; absent: none), carried to its error-queue messages

@@ -3,7 +3,7 @@
   by `-- @include "queue"`; every key arrives through open_queue(), built from the caller's KEYS.
 
   Data model of one queue (all keys share the queue's hash tag):
-    meta      hash  settings (times in ms), counters, id; `ghosts` and `xtail` below
+    meta      hash  settings (times in ms), counters, id; `ghosts`, `xtail` and `front` below
     ready     list  ids in FIFO order. Deleting a ready message leaves its id in the list as a
                     "ghost" (no record); `ghosts` counts them, so ready = LLEN - ghosts.
     delayed   zset  id -> due ms              reserved  zset  id -> deadline ms
@@ -29,6 +29,14 @@
   So when the head of `ready` is alive and unexpired, every in-order message behind it is
   unexpired as well, and the only expired messages left are in `expiry`. sweep_head() pops
   expired and ghost ids from the head; expire_indexed() handles the index.
+
+  Requeue to the front (setting `requeue` = "front", IronMQ v3): a lapsed or released message is
+  pushed at the head of `ready` instead of appended. meta `front` counts the ids at the head that
+  got there so (or became ghosts there); each of them is registered in `expiry`, because the
+  in-order messages behind them may expire sooner. The FIFO's own order, and the claim above,
+  resume at index `front`: sweep_head() looks there too (sweep_behind_front), and an expired
+  message found there becomes a ghost that joins the front ids. Every pop from the head lowers
+  `front` (popped). Queues that requeue at the end never have a front region.
 ]]
 
 local function now_from(arg)
@@ -67,9 +75,10 @@ end
 local function open_queue(meta, ready, delayed, reserved, expiry, msg, dlv, outbox, push, pstatus, now)
   local m = redis.call("HMGET", meta, "id", "max_deliveries", "dlq", "retry_delay", "paused",
     "ghosts", "xtail", "timeout", "delay", "expires_in", "id_ms", "id_sfx", "push", "alerts",
-    "pushing", "alerts_fired", "due", "over")
+    "pushing", "alerts_fired", "due", "over", "requeue", "front")
   local due = m[17] and tonumber(m[17]) or nil
   local ghosts, xtail, pushing = tonumber(m[6] or "0"), tonumber(m[7] or "0"), tonumber(m[15] or "0")
+  local front = tonumber(m[20] or "0")
   local Q = {
     meta = meta, ready = ready, delayed = delayed, reserved = reserved, expiry = expiry,
     msg = msg, dlv = dlv, outbox = outbox, push = push, pstatus = pstatus,
@@ -86,6 +95,9 @@ local function open_queue(meta, ready, delayed, reserved, expiry, msg, dlv, outb
     fired = m[16] and cjson.decode(m[16]) or {},      -- alert id -> ms it last fired
     due = due, due0 = due,                            -- see `due` above; nil = unknown
     over = m[18] or nil,  -- "<quota> <limit>": the sweeper found the project over it (put refuses)
+    to_front = m[19] == "front",                      -- requeue at the head (see `front` above)
+    front = front, front0 = front,
+    prepend = nil,        -- ids to push at the head of `ready` at the next flush (made when needed)
     indexed = nil,        -- does `expiry` exist? (looked up once, when first needed)
     append = {},          -- ids to append to `ready` at the next flush, in order
     counts = {},          -- counter field -> increment
@@ -126,6 +138,24 @@ local function append_ready(Q, id, expire_at)
   return false
 end
 
+-- A message whose delivery ended goes back to the FIFO: appended, or pushed at the head on a queue
+-- that requeues to the front (at the next flush). A message at the front is registered in
+-- `expiry` (see `front` above). Returns true when it needs no `expiry` entry.
+local function requeue(Q, id, expire_at)
+  if not Q.to_front then return append_ready(Q, id, expire_at) end
+  Q.prepend = Q.prepend or {}
+  Q.prepend[#Q.prepend + 1] = id
+  redis.call("ZADD", Q.expiry, expire_at, id)
+  Q.indexed = true
+  due_by(Q, expire_at)
+  return false
+end
+
+-- n ids were popped off the head of `ready`: the front region shrinks first.
+local function popped(Q, n)
+  if Q.front > 0 then Q.front = math.max(0, Q.front - n) end
+end
+
 -- Push-queue messages are a fourth state beside ready, delayed and reserved: never in those sets,
 -- they have a status record in `pstatus` (per subscriber: status, last code, retries left) and
 -- deliveries in `push` scored by their next event ("<id>|<n>" per subscriber for multicast,
@@ -148,7 +178,9 @@ end
 local function start_push(Q, id, due, expire_at, hops)
   local cfg = Q.pushcfg
   local subs = {}
-  for i, sub in ipairs(cfg.subs) do subs[i] = {u = sub.url, s = "queued", c = false, r = cfg.retries} end
+  for i, sub in ipairs(cfg.subs) do
+    subs[i] = {u = sub.url, n = sub.name, s = "queued", c = false, r = cfg.retries}
+  end
   local rec = {t = cfg.type == "unicast" and "u" or "m", subs = subs, r = cfg.retries, d = cfg.delay,
     q = cfg.errq or "", cur = 1}
   if hops and hops > 0 then rec.h = hops end
@@ -222,12 +254,35 @@ local function end_delivery(Q, id, deliveries, expire_at, delay)
     Q.indexed = true
     return "delayed"
   end
-  append_ready(Q, id, expire_at)
+  requeue(Q, id, expire_at)
   return "ready"
 end
 
--- Pops ghosts and expired messages off the head of `ready` (at most K). Appends still pending
--- in Q.append go to the tail and are unexpired, so they never matter here.
+-- Behind the front region the FIFO's own order resumes (see `front` above): expire what waits at
+-- index `front` as sweep_head does at the head. What is expired there becomes a ghost in place and
+-- joins the front region (it is popped when it reaches the head), so the next look goes further.
+local function sweep_behind_front(Q, K)
+  for _ = 1, K do
+    local id = redis.call("LINDEX", Q.ready, Q.front)
+    if not id then return false end
+    local rec = redis.call("HGET", Q.msg, id)
+    if rec then
+      local expire_s = rec_expire(rec)
+      if expire_s > Q.now_s then
+        Q.head_expire = math.min(Q.head_expire, tonumber(expire_s))
+        return false
+      end
+      drop(Q, {id})
+      count(Q, "c_expired", 1)
+      Q.ghosts = Q.ghosts + 1
+    end
+    Q.front = Q.front + 1
+  end
+  return true
+end
+
+-- Pops ghosts and expired messages off the head of `ready` (at most K). Appends and prepends
+-- still pending (Q.append, Q.prepend) are unexpired, so they never matter here.
 local function sweep_head(Q, K)
   for _ = 1, K do
     local id = redis.call("LINDEX", Q.ready, 0)
@@ -237,7 +292,7 @@ local function sweep_head(Q, K)
       local expire_s = rec_expire(rec)
       if expire_s > Q.now_s then
         Q.head_expire = tonumber(expire_s)
-        return false
+        return Q.front > 0 and sweep_behind_front(Q, K)
       end
       redis.call("LPOP", Q.ready)
       drop(Q, {id})
@@ -246,6 +301,7 @@ local function sweep_head(Q, K)
       redis.call("LPOP", Q.ready)
       Q.ghosts = Q.ghosts - 1
     end
+    popped(Q, 1)
   end
   return true
 end
@@ -272,7 +328,7 @@ local function maintain(Q, K, head)
   local lapsed = redis.call("ZRANGEBYSCORE", Q.reserved, "-inf", now_s, "WITHSCORES", "LIMIT", "0", K_s)
   local due = redis.call("ZRANGEBYSCORE", Q.delayed, "-inf", now_s, "WITHSCORES", "LIMIT", "0", K_s)
   local more = #lapsed == 2 * K or #due == 2 * K
-  local states, exps = {}, {}
+  local states, exps, delivered = {}, {}, nil
   if #lapsed > 0 then
     local ids = {}
     for i = 1, #lapsed, 2 do ids[#ids + 1] = lapsed[i] end
@@ -284,6 +340,8 @@ local function maintain(Q, K, head)
     for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
     redis.call("ZREM", Q.delayed, unpack(ids))
     exps = redis.call("ZMSCORE", Q.expiry, unpack(ids))
+    -- delivered before: a release with a delay, which requeues like any other release
+    if Q.to_front then delivered = redis.call("HMGET", Q.dlv, unpack(ids)) end
   end
   local i, j, gone, ordered = 1, 1, {}, {}
   while i <= #lapsed or j <= #due do
@@ -295,6 +353,8 @@ local function maintain(Q, K, head)
       local id, expire_at = due[j], tonumber(exps[(j + 1) / 2] or "0")
       if expire_at <= Q.now then
         gone[#gone + 1] = id
+      elseif delivered and delivered[(j + 1) / 2] then
+        requeue(Q, id, expire_at)
       elseif append_ready(Q, id, expire_at) then
         ordered[#ordered + 1] = id -- in expiry order now: its index entry is not needed
       end
@@ -378,19 +438,30 @@ end
 -- Writes what the helpers deferred: appends to `ready` (announced on Q.channel when the caller
 -- set one), ghosts/xtail, pushing, counters; then fires alerts the size change crossed.
 local function flush(Q)
-  if #Q.append > 0 then
+  local added = #Q.append
+  if added > 0 then
     redis.call("RPUSH", Q.ready, unpack(Q.append))
-    if Q.channel then redis.call("PUBLISH", Q.channel, #Q.append) end
     Q.append = {}
   end
+  if Q.prepend then
+    redis.call("LPUSH", Q.ready, unpack(Q.prepend))
+    Q.front = Q.front + #Q.prepend
+    added = added + #Q.prepend
+    Q.prepend = nil
+  end
+  if added > 0 and Q.channel then redis.call("PUBLISH", Q.channel, added) end
   if redis.call("LLEN", Q.ready) == 0 then
-    Q.ghosts, Q.xtail = 0, 0   -- an empty list restarts the expiry order and heals any drift
+    Q.ghosts, Q.xtail, Q.front = 0, 0, 0   -- an empty list restarts the expiry order and heals any drift
   end
   if Q.ghosts > Q.ghosts0 then due_by(Q, Q.now) end  -- a ghost may be at the head: sweep it
   local sets = {}
   if Q.ghosts ~= Q.ghosts0 or Q.xtail ~= Q.xtail0 then
     sets[1], sets[2], sets[3], sets[4] = "ghosts", Q.ghosts, "xtail", string.format("%d", Q.xtail)
     Q.ghosts0, Q.xtail0 = Q.ghosts, Q.xtail
+  end
+  if Q.front ~= Q.front0 then
+    sets[#sets + 1], sets[#sets + 2] = "front", Q.front
+    Q.front0 = Q.front
   end
   if Q.pushing ~= Q.pushing0 then
     sets[#sets + 1], sets[#sets + 2] = "pushing", Q.pushing

@@ -3,19 +3,14 @@ and npm iron_mq 0.2.4, each through a full pull-queue lifecycle."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 import urllib
 import urllib.parse
-from pathlib import Path
 
 import pytest
 import requests
 
 PROJECT, TOKEN = "000000000000000000000001", "token-a"
-HERE = Path(__file__).parent
 
 
 @pytest.fixture
@@ -103,32 +98,8 @@ def test_python_client_long_poll_and_errors(iron):
     assert unreserved.value.response.status_code == 403
 
 
-@pytest.fixture(scope="session")
-def node_client() -> Path:
-    """npm iron_mq 0.2.4 installed from tests/clients/package-lock.json (once, when missing)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.fail("node and npm are needed for the Node client tests")
-    if not (HERE / "node_modules" / "iron_mq").is_dir():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, capture_output=True, timeout=300)
-    return Path(node)
-
-
-def run_node(node: Path, server, queue: str, script: str = "iron_node_lifecycle.js") -> dict:
-    port = server.url.rsplit(":", 1)[1]
-    env = {
-        "PATH": os.environ.get("PATH", ""), "HOME": str(HERE),
-        "IRON_SCHEME": "http", "IRON_HOST": "127.0.0.1", "IRON_PORT": port,
-        "IRON_TOKEN": TOKEN, "IRON_PROJECT_ID": PROJECT,
-    }
-    done = subprocess.run([str(node), str(HERE / script), queue], cwd=HERE, env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr + done.stdout
-    return json.loads(done.stdout)
-
-
-def test_node_client_lifecycle(node_client, server):
-    out = run_node(node_client, server, "node-lifecycle")
+def test_node_client_lifecycle(run_node):
+    out = run_node("iron_node_lifecycle.js", "node-lifecycle")
     assert out["firstId"].isdigit() and len(out["ids"]) == 2
     assert (out["info"]["name"], out["info"]["size"], out["info"]["total_messages"]) == ("node-lifecycle", 3, 3)
     assert out["peeked"] == ["hello", "two", "three"] and out["peekOne"] == "hello"
@@ -146,8 +117,8 @@ def test_node_client_lifecycle(node_client, server):
     assert out["emptyGet"] == []
 
 
-def test_node_client_push_queues_and_alerts(node_client, server):
-    out = run_node(node_client, server, "node-push", "iron_node_push.js")
+def test_node_client_push_queues_and_alerts(run_node):
+    out = run_node("iron_node_push.js", "node-push")
     assert (out["updated"]["push_type"], out["updated"]["retries"]) == ("unicast", 2)
     assert [s["url"] for s in out["added"]["subscribers"]] == ["http://a.example/hook", "http://b.example/hook"]
     assert [s["url"] for s in out["removed"]["subscribers"]] == ["http://b.example/hook"]

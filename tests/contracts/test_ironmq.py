@@ -3,38 +3,21 @@
 
 from __future__ import annotations
 
-import socket
 import json
-import threading
+import socket
 import time
 
-import httpx
 import pytest
 
 from ferrymq.engine import Engine
 
-PROJECT, TOKEN = "000000000000000000000001", "token-a"
-OTHER_PROJECT, OTHER_TOKEN = "000000000000000000000002", "token-b"
-AUTH = {"Authorization": f"OAuth {TOKEN}"}
+from .iron import AUTH, OTHER_PROJECT, OTHER_TOKEN, PROJECT, TOKEN, err, ok, post_soon
+
 BASE = f"/1/projects/{PROJECT}"
 
 
 def url(path: str) -> str:
     return BASE + path
-
-
-def ok(response: httpx.Response) -> object:
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == "application/json"
-    return response.json()
-
-
-def err(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert set(body) == {"msg"}
-    return body["msg"]
 
 
 def post(http, queue, *bodies, **options):
@@ -277,12 +260,7 @@ def test_timed_out_messages_return_to_the_end_of_the_queue(http, server):
 
 
 def test_long_poll_returns_as_soon_as_another_client_posts(http, server):
-    def later():
-        time.sleep(0.2)
-        with httpx.Client(base_url=server.url) as other:
-            other.post(url("/queues/lp/messages"), json={"messages": [{"body": "now"}]}, headers=AUTH)
-
-    threading.Thread(target=later).start()
+    post_soon(server.url, url("/queues/lp/messages"), "now")
     started = time.monotonic()
     [m] = reserve(http, "lp", wait=5)
     elapsed = time.monotonic() - started

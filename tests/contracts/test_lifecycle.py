@@ -16,6 +16,7 @@ import pytest
 BODY = '{"order": 42, "note": "crème brûlée ✓"}'
 IRON_BASE = "/1/projects/000000000000000000000001"
 IRON_AUTH = {"Authorization": "OAuth token-a"}
+IRON3_BASE = "/3/projects/000000000000000000000001"
 JSONAPI = "application/vnd.api+json"
 CF_BASE = "/client/v4/accounts/000000000000000000000001"
 CF_AUTH = {"Authorization": "Bearer token-a"}
@@ -77,6 +78,41 @@ class IronMQ:
 
     def read(self, queue: str, message_id: str) -> tuple[str, str]:
         got = ok(self.http.get(self.url(queue, f"/messages/{message_id}"), headers=IRON_AUTH))
+        return got["id"], got["body"]
+
+
+class IronMQ3:
+    """IronMQ v3: reservation ids on the wire; touch answers a new one."""
+
+    name = "ironmq3"
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+
+    def call(self, method: str, queue: str, path: str = "", doc: Any = None, status: int = 200) -> Any:
+        return ok(self.http.request(method, f"{IRON3_BASE}/queues/{queue}{path}", json=doc, headers=IRON_AUTH), status)
+
+    def produce(self, queue: str, body: str) -> str:
+        return self.call("POST", queue, "/messages", {"messages": [{"body": body}]}, 201)["ids"][0]
+
+    def reserve(self, queue: str) -> Reserved | None:
+        got = self.call("POST", queue, "/reservations", {"n": 1, "timeout": RESERVATION})["messages"]
+        return Reserved(got[0]["id"], got[0]["body"], got[0]["reservation_id"]) if got else None
+
+    def touch(self, queue: str, message_id: str, handle: Any) -> Any:
+        return self.call("POST", queue, f"/messages/{message_id}/touch", {"reservation_id": handle})["reservation_id"]
+
+    def release(self, queue: str, message_id: str, handle: Any) -> None:
+        self.call("POST", queue, f"/messages/{message_id}/release", {"reservation_id": handle})
+
+    def delete(self, queue: str, message_id: str, handle: Any) -> None:
+        self.call("DELETE", queue, f"/messages/{message_id}", {"reservation_id": handle})
+
+    def size(self, queue: str) -> int:
+        return self.call("GET", queue)["queue"]["size"]
+
+    def read(self, queue: str, message_id: str) -> tuple[str, str]:
+        got = self.call("GET", queue, f"/messages/{message_id}")["message"]
         return got["id"], got["body"]
 
 
@@ -175,7 +211,7 @@ class CloudflareQueues:
         return got["id"], got["body"]
 
 
-CONTRACTS = [IronMQ, ElasticQueue, CloudflareQueues]
+CONTRACTS = [IronMQ, IronMQ3, ElasticQueue, CloudflareQueues]
 PAIRS = [
     pytest.param(producer, consumer, id=f"{producer.name}-to-{consumer.name}")
     for producer in CONTRACTS for consumer in CONTRACTS
@@ -222,3 +258,17 @@ def test_an_elastic_bulk_is_consumed_in_order_through_ironmq(http):
     ids = [resource["id"] for resource in ok(r, 202)["data"]]
     got = ok(http.get(f"{IRON_BASE}/queues/bulk/messages", params={"n": 10}, headers=IRON_AUTH))["messages"]
     assert [(m["id"], m["body"]) for m in got] == [(i, str(n)) for n, i in enumerate(ids)]
+
+
+@pytest.mark.parametrize("consumer", CONTRACTS, ids=[c.name for c in CONTRACTS])
+@pytest.mark.parametrize("producer, requeued_first", [
+    pytest.param(IronMQ3, True, id="queue-made-by-ironmq3"), pytest.param(IronMQ, False, id="queue-made-by-ironmq"),
+])
+def test_the_queue_decides_where_a_release_goes_whichever_contract_releases(http, producer, requeued_first, consumer):
+    """A queue created through IronMQ v3 requeues at the front, one created through v1 at the end."""
+    first, second = (producer(http).produce("q", body) for body in ("first", "second"))
+    consume = consumer(http)
+    got = consume.reserve("q")
+    assert got.id == first
+    consume.release("q", got.id, got.handle)
+    assert consume.reserve("q").id == (first if requeued_first else second)

@@ -8,7 +8,9 @@ import threading
 import pytest
 import redis
 
-from ferrymq.engine import Alert, AlertNotFound, Engine, InvalidArgument, NewMessage, PushConfig, Subscriber
+from ferrymq.engine import (
+    Alert, AlertNotFound, Engine, InvalidArgument, NewMessage, PushConfig, QueueNotFound, Subscriber,
+)
 
 
 def fired(engine, target="alerts"):
@@ -111,6 +113,18 @@ def test_replace_and_remove(engine):
     assert q.remove_alert(b.id).settings.alerts == ()
     assert q.replace_alerts([Alert("progressive", 4, "a")]).settings.alerts[0].trigger == 4
     assert q.replace_alerts([]).settings.alerts == ()
+
+
+def test_alert_changes_may_refuse_to_create_the_queue(engine):
+    q = engine.queue("p", "missing")
+    for change in (lambda: q.add_alerts([Alert("fixed", 1, "a")], create=False),
+                   lambda: q.replace_alerts([Alert("fixed", 1, "a")], create=False),
+                   lambda: q.remove_alerts(["x"], create=False)):
+        with pytest.raises(QueueNotFound):
+            change()
+    assert engine.list_queues("p") == []
+    q.create()
+    assert len(q.add_alerts([Alert("fixed", 1, "a")], create=False).settings.alerts) == 1
 
 
 # -- firing -------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ferrymq.engine import Alert, InvalidArgument, MessageNotFound, NewMessage, PushConfig, Subscriber
+from ferrymq.engine import Alert, InvalidArgument, MessageNotFound, NewMessage, PushConfig, QueueNotFound, Subscriber
 
 A, B = "http://a.example/hook", "http://b.example/hook"
 LEASE = 70.0
@@ -129,6 +129,19 @@ def test_a_202_waits_for_its_acknowledgement(engine, clock):
     assert q.ack_push(mid + "01") is False  # nothing waits any more
 
 
+def test_a_202_may_be_acknowledged_by_the_message_and_the_deliverys_token(engine):
+    q = push_queue(engine, "q", A, B)
+    [mid] = q.put(["slow job"])
+    deliveries = {d.url: d for d in q.claim_pushes(10, LEASE).deliveries}
+    for d in deliveries.values():
+        q.report_push(d, 202)
+    for wrong in ("", "x", deliveries[A].token[:-2] + "99"):
+        with pytest.raises(MessageNotFound):
+            q.ack_push_by_token(mid, wrong)
+    assert q.ack_push_by_token(mid, deliveries[B].token) is True
+    assert statuses(q, mid) == [(A, "reserved", 202, 3), (B, "deleted", 202, 3)]
+
+
 def test_a_202_not_acknowledged_in_time_is_retried(engine, clock):
     q = push_queue(engine, "q", A, retries_delay=10)
     [mid] = q.put([NewMessage("job", timeout=30)])
@@ -213,6 +226,41 @@ def test_reverting_to_pull_keeps_pushed_messages_statuses(engine):
     q.put(["pulled"])
     assert [m.body for m in q.reserve(5)] == [b"pulled"]
     assert statuses(q, mid) == [(A, "queued", None, 3)]
+
+
+def test_named_subscribers_go_by_name_and_their_deliveries_carry_it(engine):
+    q = engine.queue("p", "q")
+    q.set_push(PushConfig((Subscriber(A, {"X-Key": "1"}, name="first"), Subscriber(A, name="second"))))
+    [mid] = q.put(["x"])
+    assert [(s.name, s.url) for s in q.push_status(mid)] == [("first", A), ("second", A)]
+    claimed = {d.subscriber_name: d for d in q.claim_pushes(10, LEASE).deliveries}
+    assert (claimed["first"].headers, claimed["second"].headers) == ({"X-Key": "1"}, {})
+    info = q.add_subscribers([Subscriber(B, name="first"), Subscriber(B)])  # replaces "first" by name
+    assert [(s.name, s.url) for s in info.settings.push.subscribers] == [("first", B), ("second", A), ("", B)]
+    info = q.remove_subscribers(["second", B])  # by name, and by url
+    assert info.settings.push is None
+    with pytest.raises(InvalidArgument) as err:
+        q.set_push(PushConfig((Subscriber(A, name="x"), Subscriber(B, name="x"))))
+    assert err.value.field == "subscribers"
+
+
+def test_with_a_fixed_type_pull_queues_refuse_subscribers_and_push_queues_keep_one(engine):
+    pull = engine.queue("p", "pull")
+    pull.create()
+    for change in (lambda: pull.add_subscribers([Subscriber(A)], fixed_type=True),
+                   lambda: pull.replace_subscribers([Subscriber(A)]),
+                   lambda: pull.remove_subscribers([A], fixed_type=True)):
+        with pytest.raises(InvalidArgument):
+            change()
+    assert pull.info().settings.push is None
+    with pytest.raises(QueueNotFound):
+        engine.queue("p", "missing").add_subscribers([Subscriber(A)], fixed_type=True)
+    q = push_queue(engine, "q", A, B, type="unicast")
+    assert [s.url for s in q.replace_subscribers([Subscriber(B, name="b")]).settings.push.subscribers] == [B]
+    assert q.info().settings.push.type == "unicast"
+    with pytest.raises(InvalidArgument):
+        q.remove_subscribers(["b"], fixed_type=True)
+    assert [s.name for s in q.info().settings.push.subscribers] == ["b"]
 
 
 async def test_concurrent_subscriber_and_alert_changes_lose_no_update(aengine):

@@ -117,6 +117,23 @@ def test_list_is_name_ordered_paged_and_per_project(engine):
     assert all(len(q.id) == 32 for q in first)
 
 
+def test_list_after_a_name_and_by_prefix(engine):
+    for name in ["cars", "cats", "ca", "dogs", "c", "é-queue"]:
+        engine.queue("p", name).create()
+
+    def names(**kwargs):
+        return [q.name for q in engine.list_queues("p", **kwargs)]
+
+    assert names(prefix="ca") == ["ca", "cars", "cats"]
+    assert names(after="cars") == ["cats", "dogs", "é-queue"]
+    assert names(after="cb") == ["dogs", "é-queue"]  # a name no queue has
+    assert names(after="car", prefix="ca") == ["cars", "cats"]
+    assert names(after="b", prefix="ca", per_page=2) == ["ca", "cars"]
+    assert names(after="ca", prefix="ca", per_page=1, page=1) == ["cats"]
+    assert names(after="d", prefix="ca") == []
+    assert names(prefix="é") == ["é-queue"]
+
+
 def test_put_creates_and_lists_a_queue(engine):
     engine.queue("p", "implicit").put(["x"])
     assert [q.name for q in engine.list_queues("p")] == ["implicit"]
@@ -126,6 +143,30 @@ def test_put_without_create_to_a_missing_queue_fails(engine):
     with pytest.raises(QueueNotFound):
         engine.queue("p", "nope").put(["x"], create=False)
     assert engine.list_queues("p") == []
+
+
+def test_a_queue_put_creates_gets_the_settings_asked_for_and_an_existing_one_keeps_its_own(engine):
+    created = engine.queue("p", "new")
+    created.put(["x"], new_queue={"requeue": "front", "timeout": 5})
+    assert (created.info().settings.requeue, created.info().settings.timeout) == ("front", 5)
+    existing = engine.queue("p", "old")
+    existing.create(timeout=9)
+    existing.put(["x"], new_queue={"requeue": "front", "timeout": 5})
+    assert (existing.info().settings.requeue, existing.info().settings.timeout) == ("end", 9)
+    with pytest.raises(InvalidArgument):
+        engine.queue("p", "bad").put(["x"], new_queue={"requeue": "middle"})
+
+
+def test_reserve_and_peek_may_require_the_queue_to_exist(engine):
+    q = engine.queue("p", "nope")
+    with pytest.raises(QueueNotFound):
+        q.reserve(must_exist=True, wait=1)  # at once, not after the wait
+    with pytest.raises(QueueNotFound):
+        q.peek(must_exist=True)
+    q.put(["x"])
+    assert [m.body for m in q.peek(must_exist=True)] == [b"x"]
+    assert [m.body for m in q.reserve(must_exist=True)] == [b"x"]
+    assert q.reserve(must_exist=True) == []
 
 
 def test_find_queue_by_id(engine):

@@ -21,7 +21,7 @@ SECRET = "secret-of-project-a"
 PUBLIC = {"/ping": "the HTTP stack's own cost, for benchmarks", "/openapi.json": "the API description",
           "/docs": "the page that renders the API description", "/metrics": "Prometheus scrapes it"}
 """Routes that answer without a token, and why."""
-SCHEMES = {"/1/": "OAuth ", "/client/v4/": "Bearer ", "/v1/": ""}
+SCHEMES = {"/1/": "OAuth ", "/3/": "OAuth ", "/client/v4/": "Bearer ", "/v1/": ""}
 """How each contract carries its token in the Authorization header."""
 
 

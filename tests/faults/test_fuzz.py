@@ -1,4 +1,4 @@
-"""Fuzz every route of the three contracts from the OpenAPI description the server serves at
+"""Fuzz every route of the contracts from the OpenAPI description the server serves at
 /openapi.json (schemathesis turns it into hypothesis strategies): valid and schema-breaking
 input alike (wrong types, huge and negative numbers, unicode and reserved characters in names,
 missing fields), the same cases with one value made hostile (quoted numbers, unicode digits,
@@ -26,7 +26,7 @@ from ferrymq.engine.keys import queue_keys
 
 PROJECT = "000000000000000000000001"
 TOKEN = "token-a"
-SCHEMES = {"/1/": "OAuth ", "/client/v4/": "Bearer ", "/v1/": ""}
+SCHEMES = {"/1/": "OAuth ", "/3/": "OAuth ", "/client/v4/": "Bearer ", "/v1/": ""}
 EXAMPLES = int(os.environ.get("FERRYMQ_FUZZ_EXAMPLES", "300"))
 
 
@@ -55,9 +55,11 @@ def case_strategy(ops: list[Any], seeded: dict[str, str], *, seeded_only: bool =
 
 def send(case: Any, url: str) -> Any:
     scheme = next(s for prefix, s in SCHEMES.items() if case.path.startswith(prefix))
-    # A long poll would only spend the budget waiting: IronMQ's ?wait, ElasticQueue's "wait".
+    # A long poll would only spend the budget waiting: IronMQ v1's ?wait, v3's and ElasticQueue's "wait".
     if isinstance(case.query, dict) and "wait" in case.query:
         case.query["wait"] = 0
+    if isinstance(case.body, dict) and "wait" in case.body:
+        case.body["wait"] = 0
     data = case.body.get("data") if isinstance(case.body, dict) else None
     if isinstance(data, dict) and isinstance(data.get("attributes"), dict) and "wait" in data["attributes"]:
         data["attributes"]["wait"] = 0
