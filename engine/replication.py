@@ -28,7 +28,7 @@ from .scripts import Scripts, sources
 
 ACKNOWLEDGED_SCRIPTS = frozenset({
     "put", "reserve", "settle", "touch", "configure", "clear", "drop", "register", "unregister",
-    "push_ack", "push_report",
+    "push_ack", "push_report", "admit", "subscribe", "stuck",
 })
 """Scripts whose effect the caller is told about: each waits for the replicas."""
 UNACKNOWLEDGED_SCRIPTS = frozenset({"info", "peek", "get", "maintain", "lease", "push_claim"})
@@ -36,8 +36,9 @@ UNACKNOWLEDGED_SCRIPTS = frozenset({"info", "peek", "get", "maintain", "lease", 
 redoes (expiry, lapsed reservations, due messages), leases and push claims that run out by
 themselves. Every script is in exactly one of the two sets (a test checks it)."""
 ACKNOWLEDGED_COMMANDS = frozenset({"HSET", "HDEL"})
-"""Plain commands that store what a caller is told about: event subscriptions. (The others
-verbs send are indexes and bookkeeping that the scripts' state rebuilds.)"""
+"""Plain commands that store what a caller is told about: project limits, the removal of an event
+subscription (the ``subscribe`` script stores one). (The others verbs send are indexes and
+bookkeeping that the scripts' state rebuilds.)"""
 
 PROBE = (("INFO", "server"), ("INFO", "persistence"))
 """Commands whose replies tell WAIT from WAITAOF (see ``ReplicaAcks.learn``)."""
