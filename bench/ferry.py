@@ -146,7 +146,7 @@ class Lockstep:
                     results[i] = done.value
                     continue
                 if isinstance(step, Eval):
-                    pipe.evalsha(self.engine.scripts.sha(step.verb), len(step.keys), *step.keys, *step.args)
+                    pipe.execute_command(*self.engine.scripts.command(step.verb, step.keys, step.args))
                 elif isinstance(step, Command):
                     pipe.execute_command(*step.args)
                 else:

@@ -15,6 +15,7 @@
   (out of retries). A delivery's score in `push` is when something next happens to it: due
   now, a lease running out, a retry.
 ]]
+-- @include "queue"
 
 local function load_push(Q, id)
   local raw = redis.call("HGET", Q.pstatus, id)
