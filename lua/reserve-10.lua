@@ -19,42 +19,47 @@
   ARGV[6] token: the reservation id, random per call (checks always pair it with a message id)
   ARGV[7] "1" = delete on reserve
   ARGV[8] "1" = also report the backlog after this reserve (ready, delayed, reserved, bytes,
-          oldest enqueue time), else those five are -1
+          oldest enqueue time)
   Returns: {now, next_at (ms, -1 = nothing pending; only when nothing was taken), flags,
-            ready, delayed, reserved, bytes, oldest, then per message: id, record, deliveries}
+            [ready, delayed, reserved, bytes, oldest: if asked,] then per message: id, record,
+            deliveries}
            (a message's deadline is now + ARGV[5], or now + the timeout in its record header)
            flags: 1 = outbox work pending, 2 = queue does not exist (nothing returned)
   Errors:  PAUSED (delivery is paused)
 ]]
--- @include "queue"
+-- @include "maintain"
 
-local now = now_from(ARGV[1])
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
+local now, now_s = now_from(ARGV[1])
+local Q = open_queue(KEYS, now, now_s)
+local s = Q
+if not Q.exists then
+  if ARGV[8] == "1" then return {now, -1, flags(Q), 0, 0, 0, 0, 0} end
+  return {now, -1, flags(Q)}
+end
+if has_flag(s, PAUSED) then return redis.error_reply("PAUSED delivery is paused on this queue") end
 Q.channel = ARGV[3]
-if not Q.exists then return {now, -1, flags(Q), 0, 0, 0, 0, 0} end
-if Q.paused then return redis.error_reply("PAUSED delivery is paused on this queue") end
 
 local K, n, token = tonumber(ARGV[2]), tonumber(ARGV[4]), ARGV[6]
 local override = ARGV[5] ~= "0" and string.format("%09d", tonumber(ARGV[5])) or nil
 local delete = ARGV[7] == "1"
 
 maintain(Q, K, false) -- the take below pops (and checks) the head itself
-flush(Q)
+flush_ready(Q)
 
 -- Take: pop from the head, skipping ghosts and expired messages (at most n + K pops).
 local ids, recs = {}, {}
 local budget, skipped = n + K, {}
 while #ids < n and budget > 0 do
   local want = math.min(n - #ids, budget)
-  local popped = redis.call("LPOP", Q.ready, want == n and ARGV[4] or want) -- a string is cheaper
-  if not popped then break end
-  budget = budget - #popped
-  local records = redis.call("HMGET", Q.msg, unpack(popped))
-  for i, id in ipairs(popped) do
+  local taken = redis.call("LPOP", KEYS[READY], want == n and ARGV[4] or want) -- a string is cheaper
+  if not taken then break end
+  budget = budget - #taken
+  local records = redis.call("HMGET", KEYS[MSG], unpack(taken))
+  for i, id in ipairs(taken) do
     local rec = records[i]
     if not rec then
-      Q.ghosts = Q.ghosts - 1
-    elseif rec_expire(rec) <= Q.now_s then
+      s[GHOSTS] = s[GHOSTS] - 1
+    elseif rec_expire(rec) <= now_s then
       skipped[#skipped + 1] = id
     else
       ids[#ids + 1], recs[#recs + 1] = id, rec
@@ -66,11 +71,14 @@ drop(Q, skipped)
 count(Q, "c_expired", #skipped)
 
 -- Reserve what was taken. Conversions to strings are cached: a batch mostly shares one timeout.
-local reply = {now, -1, 0, -1, -1, -1, -1, -1}
+local reply = {now, -1, 0}
+if ARGV[8] == "1" then
+  for i = 4, 8 do reply[i] = -1 end
+end
 if #ids > 0 then
-  local states = redis.call("HMGET", Q.dlv, unpack(ids))
+  local states = redis.call("HMGET", KEYS[DLV], unpack(ids))
   local zargs, hargs, deadlines = {}, {}, {}
-  local r = 8
+  local r = #reply
   for i, id in ipairs(ids) do
     local rec = recs[i]
     local deliveries = "1"
@@ -90,12 +98,12 @@ if #ids > 0 then
   end
   if delete then
     drop(Q, ids)
-    count(Q, "c_deleted", #ids)
+    s[DELETED_COUNT] = s[DELETED_COUNT] + #ids
   else
-    redis.call("ZADD", Q.reserved, unpack(zargs))
-    redis.call("HSET", Q.dlv, unpack(hargs))
+    redis.call("ZADD", KEYS[RESERVED], unpack(zargs))
+    redis.call("HSET", KEYS[DLV], unpack(hargs))
   end
-  count(Q, "c_reserved", #ids)
+  s[RESERVED_COUNT] = s[RESERVED_COUNT] + #ids
 else
   reply[2] = next_at(Q)
 end
