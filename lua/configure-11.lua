@@ -70,7 +70,7 @@ end
 if Q.size0 == nil and has_flag(s, HAS_ALERTS) then Q.size0 = queue_size(Q) end
 
 Q.channel = ARGV[3]
-maintain(Q, tonumber(ARGV[2]))
+maintain(Q, ARGV[2])
 flush(Q)
 
 local figures = backlog(Q)

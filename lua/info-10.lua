@@ -26,7 +26,7 @@ local Q = open_queue(KEYS, now, now_s)
 if not Q.exists then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
 Q.channel = ARGV[3]
 
-maintain(Q, tonumber(ARGV[2]))
+maintain(Q, ARGV[2])
 flush(Q)
 
 local figures = backlog(Q)

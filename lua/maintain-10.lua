@@ -31,7 +31,7 @@ local s = Q
 if not Q.exists then return {flags(Q), 0, 0, 0, 0} end
 Q.channel = ARGV[3]
 
-local more = maintain(Q, tonumber(ARGV[2]))
+local more = maintain(Q, ARGV[2])
 local mark = ARGV[4]
 if mark then
   local over = mark ~= ""

@@ -27,7 +27,7 @@ Q.channel = ARGV[3]
 if not Q.exists then return {now, flags(Q)} end
 local K, n = tonumber(ARGV[2]), tonumber(ARGV[4])
 
-maintain(Q, K)
+maintain(Q, ARGV[2])
 flush(Q)
 
 local reply = {now, flags(Q)}

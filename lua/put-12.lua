@@ -64,7 +64,7 @@ elseif has_flag(s, OVER_QUOTA) and not transfer then
   return redis.error_reply("QUOTA " .. (redis.call("HGET", KEYS[META], "over") or "over a quota"))
 end
 Q.channel = ARGV[3]
-maintain(Q, tonumber(ARGV[2]))
+maintain(Q, ARGV[2])
 
 local default_timeout, default_delay, default_expires = s[TIMEOUT], s[DELAY], s[EXPIRES_IN]
 local push_queue, window = has_flag(s, PUSH_QUEUE), transfer and tonumber(ARGV[tail])

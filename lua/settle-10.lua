@@ -37,7 +37,7 @@ if not Q.exists then
   reply[1] = flags(Q)
   return reply
 end
-maintain(Q, tonumber(ARGV[2]))
+maintain(Q, ARGV[2])
 
 -- Is a message with this deadline (a `reserved` score, text) and delivery state under the
 -- reservation `rid` right now? ("" asks only whether it is reserved at all.) Scores of whole

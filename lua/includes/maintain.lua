@@ -74,7 +74,10 @@ local function sweep_head(Q, K)
   local s, k = Q, Q.keys
   for _ = 1, K do
     local id = redis.call("LINDEX", k[READY], "0")
-    if not id then return false end
+    if not id then
+      Q.emptied = true
+      return false
+    end
     local rec = redis.call("HGET", k[MSG], id)
     if rec then
       local expire_s = rec_expire(rec)
@@ -113,12 +116,13 @@ end
 -- Lazy maintenance, each step bounded by K: requeue lapsed reservations (or dead-letter them)
 -- and promote due delayed messages, merged by the time each became available so the FIFO stays
 -- in availability order; drop indexed expired messages; pop expired ones off the head (skipped
--- with head = false by reserve, which pops the head itself). Returns true if a step hit K.
-local function maintain(Q, K, head)
+-- with head = false by reserve, which pops the head itself). K_s: the bound, as text (ARGV).
+-- Returns true if a step hit K.
+local function maintain(Q, K_s, head)
   local s, k = Q, Q.keys
   if Q.now < s[DUE] then return false end
   -- Strings, not Lua numbers, go to Redis: redis.call prints each number with "%.17g".
-  local now_s, K_s = Q.now_s, string.format("%d", K)
+  local now_s, K = Q.now_s, tonumber(K_s)
   local lapsed = redis.call("ZRANGEBYSCORE", k[RESERVED], "-inf", now_s, "WITHSCORES", "LIMIT", "0", K_s)
   local due = redis.call("ZRANGEBYSCORE", k[DELAYED], "-inf", now_s, "WITHSCORES", "LIMIT", "0", K_s)
   local more = #lapsed == 2 * K or #due == 2 * K

@@ -125,11 +125,10 @@ local function requeue(Q, id, expire_at)
   return false
 end
 
--- n ids were popped off the head of `ready`: the front region shrinks first.
+-- n ids were popped off the head of `ready`: the front region shrinks first. (Set Q.emptied
+-- where a pop found the list empty: flush then resets what an empty list restarts.)
 local function popped(Q, n)
-  Q.popped = true
-  local s = Q
-  if s[FRONT] > 0 then s[FRONT] = math.max(0, s[FRONT] - n) end
+  if Q[FRONT] > 0 then Q[FRONT] = math.max(0, Q[FRONT] - n) end
 end
 
 -- Removes messages for good (records, delivery states, expiry entries). Callers remove the ids
@@ -199,7 +198,7 @@ end
 local function flush(Q)
   local k, s = Q.keys, Q
   local length = flush_ready(Q)
-  if Q.popped and not length then length = redis.call("LLEN", k[READY]) end
+  if Q.emptied and not length then length = 0 end
   if length == 0 then
     s[GHOSTS], s[XTAIL], s[FRONT] = 0, 0, 0  -- an empty list restarts the expiry order and heals any drift
   end

@@ -33,7 +33,8 @@ local PAUSED, PUSH_QUEUE, HAS_ALERTS, TO_FRONT, OVER_QUOTA = 1, 2, 4, 8, 16
 
 -- Flags by arithmetic (the `bit` library is not everywhere scripts run, fakeredis among them).
 local function has_flag(s, mask)
-  return math.floor(s[FLAGS] / mask) % 2 == 1
+  local flags = s[FLAGS]
+  return flags ~= 0 and math.floor(flags / mask) % 2 == 1
 end
 
 local function set_flag(s, mask, on)
