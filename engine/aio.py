@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ._facade import async_verb, check_client, is_cluster, is_transient, translate
+from .autopipeline import AutoPipeline
 from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Step, Wait
 from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
@@ -56,6 +57,8 @@ class AsyncEngine:
         send in ``asyncio.wait_for`` when that is set, and ``wait_for`` there can swallow a task's
         cancellation (tests/engine/test_cancellation.py)."""
         self.scripts = Scripts(functions=not is_cluster(client))
+        self._pipeline = AutoPipeline(client)
+        self._loading: asyncio.Future[Any] | None = None
         self.notifier = notifier or Notifier(client)
         self.clock = clock or RedisClock()
         self.limits = limits
@@ -78,8 +81,10 @@ class AsyncEngine:
             raise translate(exc) from exc
 
     async def aclose(self) -> None:
-        """End long polls (they return what they have) and close the notifier's connection."""
+        """End long polls (they return what they have), finish sending what is being sent, and
+        close the notifier's connection."""
         await self.notifier.close()
+        await self._pipeline.aclose()
 
     list_queues = async_verb(EngineVerbs.list_queues)
     count_queues = async_verb(EngineVerbs.count_queues)
@@ -122,7 +127,10 @@ class AsyncEngine:
         if isinstance(step, Eval):
             return await self._call(self.scripts.call(step.verb, step.keys, step.args))
         if isinstance(step, Command):
-            return await self.client.execute_command(*step.args)
+            reply = await self._reply(step.args)
+            if isinstance(reply, Exception):
+                raise reply
+            return reply
         if isinstance(step, Wait):
             return await self.notifier.wait(step.channel, step.seconds)
         if isinstance(step, Batch):
@@ -133,9 +141,18 @@ class AsyncEngine:
         raise TypeError(step)
 
     async def _reply(self, command: tuple[Any, ...]) -> Any:
-        """``command``'s reply; an error reply as the exception instance (not raised)."""
+        """``command``'s reply, sent with whatever else this turn of the loop sends (see
+        ``autopipeline.py``); an error reply as the exception instance (not raised). Concurrent
+        calls that find the library missing (the first calls, or after a restart) share one load."""
+        if command[0] == "FUNCTION LOAD":
+            if self._loading is None or self._loading.done():
+                self._loading = asyncio.ensure_future(self._send(command))
+            return await asyncio.shield(self._loading)
+        return await self._send(command)
+
+    async def _send(self, command: tuple[Any, ...]) -> Any:
         try:
-            return await self.client.execute_command(*command)
+            return await self._pipeline.send(command)
         except RedisError as exc:
             if is_transient(exc) and command[0] != "FUNCTION LOAD":
                 raise
