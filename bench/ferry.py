@@ -12,6 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from ferrymq.engine._facade import translate
 from ferrymq.engine import DEFAULTS, LIMITS, AsyncEngine, Engine, Message, RedisClock
 from ferrymq.engine.core import Command, Eval
 from ferrymq.engine.verbs import Context, QueueVerbs
@@ -141,18 +142,18 @@ class Lockstep:
             pipe, asked = self.client.pipeline(transaction=False), []
             for i, reply in replies.items():
                 try:
-                    step = verbs[i].send(reply)
+                    step = verbs[i].throw(translate(reply)) if isinstance(reply, Exception) else verbs[i].send(reply)
                 except StopIteration as done:
                     results[i] = done.value
                     continue
                 if isinstance(step, Eval):
-                    pipe.evalsha(self.engine.scripts.sha(step.verb), len(step.keys), *step.keys, *step.args)
+                    pipe.execute_command(*self.engine.scripts.command(step.verb, step.keys, step.args))
                 elif isinstance(step, Command):
                     pipe.execute_command(*step.args)
                 else:
                     raise TypeError(step)
                 asked.append(i)
-            replies = dict(zip(asked, pipe.execute())) if asked else {}
+            replies = dict(zip(asked, pipe.execute(raise_on_error=False))) if asked else {}
         return results
 
 

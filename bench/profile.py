@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ferrymq.engine import Engine
-from ferrymq.engine.scripts import sources
+from ferrymq.engine.scripts import Library, build, sources
 
 from .harness import BODY, RedisServer, Results
 from .harness import run as command
@@ -32,20 +32,43 @@ SECTION = "profile"
 CALLS = 2000
 CALLGRIND_CALLS = 300
 Measure = Callable[[str, list[Any], list[Any]], float]
-NOT_COMMANDS = ("cmdstat_evalsha", "cmdstat_info", "cmdstat_config|resetstat")
-PUT_STAGES = (
-    ("the helpers defined, nothing read", "local Q = open_queue"),
-    ("+ open_queue (settings: one HMGET)", "maintain(Q, tonumber(ARGV[2]))"),
-    ("+ maintain (lapsed, due, expired, head)", "local n = tonumber(ARGV[9])"),
-    ("+ ids and records built", "if #records > 0 then"),
-    ("+ records, id counter and totals written", "flush(Q)\nreply[2]"),
-    ("+ flush (RPUSH, PUBLISH, meta) = whole script", "return reply"),
-)
+SCRIPT_CALLS = ("cmdstat_fcall", "cmdstat_evalsha", "cmdstat_eval")
+NOT_COMMANDS = (*SCRIPT_CALLS, "cmdstat_info", "cmdstat_config|resetstat")
+STAGES = {
+    "put": (
+        ("FCALL, its 12 keys and 8 arguments", "local now, now_s = now_from"),
+        ("+ now (TIME)", "local mode, n = "),
+        ("+ open_queue (HGET q, struct.unpack)", "local created ="),
+        ("+ mode checks, maintenance check", "local default_timeout"),
+        ("+ default record header", "local records, delayed"),
+        ("+ id and record of the message", "if #records > 0"),
+        ("+ HSET msg, id counter", "flush(Q)\nreply[2]"),
+        ("+ flush (RPUSH, PUBLISH, state) = whole", None),
+    ),
+    "reserve": (
+        ("FCALL, its 10 keys and 8 arguments", "local now, now_s = now_from"),
+        ("+ now (TIME), open_queue", "if has_flag(Q, PAUSED)"),
+        ("+ checks", "-- Take: pop"),
+        ("+ take (LPOP, HMGET msg)", "popped(Q, pops)"),
+        ("+ deadline, delivery state (HMGET dlv)", "  if delete then"),
+        ("+ ZADD reserved, HSET dlv", "flush(Q)\nreply[3]"),
+        ("+ flush (state) = whole", None),
+    ),
+    "settle": (
+        ("FCALL, its 10 keys and 7 arguments", "local now, now_s = now_from"),
+        ("+ now (TIME), open_queue", "Q.channel = ARGV[3]"),
+        ("+ maintenance check", "-- Deletes, classified"),
+        ("+ delete (ZMSCORE, HMGET dlv, ZREM, HDEL)", "-- Releases: one"),
+        ("+ flush (state) = whole", None),
+    ),
+}
+"""Per verb: the script's cost stopped at successive points (a label, and the text before which
+it returns), cumulative: where a single-message call's instructions go."""
 
 
 def commandstats(server: RedisServer, messages: int) -> dict[str, float]:
     stats = server.client.info("commandstats")
-    evalsha = stats.get("cmdstat_evalsha", {}).get("usec", 0)
+    evalsha = sum(stats.get(name, {}).get("usec", 0) for name in SCRIPT_CALLS)
     inner = [v for k, v in stats.items() if k not in NOT_COMMANDS]
     commands = sum(v["usec"] for v in inner)
     return {"script_us": evalsha / messages, "commands_us": commands / messages,
@@ -62,7 +85,9 @@ def steps(server: RedisServer, results: Results, system: str, batch: int, n: int
 
 def ferrymq_steps(server: RedisServer):
     def make(n: int, batch: int):
-        q = Engine(server.client).queue("bench", f"profile{batch}")
+        engine = Engine(server.client)
+        engine.load_scripts()  # loading the library is not a call's cost
+        q = engine.queue("bench", f"profile{batch}")
         taken: list = []
         yield "put", lambda: [q.put([BODY] * batch) for _ in range(n // batch)]
         yield "reserve", lambda: [taken.extend(q.reserve(batch)) for _ in range(n // batch)]
@@ -136,7 +161,6 @@ def per_call_cpu(server: RedisServer) -> Measure:
 
 
 def micro(client: Any, measure: Measure, figure: str, results: Results) -> None:
-    include = files("ferrymq.lua").joinpath("includes", "queue.lua").read_text("utf-8")
     hundred_calls = "for i = 1, 100 do redis.call('EXISTS', KEYS[1]) end return 1"
     hundred_noops = "local x = 0 for i = 1, 100 do x = x + #KEYS[1] end return 1"
     empty = measure("return 1", [], [])
@@ -144,21 +168,56 @@ def micro(client: Any, measure: Measure, figure: str, results: Results) -> None:
         "EVALSHA of `return 1`": empty,
         "one redis.call (EXISTS of a missing key)": (measure(hundred_calls, ["nokey"], [])
                                                       - measure(hundred_noops, ["nokey"], [])) / 100,
-        "defining queue.lua's helpers (every call does)": measure(include + "\nreturn 1", [], []) - empty,
+        "defining the includes' helpers (EVALSHA only: a function library defines them once)":
+            measure(sources()["put"].text.split("local now, now_s = now_from")[0] + "\nreturn 1", [], []) - empty,
     }
     for label, value in figures.items():
         results.add(f"profile/micro/{label}", SECTION, "Lua micro-benchmark", label, "", {figure: value})
+
+
+def stages(callgrind: Callgrind, results: Results) -> None:
+    """Each hot script stopped at successive points (STAGES), one message a call: thousands of
+    instructions per FCALL, cumulative."""
+    client = callgrind.server.client
     engine = Engine(client)
-    engine.queue("bench", "stages").put([BODY])
-    step = engine._verbs.queue("bench", "stages").put([BODY]).send(None)  # the script call put makes
-    text = sources()["put"].text
-    for label, marker in PUT_STAGES:
-        at = text.rfind(marker)
+    engine.load_scripts()
+    q = engine.queue("bench", "stages")
+    q.put([BODY])
+    for _ in range(30):
+        q.put([BODY] * 100)  # enough for every reserve below
+    taken = iter([m for _ in range(6) for m in q.reserve(100)])
+    steps = {"put": lambda: q._verbs.put([BODY]).send(None),
+             "reserve": lambda: q._verbs.reserve(1).send(None),
+             "settle": lambda: (lambda m: q._verbs.settle(deletes=[(m.id, m.reservation_id)]).send(None))(next(taken))}
+    for verb, points in STAGES.items():
+        for label, marker in points:
+            library = cut_library(verb, marker)
+            if library is None:
+                continue  # the script changed: this stage is gone
+            client.function_load(library.code, replace=True)
+            name = library.functions[verb]
+            commands = []
+            for _ in range(CALLGRIND_CALLS // 3):  # settle consumes a reservation per call
+                step = steps[verb]()
+                commands.append(("FCALL", name, len(step.keys), *step.keys, *step.args))
+            kinstr = callgrind.instructions(lambda: [client.execute_command(*c) for c in commands]) / len(commands) / 1000
+            results.add(f"profile/stage/{verb}/{label}", SECTION, f"{verb} script, batch 1", label, "",
+                        {"kinstr": kinstr})
+
+
+def cut_library(verb: str, marker: str | None) -> Library | None:
+    """The function library with ``verb``'s script returning 1 just before ``marker``."""
+    root = files("ferrymq.lua")
+    includes = {f.name.removesuffix(".lua"): f.read_text("utf-8") for f in root.joinpath("includes").iterdir()
+                if f.name.endswith(".lua")}
+    scripts = {f.name: f.read_text("utf-8") for f in root.iterdir() if f.name.endswith(".lua")}
+    name = next(n for n in scripts if n.rsplit("-", 1)[0] == verb)
+    if marker is not None:
+        at = scripts[name].rfind(marker)
         if at < 0:
-            continue  # the script changed: this stage is gone
-        cut = text[:at] + "do return 1 end\n" + text[at:]
-        results.add(f"profile/put-stage/{label}", SECTION, "put script, batch 1", label, "",
-                    {figure: measure(cut, step.keys, step.args)})
+            return None
+        scripts[name] = scripts[name][:at] + "do return 1 end\n" + scripts[name][at:]
+    return build(scripts, includes)[1]
 
 
 def run(server: RedisServer, results: Results, n: int) -> None:
@@ -176,5 +235,6 @@ def run(server: RedisServer, results: Results, n: int) -> None:
             for batch in (1, 100):
                 callgrind.steps(results, system, batch, 200 if batch == 1 else 2000, make)
         micro(callgrind.server.client, callgrind.per_call, "kinstr", results)
+        stages(callgrind, results)
     finally:
         callgrind.close()

@@ -27,6 +27,11 @@ def async_verb(verb: Callable[Concatenate[Any, P], Gen[R]]) -> Callable[Concaten
     return method
 
 
+def is_cluster(client: Any) -> bool:
+    """A ``redis.RedisCluster`` or ``redis.asyncio.RedisCluster``."""
+    return hasattr(client, "get_nodes")
+
+
 def check_client(client: Any) -> None:
     """Replies must stay bytes: bodies are binary-safe and ids are parsed from them."""
     from .errors import ConfigurationError
@@ -37,7 +42,20 @@ def check_client(client: Any) -> None:
 
 
 def translate(exc: Exception) -> Exception:
-    """Redis errors -> engine errors (script replies by code; connection trouble -> Unavailable).
+    """Redis errors -> engine errors (script replies by code; connection trouble -> Unavailable)."""
+    from redis.exceptions import ResponseError
+
+    from .errors import Unavailable, from_reply
+
+    if is_transient(exc):
+        return Unavailable(f"Redis is unavailable: {exc or type(exc).__name__}")
+    if isinstance(exc, ResponseError):
+        return from_reply(str(exc)) or exc
+    return exc
+
+
+def is_transient(exc: Exception) -> bool:
+    """Whether ``exc`` says Redis cannot answer now (and may later), rather than what it answered.
 
     On a cluster, a master that is down shows as CLUSTERDOWN (the cluster stops serving), TRYAGAIN
     (slots moving), READONLY (a replica not yet promoted) or an uncovered slot: all pass with
@@ -45,19 +63,13 @@ def translate(exc: Exception) -> Exception:
     import builtins
 
     from redis.exceptions import (
-        ClusterDownError, ConnectionError, ReadOnlyError, RedisClusterException, ResponseError,
-        SlotNotCoveredError, TimeoutError, TryAgainError,
+        ClusterDownError, ConnectionError, ReadOnlyError, RedisClusterException, SlotNotCoveredError,
+        TimeoutError, TryAgainError,
     )
-
-    from .errors import Unavailable, from_reply
 
     transient = (ConnectionError, TimeoutError, builtins.TimeoutError, ClusterDownError, TryAgainError,
                  ReadOnlyError, SlotNotCoveredError)
-    if isinstance(exc, transient) or _cluster_unreachable(exc, RedisClusterException):
-        return Unavailable(f"Redis is unavailable: {exc or type(exc).__name__}")
-    if isinstance(exc, ResponseError):
-        return from_reply(str(exc)) or exc
-    return exc
+    return isinstance(exc, transient) or _cluster_unreachable(exc, RedisClusterException)
 
 
 def _cluster_unreachable(exc: Exception, cluster_exception: type[Exception]) -> bool:

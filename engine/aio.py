@@ -8,15 +8,16 @@ from collections.abc import Generator
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from redis.exceptions import RedisError
 
-from ._facade import async_verb, check_client, translate
+from ._facade import async_verb, check_client, is_cluster, is_transient, translate
+from .autopipeline import AutoPipeline
 from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Step, Wait
 from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
 from .notifier import Notifier
-from .replication import PROBE, ReplicaAcks, acknowledged, write_commands
-from .scripts import AsyncScripts
+from .replication import PROBE, ReplicaAcks, acknowledged
+from .scripts import Call, Scripts
 from .verbs import Context, EngineVerbs, QueueVerbs
 
 R = TypeVar("R")
@@ -55,7 +56,9 @@ class AsyncEngine:
         Use this rather than the client's ``socket_timeout``: on Python 3.11 redis-py wraps every
         send in ``asyncio.wait_for`` when that is set, and ``wait_for`` there can swallow a task's
         cancellation (tests/engine/test_cancellation.py)."""
-        self.scripts = AsyncScripts(client)
+        self.scripts = Scripts(functions=not is_cluster(client))
+        self._pipeline = AutoPipeline(client)
+        self._loading: asyncio.Future[Any] | None = None
         self.notifier = notifier or Notifier(client)
         self.clock = clock or RedisClock()
         self.limits = limits
@@ -66,16 +69,22 @@ class AsyncEngine:
         return AsyncQueue(self, self._verbs.queue(project, name))
 
     async def load_scripts(self) -> None:
-        """SCRIPT LOAD every script now (startup), instead of on first use."""
+        """Load the scripts now (startup) rather than on first use, so a broken one stops the
+        start: the function library (every master of a cluster), else each script by SHA."""
         try:
-            for text in self.scripts.texts():
-                await self.client.script_load(text)
+            if self.scripts.functions is not False:
+                self.scripts.loaded(await self._reply(self.scripts.load_command()), strict=True)
+            if not self.scripts.functions:
+                for text in self.scripts.texts():
+                    await self.client.script_load(text)
         except Exception as exc:
             raise translate(exc) from exc
 
     async def aclose(self) -> None:
-        """End long polls (they return what they have) and close the notifier's connection."""
+        """End long polls (they return what they have), finish sending what is being sent, and
+        close the notifier's connection."""
         await self.notifier.close()
+        await self._pipeline.aclose()
 
     list_queues = async_verb(EngineVerbs.list_queues)
     count_queues = async_verb(EngineVerbs.count_queues)
@@ -116,9 +125,12 @@ class AsyncEngine:
         if self._acks is not None and acknowledged(step):
             return await self._acknowledged(step)  # type: ignore[arg-type]
         if isinstance(step, Eval):
-            return await self.scripts.run(step.verb, step.keys, step.args)
+            return await self._call(self.scripts.call(step.verb, step.keys, step.args))
         if isinstance(step, Command):
-            return await self.client.execute_command(*step.args)
+            reply = await self._reply(step.args)
+            if isinstance(reply, Exception):
+                raise reply
+            return reply
         if isinstance(step, Wait):
             return await self.notifier.wait(step.channel, step.seconds)
         if isinstance(step, Batch):
@@ -128,6 +140,33 @@ class AsyncEngine:
                 return await pipe.execute()
         raise TypeError(step)
 
+    async def _reply(self, command: tuple[Any, ...]) -> Any:
+        """``command``'s reply, sent with whatever else this turn of the loop sends (see
+        ``autopipeline.py``); an error reply as the exception instance (not raised). Concurrent
+        calls that find the library missing (the first calls, or after a restart) share one load."""
+        if command[0] == "FUNCTION LOAD":
+            if self._loading is None or self._loading.done():
+                self._loading = asyncio.ensure_future(self._send(command))
+            return await asyncio.shield(self._loading)
+        return await self._send(command)
+
+    async def _send(self, command: tuple[Any, ...]) -> Any:
+        try:
+            return await self._pipeline.send(command)
+        except RedisError as exc:
+            if is_transient(exc) and command[0] != "FUNCTION LOAD":
+                raise
+            return exc
+
+    async def _call(self, call: Call, reply: Any = None) -> Any:
+        """Runs a script call's commands (see ``Scripts.call``), each alone."""
+        while True:
+            try:
+                command = call.send(reply)
+            except StopIteration as done:
+                return done.value
+            reply = await self._reply(command)
+
     async def _acknowledged(self, step: Eval | Command) -> Any:
         """The write and WAIT in one pipeline (see ``replication.py``); its reply once enough
         replicas have it."""
@@ -135,14 +174,23 @@ class AsyncEngine:
         assert acks is not None
         if not acks.learned:
             acks.learn(await self._execute(Batch(PROBE)))
-        write, fallback = write_commands(step, self.scripts)
-        reply, confirmed = await self._write_and_wait(write, acks)
-        if isinstance(reply, NoScriptError) and fallback is not None:
-            reply, confirmed = await self._write_and_wait(fallback, acks)
-        if isinstance(reply, Exception):  # the write's own error: it wrote nothing
-            raise reply
-        acks.check(confirmed)
-        return reply
+        if isinstance(step, Command):
+            reply, confirmed = await self._write_and_wait(step.args, acks)
+            if isinstance(reply, Exception):
+                raise reply
+            acks.check(confirmed)
+            return reply
+        call, reply = self.scripts.call(step.verb, step.keys, step.args), None
+        while True:  # the script's commands, each with a WAIT (loading the library goes alone)
+            try:
+                command = call.send(reply)
+            except StopIteration as done:
+                acks.check(confirmed)
+                return done.value
+            if command[0] == "FUNCTION LOAD":
+                reply = await self._reply(command)
+            else:
+                reply, confirmed = await self._write_and_wait(command, acks)
 
     async def _write_and_wait(self, write: tuple[Any, ...], acks: ReplicaAcks) -> list[Any]:
         async with self.client.pipeline(transaction=False) as pipe:

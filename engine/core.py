@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 
 import orjson
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, Union
 
@@ -433,8 +434,44 @@ def parse_delivery(state: bytes | None) -> tuple[int, str, int]:
     return int(count), token.decode("ascii"), int(timeout)
 
 
-def pairs_to_dict(flat: Sequence[bytes]) -> dict[str, str]:
-    return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
+STATE_FIELDS = (
+    "timeout", "delay", "expires_in", "max_deliveries", "retry_delay", "flags",
+    "id_ms", "id_sfx", "ghosts", "xtail", "front", "due", "pushing", "indexed",
+    "total", "c_reserved", "c_deleted",
+)
+"""The numbers a queue's meta field ``q`` packs, in their order (lua/includes/state.lua)."""
+STATE = struct.Struct("<" + "d" * len(STATE_FIELDS))
+FLAG_PAUSED, FLAG_TO_FRONT = 1, 8
+"""Bits of the ``flags`` number that are settings of their own (the others say which text fields
+hold something)."""
+
+
+def meta_fields(pairs: Iterable[tuple[bytes | str, bytes | str]]) -> dict[str, str]:
+    """A queue's meta hash as text, field by field: ``q`` unpacked into the fields it holds
+    (``paused`` and ``requeue`` from its flags), the others as they are. A queue no script has
+    opened since the upgrade still has those as fields of their own: read as they are."""
+    meta: dict[str, str] = {}
+    for name, value in pairs:
+        if name in (b"q", "q"):
+            meta.update(state_fields(value if isinstance(value, bytes) else value.encode("latin-1")))
+        else:
+            meta[text(name)] = text(value)
+    return meta
+
+
+def state_fields(raw: bytes) -> dict[str, str]:
+    values = raw[1:].decode("ascii").split("|")[:-1] if raw[:1] == b"t" else STATE.unpack(raw)  # text: no struct (fakeredis)
+    numbers = dict(zip(STATE_FIELDS, (int(float(v)) for v in values)))
+    flags = numbers.pop("flags")
+    fields = {name: str(value) for name, value in numbers.items()}
+    fields["paused"] = "1" if flags & FLAG_PAUSED else "0"
+    fields["requeue"] = "front" if flags & FLAG_TO_FRONT else "end"
+    return fields
+
+
+def pairs(flat: Sequence[bytes]) -> Iterable[tuple[bytes, bytes]]:
+    """[a, 1, b, 2] -> (a, 1), (b, 2)."""
+    return zip(flat[0::2], flat[1::2])
 
 
 def parse_outbox(entry: bytes) -> tuple[str, str, str, int, bytes]:

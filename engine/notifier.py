@@ -107,10 +107,14 @@ class Notifier:
         node_client = aioredis.Redis.from_pool(pool)  # the client owns (and closes) the pool
         return node_client.pubsub(), node_client
 
-    async def _ensure_connection(self) -> None:
-        async with self._connecting:  # connecting awaits on a cluster: open one, not one per caller
+    async def _subscribe_now(self, channel: str) -> None:
+        """Subscribe, one caller at a time: redis-py's PubSub opens its connection on the first
+        subscribe, and two first subscribes at once would each open one (the reader then hears
+        only the last). Connecting awaits on a cluster too: one connection, not one per caller."""
+        async with self._connecting:
             if self._pubsub is None:
                 self._pubsub, self._node_client = await self._connect()
+            await self._pubsub.subscribe(channel)
 
     async def _drop_connection(self) -> None:
         old = self._pubsub, self._node_client
@@ -135,8 +139,7 @@ class Notifier:
         if confirmed is None:
             confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
             try:
-                await self._ensure_connection()
-                await self._pubsub.subscribe(channel)
+                await self._subscribe_now(channel)
             except BaseException:  # Redis down: the next waiter must subscribe, not await forever
                 self._confirmed.pop(channel, None)
                 raise

@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._facade import is_cluster
 from .core import Command, Eval
 from .errors import ConfigurationError, NotReplicated
-from .scripts import Scripts, sources
 
 ACKNOWLEDGED_SCRIPTS = frozenset({
     "put", "reserve", "settle", "touch", "configure", "clear", "drop", "register", "unregister",
@@ -54,15 +54,6 @@ def acknowledged(step: Any) -> bool:
     return False
 
 
-def write_commands(step: Eval | Command, scripts: Scripts) -> tuple[tuple[Any, ...], tuple[Any, ...] | None]:
-    """The command that makes ``step``'s write in a pipeline, and the one to send instead if
-    Redis answers NOSCRIPT (its script cache is empty after a restart or a failover)."""
-    if isinstance(step, Command):
-        return step.args, None
-    shared = (len(step.keys), *step.keys, *step.args)
-    return ("EVALSHA", scripts.sha(step.verb), *shared), ("EVAL", sources()[step.verb].text, *shared)
-
-
 @dataclass
 class ReplicaAcks:
     """How many replicas must confirm each acknowledged write, and within how long."""
@@ -81,7 +72,7 @@ class ReplicaAcks:
             return None
         if not timeout > 0:  # WAIT 0 would block for ever
             raise ConfigurationError("min_replicas_ack_timeout must be more than 0 seconds")
-        if hasattr(client, "get_nodes"):  # redis.RedisCluster, redis.asyncio.RedisCluster
+        if is_cluster(client):
             raise ConfigurationError("min_replicas_ack needs one primary (a single Redis or a Sentinel "
                                      "service); Redis Cluster is not supported")
         return cls(replicas, timeout)

@@ -8,14 +8,14 @@ from collections.abc import Generator
 from typing import Any, TypeVar
 
 import redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import RedisError
 
-from ._facade import check_client, sync_verb, translate
+from ._facade import check_client, is_cluster, is_transient, sync_verb, translate
 from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Step, Wait
 from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
-from .replication import PROBE, ReplicaAcks, acknowledged, write_commands
-from .scripts import Scripts
+from .replication import PROBE, ReplicaAcks, acknowledged
+from .scripts import Call, Scripts
 from .verbs import Context, EngineVerbs, QueueVerbs
 
 R = TypeVar("R")
@@ -44,7 +44,7 @@ class Engine:
     ) -> None:
         check_client(client)
         self.client = client
-        self.scripts = Scripts(client)
+        self.scripts = Scripts(functions=not is_cluster(client))
         self._acks = ReplicaAcks.from_settings(min_replicas_ack, min_replicas_ack_timeout, client)
         """None unless writes wait for replicas (see ``replication.py``)."""
         self.clock = clock or RedisClock()
@@ -56,10 +56,14 @@ class Engine:
         return Queue(self, self._verbs.queue(project, name))
 
     def load_scripts(self) -> None:
-        """SCRIPT LOAD every script now (startup), instead of on first use."""
+        """Load the scripts now (startup) rather than on first use, so a broken one stops the
+        start: the function library (every master of a cluster), else each script by SHA."""
         try:
-            for text in self.scripts.texts():
-                self.client.script_load(text)
+            if self.scripts.functions is not False:
+                self.scripts.loaded(self._reply(self.scripts.load_command()), strict=True)
+            if not self.scripts.functions:
+                for text in self.scripts.texts():
+                    self.client.script_load(text)
         except Exception as exc:
             raise translate(exc) from exc
 
@@ -104,7 +108,7 @@ class Engine:
         if self._acks is not None and acknowledged(step):
             return self._acknowledged(step)  # type: ignore[arg-type]
         if isinstance(step, Eval):
-            return self.scripts.run(step.verb, step.keys, step.args)
+            return self._call(self.scripts.call(step.verb, step.keys, step.args))
         if isinstance(step, Command):
             return self.client.execute_command(*step.args)
         if isinstance(step, Batch):
@@ -114,6 +118,24 @@ class Engine:
             return pipe.execute()
         raise TypeError(step)
 
+    def _reply(self, command: tuple[Any, ...]) -> Any:
+        """``command``'s reply; an error reply as the exception instance (not raised)."""
+        try:
+            return self.client.execute_command(*command)
+        except RedisError as exc:
+            if is_transient(exc) and command[0] != "FUNCTION LOAD":
+                raise
+            return exc
+
+    def _call(self, call: Call, reply: Any = None) -> Any:
+        """Runs a script call's commands (see ``Scripts.call``), each alone."""
+        while True:
+            try:
+                command = call.send(reply)
+            except StopIteration as done:
+                return done.value
+            reply = self._reply(command)
+
     def _acknowledged(self, step: Eval | Command) -> Any:
         """The write and WAIT in one pipeline (see ``replication.py``); its reply once enough
         replicas have it."""
@@ -121,14 +143,23 @@ class Engine:
         assert acks is not None
         if not acks.learned:
             acks.learn(self._execute(Batch(PROBE)))
-        write, fallback = write_commands(step, self.scripts)
-        reply, confirmed = self._write_and_wait(write, acks)
-        if isinstance(reply, NoScriptError) and fallback is not None:
-            reply, confirmed = self._write_and_wait(fallback, acks)
-        if isinstance(reply, Exception):  # the write's own error: it wrote nothing
-            raise reply
-        acks.check(confirmed)
-        return reply
+        if isinstance(step, Command):
+            reply, confirmed = self._write_and_wait(step.args, acks)
+            if isinstance(reply, Exception):
+                raise reply
+            acks.check(confirmed)
+            return reply
+        call, reply = self.scripts.call(step.verb, step.keys, step.args), None
+        while True:  # the script's commands, each with a WAIT (loading the library goes alone)
+            try:
+                command = call.send(reply)
+            except StopIteration as done:
+                acks.check(confirmed)
+                return done.value
+            if command[0] == "FUNCTION LOAD":
+                reply = self._reply(command)
+            else:
+                reply, confirmed = self._write_and_wait(command, acks)
 
     def _write_and_wait(self, write: tuple[Any, ...], acks: ReplicaAcks) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)

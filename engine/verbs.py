@@ -242,7 +242,7 @@ class QueueVerbs:
         Creates the queue unless ``create=False`` (then ``QueueNotFound``); a queue it creates gets
         the settings ``new_queue`` (beside the defaults)."""
         raw = yield from self._put(messages, "existing", create, backlog=False, new_queue=new_queue)
-        return [text(i) for i in raw[9:]]
+        return [text(i) for i in raw[4:]]
 
     def push(
         self, messages: Iterable[NewMessage | bytes | str], *, create: bool = True, queue_id: str | None = None
@@ -264,25 +264,28 @@ class QueueVerbs:
             raise InvalidArgument("messages", "at least one message is required")
         if len(batch) > limits.max_batch:
             raise TooLarge("messages", f"at most {limits.max_batch} messages per call")
-        args = self._put_args(mode, len(batch), backlog, new_queue)
+        args = self._put_args(mode, len(batch), backlog)
         now = self.ctx.clock.wall_ms()
         for i, message in enumerate(batch):
             args.extend(core.message_args(message, f"messages[{i}]", limits, now))
-        raw = yield from self._put_or_create(args, "create" if create else None)
+        raw = yield from self._put_or_create(args, "create" if create else None, new_queue)
         yield from self._after_put(raw)
         return raw
 
-    def _put_or_create(self, args: list[Any], create: str | None) -> Verb[list[Any]]:
+    def _put_or_create(self, args: list[Any], create: str | None, new_queue: Settings | None = None,
+                       after: tuple[Any, ...] = ()) -> Verb[list[Any]]:
         """The put script on an existing queue (one round trip, the hot path); on a missing one,
-        with ``create`` as its mode once the project admitted the new queue (its queue quota)."""
+        with ``create`` as its mode once the project admitted the new queue (its queue quota),
+        and the new queue's id and settings (``new_queue`` beside the defaults). ``after``: the
+        arguments that follow those (lua/put-12.lua)."""
         try:
-            return (yield Eval("put", self._put_keys, args))
+            return (yield Eval("put", self._put_keys, [*args, *after]))
         except QueueNotFound:
             if create is None:
                 raise
         yield from self._admit()
         args[3] = create
-        return (yield Eval("put", self._put_keys, args))
+        return (yield Eval("put", self._put_keys, [*args, new_queue_id(), self.ctx.creation_json(new_queue), *after]))
 
     def _admit(self) -> Verb[None]:
         """List this queue's name in its project before creating it: ``QuotaExceeded`` at the
@@ -290,12 +293,10 @@ class QueueVerbs:
         pk = self.ctx.project_keys(self.project)
         yield Eval("admit", [pk.queues, pk.limits, pk.usage], [self.name, self.ctx.quotas.queues])
 
-    def _put_args(self, mode: str, n: int, backlog: bool = False, new_queue: Settings | None = None) -> list[Any]:
+    def _put_args(self, mode: str, n: int, backlog: bool = False) -> list[Any]:
+        """The put script's arguments before its messages (lua/put-12.lua)."""
         ctx = self.ctx
-        return [
-            ctx.clock.script_now(), ctx.k, self.keys.notify, mode, new_queue_id(),
-            ctx.creation_json(new_queue), ctx.dedupe_ms, "1" if backlog else "0", n,
-        ]
+        return [ctx.clock.script_now(), ctx.k, self.keys.notify, mode, "1" if backlog else "0", n]
 
     def _after_put(self, raw: list[Any]) -> Verb[None]:
         if raw[2]:
@@ -352,7 +353,7 @@ class QueueVerbs:
             if must_exist and raw[2] & _MISSING:
                 raise QueueNotFound()
             yield from self._after(raw[2])
-            messages = _reserved(raw, token, timeout_ms)
+            messages = _reserved(raw, token, timeout_ms, 8 if backlog else 3)
             left = wait - (time.monotonic() - started)
             if messages or left <= 0:
                 return messages, raw
@@ -853,7 +854,7 @@ class QueueVerbs:
         args = self._put_args("transfer", 1)
         now = self.ctx.clock.wall_ms()
         args.extend(core.message_args(message, "message", self.ctx.limits, now, ref, transfer=True, hops=hops))
-        raw = yield from self._put_or_create(args, "transfer-create")
+        raw = yield from self._put_or_create(args, "transfer-create", after=(self.ctx.dedupe_ms,))
         yield from self._after_put(raw)
 
     def _emit(self, event: str, payload: dict[str, Any]) -> Verb[int]:
@@ -881,7 +882,7 @@ class QueueVerbs:
         yield Command(("SADD", pk.projects, self.project))
 
     def _info(self, raw: list[Any]) -> QueueInfo:
-        meta = core.pairs_to_dict(raw[7:])
+        meta = core.meta_fields(core.pairs(raw[7:]))
         counters = {name[2:]: int(value) for name, value in meta.items() if name.startswith("c_")}
         return QueueInfo(
             project=self.project,
@@ -948,7 +949,7 @@ class EngineVerbs:
         metas = yield Batch(tuple(("HGETALL", queue_keys(self.ctx.prefix, project, r.name).meta) for r in refs))
         out = []
         for ref, raw in zip(refs, metas):
-            meta = {text(k): text(v) for k, v in raw.items()}
+            meta = core.meta_fields(raw.items())
             if meta.get("id") == ref.id:  # skip a queue deleted (or re-created) since the listing
                 out.append(details(project, ref.name, meta))
         return out
@@ -971,15 +972,16 @@ class EngineVerbs:
         for ref in refs:
             k = queue_keys(self.ctx.prefix, project, ref.name)
             commands += [("LLEN", k.ready), ("ZCARD", k.delayed), ("ZCARD", k.reserved),
-                         ("HMGET", k.meta, "ghosts", "stuck", *STAT_COUNTERS.values())]
+                         ("HMGET", k.meta, "q", "stuck", *STAT_COUNTERS.values())]
         if not refs:
             return []
         replies = yield Batch(tuple(commands))
         out = []
         for i, ref in enumerate(refs):
             ready, delayed, reserved, meta = replies[4 * i : 4 * i + 4]
-            counters = {name: int(v or 0) for name, v in zip(STAT_COUNTERS, meta[2:])}
-            out.append(QueueStats(project, ref.name, ready - int(meta[0] or 0), delayed, reserved, counters,
+            fields = core.state_fields(meta[0]) if meta[0] else {}  # a queue not opened since the upgrade: none
+            counters = {name: int(fields.get(field) or v or 0) for (name, field), v in zip(STAT_COUNTERS.items(), meta[2:])}
+            out.append(QueueStats(project, ref.name, ready - int(fields.get("ghosts", 0)), delayed, reserved, counters,
                                   int(meta[1] or 0)))
         return out
 
@@ -1283,11 +1285,11 @@ def _message(
     )
 
 
-def _reserved(raw: list[Any], token: str, timeout_ms: int) -> list[Message]:
-    """Reply rows: id, record, deliveries. Each reservation lasts the requested timeout, else the
-    message's own (from its record); it started at the script's ``now``."""
+def _reserved(raw: list[Any], token: str, timeout_ms: int, start: int) -> list[Message]:
+    """Reply rows from ``start``: id, record, deliveries. Each reservation lasts the requested
+    timeout, else the message's own (from its record); it started at the script's ``now``."""
     now, out = raw[0], []
-    for i in range(8, len(raw), 3):
+    for i in range(start, len(raw), 3):
         enq, own_timeout, expire, ctype, body = core.parse_record(raw[i + 1])
         timeout = timeout_ms or own_timeout
         out.append(Message(

@@ -18,12 +18,13 @@
 ]]
 -- @include "queue"
 
-local now = now_from(ARGV[1])
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
+local now, now_s = now_from(ARGV[1])
+local Q = open_queue(KEYS, now, now_s)
+local s = Q
 if not Q.exists then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
-local removed = queue_size(Q) + Q.pushing
+local removed = queue_size(Q) + s[PUSHING]
 redis.call("UNLINK", KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[9], KEYS[10])
-Q.ghosts, Q.xtail, Q.pushing, Q.front = 0, 0, 0, 0
+s[GHOSTS], s[XTAIL], s[FRONT], s[PUSHING], s[INDEXED], s[DUE] = 0, 0, 0, 0, 0, NEVER
 count(Q, "c_cleared", removed)
 flush(Q)
 return {removed, flags(Q)}

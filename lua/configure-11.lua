@@ -1,6 +1,6 @@
 --[[
   configure: create and/or update a queue's settings and attributes, then report it as info does.
-  KEYS[1] meta      hash   settings, counters
+  KEYS[1] meta      hash   `q` (settings, counters), text settings, attributes
   KEYS[2] ready     list   FIFO of ids
   KEYS[3] delayed   zset   id -> due ms
   KEYS[4] reserved  zset   id -> deadline ms
@@ -26,65 +26,54 @@
            alerts: checked here, against the stored settings, so no race can make one),
            CHANGED (a field of the condition is not as the caller read it)
 ]]
--- @include "queue"
+-- @include "maintain"
 
-local now = now_from(ARGV[1])
+local now, now_s = now_from(ARGV[1])
 local mode = ARGV[4]
-local exists = redis.call("EXISTS", KEYS[1]) == 1
-if exists and mode == "create" then return redis.error_reply("EXISTS queue already exists") end
-if not exists and mode == "update" then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
+local Q = open_queue(KEYS, now, now_s)
+local s = Q
+if Q.exists and mode == "create" then return redis.error_reply("EXISTS queue already exists") end
+if not Q.exists and mode == "update" then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
 
 for field, expected in pairs(cjson.decode(ARGV[9] or "{}")) do
-  local stored = redis.call("HGET", KEYS[1], field)
+  local stored = redis.call("HGET", KEYS[META], field)
   if (expected == cjson.null and stored) or (expected ~= cjson.null and stored ~= expected) then
     return redis.error_reply("CHANGED " .. field .. " changed meanwhile")
   end
 end
 
-local function hset_json(json)
-  local args = {}
-  for field, value in pairs(cjson.decode(json)) do
-    if value == cjson.null then
-      redis.call("HDEL", KEYS[1], field)
-    else
-      args[#args + 1] = field
-      args[#args + 1] = value
-    end
-  end
-  if #args > 0 then redis.call("HSET", KEYS[1], unpack(args)) end
-end
-
 -- Push queues do not support alerts: the change may not leave a queue with both.
 local changes = cjson.decode(ARGV[7])
-local stored = redis.call("HMGET", KEYS[1], "push", "alerts")
-local push, alerts = stored[1], stored[2]
-if changes.push ~= nil then push = changes.push ~= cjson.null and changes.push or false end
-if changes.alerts ~= nil then alerts = changes.alerts ~= cjson.null and changes.alerts or false end
+local push, alerts = has_flag(s, PUSH_QUEUE), has_flag(s, HAS_ALERTS)
+if changes.push ~= nil then push = changes.push ~= cjson.null end
+if changes.alerts ~= nil then alerts = changes.alerts ~= cjson.null end
 if push and alerts then
   local field = changes.alerts ~= nil and changes.alerts ~= cjson.null and "alerts" or "push_type"
   return redis.error_reply("BADARG " .. field .. " Push queues do not support alerts.")
 end
 
-local was_paused = redis.call("HGET", KEYS[1], "paused") == "1"
-if not exists then
+local was_paused = has_flag(s, PAUSED)
+local created = not Q.exists
+if created then
   local ms, sfx = string.match(redis.call("GET", KEYS[11]) or "0|-1", "^(%d+)|(-?%d+)$")
-  redis.call("HSET", KEYS[1], "id", ARGV[5], "created", now, "id_ms", ms, "id_sfx", sfx)
-  hset_json(ARGV[6])
+  s[ID_MS], s[ID_SFX] = tonumber(ms), tonumber(sfx)
+  redis.call("HSET", KEYS[META], "id", ARGV[5], "created", now_s)
+  apply_settings(KEYS[META], s, cjson.decode(ARGV[6]))
+  Q.exists = true
 end
-hset_json(ARGV[7])
-hset_json(ARGV[8])
-redis.call("HSET", KEYS[1], "updated", now)
-if was_paused and redis.call("HGET", KEYS[1], "paused") ~= "1" then
-  redis.call("PUBLISH", ARGV[3], redis.call("LLEN", KEYS[2]))
+apply_settings(KEYS[META], s, changes)
+apply_settings(KEYS[META], s, cjson.decode(ARGV[8]))  -- attributes: text fields ("x:" names)
+redis.call("HSET", KEYS[META], "updated", now_s)
+if was_paused and not has_flag(s, PAUSED) then
+  redis.call("PUBLISH", ARGV[3], redis.call("LLEN", KEYS[READY]))
 end
+if Q.size0 == nil and has_flag(s, HAS_ALERTS) then Q.size0 = queue_size(Q) end
 
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
 Q.channel = ARGV[3]
-local K = tonumber(ARGV[2])
-maintain(Q, K)
+maintain(Q, ARGV[2])
 flush(Q)
 
 local figures = backlog(Q)
-local reply = {flags(Q), exists and 0 or 1, figures[1], figures[2], figures[3], figures[4], figures[5]}
-for _, v in ipairs(redis.call("HGETALL", Q.meta)) do reply[#reply + 1] = v end
+local reply = {flags(Q), created and 1 or 0, figures[1], figures[2], figures[3], figures[4], figures[5]}
+for _, v in ipairs(redis.call("HGETALL", KEYS[META])) do reply[#reply + 1] = v end
 return reply

@@ -2,7 +2,7 @@
   drop: delete a queue and all its data. UNLINK frees the data in the background: O(1) here
   whatever the size. The registry entry (another slot) is removed by a separate call. Leaves
   only an expiring id floor, so a queue created again under this name never reuses an id.
-  KEYS[1] meta      hash   settings, counters
+  KEYS[1] meta      hash   `q` (the last id issued), id
   KEYS[2] ready     list   FIFO of ids
   KEYS[3] delayed   zset   id -> due ms
   KEYS[4] reserved  zset   id -> deadline ms
@@ -19,10 +19,12 @@
   Returns: the id the queue had
   Errors:  QUEUE_NOT_FOUND
 ]]
-local m = redis.call("HMGET", KEYS[1], "id", "id_ms", "id_sfx")
-local id = m[1]
-if not id then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
-redis.call("SET", KEYS[12], (m[2] or "0") .. "|" .. (m[3] or "-1"), "PX", ARGV[1])
+-- @include "state"
+
+local m = redis.call("HMGET", KEYS[1], "id", "q")
+if not m[1] then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
+local s = m[2] and unpack_state(m[2]) or migrate_state(KEYS[1])
+redis.call("SET", KEYS[12], string.format("%d|%d", s[ID_MS], s[ID_SFX]), "PX", ARGV[1])
 redis.call("UNLINK", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11],
   KEYS[13])
-return id
+return m[1]

@@ -13,17 +13,17 @@
            time: the deadline of a reservation, the due time of a delayed message, else 0
   Errors:  QUEUE_NOT_FOUND, NOT_FOUND (also for a message past its expiry)
 ]]
+-- @include "record"
 -- An expired message is reported gone from the record's own expire time; removing it is left to
 -- the maintaining scripts, so get never writes.
-local t = redis.call("TIME")
-local now = ARGV[1] ~= "" and tonumber(ARGV[1]) or tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local now, now_s = now_from(ARGV[1])
 local id = ARGV[2]
 
 if redis.call("EXISTS", KEYS[1]) == 0 then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
 local rec = redis.call("HGET", KEYS[4], id)
 if not rec then return redis.error_reply("NOT_FOUND message not found") end
--- record header: enqueued (13) | timeout (9) | expire (13) | ... (see includes/queue.lua)
-if tonumber(string.sub(rec, 25, 37)) <= now then return redis.error_reply("NOT_FOUND message expired") end
+if rec_expire(rec) <= now_s then return redis.error_reply("NOT_FOUND message expired") end
 
 local push = redis.call("HGET", KEYS[6], id)
 if push then return {rec, cjson.decode(push).done and "pushed" or "pushing", "", 0} end

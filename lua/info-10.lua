@@ -19,18 +19,17 @@
            oldest as includes/queue.lua backlog() gives them)
   Errors:  QUEUE_NOT_FOUND
 ]]
--- @include "queue"
+-- @include "maintain"
 
-local now = now_from(ARGV[1])
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
+local now, now_s = now_from(ARGV[1])
+local Q = open_queue(KEYS, now, now_s)
 if not Q.exists then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
 Q.channel = ARGV[3]
-local K = tonumber(ARGV[2])
 
-maintain(Q, K)
+maintain(Q, ARGV[2])
 flush(Q)
 
 local figures = backlog(Q)
 local reply = {flags(Q), 0, figures[1], figures[2], figures[3], figures[4], figures[5]}
-for _, v in ipairs(redis.call("HGETALL", Q.meta)) do reply[#reply + 1] = v end
+for _, v in ipairs(redis.call("HGETALL", KEYS[META])) do reply[#reply + 1] = v end
 return reply

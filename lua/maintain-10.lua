@@ -2,7 +2,7 @@
   maintain: the sweeper's pass over one queue nobody may be reading: requeue lapsed reservations
   (dead-lettering those out of deliveries), promote due delayed messages, drop expired ones.
   Writes nothing when there is nothing to do.
-  KEYS[1] meta      hash   settings, counters
+  KEYS[1] meta      hash   `q`; `over` (the quota mark's text)
   KEYS[2] ready     list   FIFO of ids
   KEYS[3] delayed   zset   id -> due ms
   KEYS[4] reserved  zset   id -> deadline ms
@@ -23,22 +23,27 @@
            flags: 1 = outbox work pending, 2 = queue does not exist
   Errors:  none
 ]]
--- @include "queue"
+-- @include "maintain"
 
-local now = now_from(ARGV[1])
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
+local now, now_s = now_from(ARGV[1])
+local Q = open_queue(KEYS, now, now_s)
+local s = Q
 if not Q.exists then return {flags(Q), 0, 0, 0, 0} end
 Q.channel = ARGV[3]
-local K = tonumber(ARGV[2])
 
-local more = maintain(Q, K)
-flush(Q)
-local pending = redis.call("LLEN", Q.outbox)
-if pending > 0 then Q.outboxed = true end
-if ARGV[4] and ARGV[4] ~= (Q.over or "") then
-  if ARGV[4] == "" then redis.call("HDEL", Q.meta, "over") else redis.call("HSET", Q.meta, "over", ARGV[4]) end
+local more = maintain(Q, ARGV[2])
+local mark = ARGV[4]
+if mark then
+  local over = mark ~= ""
+  if over ~= has_flag(s, OVER_QUOTA) or over and redis.call("HGET", KEYS[META], "over") ~= mark then
+    set_flag(s, OVER_QUOTA, over)
+    if over then redis.call("HSET", KEYS[META], "over", mark) else redis.call("HDEL", KEYS[META], "over") end
+  end
 end
+flush(Q)
+local pending = redis.call("LLEN", KEYS[OUTBOX])
+if pending > 0 then Q.outboxed = true end
 local ready, delayed, reserved = sizes(Q)
-local bytes = redis.pcall("MEMORY", "USAGE", Q.msg)
+local bytes = redis.pcall("MEMORY", "USAGE", KEYS[MSG])
 if type(bytes) ~= "number" then bytes = 0 end
-return {flags(Q), more and 1 or 0, pending, ready + delayed + reserved + Q.pushing, bytes}
+return {flags(Q), more and 1 or 0, pending, ready + delayed + reserved + s[PUSHING], bytes}

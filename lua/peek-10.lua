@@ -19,34 +19,32 @@
            flags: 1 = outbox work pending, 2 = queue does not exist (nothing returned)
   Errors:  none
 ]]
--- @include "queue"
+-- @include "maintain"
 
-local now = now_from(ARGV[1])
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
+local now, now_s = now_from(ARGV[1])
+local Q = open_queue(KEYS, now, now_s)
 Q.channel = ARGV[3]
 if not Q.exists then return {now, flags(Q)} end
 local K, n = tonumber(ARGV[2]), tonumber(ARGV[4])
 
-maintain(Q, K)
+maintain(Q, ARGV[2])
 flush(Q)
 
 local reply = {now, flags(Q)}
 local start, found, limit = 0, 0, n + K
 while found < n and start < limit do
-  local chunk = redis.call("LRANGE", Q.ready, start, start + math.min(n - found, limit - start) - 1)
+  local chunk = redis.call("LRANGE", KEYS[READY], start, start + math.min(n - found, limit - start) - 1)
   if #chunk == 0 then break end
   start = start + #chunk
-  local recs = redis.call("HMGET", Q.msg, unpack(chunk))
-  local states = redis.call("HMGET", Q.dlv, unpack(chunk))
+  local recs = redis.call("HMGET", KEYS[MSG], unpack(chunk))
+  local states = redis.call("HMGET", KEYS[DLV], unpack(chunk))
   for i, id in ipairs(chunk) do
     local rec = recs[i]
-    if rec and found < n then
-      if rec_expire(rec) > Q.now_s then
-        found = found + 1
-        reply[#reply + 1] = id
-        reply[#reply + 1] = rec
-        reply[#reply + 1] = states[i] or ""
-      end
+    if rec and found < n and rec_expire(rec) > now_s then
+      found = found + 1
+      reply[#reply + 1] = id
+      reply[#reply + 1] = rec
+      reply[#reply + 1] = states[i] or ""
     end
   end
 end

@@ -17,11 +17,10 @@
   Returns: 1 acknowledged, 0 nothing was waiting (already delivered, or failed: no change)
   Errors:  NOT_FOUND (no such subscriber message, or a token that is not this delivery's)
 ]]
--- @include "queue"
 -- @include "push"
 
-local now = now_from(ARGV[1])
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
+local now, now_s = now_from(ARGV[1])
+local Q = open_queue(KEYS, now, now_s)
 local sid, token = ARGV[2], ARGV[3]
 local id, index = string.sub(sid, 1, -3), tonumber(string.sub(sid, -2))
 local rec = load_push(Q, id)

@@ -23,18 +23,17 @@
             through), subscriber name ("" = unnamed)}
   Errors:  none
 ]]
--- @include "queue"
 -- @include "push"
 
-local now = now_from(ARGV[1])
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
+local now, now_s = now_from(ARGV[1])
+local Q = open_queue(KEYS, now, now_s)
 if not Q.exists then return {now, -1, 0, flags(Q)} end
 local n, lease, token = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 
 -- The headers of the configured subscriber a status entry is for: found by name (IronMQ v3 names
 -- its subscribers, and two may share a url), else by url.
 local function headers_of(entry)
-  for _, sub in ipairs(Q.pushcfg and Q.pushcfg.subs or {}) do
+  for _, sub in ipairs(push_config(Q) and push_config(Q).subs or {}) do
     if (entry.n and sub.name == entry.n) or (not entry.n and sub.url == entry.u) then
       return sub.headers and cjson.encode(sub.headers) or "{}"
     end
@@ -43,14 +42,14 @@ local function headers_of(entry)
 end
 
 local reply = {now, -1, 0, 0}
-local due = redis.call("ZRANGEBYSCORE", Q.push, "-inf", now, "LIMIT", 0, n)
+local due = redis.call("ZRANGEBYSCORE", KEYS[PUSH], "-inf", now, "LIMIT", 0, n)
 for _, member in ipairs(due) do
   local id = string.match(member, "^(%d+)|")
   local rec = load_push(Q, id)
-  local record = rec and redis.call("HGET", Q.msg, id)
+  local record = rec and redis.call("HGET", KEYS[MSG], id)
   if not record then
-    redis.call("ZREM", Q.push, member)  -- its message is gone
-  elseif rec_expire(record) <= Q.now_s then
+    redis.call("ZREM", KEYS[PUSH], member)  -- its message is gone
+  elseif rec_expire(record) <= now_s then
     drop_push(Q, id)
     drop(Q, {id})
     count(Q, "c_expired", 1)
@@ -62,10 +61,10 @@ for _, member in ipairs(due) do
       _, index = parse_member(member, rec)
       sub = rec.subs[index]
     end
-    local score = redis.call("ZSCORE", Q.push, member)
+    local score = redis.call("ZSCORE", KEYS[PUSH], member)
     if score and tonumber(score) <= now then
       sub.s, sub.l, sub.k = "reserved", "post", token .. string.format("%02d", index)
-      redis.call("ZADD", Q.push, now + lease, member)
+      redis.call("ZADD", KEYS[PUSH], now + lease, member)
       for _, v in ipairs({member, id, subscriber_id(id, index), sub.u, sub.k, record, headers_of(sub),
                           rec.h or 0, sub.n or ""}) do
         reply[#reply + 1] = v
@@ -76,8 +75,8 @@ for _, member in ipairs(due) do
 end
 flush(Q)
 
-local head = redis.call("ZRANGE", Q.push, 0, 0, "WITHSCORES")
+local head = redis.call("ZRANGE", KEYS[PUSH], 0, 0, "WITHSCORES")
 if head[2] then reply[2] = tonumber(head[2]) end
-reply[3] = (Q.pushcfg or head[2]) and 1 or 0
+reply[3] = (has_flag(Q, PUSH_QUEUE) or head[2]) and 1 or 0
 reply[4] = flags(Q)
 return reply

@@ -23,11 +23,10 @@
             when the queue's next push event is due (ms; -1: none), so pushers look again then}
   Errors:  none
 ]]
--- @include "queue"
 -- @include "push"
 
-local now = now_from(ARGV[1])
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
+local now, now_s = now_from(ARGV[1])
+local Q = open_queue(KEYS, now, now_s)
 local member, token, code, text = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local id = string.match(member, "^(%d+)|")
 local rec = id and load_push(Q, id)
@@ -39,10 +38,10 @@ if not sub or sub.s ~= "reserved" or sub.l ~= "post" or sub.k ~= token then retu
 if code >= 200 and code < 300 and code ~= 202 then
   push_delivered(Q, id, rec, index, code)
 elseif code == 202 then
-  local record = redis.call("HGET", Q.msg, id)
+  local record = redis.call("HGET", KEYS[MSG], id)
   local timeout = record and tonumber(rec_timeout(record)) or 60000
   sub.l, sub.c = "wait", 202
-  redis.call("ZADD", Q.push, now + timeout, member)
+  redis.call("ZADD", KEYS[PUSH], now + timeout, member)
 elseif code < 0 then
   push_dropped(Q, id, rec, index, text)
 else
@@ -50,5 +49,5 @@ else
 end
 save_push(Q, id, rec)
 flush(Q)
-local next_event = redis.call("ZRANGE", Q.push, 0, 0, "WITHSCORES")[2]
+local next_event = redis.call("ZRANGE", KEYS[PUSH], 0, 0, "WITHSCORES")[2]
 return {1, flags(Q), next_event and tonumber(next_event) or -1}

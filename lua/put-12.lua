@@ -2,7 +2,7 @@
   put: append a batch of messages to a queue (ready at the end of the FIFO, or delayed),
   creating the queue if it does not exist (mode "create"). Runs the bounded maintenance first,
   so messages that became available earlier (lapsed reservations, due delays) queue ahead.
-  KEYS[1]  meta      hash   settings, id counter (id_ms, id_sfx), total, xtail
+  KEYS[1]  meta      hash   `q` (settings, the last id, counters), id, created
   KEYS[2]  ready     list   FIFO of ids
   KEYS[3]  delayed   zset   id -> due ms
   KEYS[4]  reserved  zset   id -> deadline ms
@@ -22,148 +22,131 @@
           and "transfer-create" (the same for a move between queues: never refused by the mark),
           or "=" followed by a queue id: "existing", and only into that incarnation of the queue
           (callers that know it by id)
-  ARGV[5] id for the queue if this call creates it
-  ARGV[6] JSON object of the settings a created queue gets (meta field -> string)
-  ARGV[7] dedupe window ms
-  ARGV[8] "1" = also report the backlog after this put (ready, delayed, reserved, bytes,
-          oldest enqueue time), else those five are -1
-  ARGV[9] n, then 2 values per message: options, body. Options "" = every queue default, else
+  ARGV[5] "1" = also report the backlog after this put (ready, delayed, reserved, bytes, oldest
+          enqueue time)
+  ARGV[6] n, then 2 values per message: options, body. Options "" = every queue default, else
           "timeout ms|delay ms|expires_in ms|content type|transfer ref[|hops]" (an empty field =
           default; the delay may be "@ms", an absolute due time; hops: the transfers a forwarded
           or error-queue message went through, kept with it on a push queue)
-  Returns: {now, flags, created (0/1), queue id, ready, delayed, reserved, bytes, oldest,
-            id1, id2, ...}; "" for a message skipped because its ref was already seen (a
-            re-driven transfer). flags: 1 = outbox pending, 4 = push deliveries added
+  then, in the create modes: the id for the queue if this call creates it, and a JSON object of
+          the settings it gets (meta field -> string)
+  then, in the transfer modes: the dedupe window ms (how long a ref is remembered)
+  Returns: {now, flags, created (0/1), queue id if created else "", [the 5 backlog figures, if
+            asked,] id1, id2, ...}; "" for a message skipped because its ref was already seen
+            (a re-driven transfer). flags: 1 = outbox pending, 4 = push deliveries added
   Errors:  QUEUE_NOT_FOUND (modes "existing", "transfer"; mode "=id" also when the queue has
            another id), QUOTA (the sweeper marked the queue's project over its message or byte
            quota: meta "over" = "<quota> <limit>")
 ]]
--- @include "queue"
+-- @include "maintain"
+-- @include "push"
 
-local now = now_from(ARGV[1])
-local created = 0
-local mode = ARGV[4]
-if redis.call("EXISTS", KEYS[1]) == 0 then
-  if mode ~= "create" and mode ~= "transfer-create" then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
+local now, now_s = now_from(ARGV[1])
+local mode, n = ARGV[4], tonumber(ARGV[6])
+local tail = 7 + 2 * n  -- the arguments after the messages
+local creating = mode == "create" or mode == "transfer-create"
+local transfer = mode == "transfer" or creating and mode ~= "create"
+local Q = open_queue(KEYS, now, now_s)
+local s = Q
+local created = ""
+if not Q.exists then
+  if not creating then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
   local ms, sfx = string.match(redis.call("GET", KEYS[12]) or "0|-1", "^(%d+)|(-?%d+)$")
-  local args = {"id", ARGV[5], "created", now, "updated", now, "id_ms", ms, "id_sfx", sfx}
-  for field, value in pairs(cjson.decode(ARGV[6])) do
-    args[#args + 1] = field
-    args[#args + 1] = value
-  end
-  redis.call("HSET", KEYS[1], unpack(args))
-  created = 1
-end
-
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
-if string.byte(mode) == 61 and mode ~= "=" .. Q.id then -- "=id": deleted and created again
+  s[ID_MS], s[ID_SFX] = tonumber(ms), tonumber(sfx)
+  created = ARGV[tail]
+  redis.call("HSET", KEYS[META], "id", created, "created", now_s, "updated", now_s)
+  apply_settings(KEYS[META], s, cjson.decode(ARGV[tail + 1]))
+  Q.exists, Q.id = true, created
+  tail = tail + 2
+elseif string.byte(mode) == 61 and mode ~= "=" .. queue_id(Q) then -- "=id": deleted and created again
   return redis.error_reply("QUEUE_NOT_FOUND queue not found")
+elseif has_flag(s, OVER_QUOTA) and not transfer then
+  return redis.error_reply("QUOTA " .. (redis.call("HGET", KEYS[META], "over") or "over a quota"))
 end
--- A queue this call created carries no mark, so nothing was written when this refuses.
-if Q.over and mode ~= "transfer" and mode ~= "transfer-create" then return redis.error_reply("QUOTA " .. Q.over) end
 Q.channel = ARGV[3]
-if Q.xtail > 0 and redis.call("LLEN", Q.ready) == 0 then Q.xtail = 0 end -- empty: restart order
-maintain(Q, tonumber(ARGV[2]))
+maintain(Q, ARGV[2])
 
-local default_timeout, default_delay = tonumber(Q.timeout_s), tonumber(Q.delay_s)
-local default_expires = tonumber(Q.expires_in_s)
-local id_ms, id_sfx = tonumber(Q.id_ms_s), tonumber(Q.id_sfx_s)
-local now_s, window = Q.now_s, tonumber(ARGV[7])
+local default_timeout, default_delay, default_expires = s[TIMEOUT], s[DELAY], s[EXPIRES_IN]
+local push_queue, window = has_flag(s, PUSH_QUEUE), transfer and tonumber(ARGV[tail])
 
 -- Ids: 13-digit ms + 6-digit counter, fixed width so string order = put order. Never tonumber()
 -- an id: Lua numbers are doubles and 19 digits do not fit.
-local ms_s = #Q.id_ms_s == 13 and Q.id_ms_s or ms_string(id_ms)
-local function next_id()
-  if now > id_ms then
-    id_ms, id_sfx, ms_s = now, 0, now_s
-  else
-    id_sfx = id_sfx + 1
-    if id_sfx > 999999 then
-      id_ms, id_sfx = id_ms + 1, 0
-      ms_s = ms_string(id_ms)
-    end
-  end
-  return ms_s .. string.format("%06d", id_sfx)
-end
+local id_ms, id_sfx = s[ID_MS], s[ID_SFX]
+local ms_s = now > id_ms and now_s or ms_string(id_ms)
 
 -- The record header of a message with every default, built once per call.
 local default_expire_at = now + default_expires
-local default_head = now_s .. "|" .. string.format("%09d", default_timeout) .. "|" ..
-  ms_string(default_expire_at) .. "|\n"
+local default_head = now_s .. "|" .. string.format("%09d", default_timeout) .. "|" .. ms_string(default_expire_at) .. "|\n"
 
-local function trim_dedupe()
-  local old = redis.call("ZRANGEBYSCORE", KEYS[11], "-inf", now - window, "LIMIT", 0, 1000)
-  if #old > 0 then redis.call("ZREM", KEYS[11], unpack(old)) end
+local records, delayed, indexed, trimmed = {}, nil, nil, false
+local reply = {now, 0, created == "" and 0 or 1, created}
+if ARGV[5] == "1" then
+  for i = 5, 9 do reply[i] = -1 end
 end
-
-local records, delayed, indexed = {}, {}, {}
-
--- Appends a (score, member) pair to a ZADD argument list.
-local function pair(list, score, member)
-  list[#list + 1] = score
-  list[#list + 1] = member
-end
-
--- A new message goes to the end of the FIFO, or waits in `delayed` (and in the expiry index);
--- on a push queue it is delivered to the subscribers instead (from its due time), never pulled.
-local function place(id, delay, expire_at, hops)
-  if Q.pushcfg then
-    start_push(Q, id, now + delay, expire_at, hops)
-  elseif delay > 0 then
-    pair(delayed, now + delay, id)
-    pair(indexed, expire_at, id)
-    due_by(Q, math.min(now + delay, expire_at))
-  else
-    append_ready(Q, id, expire_at)
-  end
-end
-
-local n = tonumber(ARGV[9])
-local reply = {now, 0, created, Q.id, -1, -1, -1, -1, -1}
-local trimmed = false
 for i = 0, n - 1 do
-  local opts, body = ARGV[10 + 2 * i], ARGV[11 + 2 * i]
-  local id
-  if opts == "" then
-    id = next_id()
-    pair(records, id, default_head .. body)
-    place(id, default_delay, default_expire_at)
-  else
-    local timeout, delay, expires_in, ctype, ref, hops =
+  local opts, body = ARGV[7 + 2 * i], ARGV[8 + 2 * i]
+  local delay, expire_at, record, hops = default_delay, default_expire_at, nil, nil
+  if opts ~= "" then
+    local timeout, delay_s, expires_in, ctype, ref, hops_s =
       string.match(opts, "^(%d*)|(@?%d*)|(%d*)|([^|]*)|([^|]*)|?(%d*)$")
-    local fresh = true
-    if ref ~= "" then
-      if not trimmed then trim_dedupe(); trimmed = true end
-      fresh = redis.call("ZADD", KEYS[11], "NX", now, ref) == 1
+    if ref ~= "" then  -- a transfer: stored once whatever re-drives it within the window
+      if not trimmed then
+        trimmed = true
+        local old = redis.call("ZRANGEBYSCORE", KEYS[11], "-inf", now - window, "LIMIT", 0, 1000)
+        if #old > 0 then redis.call("ZREM", KEYS[11], unpack(old)) end
+      end
+      if redis.call("ZADD", KEYS[11], "NX", now_s, ref) == 0 then opts = nil end
     end
-    if fresh then
-      id = next_id()
-      timeout = timeout == "" and default_timeout or tonumber(timeout)
-      delay = delay == "" and default_delay or span(delay, now)
-      local expire_at = now + (expires_in == "" and default_expires or tonumber(expires_in))
-      pair(records, id, now_s .. "|" .. string.format("%09d", timeout) .. "|" ..
-        ms_string(expire_at) .. "|" .. ctype .. "\n" .. body)
-      place(id, delay, expire_at, tonumber(hops))
+    if opts then
+      if delay_s ~= "" then delay = span(delay_s, now) end
+      if expires_in ~= "" then expire_at = now + tonumber(expires_in) end
+      record = now_s .. "|" .. string.format("%09d", timeout == "" and default_timeout or tonumber(timeout)) .. "|" ..
+        ms_string(expire_at) .. "|" .. ctype .. "\n" .. body
+      hops = tonumber(hops_s)
+    end
+  end
+  local id = ""
+  if opts then
+    if now > id_ms then
+      id_ms, id_sfx, ms_s = now, 0, now_s
     else
-      id = ""
+      id_sfx = id_sfx + 1
+      if id_sfx > 999999 then
+        id_ms, id_sfx = id_ms + 1, 0
+        ms_s = ms_string(id_ms)
+      end
+    end
+    id = ms_s .. string.format("%06d", id_sfx)
+    records[#records + 1], records[#records + 2] = id, record or default_head .. body
+    -- To the end of the FIFO, or waiting in `delayed` (and in the expiry index); on a push
+    -- queue it is delivered to the subscribers instead (from its due time), never pulled.
+    if push_queue then
+      start_push(Q, id, now + delay, expire_at, hops)
+    elseif delay > 0 then
+      delayed, indexed = delayed or {}, indexed or {}
+      delayed[#delayed + 1], delayed[#delayed + 2] = now + delay, id
+      indexed[#indexed + 1], indexed[#indexed + 2] = expire_at, id
+      due_by(Q, math.min(now + delay, expire_at))
+    else
+      append_ready(Q, id, expire_at)
     end
   end
   reply[#reply + 1] = id
 end
 
 if #records > 0 then
-  redis.call("HSET", Q.msg, unpack(records))
-  if #delayed > 0 then
-    redis.call("ZADD", Q.delayed, unpack(delayed))
-    redis.call("ZADD", Q.expiry, unpack(indexed))
-    Q.indexed = true
+  redis.call("HSET", KEYS[MSG], unpack(records))
+  if delayed then
+    redis.call("ZADD", KEYS[DELAYED], unpack(delayed))
+    redis.call("ZADD", KEYS[EXPIRY], unpack(indexed))
+    s[INDEXED] = 1
   end
-  redis.call("HSET", Q.meta, "id_ms", ms_s, "id_sfx", id_sfx)
-  count(Q, "total", #records / 2)
+  s[ID_MS], s[ID_SFX] = id_ms, id_sfx
+  s[TOTAL] = s[TOTAL] + #records / 2
 end
 flush(Q)
 reply[2] = flags(Q)
-if ARGV[8] == "1" then
+if ARGV[5] == "1" then
   local figures = backlog(Q)
   for i = 1, 5 do reply[4 + i] = figures[i] end
 end

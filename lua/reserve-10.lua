@@ -19,83 +19,103 @@
   ARGV[6] token: the reservation id, random per call (checks always pair it with a message id)
   ARGV[7] "1" = delete on reserve
   ARGV[8] "1" = also report the backlog after this reserve (ready, delayed, reserved, bytes,
-          oldest enqueue time), else those five are -1
+          oldest enqueue time)
   Returns: {now, next_at (ms, -1 = nothing pending; only when nothing was taken), flags,
-            ready, delayed, reserved, bytes, oldest, then per message: id, record, deliveries}
+            [ready, delayed, reserved, bytes, oldest: if asked,] then per message: id, record,
+            deliveries}
            (a message's deadline is now + ARGV[5], or now + the timeout in its record header)
            flags: 1 = outbox work pending, 2 = queue does not exist (nothing returned)
   Errors:  PAUSED (delivery is paused)
 ]]
--- @include "queue"
+-- @include "maintain"
 
-local now = now_from(ARGV[1])
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
+local now, now_s = now_from(ARGV[1])
+local Q = open_queue(KEYS, now, now_s)
+if not Q.exists then
+  if ARGV[8] == "1" then return {now, -1, flags(Q), 0, 0, 0, 0, 0} end
+  return {now, -1, flags(Q)}
+end
+if has_flag(Q, PAUSED) then return redis.error_reply("PAUSED delivery is paused on this queue") end
 Q.channel = ARGV[3]
-if not Q.exists then return {now, -1, flags(Q), 0, 0, 0, 0, 0} end
-if Q.paused then return redis.error_reply("PAUSED delivery is paused on this queue") end
+if now >= Q[DUE] then
+  maintain(Q, ARGV[2], false) -- the take below pops (and checks) the head itself
+  flush_ready(Q)
+end
 
-local K, n, token = tonumber(ARGV[2]), tonumber(ARGV[4]), ARGV[6]
-local override = ARGV[5] ~= "0" and string.format("%09d", tonumber(ARGV[5])) or nil
-local delete = ARGV[7] == "1"
-
-maintain(Q, K, false) -- the take below pops (and checks) the head itself
-flush(Q)
-
--- Take: pop from the head, skipping ghosts and expired messages (at most n + K pops).
-local ids, recs = {}, {}
-local budget, skipped = n + K, {}
-while #ids < n and budget > 0 do
-  local want = math.min(n - #ids, budget)
-  local popped = redis.call("LPOP", Q.ready, want == n and ARGV[4] or want) -- a string is cheaper
-  if not popped then break end
-  budget = budget - #popped
-  local records = redis.call("HMGET", Q.msg, unpack(popped))
-  for i, id in ipairs(popped) do
+-- Take: pop n from the head; ghosts and expired messages met on the way are skipped, and K more
+-- pops are allowed for them (at most n + K in all).
+local n, token, delete = tonumber(ARGV[4]), ARGV[6], ARGV[7] == "1"
+local ids, recs, exps, skipped = {}, {}, {}, nil
+local pops, budget, want = 0, n, ARGV[4]
+repeat
+  local taken = redis.call("LPOP", KEYS[READY], want)
+  if not taken then
+    Q.emptied = true
+    break
+  end
+  pops = pops + #taken
+  if #taken < tonumber(want) then Q.emptied = true end
+  local records = redis.call("HMGET", KEYS[MSG], unpack(taken))
+  for i = 1, #taken do
     local rec = records[i]
-    if not rec then
-      Q.ghosts = Q.ghosts - 1
-    elseif rec_expire(rec) <= Q.now_s then
-      skipped[#skipped + 1] = id
+    local expire_s = rec and string.sub(rec, 25, 37)  -- rec_expire, inline: this loop is the hot path
+    if rec and expire_s > now_s then
+      local m = #ids + 1
+      ids[m], recs[m], exps[m] = taken[i], rec, expire_s
     else
-      ids[#ids + 1], recs[#recs + 1] = id, rec
+      if budget == n then budget = n + tonumber(ARGV[2]) end
+      if rec then
+        skipped = skipped or {}
+        skipped[#skipped + 1] = taken[i]
+      else
+        Q[GHOSTS] = Q[GHOSTS] - 1
+      end
     end
   end
+  want = string.format("%d", math.min(n - #ids, budget - pops))
+until Q.emptied or #ids >= n or pops >= budget
+popped(Q, pops)
+if skipped then
+  drop(Q, skipped)
+  count(Q, "c_expired", #skipped)
 end
-popped(Q, n + K - budget)
-drop(Q, skipped)
-count(Q, "c_expired", #skipped)
 
--- Reserve what was taken. Conversions to strings are cached: a batch mostly shares one timeout.
-local reply = {now, -1, 0, -1, -1, -1, -1, -1}
+-- Reserve what was taken: deadline and delivery state per message (a batch mostly shares one
+-- timeout: its conversions are cached).
+local reply = {now, -1, 0}
+if ARGV[8] == "1" then
+  for i = 4, 8 do reply[i] = -1 end
+end
 if #ids > 0 then
-  local states = redis.call("HMGET", Q.dlv, unpack(ids))
+  local override = ARGV[5] ~= "0" and string.format("%09d", tonumber(ARGV[5])) or nil
+  local states = redis.call("HMGET", KEYS[DLV], unpack(ids))
   local zargs, hargs, deadlines = {}, {}, {}
-  local r = 8
-  for i, id in ipairs(ids) do
-    local rec = recs[i]
+  local r = #reply
+  for i = 1, #ids do
+    local id, rec = ids[i], recs[i]
     local deliveries = "1"
     if states[i] then deliveries = tostring(tonumber(string.match(states[i], "^(%d+)")) + 1) end
-    local timeout = override or rec_timeout(rec)
+    local timeout = override or string.sub(rec, 15, 23)  -- rec_timeout, inline
     local deadline = deadlines[timeout]
     if not deadline then
       local at = now + tonumber(timeout)
       deadline = ms_string(at)
       deadlines[timeout] = deadline
-      if not delete then due_by(Q, at) end
+      if at < Q[DUE] and not delete then Q[DUE] = at end  -- due_by, inline
     end
     zargs[2 * i - 1], zargs[2 * i] = deadline, id
-    hargs[2 * i - 1], hargs[2 * i] = id, deliveries .. "|" .. token .. "|" .. timeout .. "|" .. rec_expire(rec)
+    hargs[2 * i - 1], hargs[2 * i] = id, deliveries .. "|" .. token .. "|" .. timeout .. "|" .. exps[i]
     reply[r + 1], reply[r + 2], reply[r + 3] = id, rec, deliveries
     r = r + 3
   end
   if delete then
     drop(Q, ids)
-    count(Q, "c_deleted", #ids)
+    Q[DELETED_COUNT] = Q[DELETED_COUNT] + #ids
   else
-    redis.call("ZADD", Q.reserved, unpack(zargs))
-    redis.call("HSET", Q.dlv, unpack(hargs))
+    redis.call("ZADD", KEYS[RESERVED], unpack(zargs))
+    redis.call("HSET", KEYS[DLV], unpack(hargs))
   end
-  count(Q, "c_reserved", #ids)
+  Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + #ids
 else
   reply[2] = next_at(Q)
 end

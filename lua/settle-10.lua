@@ -24,10 +24,11 @@
            flags: 1 = outbox work pending, 2 = queue does not exist
   Errors:  none (per-item statuses instead)
 ]]
--- @include "queue"
+-- @include "maintain"
 
-local now = now_from(ARGV[1])
-local Q = open_queue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], now)
+local now, now_s = now_from(ARGV[1])
+local Q = open_queue(KEYS, now, now_s)
+local s = Q
 Q.channel = ARGV[3]
 local d, r = tonumber(ARGV[4]), tonumber(ARGV[5])
 local reply = {0}
@@ -36,14 +37,19 @@ if not Q.exists then
   reply[1] = flags(Q)
   return reply
 end
-maintain(Q, tonumber(ARGV[2]))
+maintain(Q, ARGV[2])
 
--- Is `id` under the reservation `rid` right now? ("" asks only whether it is reserved at all)
+-- Is a message with this deadline (a `reserved` score, text) and delivery state under the
+-- reservation `rid` right now? ("" asks only whether it is reserved at all.) Scores of whole
+-- ms print as 13 digits, so they compare with now as text.
 local function holds(rid, deadline, state)
-  if not deadline or tonumber(deadline) <= now then return false end
-  if rid == "" then return true end
-  local _, token = parse_dlv(state)
-  return token == rid
+  if not deadline then return false end
+  if #deadline == 13 then
+    if deadline <= now_s then return false end
+  elseif tonumber(deadline) <= now then
+    return false
+  end
+  return rid == "" or dlv_token(state) == rid
 end
 
 -- Deletes, classified in bulk: a reserved or delayed message is known to exist (its set says
@@ -54,39 +60,42 @@ if d > 0 then
     ids[i], rids[i] = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
     checked = checked or rids[i] ~= ""
   end
-  local deadlines = redis.call("ZMSCORE", Q.reserved, unpack(ids))
-  local waiting = redis.call("ZMSCORE", Q.delayed, unpack(ids))
-  local states = checked and redis.call("HMGET", Q.dlv, unpack(ids)) or {}
+  local deadlines = redis.call("ZMSCORE", KEYS[RESERVED], unpack(ids))
+  local states = checked and redis.call("HMGET", KEYS[DLV], unpack(ids)) or {}
+  local waiting = nil  -- scores in `delayed`, read only for ids not reserved
   local from_reserved, from_delayed, gone, seen = {}, {}, {}, {}
   for i, id in ipairs(ids) do
     local status
     if seen[id] then
       status = 0 -- a repeated id: the first occurrence already decided it
     elseif rids[i] ~= "" and not holds(rids[i], deadlines[i], states[i]) then
-      status = redis.call("HEXISTS", Q.msg, id) == 1 and -1 or 0
+      status = redis.call("HEXISTS", KEYS[MSG], id) == 1 and -1 or 0
     elseif deadlines[i] then
       status = 1
       from_reserved[#from_reserved + 1] = id
-    elseif waiting[i] then
-      status = 1
-      from_delayed[#from_delayed + 1] = id
     else
-      local push_message = is_push_message(Q, id)
-      status = redis.call("HDEL", Q.msg, id) -- 1 for a ready message: its id becomes a ghost
-      if status == 1 then
-        gone[#gone + 1] = id
-        if push_message then drop_push(Q, id) else Q.ghosts = Q.ghosts + 1 end
+      waiting = waiting or redis.call("ZMSCORE", KEYS[DELAYED], unpack(ids))
+      if waiting[i] then
+        status = 1
+        from_delayed[#from_delayed + 1] = id
+      else
+        local push_message = is_push_message(Q, id)
+        status = redis.call("HDEL", KEYS[MSG], id) -- 1 for a ready message: its id becomes a ghost
+        if status == 1 then
+          gone[#gone + 1] = id
+          if push_message then drop_push(Q, id) else s[GHOSTS] = s[GHOSTS] + 1 end
+        end
       end
     end
     seen[id] = true
     reply[#reply + 1] = status
   end
-  if #from_reserved > 0 then redis.call("ZREM", Q.reserved, unpack(from_reserved)) end
-  if #from_delayed > 0 then redis.call("ZREM", Q.delayed, unpack(from_delayed)) end
+  if #from_reserved > 0 then redis.call("ZREM", KEYS[RESERVED], unpack(from_reserved)) end
+  if #from_delayed > 0 then redis.call("ZREM", KEYS[DELAYED], unpack(from_delayed)) end
   for _, id in ipairs(from_reserved) do gone[#gone + 1] = id end
   for _, id in ipairs(from_delayed) do gone[#gone + 1] = id end
   drop(Q, gone)
-  count(Q, "c_deleted", #gone)
+  s[DELETED_COUNT] = s[DELETED_COUNT] + #gone
 end
 
 -- Releases: one by one (each may requeue, delay or dead-letter).
@@ -94,14 +103,14 @@ local base = 6 + 2 * d
 for i = 0, r - 1 do
   local id, rid, delay = ARGV[base + 3 * i], ARGV[base + 3 * i + 1], ARGV[base + 3 * i + 2]
   local status
-  if redis.call("HEXISTS", Q.msg, id) == 0 then
+  if redis.call("HEXISTS", KEYS[MSG], id) == 0 then
     status = 0
   else
-    local state = redis.call("HGET", Q.dlv, id)
-    if holds(rid, redis.call("ZSCORE", Q.reserved, id), state) then
+    local state = redis.call("HGET", KEYS[DLV], id)
+    if holds(rid, redis.call("ZSCORE", KEYS[RESERVED], id), state) then
       local deliveries, _, _, expire_at = parse_dlv(state)
-      redis.call("ZREM", Q.reserved, id)
-      end_delivery(Q, id, deliveries, expire_at, delay == "" and tonumber(Q.retry_delay_s) or span(delay, now))
+      redis.call("ZREM", KEYS[RESERVED], id)
+      end_delivery(Q, id, deliveries, expire_at, delay == "" and s[RETRY_DELAY] or span(delay, now))
       status = 1
     elseif rid == "" then
       status = 2

@@ -1,6 +1,6 @@
 --[[
   touch: extend a current reservation to now + timeout; the reservation gets a new id.
-  KEYS[1] meta      hash   existence of the queue; `due` lowered to the new deadline
+  KEYS[1] meta      hash   `q`: DUE lowered to the new deadline
   KEYS[2] reserved  zset   id -> deadline ms
   KEYS[3] msg       hash   id -> record
   KEYS[4] dlv       hash   id -> delivery state "count|token|timeout|expire"
@@ -12,11 +12,15 @@
   Returns: {new reservation id, deadline ms, timeout ms}
   Errors:  QUEUE_NOT_FOUND, NOT_FOUND, NOT_RESERVED (not reserved, lapsed, or another reservation)
 ]]
-local t = redis.call("TIME")
-local now = ARGV[1] ~= "" and tonumber(ARGV[1]) or tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- @include "record"
+-- @include "state"
+
+local now, now_s = now_from(ARGV[1])
 local id, rid = ARGV[2], ARGV[3]
 
-if redis.call("EXISTS", KEYS[1]) == 0 then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
+local raw = redis.call("HGET", KEYS[1], "q")
+local s = raw and unpack_state(raw) or migrate_state(KEYS[1])
+if not s then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
 if redis.call("HEXISTS", KEYS[3], id) == 0 then return redis.error_reply("NOT_FOUND message not found") end
 local deadline = redis.call("ZSCORE", KEYS[2], id)
 if not deadline or tonumber(deadline) <= now then
@@ -34,11 +38,11 @@ elseif ARGV[4] ~= "" then
   timeout = string.format("%09d", tonumber(ARGV[4]))
 end
 local new_deadline = now + tonumber(timeout)
-redis.call("ZADD", KEYS[2], "XX", new_deadline, id)
--- A shorter timeout may lapse before anything else is due (see `due` in includes/queue.lua).
-local due = redis.call("HGET", KEYS[1], "due")
-if due and tonumber(due) > new_deadline then
-  redis.call("HSET", KEYS[1], "due", string.format("%013d", new_deadline))
+redis.call("ZADD", KEYS[2], "XX", ms_string(new_deadline), id)
+-- A shorter timeout may lapse before anything else is due (see DUE in includes/queue.lua).
+if s[DUE] > new_deadline then
+  s[DUE] = new_deadline
+  redis.call("HSET", KEYS[1], "q", pack_state(s))
 end
 redis.call("HSET", KEYS[4], id, deliveries .. "|" .. ARGV[5] .. "|" .. timeout .. "|" .. expire_at)
 return {ARGV[5], new_deadline, tonumber(timeout)}

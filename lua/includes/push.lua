@@ -15,14 +15,73 @@
   (out of retries). A delivery's score in `push` is when something next happens to it: due
   now, a lease running out, a retry.
 ]]
+-- @include "queue"
+
+-- Push-queue messages are a fourth state beside ready, delayed and reserved: never in those sets,
+-- they have a status record in `pstatus` (per subscriber: status, last code, retries left) and
+-- deliveries in `push` scored by their next event ("<id>|<n>" per subscriber for multicast,
+-- "<id>|u" for unicast). PUSHING counts those with deliveries still pending.
+local function push_members(id, rec)
+  if rec.t == "u" then return {id .. "|u"} end
+  local members = {}
+  for i = 1, #rec.subs do members[i] = id .. "|" .. i end
+  return members
+end
+
+local function is_push_message(Q, id)
+  if Q.has_pstatus == nil then Q.has_pstatus = redis.call("EXISTS", Q.keys[PSTATUS]) == 1 end
+  return Q.has_pstatus and redis.call("HEXISTS", Q.keys[PSTATUS], id) == 1
+end
+
+-- The queue's push settings (meta `push`, JSON): {type, subs = {{url, name, headers}...},
+-- retries, delay ms, errq}. Read once per call, where needed.
+local function push_config(Q)
+  if Q.pushcfg == nil then Q.pushcfg = cjson.decode(redis.call("HGET", Q.keys[META], "push") or "null") end
+  return Q.pushcfg ~= cjson.null and Q.pushcfg or nil
+end
+
+-- A message posted to a push queue: a status record per subscriber (the list as it is now) and
+-- deliveries due at `due`. Registered in the expiry index (it is in no FIFO). `hops` (nil for a
+-- client's put): the transfers it went through, kept as `h`.
+local function start_push(Q, id, due, expire_at, hops)
+  local cfg = push_config(Q)
+  local subs = {}
+  for i, sub in ipairs(cfg.subs) do
+    subs[i] = {u = sub.url, n = sub.name, s = "queued", c = false, r = cfg.retries}
+  end
+  local rec = {t = cfg.type == "unicast" and "u" or "m", subs = subs, r = cfg.retries, d = cfg.delay,
+    q = cfg.errq or "", cur = 1}
+  if hops and hops > 0 then rec.h = hops end
+  redis.call("HSET", Q.keys[PSTATUS], id, cjson.encode(rec))
+  local args = {}
+  for _, member in ipairs(push_members(id, rec)) do
+    args[#args + 1] = due
+    args[#args + 1] = member
+  end
+  redis.call("ZADD", Q.keys[PUSH], unpack(args))
+  index_expiry(Q, expire_at, id)
+  due_by(Q, expire_at)
+  Q.has_pstatus, Q.pushed = true, true
+  Q[PUSHING] = Q[PUSHING] + 1
+end
+
+-- Forgets a push message's status and pending deliveries (the caller removes its record).
+local function drop_push(Q, id)
+  local raw = redis.call("HGET", Q.keys[PSTATUS], id)
+  if not raw then return end
+  local rec = cjson.decode(raw)
+  redis.call("ZREM", Q.keys[PUSH], unpack(push_members(id, rec)))
+  redis.call("HDEL", Q.keys[PSTATUS], id)
+  if not rec.done then Q[PUSHING] = Q[PUSHING] - 1 end
+end
 
 local function load_push(Q, id)
-  local raw = redis.call("HGET", Q.pstatus, id)
+  local raw = redis.call("HGET", Q.keys[PSTATUS], id)
   return raw and cjson.decode(raw)
 end
 
 local function save_push(Q, id, rec)
-  redis.call("HSET", Q.pstatus, id, cjson.encode(rec))
+  redis.call("HSET", Q.keys[PSTATUS], id, cjson.encode(rec))
 end
 
 -- "<id>|<n>" or "<id>|u" -> id, subscriber index (unicast: the current one), member
@@ -45,7 +104,7 @@ end
 local function push_finished(Q, id, rec)
   if not rec.done then
     rec.done = true
-    Q.pushing = Q.pushing - 1
+    Q[PUSHING] = Q[PUSHING] - 1
   end
 end
 
@@ -59,7 +118,7 @@ end
 -- The body of the message in the error queue: the union of the v1 and v3 shapes.
 local function error_queue_message(Q, id, rec, failed)
   if rec.q == "" then return end
-  local record = redis.call("HGET", Q.msg, id)
+  local record = redis.call("HGET", Q.keys[MSG], id)
   if not record then return end
   local body = string.sub(record, string.find(record, "\n", 1, true) + 1)
   local subscribers = {}
@@ -69,9 +128,7 @@ local function error_queue_message(Q, id, rec, failed)
   local last = failed[#failed]
   local doc = cjson.encode({source_msg_id = id, body = body, headers = cjson.decode("{}"),
     code = last.c or cjson.null, msg = last.e or "", subscribers = subscribers})
-  redis.call("RPUSH", Q.outbox, "errq\t" .. rec.q .. "\t" .. outbox_ref(Q, "errq", id) .. "\t" ..
-    ((rec.h or 0) + 1) .. "\n" .. doc)
-  Q.outboxed = true
+  to_outbox(Q, "errq\t" .. rec.q .. "\t" .. outbox_ref(Q, "errq", id) .. "\t" .. ((rec.h or 0) + 1) .. "\n" .. doc)
 end
 
 -- A subscriber took the message (2xx but 202, or the acknowledgement of a 202).
@@ -79,7 +136,7 @@ local function push_delivered(Q, id, rec, index, code)
   local sub = rec.subs[index]
   sub.s, sub.c, sub.e, sub.l = "deleted", code, nil, nil
   count(Q, "c_push_delivered", 1)
-  redis.call("ZREM", Q.push, member_of(id, rec, index))
+  redis.call("ZREM", Q.keys[PUSH], member_of(id, rec, index))
   if rec.t == "u" or all_final(rec) then push_finished(Q, id, rec) end
 end
 
@@ -94,12 +151,12 @@ local function push_failed(Q, id, rec, index, code, text)
   if rec.t == "m" then
     if sub.r > 0 then
       sub.r, sub.s = sub.r - 1, "retrying"
-      redis.call("ZADD", Q.push, Q.now + rec.d, member)
+      redis.call("ZADD", Q.keys[PUSH], Q.now + rec.d, member)
       return
     end
     sub.s = "error"
     count(Q, "c_push_errors", 1)
-    redis.call("ZREM", Q.push, member)
+    redis.call("ZREM", Q.keys[PUSH], member)
     error_queue_message(Q, id, rec, {sub})
     if all_final(rec) then push_finished(Q, id, rec) end
     return
@@ -107,14 +164,14 @@ local function push_failed(Q, id, rec, index, code, text)
   sub.s = "retrying"
   if index < #rec.subs then
     rec.cur = index + 1
-    redis.call("ZADD", Q.push, Q.now, member)
+    redis.call("ZADD", Q.keys[PUSH], Q.now, member)
   elseif rec.r > 0 then
     rec.r, rec.cur = rec.r - 1, 1
-    redis.call("ZADD", Q.push, Q.now + rec.d, member)
+    redis.call("ZADD", Q.keys[PUSH], Q.now + rec.d, member)
   else
     for _, each in ipairs(rec.subs) do each.s = "error" end
     count(Q, "c_push_errors", 1)
-    redis.call("ZREM", Q.push, member)
+    redis.call("ZREM", Q.keys[PUSH], member)
     error_queue_message(Q, id, rec, rec.subs)
     push_finished(Q, id, rec)
   end
@@ -126,6 +183,6 @@ local function push_dropped(Q, id, rec, index, text)
   local sub = rec.subs[index]
   sub.s, sub.c, sub.e, sub.l, sub.k = "error", false, text, nil, nil
   count(Q, "c_hops_dropped", 1)
-  redis.call("ZREM", Q.push, member_of(id, rec, index))
+  redis.call("ZREM", Q.keys[PUSH], member_of(id, rec, index))
   if rec.t == "u" or all_final(rec) then push_finished(Q, id, rec) end
 end

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ferrymq.engine import InvalidArgument, NewMessage
+from ferrymq.engine.core import state_fields
 
 
 def bodies(messages):
@@ -168,4 +169,4 @@ def test_nothing_is_left_in_redis_once_messages_at_the_front_expire(real_engine,
     assert q.info().size == 0
     keys = sorted(k.decode().rsplit(":", 1)[1] for k in redis_client.keys("fmq:{p/q}:*"))
     assert keys == ["meta"]
-    assert redis_client.hget("fmq:{p/q}:meta", "front") == b"0"
+    assert state_fields(redis_client.hget("fmq:{p/q}:meta", "q"))["front"] == "0"

@@ -8,10 +8,13 @@ import re
 import pytest
 import redis
 
+from ferrymq.engine import Engine
 from ferrymq.engine.errors import SCRIPT_ERROR_CODES
-from ferrymq.engine.scripts import sources
+from ferrymq.engine.keys import queue_keys
+from ferrymq.engine.scripts import build, library, sources
 
 SCRIPTS = sorted(sources().values(), key=lambda s: s.verb)
+CORE_KEYS = len(queue_keys("fmq", "p", "q").core)
 HEADER = re.compile(r"\A--\[\[\n(.*?)\n\]\]", re.DOTALL)
 
 
@@ -35,6 +38,8 @@ def test_key_count_in_the_name_matches_header_and_body(script):
     assert documented == list(range(1, script.numkeys + 1))
     body = script.raw[len(HEADER.match(script.raw).group(0)) :]
     used = {int(i) for i in re.findall(r"KEYS\[(\d+)\]", body)}
+    if "open_queue(KEYS" in body:  # the include takes the core keys in QueueKeys.core's order
+        used |= set(range(1, CORE_KEYS + 1))
     assert max(used) == script.numkeys
 
 
@@ -59,8 +64,69 @@ def test_script_loads_into_redis(script, redis_client: redis.Redis):
     assert redis_client.script_exists(sha) == [True]
 
 
+def test_the_function_library_loads_into_redis(redis_client: redis.Redis):
+    assert redis_client.function_load(library().code, replace=True) == library().name.encode()
+
+
 def test_scripts_reload_after_the_script_cache_is_flushed(real_engine, redis_client):
     q = real_engine.queue("p", "q")
     q.put(["a"])
     redis_client.script_flush()  # what a Redis restart or failover does
     assert [m.body for m in q.reserve()] == [b"a"]
+
+
+# -- includes and the function library --------------------------------------------------------
+
+
+def test_includes_are_emitted_once_each_after_what_they_include():
+    includes = {"clock": "local c = 1", "record": '-- @include "clock"\nlocal r = c',
+                "queue": '-- @include "record"\n-- @include "clock"\nlocal q = r'}
+    scripts, lib = build({"put-1.lua": '-- @include "queue"\n-- @include "clock"\nreturn q'}, includes)
+    put = scripts["put"]
+    assert put.includes == ("clock", "record", "queue")
+    assert put.text == "local c = 1\nlocal r = c\nlocal q = r\nreturn q"
+    assert lib.code.count("local c = 1") == 1 and lib.functions == {"put": f"{lib.name}_put"}
+
+
+def test_an_include_cycle_is_refused_with_its_path():
+    includes = {"a": '-- @include "b"\n', "b": '-- @include "a"\n'}
+    with pytest.raises(ValueError, match="include cycle: a -> b -> a"):
+        build({"x-1.lua": '-- @include "a"\nreturn 1'}, includes)
+
+
+def test_the_library_is_named_after_its_code():
+    first = build({"x-1.lua": "return 1"}, {})[1]
+    second = build({"x-1.lua": "return 2"}, {})[1]
+    assert first.name != second.name and first.code.startswith(f"#!lua name={first.name}\n")
+
+
+def test_redis_7_runs_the_scripts_as_functions(redis_url, library_names):
+    with redis.Redis.from_url(redis_url) as client:
+        client.function_flush()
+        engine = Engine(client)
+        engine.load_scripts()
+        assert engine.scripts.functions is True
+        assert library_names(client) == [library().name.encode()]
+        engine.queue("p", "q").put(["a"])
+        assert client.info("commandstats").get("cmdstat_fcall", {}).get("calls", 0) >= 1
+
+
+def test_redis_6_2_runs_the_scripts_by_sha(redis62_url):
+    with redis.Redis.from_url(redis62_url) as client:
+        client.flushall()
+        client.config_resetstat()
+        engine = Engine(client)
+        q = engine.queue("p", "q")
+        q.put(["a"])
+        assert engine.scripts.functions is False
+        client.script_flush()  # what a restart does
+        assert [m.body for m in q.reserve()] == [b"a"]
+        assert client.info("commandstats")["cmdstat_evalsha"]["calls"] >= 2
+
+
+def test_functions_are_loaded_again_after_redis_forgot_them(real_engine, redis_client, library_names):
+    q = real_engine.queue("p", "q")
+    q.put(["a"])
+    redis_client.function_flush()  # a restart without persistence
+    assert [m.body for m in q.reserve()] == [b"a"]
+    assert library_names(redis_client) == [library().name.encode()]
