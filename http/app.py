@@ -8,6 +8,13 @@
 Serve with ``ferrymq serve`` (or ``uvicorn ferrymq.http.app:create_app --factory``). No app is
 built at import time; the lifespan owns the Redis client, the engine, auth, the sweeper and
 the pushers.
+
+This module also stands for the package, which has no ``__init__.py`` (it would shadow the
+standard library's ``http``, see pyproject.toml). ``ferrymq.http`` holds the HTTP layer: this
+app, its settings, auth, the error table, the contract modules (which only translate requests
+and responses: the queue logic is the engine's), the dashboard, metrics and OpenAPI. It may
+import ``ferrymq.engine`` and third-party libraries, never ``ferrymq.server``
+(``tests/test_layout.py`` checks it).
 """
 
 from __future__ import annotations

@@ -9,13 +9,6 @@ from __future__ import annotations
 import os
 import sys
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _ROOT]
-if "http" in sys.modules and not hasattr(sys.modules["http"], "HTTPStatus"):
-    raise RuntimeError(
-        "the repository's http/ folder was imported as the standard library's http module; "
-        "run `pytest`, not `python -m pytest`, from the repository root"
-    )
 
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
@@ -45,9 +38,9 @@ from ferrymq.engine import AsyncEngine, Engine, FakeClock  # noqa: E402
 from ferrymq.engine.keys import queue_keys  # noqa: E402
 from ferrymq.http import connect  # noqa: E402
 from ferrymq.http.app import create_app  # noqa: E402
-from ferrymq.http.embedded import bundled_binary, major_version  # noqa: E402
+from ferrymq.server.embedded import bundled_binary, major_version  # noqa: E402
 from ferrymq.http.settings import Settings  # noqa: E402
-from ferrymq.http.timeouts import ServerConfig  # noqa: E402
+from ferrymq.server.timeouts import ServerConfig  # noqa: E402
 
 
 SYSTEM_REDIS = ("/usr/bin/redis-server", "/usr/local/bin/redis-server")
@@ -667,7 +660,7 @@ def push_until_idle() -> Callable[[Any], Any]:
 
 @pytest.fixture
 def repo_root() -> Path:
-    return Path(_ROOT)
+    return Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture

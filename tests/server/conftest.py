@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ferrymq.http.embedded import EmbeddedRedis
+from ferrymq.server.embedded import EmbeddedRedis
 
 
 @pytest.fixture

@@ -34,12 +34,12 @@ from starlette.applications import Starlette
 from uvicorn.supervisors import multiprocess
 
 from ferrymq.engine import AsyncEngine
+from ferrymq.http.auth import TokenStore
+from ferrymq.http.connect import async_client
+from ferrymq.http.settings import Settings
 
 from . import timeouts
-from .auth import TokenStore
-from .connect import async_client
 from .embedded import redis_for
-from .settings import Settings
 from .timeouts import ServerConfig
 
 T = TypeVar("T")
