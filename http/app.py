@@ -2,7 +2,7 @@
 
     /1/projects/{project_id}/...          IronMQ v1          (ironmq.py)
     /3/projects/{project_id}/...          IronMQ v3          (ironmq3.py)
-    /client/v4/accounts/{account_id}/...  Cloudflare Queues  (cloudflare.py)
+    /client/v4/accounts/{account_id}/...  Cloudflare Queues  (cloudflare/)
     /v1/queues/...                        ElasticQueue       (elastic.py)
 
 Serve with ``ferrymq serve`` (or ``uvicorn ferrymq.http.app:create_app --factory``). No app is
