@@ -4,6 +4,7 @@ and each top-level package imports only the packages beneath it (engine <- http 
 from __future__ import annotations
 
 import ast
+import re
 import http
 import subprocess
 import sys
@@ -79,3 +80,15 @@ def test_lua_scripts_ship_as_package_data():
 def test_the_http_folder_has_no_init_file(repo_root):
     # An http/__init__.py would make the folder a regular package named http (see pyproject.toml).
     assert not (repo_root / "http" / "__init__.py").exists()
+
+
+def test_the_contract_notes_the_code_cites_are_in_the_repository(repo_root):
+    cited = {
+        (path.relative_to(repo_root), name)
+        for folder in ("engine", "http", "server", "tests")
+        for path in (repo_root / folder).rglob("*.py")
+        for name in re.findall(r"docs/contracts/[\w.-]+\.md", path.read_text("utf-8"))
+    }
+    assert len({name for _, name in cited}) >= 4
+    assert not {(path, name) for path, name in cited if not (repo_root / name).is_file()}
+    assert not [path for path in (repo_root / "docs" / "contracts").glob("*.md") if "shared/notes" in path.read_text()]
