@@ -57,7 +57,7 @@ class AsyncEngine:
         send in ``asyncio.wait_for`` when that is set, and ``wait_for`` there can swallow a task's
         cancellation (tests/engine/test_cancellation.py)."""
         self.scripts = Scripts(functions=not is_cluster(client))
-        self._pipeline = AutoPipeline(client)
+        self._pipeline = AutoPipeline(client, direct=not is_cluster(client))
         self._loading: asyncio.Future[Any] | None = None
         self.notifier = notifier or Notifier(client)
         self.clock = clock or RedisClock()
