@@ -125,7 +125,13 @@ class AsyncEngine:
         if self._acks is not None and acknowledged(step):
             return await self._acknowledged(step)  # type: ignore[arg-type]
         if isinstance(step, Eval):
-            return await self._call(self.scripts.call(step.verb, step.keys, step.args))
+            scripts = self.scripts
+            if scripts.functions is None:  # not known yet: the sans-IO call finds out
+                return await self._call(scripts.call(step.verb, step.keys, step.args))
+            reply = await self._send(scripts.command(step.verb, step.keys, step.args))
+            if not isinstance(reply, Exception):  # the common case, without the generator's turns
+                return reply
+            return await self._call(scripts.call(step.verb, step.keys, step.args, first_reply=reply))
         if isinstance(step, Command):
             reply = await self._reply(step.args)
             if isinstance(reply, Exception):
