@@ -45,6 +45,32 @@ def test_packages_import_only_the_layers_beneath_them(repo_root, package):
     assert not crossings
 
 
+def unresolved_relative_imports(source: Path) -> list[str]:
+    """Relative imports of a file (lazy ones inside functions too) naming no module beside it."""
+    missing = []
+    for node in ast.walk(ast.parse(source.read_text("utf-8"))):
+        if not (isinstance(node, ast.ImportFrom) and node.level):
+            continue
+        base = source.parents[node.level - 1]
+        targets = [node.module] if node.module else [alias.name for alias in node.names]
+        for target in targets:
+            place = base.joinpath(*target.split("."))
+            if not (place.with_suffix(".py").is_file() or place.is_dir()):
+                missing.append(f"{source.name}: {'.' * node.level}{target}")
+    return missing
+
+
+@pytest.mark.parametrize("package", ["engine", "http", "server"])
+def test_every_relative_import_names_a_module_of_the_package(repo_root, package):
+    # A module moved between packages must not leave a lazy `from .x import` behind.
+    assert [m for path in (repo_root / package).rglob("*.py") for m in unresolved_relative_imports(path)] == []
+
+
+def test_the_relative_import_check_sees_a_dangling_one(tmp_path):
+    (tmp_path / "here.py").write_text("def f():\n    from .gone import x\n    from . import here\n")
+    assert unresolved_relative_imports(tmp_path / "here.py") == ["here.py: .gone"]
+
+
 def test_the_import_rule_check_sees_a_crossing(tmp_path):
     source = tmp_path / "bad.py"
     source.write_text("from ferrymq.server.cli import main\nfrom . import sibling\n")
