@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import functools
 import os
 import shutil
@@ -37,12 +38,21 @@ from ferrymq.server.timeouts import ServerConfig
 
 SYSTEM_REDIS = ("/usr/bin/redis-server", "/usr/local/bin/redis-server")
 
-SESSION_MARK = "PYTEST_FERRYMQ_SESSION"
-"""In this session's environment, so every process it starts (and theirs: the embedded Redis of a
-`ferrymq serve`, uvicorn's workers, node) carries it: other sessions on the machine do not."""
-os.environ[SESSION_MARK] = str(os.getpid())
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 LEFTOVER_GRACE = 10.0
 """Seconds a process of the session may take to exit after its test or fixture stopped it."""
+
+
+def become_subreaper() -> None:
+    """Orphans of the processes the tests start (the embedded Redis of a `ferrymq serve` killed
+    with -9: it runs in a session of its own) become children of this process instead of init's,
+    so the session still finds them among its descendants. Other sessions' processes never are."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+become_subreaper()
 
 
 @dataclass(frozen=True)
@@ -55,19 +65,26 @@ class Started:
 
 
 def processes_of_this_session() -> list[Started]:
-    """The live processes carrying this session's mark (zombies have no environment to read)."""
-    mark = f"{SESSION_MARK}={os.environ[SESSION_MARK]}".encode()
-    found = []
+    """The live descendants of this process (zombies left out: nothing runs in them). Found by
+    parent pid, not by environment: redis-server writes its process title over its environment."""
+    children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit():
             continue
         try:
-            if mark not in Path(entry.path, "environ").read_bytes().split(b"\0"):
-                continue
-            command = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            found.append(Started(int(entry.name), command.strip(), os.readlink(Path(entry.path, "cwd"))))
-        except OSError:  # exited meanwhile, or another user's
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:  # exited meanwhile
             continue
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]  # "pid (comm) state ppid ..."
+        if state != "Z":
+            children.setdefault(int(ppid), []).append(int(entry.name))
+    found, parents = [], [os.getpid()]
+    while parents:
+        for pid in children.get(parents.pop(), []):
+            parents.append(pid)
+            with contextlib.suppress(OSError):
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found.append(Started(pid, command.strip(), os.readlink(f"/proc/{pid}/cwd")))
     return found
 
 
@@ -98,7 +115,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.ensure_newline()
+        reporter.write("\n")
     for process in leftovers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGKILL)
