@@ -1,5 +1,5 @@
 """The limit of the HTTP stack: a bare Starlette app, served exactly as ``ferrymq serve`` serves
-FerryMQ (same uvicorn settings, through ``ferrymq.http.server``). Every HTTP row of the bench is
+FerryMQ (same uvicorn settings, through ``ferrymq.server.serve``). Every HTTP row of the bench is
 compared with it. ``python -m bench.bare PORT WORKERS``, from the repository root.
 
 GET / answers a small JSON object; POST / parses a JSON body (an IronMQ post) and answers ids,
@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ferrymq.http.server import run, uvicorn_config
+from ferrymq.server.serve import run, uvicorn_config
 from ferrymq.http.settings import Settings
 
 

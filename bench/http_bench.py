@@ -87,7 +87,7 @@ class Server:
         if app == "bare":
             command, cwd, self.probe = [sys.executable, "-m", "bench.bare", str(self.port), str(workers)], HERE.parent, "/"
         else:
-            command = [sys.executable, "-m", "ferrymq.http.cli", "serve", "--workers", str(workers), "--port",
+            command = [sys.executable, "-m", "ferrymq.server.cli", "serve", "--workers", str(workers), "--port",
                        str(self.port), "--redis-url", redis_url, "--token", f"{AUTH.split()[1]}:{PROJECT}"]
             cwd, self.probe = Path(tempfile.gettempdir()), "/ping"
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -45,7 +45,7 @@ def serve(app: str, port: int, redis_url: str, stats_path: str) -> None:
         profiler.dump_stats(stats_path)
 
     signal.signal(signal.SIGUSR2, stop)
-    from ferrymq.http.server import run, serve as serve_ferrymq, uvicorn_config
+    from ferrymq.server.serve import run, serve as serve_ferrymq, uvicorn_config
     from ferrymq.http.settings import Settings
 
     if app == "bare":

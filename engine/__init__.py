@@ -2,7 +2,14 @@
 
     from ferrymq.engine import AsyncEngine, Engine, NewMessage
 
-See ``verbs.py`` for the verbs, ``keys.py`` for the key layout, ``lua/`` for the scripts.
+Holds all the queue logic: the verbs (``verbs.py``, one body for the sync and asyncio facades in
+``sync.py`` and ``aio.py``), the key layout (``keys.py``), limits and defaults (``limits.py``),
+errors (``errors.py``), the script loader (``scripts.py``, which reads ``ferrymq.lua`` as package
+data), and the background workers (sweeper, pusher, notifier).
+
+May import: the standard library, redis, orjson, httpx/httpcore (push delivery) and its own
+modules. Never ``ferrymq.http`` nor ``ferrymq.server``: the engine is a library that knows nothing
+of the wire contracts or of the process running them (``tests/test_layout.py`` checks it).
 """
 
 from .aio import AsyncEngine, AsyncQueue

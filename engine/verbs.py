@@ -4,9 +4,21 @@ Each verb is a generator: it validates its arguments (before anything is written
 steps of ``core`` (normally one script call), and returns the decoded result. The facades
 (``sync.Queue``, ``aio.AsyncQueue``) run those steps with their client.
 
-    queue verbs   create update ensure info clear delete
-                  put reserve peek get delete_message delete_messages touch release settle
-    engine verbs  list_queues count_queues find_queue maintain_queue sweep
+    queue verbs (QueueVerbs)
+      queues        create update ensure info clear delete
+      messages      put push reserve pull peek get delete_message delete_messages touch release
+                    settle release_reserved forward
+      push queues   set_push update_push add_subscribers remove_subscribers replace_subscribers
+                    claim_pushes report_push ack_push ack_push_by_token push_status
+      alerts        add_alerts remove_alert remove_alerts replace_alerts
+      maintenance   maintain retry_stuck
+    engine verbs (EngineVerbs)
+      registry      list_queues list_details count_queues find_queue projects stats sweep
+                    due_push_queues lease
+      events        put_subscription get_subscription list_subscriptions delete_subscription emit
+      quotas        project_usage set_project_limits
+
+The README's Verbs table lists the same verbs (``tests/engine/test_verbs_table.py``).
 """
 
 from __future__ import annotations

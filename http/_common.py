@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ferrymq.engine import AsyncEngine
@@ -213,3 +214,12 @@ async def unless_disconnected(request: Request, work: Awaitable[T], default: T, 
 async def _disconnected(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+def endpoint_routes(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, Route]]:
+    """Every endpoint route with its whole path template, mount paths included, in routing order."""
+    for route in routes:
+        if isinstance(route, Mount):
+            yield from endpoint_routes(route.routes, prefix + route.path)
+        elif isinstance(route, Route):
+            yield prefix + route.path, route

@@ -2,12 +2,19 @@
 
     /1/projects/{project_id}/...          IronMQ v1          (ironmq.py)
     /3/projects/{project_id}/...          IronMQ v3          (ironmq3.py)
-    /client/v4/accounts/{account_id}/...  Cloudflare Queues  (cloudflare.py)
+    /client/v4/accounts/{account_id}/...  Cloudflare Queues  (cloudflare/)
     /v1/queues/...                        ElasticQueue       (elastic.py)
 
 Serve with ``ferrymq serve`` (or ``uvicorn ferrymq.http.app:create_app --factory``). No app is
 built at import time; the lifespan owns the Redis client, the engine, auth, the sweeper and
 the pushers.
+
+This module also stands for the package, which has no ``__init__.py`` (it would shadow the
+standard library's ``http``, see pyproject.toml). ``ferrymq.http`` holds the HTTP layer: this
+app, its settings, auth, the error table, the contract modules (which only translate requests
+and responses: the queue logic is the engine's), the dashboard, metrics and OpenAPI. It may
+import ``ferrymq.engine`` and third-party libraries, never ``ferrymq.server``
+(``tests/test_layout.py`` checks it).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from ferrymq.engine.egress import EgressPolicy
 from ferrymq.engine.clock import Clock
 
 from . import cloudflare, dashboard, elastic, ironmq, ironmq3, logs, metrics, openapi
-from ._common import JSON, BodyLimit
+from ._common import BodyLimit
 from ._iron import push_headers
 from .auth import Auth, FailedAuths, TokenStore
 from .connect import redis_client
@@ -41,11 +48,6 @@ def pusher(engine: AsyncEngine, settings: Settings) -> Pusher:
     addresses the egress policy allows."""
     return Pusher(engine, concurrency=settings.push_concurrency, timeout=settings.push_timeout,
                   headers=push_headers(settings.base_url), egress=EgressPolicy.allowing(settings.push_allow))
-
-
-async def ping(request: Any) -> JSON:
-    """The HTTP stack's own cost (benchmarks compare every route against it)."""
-    return JSON({"ok": True})
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None, client: Any = None) -> Starlette:
@@ -79,7 +81,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             if client is None:
                 await redis.aclose()
 
-    routes = [Route("/ping", ping), *ironmq.routes(), *ironmq3.routes(), *cloudflare.routes(), *elastic.routes(),
+    routes = [Route("/ping", metrics.ping), *ironmq.routes(), *ironmq3.routes(), *cloudflare.routes(), *elastic.routes(),
               *metrics.routes(), *openapi.routes(), *dashboard.routes()]
     middleware = [
         Middleware(metrics.Instrument),  # timing, route metrics, request ids: first, so it sees every answer
@@ -87,4 +89,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS, middleware=middleware)
     app.router.redirect_slashes = False  # both spellings are routes; a 307 on POST loses bodies
+    app.state.openapi = openapi.document(app.routes)  # raises if a route has no operation
     return app

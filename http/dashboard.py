@@ -16,6 +16,7 @@ maintenance) and ``project_usage`` for the quotas above it, ``info`` and ``peek`
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
@@ -309,18 +310,23 @@ def asset(name: str) -> Route:
     async def serve(request: Request) -> Response:
         return Response(asset_text(name), media_type=ASSETS[name], headers={"Cache-Control": "max-age=300"})
 
-    return Route(f"{BASE}/{name}", serve, methods=["GET"])
+    return ui_route(f"{BASE}/{name}", serve, "GET")
+
+
+def ui_route(path: str, endpoint: Callable[[Request], Awaitable[Response]], method: str) -> Route:
+    """A route of the UI: not part of the API, so not in /openapi.json."""
+    return Route(path, endpoint, methods=[method], include_in_schema=False)
 
 
 def routes() -> list[BaseRoute]:
     return [
-        Route(BASE, home, methods=["GET"]),
-        Route(f"{BASE}/login", login, methods=["POST"]),
-        Route(f"{BASE}/logout", logout, methods=["POST"]),
-        Route(f"{BASE}/queue", queue_page, methods=["GET"]),
-        Route(f"{BASE}/api/queues", queues_fragment, methods=["GET"]),
-        Route(f"{BASE}/api/queue", queue_fragment, methods=["GET"]),
-        Route(f"{BASE}/api/clear", clear, methods=["POST"]),
-        Route(f"{BASE}/api/release", release, methods=["POST"]),
+        ui_route(BASE, home, "GET"),
+        ui_route(f"{BASE}/login", login, "POST"),
+        ui_route(f"{BASE}/logout", logout, "POST"),
+        ui_route(f"{BASE}/queue", queue_page, "GET"),
+        ui_route(f"{BASE}/api/queues", queues_fragment, "GET"),
+        ui_route(f"{BASE}/api/queue", queue_fragment, "GET"),
+        ui_route(f"{BASE}/api/clear", clear, "POST"),
+        ui_route(f"{BASE}/api/release", release, "POST"),
         *(asset(name) for name in ASSETS),
     ]

@@ -1,5 +1,5 @@
 """ElasticQueue (JSON:API) over the engine. Translation only: parse, one engine call, shape. The
-contract as we implement it: ../shared/notes/elasticqueue.md (the raw spec is a short Slate page).
+contract as we implement it: docs/contracts/elasticqueue.md (the raw spec is a short Slate page).
 
 Producer side (the spec): ``POST /v1/queues/{queue}/messages`` and ``.../messages/_bulk``, both
 answered ``202 Accepted`` with one resource object per message (``type``, ``id``, ``links.self``).

@@ -59,7 +59,7 @@ class Cell(NamedTuple):
 
 NOT_REPLICATED = "Not confirmed by enough replicas in time: the write may not be durable"
 
-# error -> contract -> how it is rendered. Cloudflare codes: see ../shared/notes/cloudflare-queues.md §3.
+# error -> contract -> how it is rendered. Cloudflare codes: see docs/contracts/cloudflare-queues.md §3.
 TABLE: dict[type[Exception], dict[str, Cell]] = {
     QueueNotFound: {
         IRONMQ: Cell(404, None, "Queue not found"),

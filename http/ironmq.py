@@ -1,5 +1,5 @@
 """IronMQ v1 REST API (pull queues) over the engine. Translation only: parse, one engine call,
-shape. The contract, with the quirks real clients depend on: ../shared/notes/ironmq-v1.md.
+shape. The contract, with the quirks real clients depend on: docs/contracts/ironmq-v1.md.
 
 Every success is 200 with ``Content-Type: application/json`` exactly; errors are ``{"msg": ...}``.
 Zeros mean "default"; empty POST bodies and bodies on DELETE are accepted; unknown keys are

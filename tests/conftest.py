@@ -1,56 +1,128 @@
-"""Fixtures: a real redis-server owned by the test session, fakeredis, a fake clock, and engines.
-
-The first lines keep the repository root off ``sys.path``: the root holds a folder named
-``http``, which would otherwise shadow the standard library's ``http`` (see README, "Layout").
-"""
+"""Fixtures: a real redis-server owned by the test session, fakeredis, a fake clock, and engines."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ctypes
+import functools
 import os
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _ROOT]
-if "http" in sys.modules and not hasattr(sys.modules["http"], "HTTPStatus"):
-    raise RuntimeError(
-        "the repository's http/ folder was imported as the standard library's http module; "
-        "run `pytest`, not `python -m pytest`, from the repository root"
-    )
+import fakeredis
+import httpx
+import pytest
+import redis
+import redis.asyncio as aioredis
+import uvicorn
 
-import asyncio  # noqa: E402
-import contextlib  # noqa: E402
-import functools  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import IO, Any  # noqa: E402
-
-import threading  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-import fakeredis  # noqa: E402
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-import redis  # noqa: E402
-import redis.asyncio as aioredis  # noqa: E402
-import uvicorn  # noqa: E402
-
-from ferrymq.engine import AsyncEngine, Engine, FakeClock  # noqa: E402
-from ferrymq.engine.keys import queue_keys  # noqa: E402
-from ferrymq.http import connect  # noqa: E402
-from ferrymq.http.app import create_app  # noqa: E402
-from ferrymq.http.embedded import bundled_binary, major_version  # noqa: E402
-from ferrymq.http.settings import Settings  # noqa: E402
-from ferrymq.http.timeouts import ServerConfig  # noqa: E402
-
+from ferrymq.engine import AsyncEngine, Engine, FakeClock
+from ferrymq.engine.keys import queue_keys
+from ferrymq.http import connect
+from ferrymq.http.app import create_app
+from ferrymq.http.settings import Settings
+from ferrymq.server.embedded import bundled_binary, free_port, major_version
+from ferrymq.server.timeouts import ServerConfig
 
 SYSTEM_REDIS = ("/usr/bin/redis-server", "/usr/local/bin/redis-server")
+
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+LEFTOVER_GRACE = 10.0
+"""Seconds a process of the session may take to exit after its test or fixture stopped it."""
+
+
+def become_subreaper() -> None:
+    """Orphans of the processes the tests start (the embedded Redis of a `ferrymq serve` killed
+    with -9: it runs in a session of its own) become children of this process instead of init's,
+    so the session still finds them among its descendants. Other sessions' processes never are."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+become_subreaper()
+
+
+@dataclass(frozen=True)
+class Started:
+    """A process this test session started, still running."""
+
+    pid: int
+    command: str
+    cwd: str
+
+
+def processes_of_this_session() -> list[Started]:
+    """The live descendants of this process (zombies left out: nothing runs in them). Found by
+    parent pid, not by environment: redis-server writes its process title over its environment."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]  # "pid (comm) state ppid ..."
+        if state != "Z":
+            children.setdefault(int(ppid), []).append(int(entry.name))
+    found, parents = [], [os.getpid()]
+    while parents:
+        for pid in children.get(parents.pop(), []):
+            parents.append(pid)
+            with contextlib.suppress(OSError):
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found.append(Started(pid, command.strip(), os.readlink(f"/proc/{pid}/cwd")))
+    return found
+
+
+def stop_processes_under(directory: Path) -> None:
+    """SIGTERM, then SIGKILL, the session's processes running in ``directory`` (the embedded Redis
+    of a `ferrymq serve` killed with -9 runs on in its data directory)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        inside = [p for p in processes_of_this_session() if Path(p.cwd).is_relative_to(directory)]
+        for process in inside:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, sig)
+        deadline = time.monotonic() + LEFTOVER_GRACE
+        while inside and time.monotonic() < deadline:
+            time.sleep(0.05)
+            inside = [p for p in processes_of_this_session() if Path(p.cwd).is_relative_to(directory)]
+        if not inside:
+            return
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run when a process the tests started outlives them (after every fixture's
+    teardown, which pytest's runner does before this hook): then kill it."""
+    deadline = time.monotonic() + LEFTOVER_GRACE
+    while (leftovers := processes_of_this_session()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not leftovers:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write("\n")
+    for process in leftovers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+        if reporter is not None:
+            reporter.write_line(f"LEFT RUNNING by the tests (now killed): pid {process.pid} in {process.cwd}: "
+                                f"{process.command[:200]}", red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @functools.cache
@@ -81,12 +153,6 @@ def redis_server_binary(major: int | None = None) -> str:
     if major not in binaries:
         pytest.fail(f"no Redis {major} redis-server (found {sorted(binaries)})")
     return binaries[major]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def distinct_free_ports(count: int) -> list[int]:
@@ -667,7 +733,7 @@ def push_until_idle() -> Callable[[Any], Any]:
 
 @pytest.fixture
 def repo_root() -> Path:
-    return Path(_ROOT)
+    return Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -775,6 +841,18 @@ def ferrymq_script() -> Path:
 
 
 @pytest.fixture
+def ferrymq(ferrymq_script: Path, clean_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `ferrymq ARGS...` to completion; ``env`` adds or replaces variables, ``stdin`` is fed
+    to the command."""
+
+    def run(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(ferrymq_script), *args], env={**clean_env, **(env or {})}, input=stdin,
+                              capture_output=True, text=True, timeout=60)
+
+    return run
+
+
+@pytest.fixture
 def clean_env(tmp_path: Path) -> dict[str, str]:
     """The environment without FERRYMQ_* settings, and a default data dir inside the test's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FERRYMQ_")}
@@ -828,10 +906,12 @@ def serve(ferrymq_script: Path, clean_env: dict[str, str], tmp_path: Path,
 
     yield start
     for served in started:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            served.stop()  # SIGTERM: a server still running stops its embedded Redis too
         if served.process.poll() is None:
             served.process.kill()
-        served.process.wait()
-        served.output.close()
+            served.process.wait()
+    stop_processes_under(tmp_path)  # the embedded Redis of a server killed with -9
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Cloudflare Queues REST API over real HTTP: every endpoint and error, with the v4 envelope
-(../shared/notes/cloudflare-queues.md)."""
+(docs/contracts/cloudflare-queues.md)."""
 
 from __future__ import annotations
 

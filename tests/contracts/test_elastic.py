@@ -1,5 +1,5 @@
 """ElasticQueue (JSON:API) over real HTTP: the producer endpoints of the spec, the consumer extension
-of the notes (§5), media types, auth and error objects (../shared/notes/elasticqueue.md), with
+of the notes (§5), media types, auth and error objects (docs/contracts/elasticqueue.md), with
 literal requests and exact expected bodies."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """IronMQ v1 over real HTTP: every endpoint, status code and error of the pull-queue contract
-(../shared/notes/ironmq-v1.md), with literal requests and exact expected bodies."""
+(docs/contracts/ironmq-v1.md), with literal requests and exact expected bodies."""
 
 from __future__ import annotations
 

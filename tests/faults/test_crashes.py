@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
-from ferrymq.http.embedded import EmbeddedRedis
+from ferrymq.server.embedded import EmbeddedRedis
 
 WRITERS = 4
 

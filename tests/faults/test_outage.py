@@ -1,7 +1,8 @@
 """Redis killed (kill -9) and restarted under load, through all three contracts at once: every
 request fails fast with its contract's error (IronMQ 503 {"msg"}, a Cloudflare 5xx v4 envelope,
 a JSON:API 503), the server recovers by itself, nothing acknowledged is lost (Redis keeps an AOF
-with fsync always), and no message is delivered twice while it is reserved."""
+with fsync always), and no message is delivered twice while it is reserved. And Redis stopped
+under an idle server: 503 at once, then back to work by itself once Redis returns."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import redis
 
 from ferrymq.engine import Engine
 from ferrymq.engine.keys import queue_keys
+from ferrymq.http.app import create_app
+from ferrymq.http.settings import Settings
 
 PROJECT = "000000000000000000000001"
 JSONAPI = "application/vnd.api+json"
@@ -163,3 +166,26 @@ def reserved_unanswered(redis_url: str, delivered: set[str]) -> set[str]:
         ids = reserved - delivered
         assert len(ids) <= 20, "more reserved, undelivered messages than two consumers' answers hold"
         return {q.get(i).text for i in ids}
+
+
+def test_a_stopped_redis_answers_503_fast_and_the_server_recovers_by_itself(redis_servers, serve_app):
+    server = redis_servers()
+    auth, queues = {"Authorization": "OAuth t"}, "/1/projects/p1/queues"
+    app = create_app(Settings(redis_url=server.url, tokens={"t": "p1"}, sweeper=False))
+    with serve_app(app) as base, httpx.Client(base_url=base, timeout=10) as http:
+        assert http.post(f"{queues}/q/messages", json={"messages": [{"body": "kept"}]}, headers=auth).status_code == 200
+        server.stop()
+        started = time.monotonic()
+        down = http.get(f"{queues}/q/messages", headers=auth)
+        assert down.status_code == 503 and down.headers["content-type"] == "application/json"
+        assert set(down.json()) == {"msg"}
+        assert time.monotonic() - started < FAIL_FAST
+        redis_servers(port=server.port)  # Redis is back (empty: this one does not persist)
+        for _ in range(100):
+            up = http.get(queues, headers=auth)
+            if up.status_code == 200:
+                break
+            time.sleep(0.05)
+        assert up.status_code == 200
+        assert http.post(f"{queues}/q/messages", json={"messages": [{"body": "again"}]}, headers=auth).status_code == 200
+        assert [m["body"] for m in http.get(f"{queues}/q/messages", headers=auth).json()["messages"]] == ["again"]

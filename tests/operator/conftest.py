@@ -22,15 +22,13 @@ PROJECT = "000000000000000000000001"
 
 
 @pytest.fixture
-def ferrymq(ferrymq_script: Path, clean_env: dict[str, str], redis_client: Any,
+def ferrymq(ferrymq: Callable[..., subprocess.CompletedProcess[str]], redis_client: Any,
             redis_url: str) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run `ferrymq ARGS...` on the test's (empty) Redis and project; ``env`` adds or replaces
-    variables, ``stdin`` is fed to the command."""
-    base = {**clean_env, "FERRYMQ_REDIS_URL": redis_url, "FERRYMQ_PROJECT": PROJECT}
+    """The root ``ferrymq`` runner, on the test's (empty) Redis and project."""
+    base = {"FERRYMQ_REDIS_URL": redis_url, "FERRYMQ_PROJECT": PROJECT}
 
     def run(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(ferrymq_script), *args], env={**base, **(env or {})}, input=stdin,
-                              capture_output=True, text=True, timeout=60)
+        return ferrymq(*args, env={**base, **(env or {})}, stdin=stdin)
 
     return run
 

@@ -1,5 +1,5 @@
 """IronMQ v1 queue alerts over real HTTP: add, replace, remove, remove by id, every validation
-rule with its message (../shared/notes/ironmq-v1.md §8), and the alert message a firing posts.
+rule with its message (docs/contracts/ironmq-v1.md §8), and the alert message a firing posts.
 The firing rules themselves are tested on the engine (tests/engine/test_alerts.py)."""
 
 from __future__ import annotations

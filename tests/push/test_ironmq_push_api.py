@@ -1,5 +1,5 @@
 """IronMQ v1 push-queue settings over real HTTP: the queue object's push keys, subscribers added and
-removed by url, and every refusal (../shared/notes/ironmq-v1.md §5, §7). Nothing is delivered
+removed by url, and every refusal (docs/contracts/ironmq-v1.md §5, §7). Nothing is delivered
 here (the shared live server runs no pusher): see test_delivery.py."""
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def test_a_malformed_sentinel_url_is_refused_without_showing_the_password(url):
 
 
 def test_the_server_never_prints_the_passwords_of_a_sentinel_url():
-    from ferrymq.http.server import redacted
+    from ferrymq.server.serve import redacted
 
     assert (redacted("redis+sentinel://app:pw@h1:26379,h2/svc?sentinel_password=spw&db=1")
             == "redis+sentinel://app:***@h1:26379,h2/svc?sentinel_password=***&db=1")

@@ -1,5 +1,5 @@
-"""Fixtures for the `ferrymq` command and the embedded Redis (`serve` and `clean_env`, for
-`ferrymq serve`, live in tests/conftest.py: other folders start servers too).
+"""Fixtures for the embedded Redis (`ferrymq`, `serve` and `clean_env`, for the `ferrymq` command,
+live in tests/conftest.py: other folders run it too).
 
 Commands run through the installed console script, in a subprocess, with no FERRYMQ_* variable
 of the caller's environment; every process and embedded Redis a test starts is stopped after it.
@@ -7,24 +7,12 @@ of the caller's environment; every process and embedded Redis a test starts is s
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from ferrymq.http.embedded import EmbeddedRedis
-
-
-@pytest.fixture
-def ferrymq(ferrymq_script: Path, clean_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run `ferrymq ARGS...` to completion; ``env`` adds variables."""
-
-    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(ferrymq_script), *args], env={**clean_env, **(env or {})},
-                              capture_output=True, text=True, timeout=60)
-
-    return run
+from ferrymq.server.embedded import EmbeddedRedis
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from ferrymq.http.embedded import EmbeddedRedis
+from ferrymq.server.embedded import EmbeddedRedis
 
 PROJECT = "000000000000000000000001"
 

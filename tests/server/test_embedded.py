@@ -14,8 +14,8 @@ import httpx
 import pytest
 import redis
 
-from ferrymq.http import embedded as embedded_module
-from ferrymq.http.embedded import EmbeddedRedis, EmbeddedRedisError, bundled_binary, find_binary
+from ferrymq.server import embedded as embedded_module
+from ferrymq.server.embedded import EmbeddedRedis, EmbeddedRedisError, bundled_binary, find_binary
 
 Start = Callable[..., EmbeddedRedis]
 

@@ -23,10 +23,10 @@ import uvicorn
 
 from ferrymq.engine.keys import queue_keys
 from ferrymq.http.app import redis_client
-from ferrymq.http.embedded import EmbeddedRedis
-from ferrymq.http.server import tcp_listener, uvicorn_config
+from ferrymq.server.embedded import EmbeddedRedis
+from ferrymq.server.serve import tcp_listener, uvicorn_config
 from ferrymq.http.settings import Settings
-from ferrymq.http.timeouts import GuardedH11Protocol
+from ferrymq.server.timeouts import GuardedH11Protocol
 
 PROJECT = "000000000000000000000001"
 QUEUES = f"/1/projects/{PROJECT}/queues"

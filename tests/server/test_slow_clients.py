@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from ferrymq.http.app import create_app
-from ferrymq.http.server import client_limits
+from ferrymq.server.serve import client_limits
 
 TIMEOUT = 1.0
 """The header, body and keep-alive timeouts of these servers, in seconds."""

@@ -31,12 +31,13 @@ from ferrymq.engine import (
 from ferrymq.engine.egress import EgressPolicy
 from ferrymq.engine.limits import QUOTA_NAMES
 
-from ._common import human_bytes
-from .auth import TokenStore
-from .connect import check_url, sync_client
+from ferrymq.http._common import human_bytes
+from ferrymq.http.auth import TokenStore
+from ferrymq.http.connect import check_url, sync_client
+from ferrymq.http.settings import Settings, default_data_dir, parse_list, parse_tokens
+
 from .embedded import APPENDFSYNC, EmbeddedRedisError, redis_for
-from .server import push, serve, with_token_store
-from .settings import Settings, default_data_dir, parse_list, parse_tokens
+from .serve import push, serve, with_token_store
 
 T = TypeVar("T")
 
@@ -550,7 +551,7 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def add_client_limits(parser: argparse.ArgumentParser) -> None:
-    """What one client can hold: slow clients get 408 or are closed (http/timeouts.py)."""
+    """What one client can hold: slow clients get 408 or are closed (server/timeouts.py)."""
     parser.add_argument("--header-timeout", type=float, metavar="SECONDS",
                         help="seconds to send a request's head (env FERRYMQ_HEADER_TIMEOUT; default 10)")
     parser.add_argument("--body-timeout", type=float, metavar="SECONDS",

@@ -34,12 +34,12 @@ from starlette.applications import Starlette
 from uvicorn.supervisors import multiprocess
 
 from ferrymq.engine import AsyncEngine
+from ferrymq.http.auth import TokenStore
+from ferrymq.http.connect import async_client
+from ferrymq.http.settings import Settings
 
 from . import timeouts
-from .auth import TokenStore
-from .connect import async_client
 from .embedded import redis_for
-from .settings import Settings
 from .timeouts import ServerConfig
 
 T = TypeVar("T")
@@ -106,7 +106,8 @@ def push(settings: Settings) -> None:
 
 
 async def push_until_stopped(settings: Settings) -> None:
-    from .app import pusher, redis_client  # the app module builds the server's client and pushers
+    # The app module builds the server's client and pushers; imported here, not by every command.
+    from ferrymq.http.app import pusher, redis_client
 
     client = redis_client(settings)
     engine = AsyncEngine(client, command_timeout=settings.command_timeout, **settings.engine_options())

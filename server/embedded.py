@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from .settings import Settings
+from ferrymq.http.settings import Settings
 
 log = logging.getLogger("ferrymq.embedded")
 
