@@ -59,7 +59,15 @@ class Wait:
     seconds: float
 
 
-Step = Union[Eval, Command, Batch, Wait]
+@dataclass(frozen=True, slots=True)
+class Evals:
+    """Run several scripts (of different partitions, so on different slots) in one pipelined
+    round. Result: per script its reply, or its error as the engine error instance (not raised)."""
+
+    evals: tuple[Eval, ...]
+
+
+Step = Union[Eval, Command, Batch, Wait, Evals]
 Verb = Generator[Step, Any, T]
 
 
