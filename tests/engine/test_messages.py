@@ -23,6 +23,7 @@ def bodies(messages):
 # -- put ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.one_partition
 def test_put_returns_digit_ids_increasing_in_put_order(engine):
     q = engine.queue("p", "q")
     ids = q.put(["a", "b", "c"]) + q.put(["d"])
