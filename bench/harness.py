@@ -89,12 +89,13 @@ class Results:
 class RedisServer:
     """A redis-server of our own: no persistence, pinned to one core where taskset exists."""
 
-    def __init__(self, wrapper: tuple[str, ...] = (), start_seconds: float = 10) -> None:
+    def __init__(self, wrapper: tuple[str, ...] = (), start_seconds: float = 10, extra: tuple[str, ...] = (),
+                 port: int | None = None) -> None:
         self.binary = find_redis_server()
-        self.port = free_port()
+        self.port = port or free_port()
         self._dir = tempfile.TemporaryDirectory(prefix="ferrymq-bench-")
         command = [*wrapper, self.binary, "--port", str(self.port), "--save", "", "--appendonly", "no",
-                   "--dir", self._dir.name, "--maxmemory-policy", "noeviction"]
+                   "--dir", self._dir.name, "--maxmemory-policy", "noeviction", *extra]
         if shutil.which("taskset"):
             command = ["taskset", "-c", str(REDIS_CORE), *command]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

@@ -112,20 +112,22 @@ def queue_keys(prefix: str, project: str, queue: str, partition: str = "") -> Qu
 
 def partition_tags(prefix: str, project: str, queue: str, first: int, count: int) -> list[str]:
     """Tag suffixes of partitions ``first`` .. ``first + count - 1`` of a queue that gets
-    ``first + count`` partitions: partition i's suffix is "i.n", with the smallest n whose hash
-    slot lies near i / (first + count) of the way round the slot ring from partition 0's. A
-    cluster's masters hold contiguous slot ranges (``redis-cli --cluster create`` splits the ring
-    evenly), so evenly spaced slots land on as many masters as the cluster has, up to one per
-    partition. The suffixes are stored with the queue (meta ``parts``): a partition keeps its
-    keys when the count changes."""
+    ``first + count`` = P partitions. Cut the slot ring into P equal arcs; partition 0's slot
+    (the queue's own keys) lies in one, and partition i's suffix "i.n" takes the smallest n whose
+    slot lies near the middle of the i-th arc after it. A cluster's masters hold contiguous slot
+    ranges (``redis-cli --cluster create`` cuts the ring evenly), so with P masters each gets
+    one partition, and with more or fewer the partitions still spread evenly over the ring.
+    The suffixes are stored with the queue (meta ``parts``): a partition keeps its keys when
+    the count changes."""
     total = first + count
-    home = key_slot(queue_keys(prefix, project, queue).meta.encode())
-    window = max(1, REDIS_CLUSTER_HASH_SLOTS // (16 * total))
+    arc = REDIS_CLUSTER_HASH_SLOTS / total
+    home = int(key_slot(queue_keys(prefix, project, queue).meta.encode()) // arc)
+    window = max(1, int(arc // 8))
     tags = []
     for i in range(first, total):
-        target = (home + i * REDIS_CLUSTER_HASH_SLOTS // total) % REDIS_CLUSTER_HASH_SLOTS
+        low = int(((home + i) % total + 0.5) * arc) - window // 2
         n = 0
-        while (key_slot(queue_keys(prefix, project, queue, f"{i}.{n}").meta.encode()) - target) % \
+        while (key_slot(queue_keys(prefix, project, queue, f"{i}.{n}").meta.encode()) - low) % \
                 REDIS_CLUSTER_HASH_SLOTS >= window:
             n += 1
         tags.append(f"{i}.{n}")

@@ -199,12 +199,15 @@ async def test_a_long_poll_wakes_on_a_put_into_any_partition(redis_url):
         await producer.client.aclose()
 
 
-def test_partition_keys_hash_to_spread_slots():
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_partitions_take_one_arc_each_of_the_slot_ring(count):
+    """Masters hold contiguous, even slot ranges: a partition per arc is a partition per master."""
     from redis.crc import key_slot
 
     from ferrymq.engine.keys import partition_tags
 
-    tags = partition_tags("fmq", "p", "orders", 1, 2)
-    slots = [key_slot(queue_keys("fmq", "p", "orders", t).meta.encode()) for t in ("", *tags)]
-    gaps = sorted((b - slots[0]) % 16384 for b in slots[1:])
-    assert all(abs(gap - want) < 16384 // 48 + 1 for gap, want in zip(gaps, (5461, 10922)))
+    arc = 16384 / count
+    for name in ("orders", "events", "q7", "x" * 40):
+        tags = partition_tags("fmq", "p", name, 1, count - 1)
+        slots = [key_slot(queue_keys("fmq", "p", name, t).meta.encode()) for t in ("", *tags)]
+        assert len({int(slot // arc) for slot in slots}) == count
