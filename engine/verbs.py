@@ -162,7 +162,7 @@ class Context:
         old = self.layouts.get((project, name))
         layout = Layout(self, project, name, partitions, tags, time.monotonic() + LAYOUT_TTL)
         if old is not None:
-            layout.turn = old.turn
+            layout.turn, layout.put_turn = old.turn, old.put_turn
         elif len(self.layouts) >= 10_000:  # bounded: forget them all, each is one HGET away
             self.layouts.clear()
         self.layouts[(project, name)] = layout
@@ -194,13 +194,13 @@ class Layout:
     reads cover all of them (``parts``: one QueueVerbs each, partition 0 first), including
     those a lowered count keeps until they drain."""
 
-    __slots__ = ("ctx", "project", "name", "partitions", "tags", "expires", "turn", "_parts")
+    __slots__ = ("ctx", "project", "name", "partitions", "tags", "expires", "turn", "put_turn", "_parts")
 
     def __init__(self, ctx: Context, project: str, name: str, partitions: int, tags: tuple[str, ...],
                  expires: float) -> None:
         self.ctx, self.project, self.name = ctx, project, name
         self.partitions, self.tags, self.expires = partitions, tags, expires
-        self.turn = 0
+        self.turn = self.put_turn = 0
         self._parts: list[QueueVerbs] | None = None
 
     @property
@@ -215,14 +215,15 @@ class Layout:
         return self._parts
 
     def next_turn(self, among: int) -> int:
-        """Round-robin over ``among`` partitions, per process."""
+        """Where reserves and push claims start, round-robin over ``among`` partitions, per process."""
         self.turn += 1
         return self.turn % among
 
     def for_put(self, key: str | None) -> int:
-        """The partition a put goes to: by its partition key, else the next in turn."""
+        """The partition a put goes to: by its partition key, else the next in turn (per process)."""
         if key is None:
-            return self.next_turn(self.partitions)
+            self.put_turn += 1
+            return self.put_turn % self.partitions
         return zlib.crc32(key.encode("utf-8")) % self.partitions
 
     def route(self, message_id: str) -> tuple[QueueVerbs | None, str]:
@@ -1504,14 +1505,14 @@ def _together(verbs: list[Verb[Any]]) -> Verb[list[Any]]:
         advance(i)
     while pending:
         evals = [(i, step) for i, step in pending.items() if isinstance(step, Eval)]
-        if evals:
+        if len(evals) > 1:
             for i, _ in evals:
                 del pending[i]
             replies = yield Evals(tuple(step for _, step in evals))
             for (i, _), reply in zip(evals, replies):
                 advance(i, error=reply) if isinstance(reply, Exception) else advance(i, reply)
             continue
-        i = next(iter(pending))
+        i = evals[0][0] if evals else next(iter(pending))  # one script alone: no pipeline
         step = pending.pop(i)
         try:
             value = yield step

@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
-from ferrymq.engine import Alert, AsyncEngine, InvalidArgument, MessageNotFound, NewMessage, RedisClock
+from ferrymq.engine import Alert, AsyncEngine, Engine, InvalidArgument, MessageNotFound, NewMessage, RedisClock
 from ferrymq.engine.keys import queue_keys
 
 
@@ -27,6 +28,41 @@ def test_a_queue_of_one_partition_keeps_the_keys_it_always_had(real_engine, redi
     assert all(k.startswith((b"fmq:{p/q}:", b"fmq:{p}:")) or k == b"fmq:projects" for k in keys)
     assert redis_client.hget(b"fmq:{p/q}:meta", "parts") is None
     assert q.info().settings.partitions == 1
+
+
+class CountingRedis(redis.Redis):
+    """Counts the commands sent (each one round trip: the sync engine pipelines only Batch
+    and Evals steps, which this does not count)."""
+
+    sent = 0
+
+    def execute_command(self, *args, **options):
+        self.sent += 1
+        return super().execute_command(*args, **options)
+
+
+def test_one_partition_costs_one_redis_call_per_message_verb_and_three_no_more(redis_url, clock):
+    """put, reserve and delete: one script call each on a queue of 1 partition (the layout a
+    process read is trusted for a second), and put and delete one each on a queue of 3."""
+    client = CountingRedis.from_url(redis_url)
+    client.flushall()
+    engine = Engine(client, clock=clock)
+
+    single, parted = engine.queue("p", "single"), engine.queue("p", "parted")
+    single.put(["warm"]), single.delete_message(single.reserve()[0].id)
+    parted.ensure(partitions=3)
+    for q in (single, parted):
+        before = client.sent
+        [mid] = q.put(["a"])
+        [m] = q.reserve()
+        middle = client.sent
+        q.delete_message(m.id, m.reservation_id)
+        assert m.id == mid
+        if q is single:
+            assert (middle - before, client.sent - middle) == (2, 1)
+        else:
+            assert client.sent - middle == 1 and middle - before <= 1 + 3
+    client.close()
 
 
 def test_puts_go_round_the_partitions_and_ids_say_which(engine):
