@@ -583,8 +583,7 @@ class QueueVerbs:
                     if raw[1] >= 0:
                         hint = raw[1] if hint < 0 else min(hint, raw[1])
                     if backlog:
-                        figures = [a + b for a, b in zip(figures[:4], raw[3:7])] + [
-                            min(x for x in (figures[4], raw[7]) if x > 0) if figures[4] > 0 or raw[7] > 0 else 0]
+                        figures = _add_backlog(figures, raw[3:8])
                     if len(messages) >= n:
                         break
             except DeliveryPaused:
@@ -1409,6 +1408,11 @@ class EngineVerbs:
                 messages = size = start = 0
                 while True:
                     names = yield Command(("ZRANGE", pk.queues, start, start + page - 1))
+                    if names:  # the page's partitions in one round, not a read per queue
+                        layouts = yield Batch(tuple(
+                            ("HGET", queue_keys(self.ctx.prefix, project, text(n)).meta, "parts") for n in names))
+                        for name, raw in zip(names, layouts):
+                            self.ctx.remember(project, text(name), raw)
                     for name in names:
                         try:  # one queue's trouble never stops the sweep of the others
                             queue = QueueVerbs(self.ctx, project, text(name))
@@ -1532,6 +1536,13 @@ def _ref_in_queue(ref: str, partition: int) -> str:
     id and may number two messages alike."""
     head, sep, tail = ref.rpartition(":")
     return f"{head}{core.id_suffix(partition)}{sep}{tail}" if sep else f"{ref}/{partition}"
+
+
+def _add_backlog(a: Sequence[int], b: Sequence[int]) -> list[int]:
+    """Two partitions' backlog figures (ready, delayed, reserved, bytes, oldest enqueue ms or 0)
+    as one queue's."""
+    oldest = min((x for x in (a[4], b[4]) if x > 0), default=0)
+    return [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], oldest]
 
 
 def _stats_commands(k: QueueKeys) -> list[tuple[Any, ...]]:

@@ -36,6 +36,7 @@ def test_requeue_must_be_end_or_front(engine):
     assert err.value.field == "requeue"
 
 
+@pytest.mark.one_partition
 def test_a_lapsed_reservation_goes_to_the_front(engine, clock):
     q = front_queue(engine)
     q.put([NewMessage("first", timeout=5), "second", "third"])
