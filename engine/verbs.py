@@ -171,7 +171,6 @@ class Context:
     def forget(self, project: str, name: str) -> None:
         self.layouts.pop((project, name), None)
 
-
     def creation_json(self, settings: Settings | None) -> bytes:
         """The meta fields a queue created by a put starts with: the defaults, then ``settings``
         (a few fixed sets in practice, e.g. a contract's own: encoded once each)."""
@@ -230,6 +229,7 @@ class Layout:
         """The partition a message id names (None: none of this queue's) and the id within it."""
         i, inner = core.partition_of(message_id)
         return (self.parts[i] if i < self.span else None), inner
+
 
 class QueueVerbs:
     """The verbs of one queue. Cheap to build: it only computes key names."""
