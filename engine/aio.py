@@ -57,7 +57,7 @@ class AsyncEngine:
         send in ``asyncio.wait_for`` when that is set, and ``wait_for`` there can swallow a task's
         cancellation (tests/engine/test_cancellation.py)."""
         self.scripts = Scripts(functions=not is_cluster(client))
-        self._pipeline = AutoPipeline(client)
+        self._pipeline = AutoPipeline(client, direct=not is_cluster(client))
         self._loading: asyncio.Future[Any] | None = None
         self.notifier = notifier or Notifier(client)
         self.clock = clock or RedisClock()
@@ -125,7 +125,13 @@ class AsyncEngine:
         if self._acks is not None and acknowledged(step):
             return await self._acknowledged(step)  # type: ignore[arg-type]
         if isinstance(step, Eval):
-            return await self._call(self.scripts.call(step.verb, step.keys, step.args))
+            scripts = self.scripts
+            if scripts.functions is None:  # not known yet: the sans-IO call finds out
+                return await self._call(scripts.call(step.verb, step.keys, step.args))
+            reply = await self._send(scripts.command(step.verb, step.keys, step.args))
+            if not isinstance(reply, Exception):  # the common case, without the generator's turns
+                return reply
+            return await self._call(scripts.call(step.verb, step.keys, step.args, first_reply=reply))
         if isinstance(step, Command):
             reply = await self._reply(step.args)
             if isinstance(reply, Exception):

@@ -23,7 +23,7 @@
 
 local m = redis.call("HMGET", KEYS[1], "id", "q")
 if not m[1] then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
-local s = m[2] and unpack_state(m[2]) or migrate_state(KEYS[1])
+local s = read_state(KEYS[1], m[2])
 redis.call("SET", KEYS[12], string.format("%d|%d", s[ID_MS], s[ID_SFX]), "PX", ARGV[1])
 redis.call("UNLINK", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11],
   KEYS[13])

@@ -18,16 +18,14 @@
 local now, now_s = now_from(ARGV[1])
 local id, rid = ARGV[2], ARGV[3]
 
-local raw = redis.call("HGET", KEYS[1], "q")
-local s = raw and unpack_state(raw) or migrate_state(KEYS[1])
+local s = read_state(KEYS[1], redis.call("HGET", KEYS[1], "q"))
 if not s then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
 if redis.call("HEXISTS", KEYS[3], id) == 0 then return redis.error_reply("NOT_FOUND message not found") end
 local deadline = redis.call("ZSCORE", KEYS[2], id)
 if not deadline or tonumber(deadline) <= now then
   return redis.error_reply("NOT_RESERVED message is not reserved")
 end
-local deliveries, token, timeout, expire_at = string.match(redis.call("HGET", KEYS[4], id) or "",
-  "^(%d+)|([^|]*)|(%d+)|(%d+)")
+local deliveries, token, timeout, expire_at = dlv_fields(redis.call("HGET", KEYS[4], id))
 if not deliveries or (rid ~= "" and rid ~= token) then
   return redis.error_reply("NOT_RESERVED reservation id is not current")
 end

@@ -62,7 +62,7 @@ local function open_queue(KEYS, now, now_s)
   if raw and struct then  -- one table: the named fields, then the slots (the constructor's last item)
     Q = {keys = KEYS, now = now, now_s = now_s, raw = raw, exists = true, struct.unpack(STATE_FORMAT, raw)}
   else
-    local state = raw and unpack_state(raw) or migrate_state(KEYS[META])
+    local state = read_state(KEYS[META], raw)
     Q = state or new_state()
     Q.keys, Q.now, Q.now_s, Q.raw, Q.exists = KEYS, now, now_s, raw, state ~= nil
   end

@@ -14,10 +14,15 @@ local function rec_enqueued(rec) return string.sub(rec, 1, 13) end
 local function rec_timeout(rec) return string.sub(rec, 15, 23) end
 local function rec_expire(rec) return string.sub(rec, 25, 37) end
 
+-- "count|token|timeout|expire" -> its four fields as text (nil for none or a malformed state)
+local function dlv_fields(s)
+  return string.match(s or "", "^(%d+)|([^|]*)|(%d+)|(%d+)")
+end
+
 -- "count|token|timeout|expire" -> count (number), token, timeout (number), expire (number)
 local function parse_dlv(s)
   if not s then return 0, "", 0, 0 end
-  local c, tok, to, exp = string.match(s, "^(%d+)|([^|]*)|(%d+)|(%d+)")
+  local c, tok, to, exp = dlv_fields(s)
   return tonumber(c), tok, tonumber(to), tonumber(exp)
 end
 

@@ -100,6 +100,13 @@ local function migrate_state(meta)
   return s
 end
 
+-- The state of the queue whose meta hash is `meta`, given its `q` field (false if missing):
+-- nil if the queue does not exist.
+local function read_state(meta, raw)
+  if raw then return unpack_state(raw) end
+  return migrate_state(meta)
+end
+
 local SETTING_SLOTS = {timeout = TIMEOUT, delay = DELAY, expires_in = EXPIRES_IN,
   max_deliveries = MAX_DELIVERIES, retry_delay = RETRY_DELAY}
 local SETTING_FLAGS = {push = PUSH_QUEUE, alerts = HAS_ALERTS}

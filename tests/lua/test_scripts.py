@@ -3,12 +3,14 @@ codes; the key count in its file name matches; it loads into a real Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
-from ferrymq.engine import Engine
+from ferrymq.engine import AsyncEngine, Engine
 from ferrymq.engine.errors import SCRIPT_ERROR_CODES
 from ferrymq.engine.keys import queue_keys
 from ferrymq.engine.scripts import build, library, sources
@@ -109,6 +111,30 @@ def test_redis_7_runs_the_scripts_as_functions(redis_url, library_names):
         assert library_names(client) == [library().name.encode()]
         engine.queue("p", "q").put(["a"])
         assert client.info("commandstats").get("cmdstat_fcall", {}).get("calls", 0) >= 1
+
+
+def test_redis_7_runs_the_scripts_as_functions_through_the_asyncio_engine(redis_url, library_names):
+    """The asyncio engine packs its own commands (engine/autopipeline.py): FUNCTION LOAD must
+    still reach Redis as two words."""
+
+    async def put_one() -> bool | None:
+        client = aioredis.Redis.from_url(redis_url)
+        engine = AsyncEngine(client)
+        try:
+            await engine.load_scripts()
+            await engine.queue("p", "q").put(["a"])
+            return engine.scripts.functions
+        finally:
+            await engine.aclose()
+            await client.aclose()
+
+    with redis.Redis.from_url(redis_url) as client:
+        client.function_flush()
+        client.config_resetstat()
+        assert asyncio.run(put_one()) is True
+        assert library_names(client) == [library().name.encode()]
+        stats = client.info("commandstats")
+        assert stats["cmdstat_fcall"]["calls"] == 1 and "cmdstat_evalsha" not in stats
 
 
 def test_redis_6_2_runs_the_scripts_by_sha(redis62_url):
