@@ -308,6 +308,19 @@ class QueueVerbs:
         raw = yield Command(("HGET", self.keys.meta, "parts"))
         return self.ctx.remember(self.project, self.name, raw)
 
+    def _routed(self, message_id: str) -> Verb[tuple[QueueVerbs, str] | None]:
+        """On a partitioned queue, the partition a message id names and the id within it
+        (``MessageNotFound`` if it names none of the queue's); None on a queue of one partition."""
+        if self.part is not None:
+            return None
+        layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
+        if layout.span == 1:
+            return None
+        part, inner = layout.route(message_id)
+        if part is None:
+            raise MessageNotFound()
+        return part, inner
+
     def _layout_fields(self, layout: Layout, partitions: int, settings: dict[str, Any]) -> Verb[dict[str, str]]:
         """The meta ``parts`` of a queue going to ``partitions``: existing partitions keep their
         tags (their messages stay where they are and drain: reads cover every partition), new
@@ -627,13 +640,10 @@ class QueueVerbs:
     def get(self, message_id: str) -> Verb[Message]:
         """One message with its status (ready, delayed or reserved)."""
         _check_id(message_id)
-        if self.part is None:
-            layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
-            if layout.span > 1:
-                part, inner = layout.route(message_id)
-                if part is None:
-                    raise MessageNotFound()
-                return dataclasses.replace((yield from part.get(inner)), id=message_id)
+        routed = yield from self._routed(message_id)
+        if routed is not None:
+            part, inner = routed
+            return dataclasses.replace((yield from part.get(inner)), id=message_id)
         k = self.keys
         raw = yield Eval("get", [k.meta, k.delayed, k.reserved, k.msg, k.dlv, k.pstatus], [self.ctx.clock.script_now(), message_id])
         record, status, state, moment = raw
@@ -668,13 +678,10 @@ class QueueVerbs:
             timeout_ms = core.seconds_to_ms("timeout", timeout, 0.001, self.ctx.limits.max_timeout)
         else:
             timeout_ms = ""
-        if self.part is None:
-            layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
-            if layout.span > 1:
-                part, inner = layout.route(message_id)
-                if part is None:
-                    raise MessageNotFound()
-                return (yield from part.touch(inner, reservation_id, timeout=timeout, reserved_until=reserved_until))
+        routed = yield from self._routed(message_id)
+        if routed is not None:
+            part, inner = routed
+            return (yield from part.touch(inner, reservation_id, timeout=timeout, reserved_until=reserved_until))
         k = self.keys
         raw = yield Eval(
             "touch",
@@ -944,14 +951,11 @@ class QueueVerbs:
     def push_status(self, message_id: str) -> Verb[list[PushStatus]]:
         """Per subscriber, the delivery of a push-queue message ([] for a pull message)."""
         _check_id(message_id)
-        if self.part is None:
-            layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
-            if layout.span > 1:
-                part, inner = layout.route(message_id)
-                if part is None:
-                    raise MessageNotFound()
-                found = yield from part.push_status(inner)
-                return [dataclasses.replace(st, id=message_id + st.id[len(inner):]) for st in found]
+        routed = yield from self._routed(message_id)
+        if routed is not None:
+            part, inner = routed
+            found = yield from part.push_status(inner)
+            return [dataclasses.replace(st, id=message_id + st.id[len(inner):]) for st in found]
         k = self.keys
         record, exists = yield Batch((("HGET", k.pstatus, message_id), ("HEXISTS", k.msg, message_id)))
         if not exists:
