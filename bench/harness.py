@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -20,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+
+from ferrymq.server.embedded import free_port
 
 BODY = b"x" * 100
 BODY_TEXT = BODY.decode()
@@ -89,12 +90,13 @@ class Results:
 class RedisServer:
     """A redis-server of our own: no persistence, pinned to one core where taskset exists."""
 
-    def __init__(self, wrapper: tuple[str, ...] = (), start_seconds: float = 10) -> None:
+    def __init__(self, wrapper: tuple[str, ...] = (), start_seconds: float = 10, extra: tuple[str, ...] = (),
+                 port: int | None = None) -> None:
         self.binary = find_redis_server()
-        self.port = free_port()
+        self.port = port or free_port()
         self._dir = tempfile.TemporaryDirectory(prefix="ferrymq-bench-")
         command = [*wrapper, self.binary, "--port", str(self.port), "--save", "", "--appendonly", "no",
-                   "--dir", self._dir.name, "--maxmemory-policy", "noeviction"]
+                   "--dir", self._dir.name, "--maxmemory-policy", "noeviction", *extra]
         if shutil.which("taskset"):
             command = ["taskset", "-c", str(REDIS_CORE), *command]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
@@ -168,12 +170,6 @@ def pin_to_client_core() -> None:
 def unpin() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(check: Callable[[], bool], seconds: float, failure: str) -> None:

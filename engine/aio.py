@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from ._facade import async_verb, check_client, is_cluster, is_transient, translate
 from .autopipeline import AutoPipeline
 from .clock import Clock, RedisClock
-from .core import Batch, Command, Eval, Step, Wait
+from .core import Batch, Command, Eval, Evals, Step, Wait
 from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
 from .notifier import Notifier
 from .replication import PROBE, ReplicaAcks, acknowledged
@@ -144,7 +144,15 @@ class AsyncEngine:
                 for command in step.commands:
                     pipe.execute_command(*command)
                 return await pipe.execute()
+        if isinstance(step, Evals):  # sent in one turn of the loop: one pipeline (autopipeline.py)
+            return await asyncio.gather(*(self._reply_or_error(e) for e in step.evals))
         raise TypeError(step)
+
+    async def _reply_or_error(self, step: Eval) -> Any:
+        try:
+            return await self._execute(step)
+        except Exception as exc:
+            return translate(exc)
 
     async def _reply(self, command: tuple[Any, ...]) -> Any:
         """``command``'s reply, sent with whatever else this turn of the loop sends (see

@@ -59,7 +59,15 @@ class Wait:
     seconds: float
 
 
-Step = Union[Eval, Command, Batch, Wait]
+@dataclass(frozen=True, slots=True)
+class Evals:
+    """Run several scripts (of different partitions, so on different slots) in one pipelined
+    round. Result: per script its reply, or its error as the engine error instance (not raised)."""
+
+    evals: tuple[Eval, ...]
+
+
+Step = Union[Eval, Command, Batch, Wait, Evals]
 Verb = Generator[Step, Any, T]
 
 
@@ -408,7 +416,39 @@ def decode_settings(meta: dict[str, str]) -> QueueSettings:
         push=decode_push(meta.get("push")),
         alerts=decode_alerts(meta.get("alerts")),
         requeue=meta.get("requeue", "end"),
+        partitions=parse_layout(meta.get("parts"))[0],
     )
+
+
+# -- partitions -------------------------------------------------------------------------------
+
+ID_WIDTH = 19
+"""Digits of a message id as the scripts make it (13 of ms, 6 of counter)."""
+
+
+def parse_layout(raw: bytes | str | None) -> tuple[int, tuple[str, ...]]:
+    """A queue's meta ``parts`` ("P|tag1|tag2...": puts go to the first P partitions, reads
+    cover partition 0 and one per tag) -> (P, tags of partitions 1...); none: (1, ())."""
+    if not raw:
+        return 1, ()
+    count, *tags = text(raw).split("|")
+    return int(count), tuple(tags)
+
+
+def encode_layout(partitions: int, tags: Sequence[str]) -> str:
+    return "|".join([str(partitions), *tags])
+
+
+def partition_of(message_id: str) -> tuple[int, str]:
+    """A partitioned queue's message id -> (partition, the id within it). Partition 0's ids are
+    the scripts' own (19 digits); partition i's carry i in two more digits."""
+    if len(message_id) == ID_WIDTH + 2 and message_id.isdigit():
+        return int(message_id[ID_WIDTH:]), message_id[:ID_WIDTH]
+    return 0, message_id
+
+
+def id_suffix(partition: int) -> str:
+    return f"{partition:02d}" if partition else ""
 
 
 # -- records and replies ----------------------------------------------------------------------

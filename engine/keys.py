@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
 _ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D", "/": "%2F"})
 
 
@@ -82,8 +84,14 @@ class ProjectKeys(NamedTuple):
     usage: str  # hash: messages, bytes, measured (ms), over ("" or "<quota> <limit>"): the sweeper's sums
 
 
-def queue_keys(prefix: str, project: str, queue: str) -> QueueKeys:
-    base = f"{prefix}:{{{escape(project)}/{escape(queue)}}}:"
+def queue_keys(prefix: str, project: str, queue: str, partition: str = "") -> QueueKeys:
+    """A queue's keys; with ``partition`` (a tag suffix from ``partition_tags``), those of that
+    partition of a partitioned queue. Partition 0 is the queue's own keys, so a queue of one
+    partition has the same keys as before partitions existed. Every partition publishes on the
+    queue's one channel (a channel is no key: any node may publish it), so a long poll on the
+    queue wakes on any partition."""
+    tag = f"{escape(project)}/{escape(queue)}"
+    base = f"{prefix}:{{{tag}/{partition}}}:" if partition else f"{prefix}:{{{tag}}}:"
     return QueueKeys(
         meta=base + "meta",
         ready=base + "ready",
@@ -98,8 +106,32 @@ def queue_keys(prefix: str, project: str, queue: str) -> QueueKeys:
         pstatus=base + "pstatus",
         dedupe=base + "dedupe",
         idfloor=base + "idfloor",
-        notify=base + "notify",
+        notify=f"{prefix}:{{{tag}}}:notify",
     )
+
+
+def partition_tags(prefix: str, project: str, queue: str, first: int, count: int) -> list[str]:
+    """Tag suffixes of partitions ``first`` .. ``first + count - 1`` of a queue that gets
+    ``first + count`` = P partitions. Cut the slot ring into P equal arcs; partition 0's slot
+    (the queue's own keys) lies in one, and partition i's suffix "i.n" takes the smallest n whose
+    slot lies near the middle of the i-th arc after it. A cluster's masters hold contiguous slot
+    ranges (``redis-cli --cluster create`` cuts the ring evenly), so with P masters each gets
+    one partition, and with more or fewer the partitions still spread evenly over the ring.
+    The suffixes are stored with the queue (meta ``parts``): a partition keeps its keys when
+    the count changes."""
+    total = first + count
+    arc = REDIS_CLUSTER_HASH_SLOTS / total
+    home = int(key_slot(queue_keys(prefix, project, queue).meta.encode()) // arc)
+    window = max(1, int(arc // 8))
+    tags = []
+    for i in range(first, total):
+        low = int(((home + i) % total + 0.5) * arc) - window // 2
+        n = 0
+        while (key_slot(queue_keys(prefix, project, queue, f"{i}.{n}").meta.encode()) - low) % \
+                REDIS_CLUSTER_HASH_SLOTS >= window:
+            n += 1
+        tags.append(f"{i}.{n}")
+    return tags
 
 
 def project_keys(prefix: str, project: str) -> ProjectKeys:

@@ -49,6 +49,10 @@ class Limits:
     """Size of one stored event subscription (its JSON, the contract's own fields included):
     every event reads them all."""
 
+    max_partitions: int = 16
+    """Partitions of one queue (each its own hash slot: on a cluster, its own master if there
+    are enough). Reads over all partitions cost one script call each, in one pipelined round."""
+
     maintenance_batch: int = 250
     """Lapsed reservations, due delayed and expired messages handled per step of one script call.
     Bounds the work (and latency) of every call: at most a few K message moves, a few ms."""
@@ -85,6 +89,10 @@ class QueueDefaults:
     requeue: str = "end"
     """Where a lapsed or released message goes back: "end" of the queue (IronMQ v1, Cloudflare)
     or "front" (IronMQ v3: it is the next one handed out)."""
+
+    partitions: int = 1
+    """Independent sets of keys (hash slots) a queue's messages spread over; 1 = one slot, FIFO
+    over the whole queue. With more, FIFO holds per partition (or per partition key)."""
 
 
 DEFAULTS = QueueDefaults()
@@ -124,6 +132,11 @@ SWEEP_INTERVAL = 1.0
 
 DEDUPE_WINDOW = 3600.0
 """Seconds a transfer reference is remembered by its target queue (idempotent re-drives)."""
+
+LAYOUT_TTL = 1.0
+"""Seconds a process trusts the partitions it read for a queue before reading them again (one
+HGET). A change made elsewhere is seen within it: puts go by the old count meanwhile, into
+partitions that reads still cover (a queue's partitions are never dropped while it lives)."""
 
 STUCK_KEPT = 100
 """Transfers a queue keeps set aside (outbox entries that could not be moved, shown to

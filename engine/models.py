@@ -100,6 +100,7 @@ class QueueSettings:
     push: PushConfig | None = None
     alerts: tuple[Alert, ...] = ()
     requeue: str = "end"
+    partitions: int = 1
 
 
 @dataclass(frozen=True, slots=True)

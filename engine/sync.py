@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 
 from ._facade import check_client, is_cluster, is_transient, sync_verb, translate
 from .clock import Clock, RedisClock
-from .core import Batch, Command, Eval, Step, Wait
+from .core import Batch, Command, Eval, Evals, Step, Wait
 from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
 from .replication import PROBE, ReplicaAcks, acknowledged
 from .scripts import Call, Scripts
@@ -116,7 +116,33 @@ class Engine:
             for command in step.commands:
                 pipe.execute_command(*command)
             return pipe.execute()
+        if isinstance(step, Evals):
+            return self._evals(step.evals)
         raise TypeError(step)
+
+    def _evals(self, evals: tuple[Eval, ...]) -> list[Any]:
+        """Scripts of several partitions in one pipeline; each reply, or its error as a value.
+        Alone each while which command runs a script is not known yet, or writes wait for
+        replicas (each write carries its own WAIT)."""
+        if self._acks is not None or self.scripts.functions is None:
+            return [self._reply_or_error(e) for e in evals]
+        pipe = self.client.pipeline(transaction=False)
+        for e in evals:
+            pipe.execute_command(*self.scripts.command(e.verb, e.keys, e.args))
+        firsts = pipe.execute(raise_on_error=False)
+        out = []
+        for e, first in zip(evals, firsts):
+            try:
+                out.append(self._call(self.scripts.call(e.verb, e.keys, e.args, first_reply=first)))
+            except Exception as exc:
+                out.append(translate(exc))
+        return out
+
+    def _reply_or_error(self, step: Eval) -> Any:
+        try:
+            return self._execute(step)
+        except Exception as exc:
+            return translate(exc)
 
     def _reply(self, command: tuple[Any, ...]) -> Any:
         """``command``'s reply; an error reply as the exception instance (not raised)."""

@@ -27,6 +27,7 @@ import dataclasses
 import logging
 import secrets
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,7 +37,7 @@ import orjson
 
 from . import core
 from .clock import Clock
-from .core import Batch, Command, Eval, Verb, Wait, text
+from .core import Batch, Command, Eval, Evals, Verb, Wait, text
 from .errors import (
     AlertNotFound,
     Changed,
@@ -50,10 +51,13 @@ from .errors import (
     TooLarge,
     Unavailable,
 )
-from .keys import ProjectKeys, QueueKeys, escape, lease_key, project_keys, push_index_key, queue_keys
+from .keys import (
+    ProjectKeys, QueueKeys, escape, lease_key, partition_tags, project_keys, push_index_key, queue_keys,
+)
 from .limits import (
     DEDUPE_WINDOW,
     ID_FLOOR_TTL,
+    LAYOUT_TTL,
     LIST_PAGE_MAX,
     LOOP_CHECK_QUEUES,
     MAX_TRANSFER_HOPS,
@@ -80,6 +84,7 @@ from .models import (
     ProjectUsage,
     QueueDetails,
     QueueInfo,
+    QueueSettings,
     QueueStats,
     QueueRef,
     Settled,
@@ -118,6 +123,7 @@ class Settings(TypedDict, total=False):
     retry_delay: float | None
     paused: bool | None
     requeue: str | None
+    partitions: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +160,28 @@ class Context:
         self.dedupe_ms = str(round(DEDUPE_WINDOW * 1000))
         self.k = str(limits.maintenance_batch)
         self._creation_json: dict[tuple[tuple[str, Any], ...], bytes] = {}
+        self.layouts: dict[tuple[str, str], Layout] = {}
+        """(project, queue) -> its partitions as last read (trusted for LAYOUT_TTL)."""
+
+    def layout(self, project: str, name: str) -> Layout | None:
+        found = self.layouts.get((project, name))
+        return found if found is not None and found.expires > time.monotonic() else None
+
+    def remember(self, project: str, name: str, raw: bytes | str | None) -> Layout:
+        """The layout read from a queue's meta ``parts``, kept for LAYOUT_TTL (a put keeps its
+        round-robin turn across reads)."""
+        partitions, tags = core.parse_layout(raw)
+        old = self.layouts.get((project, name))
+        layout = Layout(self, project, name, partitions, tags, time.monotonic() + LAYOUT_TTL)
+        if old is not None:
+            layout.turn, layout.put_turn = old.turn, old.put_turn
+        elif len(self.layouts) >= 10_000:  # bounded: forget them all, each is one HGET away
+            self.layouts.clear()
+        self.layouts[(project, name)] = layout
+        return layout
+
+    def forget(self, project: str, name: str) -> None:
+        self.layouts.pop((project, name), None)
 
     def creation_json(self, settings: Settings | None) -> bytes:
         """The meta fields a queue created by a put starts with: the defaults, then ``settings``
@@ -172,16 +200,61 @@ class Context:
         return project_keys(self.prefix, project)
 
 
+class Layout:
+    """A queue's partitions as this process knows them: puts go to the first ``partitions``;
+    reads cover all of them (``parts``: one QueueVerbs each, partition 0 first), including
+    those a lowered count keeps until they drain."""
+
+    __slots__ = ("ctx", "project", "name", "partitions", "tags", "expires", "turn", "put_turn", "_parts")
+
+    def __init__(self, ctx: Context, project: str, name: str, partitions: int, tags: tuple[str, ...],
+                 expires: float) -> None:
+        self.ctx, self.project, self.name = ctx, project, name
+        self.partitions, self.tags, self.expires = partitions, tags, expires
+        self.turn = self.put_turn = 0
+        self._parts: list[QueueVerbs] | None = None
+
+    @property
+    def span(self) -> int:
+        return 1 + len(self.tags)
+
+    @property
+    def parts(self) -> list[QueueVerbs]:
+        if self._parts is None:
+            self._parts = [QueueVerbs(self.ctx, self.project, self.name, part=i, tag=tag)
+                           for i, tag in enumerate(("", *self.tags))]
+        return self._parts
+
+    def next_turn(self, among: int) -> int:
+        """Where reserves and push claims start, round-robin over ``among`` partitions, per process."""
+        self.turn += 1
+        return self.turn % among
+
+    def for_put(self, key: str | None) -> int:
+        """The partition a put goes to: by its partition key, else the next in turn (per process)."""
+        if key is None:
+            self.put_turn += 1
+            return self.put_turn % self.partitions
+        return zlib.crc32(key.encode("utf-8")) % self.partitions
+
+    def route(self, message_id: str) -> tuple[QueueVerbs | None, str]:
+        """The partition a message id names (None: none of this queue's) and the id within it."""
+        i, inner = core.partition_of(message_id)
+        return (self.parts[i] if i < self.span else None), inner
+
+
 class QueueVerbs:
     """The verbs of one queue. Cheap to build: it only computes key names."""
 
-    __slots__ = ("ctx", "project", "name", "keys", "_core_keys", "_put_keys")
+    __slots__ = ("ctx", "project", "name", "keys", "_core_keys", "_put_keys", "part")
 
-    def __init__(self, ctx: Context, project: str, name: str) -> None:
+    def __init__(self, ctx: Context, project: str, name: str, *, part: int | None = None, tag: str = "") -> None:
         self.ctx = ctx
         self.project = core.check_name("project", project, ctx.limits)
         self.name = core.check_name("queue", name, ctx.limits)
-        self.keys: QueueKeys = queue_keys(ctx.prefix, project, name)
+        self.keys: QueueKeys = queue_keys(ctx.prefix, project, name, tag)
+        self.part = part
+        """None: the queue (its verbs look up its partitions); a number: that partition alone."""
         self._core_keys = self.keys.core
         k = self.keys
         self._put_keys = [*self._core_keys, k.dedupe, k.idfloor]
@@ -204,8 +277,14 @@ class QueueVerbs:
                    expect: dict[str, str | None] | None = None) -> Verb[QueueInfo]:
         """Create and/or change the queue; with ``expect`` (meta field -> value as read), only if
         those fields are unchanged (else ``Changed``)."""
+        partitions = settings.pop("partitions", None)
+        if partitions is not None:
+            core.check_int("partitions", partitions, 1, self.ctx.limits.max_partitions)
         fields = core.encode_settings(settings, self.ctx.limits, self.name)
         attr_fields = _attr_fields(attrs or {})
+        layout = yield from self._read_layout()  # fresh: a change of partitions builds on it
+        if partitions is not None:
+            fields.update((yield from self._layout_fields(layout, partitions, settings)))
         if mode != "update":
             yield from self._admit()
         raw = yield Eval(
@@ -220,41 +299,156 @@ class QueueVerbs:
         info = self._info(raw)
         yield from self._register(info.id)  # idempotent: also heals a registration a crash lost
         yield from self._after(raw[0])
+        if info.created and partitions is None and self.ctx.defaults.partitions > 1:
+            whole = yield from self._configure("update", None, {"partitions": self.ctx.defaults.partitions})
+            info = dataclasses.replace(whole, created=True)
+        elif info.settings.partitions > 1 or layout.span > 1:
+            info = yield from self._configure_partitions(info)
         if info.created:
             yield from self._emit("queue.created", {"queueId": info.id})
         return info
 
+    # -- partitions ---------------------------------------------------------------------------
+    # A queue of P partitions is P sets of the keys of one queue, each under its own hash tag
+    # (keys.partition_tags), each with a copy of the queue's settings and the queue's id. Partition
+    # 0 is the queue's own keys: it holds the settings of record, the registration, the outbox
+    # of transfers into the queue. A verb over the whole queue runs its script on every partition
+    # in one pipelined round (``_together``); one that names a message runs on the partition
+    # its id names; put goes to one partition, reserve takes from them in turn.
+
+    def _read_layout(self) -> Verb[Layout]:
+        raw = yield Command(("HGET", self.keys.meta, "parts"))
+        return self.ctx.remember(self.project, self.name, raw)
+
+    def _routed(self, message_id: str) -> Verb[tuple[QueueVerbs, str] | None]:
+        """On a partitioned queue, the partition a message id names and the id within it
+        (``MessageNotFound`` if it names none of the queue's); None on a queue of one partition."""
+        if self.part is not None:
+            return None
+        layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
+        if layout.span == 1:
+            return None
+        part, inner = layout.route(message_id)
+        if part is None:
+            raise MessageNotFound()
+        return part, inner
+
+    def _layout_fields(self, layout: Layout, partitions: int, settings: dict[str, Any]) -> Verb[dict[str, str]]:
+        """The meta ``parts`` of a queue going to ``partitions``: existing partitions keep their
+        tags (their messages stay where they are and drain: reads cover every partition), new
+        ones get theirs. Alerts watch one partition's size: refused on a partitioned queue."""
+        if partitions > 1 and settings.get("alerts") is None:
+            if (yield Command(("HGET", self.keys.meta, "alerts"))):
+                raise InvalidArgument("partitions", "a queue with alerts cannot have partitions (alerts watch one partition's size)")
+        tags = layout.tags
+        if partitions > layout.span:
+            tags += tuple(partition_tags(self.ctx.prefix, self.project, self.name, layout.span, partitions - layout.span))
+        if (partitions, tags) == (layout.partitions, layout.tags):
+            return {}
+        return {"parts": core.encode_layout(partitions, tags)}
+
+    def _configure_partitions(self, info: QueueInfo) -> Verb[QueueInfo]:
+        """Partitions 1... get partition 0's settings (created with its id where missing), in one
+        round; then the queue's info over them all."""
+        self.ctx.forget(self.project, self.name)
+        layout = yield from self._read_layout()
+        fields = orjson.dumps(_settings_fields(info.settings, self.ctx.limits, self.name))
+        args = [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, "upsert", info.id,
+                self.ctx.default_fields_json, fields, b"{}", b"{}"]
+        yield from _together([part._configure_partition(args) for part in layout.parts[1:]])
+        whole = yield from self._info_partitioned(layout)
+        return dataclasses.replace(whole, created=info.created)
+
+    def _configure_partition(self, args: list[Any]) -> Verb[None]:
+        raw = yield Eval("configure", [*self._core_keys, self.keys.idfloor], args)
+        yield from self._after(raw[0])
+
+    def _info_partitioned(self, layout: Layout) -> Verb[QueueInfo]:
+        infos = yield from _together([part.info() for part in layout.parts])
+        first = infos[0]
+        counters: dict[str, int] = {}
+        for info in infos:
+            for name, value in info.counters.items():
+                counters[name] = counters.get(name, 0) + value
+        oldest = [i.oldest_at for i in infos if i.oldest_at]
+        return dataclasses.replace(
+            first, ready=sum(i.ready for i in infos), delayed=sum(i.delayed for i in infos),
+            reserved=sum(i.reserved for i in infos), bytes=sum(i.bytes for i in infos),
+            oldest_at=min(oldest) if oldest else first.oldest_at,
+            total_messages=sum(i.total_messages for i in infos), pushing=sum(i.pushing for i in infos),
+            counters=counters, stuck=sum(i.stuck for i in infos),
+        )
+
     def info(self) -> Verb[QueueInfo]:
         """Settings and exact counts; ``QueueNotFound`` if missing."""
+        if self.part is None:
+            layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
+            if layout.span > 1:
+                return (yield from self._info_partitioned(layout))
         raw = yield Eval("info", self._core_keys, [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify])
         yield from self._after(raw[0])
         return self._info(raw)
 
     def clear(self) -> Verb[int]:
         """Remove every message (ready, delayed, reserved); settings and counters stay. Returns how many."""
+        layout = yield from self._read_layout()
+        removed = sum((yield from _together([part._clear() for part in layout.parts])))
+        yield from self._emit("queue.purged", {"removed": removed})
+        return removed
+
+    def _clear(self) -> Verb[int]:
         removed, flags = yield Eval("clear", self._core_keys, [self.ctx.clock.script_now()])
         yield from self._after(flags)  # alert messages the clear fired
-        yield from self._emit("queue.purged", {"removed": removed})
         return removed
 
     def delete(self) -> Verb[None]:
         """Delete the queue and all its data. A queue created again under this name gets a new id."""
-        yield from self._drain_outbox()  # dead letters already decided still reach their queue
-        k = self.keys
-        raw = yield Eval("drop", [*self._core_keys, k.dedupe, k.idfloor, k.stuck], [ID_FLOOR_MS])
+        layout = yield from self._read_layout()
+        for part in layout.parts:
+            yield from part._drain_outbox()  # dead letters already decided still reach their queue
+        raw = (yield from _together([part._drop() for part in layout.parts]))[0]
+        self.ctx.forget(self.project, self.name)
         pk = self.ctx.project_keys(self.project)
         yield Eval("unregister", [pk.queues, pk.names, pk.ids], [self.name, text(raw)])
         yield from self._emit("queue.deleted", {"queueId": text(raw)})
 
+    def _drop(self) -> Verb[bytes]:
+        k = self.keys
+        return (yield Eval("drop", [*self._core_keys, k.dedupe, k.idfloor, k.stuck], [ID_FLOOR_MS]))
+
     # -- messages -----------------------------------------------------------------------------
 
     def put(self, messages: Iterable[NewMessage | bytes | str], *, create: bool = True,
-            new_queue: Settings | None = None) -> Verb[list[str]]:
+            new_queue: Settings | None = None, partition_key: str | None = None) -> Verb[list[str]]:
         """Append messages in order (one script call for the batch); returns their ids.
         Creates the queue unless ``create=False`` (then ``QueueNotFound``); a queue it creates gets
-        the settings ``new_queue`` (beside the defaults)."""
+        the settings ``new_queue`` (beside the defaults). On a partitioned queue the batch goes to
+        one partition: the one ``partition_key`` hashes to, else the next in turn (FIFO holds
+        per partition, so per key)."""
+        if self.part is None:
+            layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
+            if layout.span > 1:
+                i, raw = yield from self._put_partitioned(layout, partition_key, messages, "existing", create, False)
+                return _with_suffix([text(m) for m in raw[4:]], i)
         raw = yield from self._put(messages, "existing", create, backlog=False, new_queue=new_queue)
         return [text(i) for i in raw[4:]]
+
+    def _put_partitioned(self, layout: Layout, key: str | None, messages: Iterable[NewMessage | bytes | str],
+                         mode: str, create: bool, backlog: bool) -> Verb[tuple[int, list[Any]]]:
+        """(partition, put script reply). A partition missing means the queue was deleted since
+        the layout was read: read it again and put as on any queue (creating it if asked)."""
+        i = layout.for_put(key)
+        try:
+            return i, (yield from layout.parts[i]._put(messages, mode, False, backlog=backlog))
+        except QueueNotFound:
+            if not create:
+                raise
+        self.ctx.forget(self.project, self.name)
+        layout = yield from self._read_layout()
+        if layout.span > 1:
+            i = layout.for_put(key)
+            return i, (yield from layout.parts[i]._put(messages, mode, create, backlog=backlog))
+        return 0, (yield from self._put(messages, mode, create, backlog=backlog))
 
     def push(
         self, messages: Iterable[NewMessage | bytes | str], *, create: bool = True, queue_id: str | None = None
@@ -263,6 +457,11 @@ class QueueVerbs:
         only into the queue of that id (``QueueNotFound`` once it was deleted, even if it was
         created again since): callers that know the queue by its id need not look it up."""
         mode = "existing" if queue_id is None else "=" + queue_id
+        if self.part is None:
+            layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
+            if layout.span > 1:  # the backlog is the partition's put into
+                i, raw = yield from self._put_partitioned(layout, None, messages, mode, create and queue_id is None, True)
+                return Pushed(_with_suffix([text(m) for m in raw[9:]], i), Backlog(*raw[4:9]))
         raw = yield from self._put(messages, mode, create and queue_id is None, backlog=True)
         return Pushed([text(i) for i in raw[9:]], Backlog(*raw[4:9]))
 
@@ -295,6 +494,9 @@ class QueueVerbs:
         except QueueNotFound:
             if create is None:
                 raise
+        if self.part is None and self.ctx.defaults.partitions > 1:  # a partitioned queue: created whole
+            yield from self._configure("upsert", None, dict(new_queue or {}))
+            return (yield Eval("put", self._put_keys, [*args, *after]))
         yield from self._admit()
         args[3] = create
         return (yield Eval("put", self._put_keys, [*args, new_queue_id(), self.ctx.creation_json(new_queue), *after]))
@@ -344,6 +546,10 @@ class QueueVerbs:
     def _take(
         self, n: int, timeout: float | None, delete: bool, wait: float, *, backlog: bool, must_exist: bool = False
     ) -> Verb[tuple[list[Message], list[Any]]]:
+        if self.part is None:
+            layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
+            if layout.span > 1:
+                return (yield from self._take_partitioned(layout, n, timeout, delete, wait, backlog, must_exist))
         limits = self.ctx.limits
         core.check_int("n", n, 1, limits.max_batch)
         timeout_ms = 0 if timeout is None else core.seconds_to_ms("timeout", timeout, 0.001, limits.max_timeout)
@@ -378,10 +584,61 @@ class QueueVerbs:
             if woken is None or (not woken and not hinted):  # closing, or the wait ran out
                 return [], raw
 
+    def _take_partitioned(self, layout: Layout, n: int, timeout: float | None, delete: bool, wait: float,
+                          backlog: bool, must_exist: bool) -> Verb[tuple[list[Message], list[Any]]]:
+        """``_take`` over partitions in turn (a rotating first one, per process) until it has n;
+        a long poll waits on the queue's one channel, which every partition publishes on. The
+        reply as the scripts': now, next hint, flags, and the backlog summed over the partitions
+        it read."""
+        limits = self.ctx.limits
+        core.check_int("n", n, 1, limits.max_batch)
+        core.seconds_to_ms("wait", wait, 0, limits.max_wait)
+        started = time.monotonic()
+        while True:
+            messages: list[Message] = []
+            now, hint, figures = 0, -1, [0, 0, 0, 0, 0]
+            first = layout.next_turn(layout.span)
+            try:
+                for j in range(layout.span):
+                    i = (first + j) % layout.span
+                    got, raw = yield from layout.parts[i]._take(
+                        n - len(messages), timeout, delete, 0, backlog=backlog, must_exist=must_exist and i == 0)
+                    messages += _messages_with_suffix(got, i)
+                    now = raw[0]
+                    if raw[1] >= 0:
+                        hint = raw[1] if hint < 0 else min(hint, raw[1])
+                    if backlog:
+                        figures = _add_backlog(figures, raw[3:8])
+                    if len(messages) >= n:
+                        break
+            except DeliveryPaused:
+                left = wait - (time.monotonic() - started)
+                if left <= 0 or (yield Wait(self.keys.notify, left)) is None:
+                    raise
+                continue
+            reply = [now, hint, 0, *figures] if backlog else [now, hint, 0]
+            left = wait - (time.monotonic() - started)
+            if messages or left <= 0:
+                return messages, reply
+            hinted = hint >= 0 and (hint - now) / 1000 < left
+            if hinted:
+                left = max((hint - now) / 1000, 0.001)
+            woken = yield Wait(self.keys.notify, left)
+            if woken is None or (not woken and not hinted):
+                return [], reply
+
     def peek(self, n: int = 1, *, must_exist: bool = False) -> Verb[list[Message]]:
         """The next ``n`` ready messages in FIFO order, not reserved. A missing queue is empty
-        (with ``must_exist``: ``QueueNotFound``)."""
+        (with ``must_exist``: ``QueueNotFound``). On a partitioned queue: the next of every
+        partition, oldest put first."""
         core.check_int("n", n, 1, self.ctx.limits.max_batch)
+        if self.part is None:
+            layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
+            if layout.span > 1:
+                found = yield from _together([part.peek(n, must_exist=must_exist and i == 0)
+                                              for i, part in enumerate(layout.parts)])
+                merged = [m for i, got in enumerate(found) for m in _messages_with_suffix(got, i)]
+                return sorted(merged, key=lambda m: (m.enqueued_at, m.id))[:n]
         raw = yield Eval("peek", self._core_keys, [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, n])
         if must_exist and raw[1] & _MISSING:
             raise QueueNotFound()
@@ -395,6 +652,10 @@ class QueueVerbs:
     def get(self, message_id: str) -> Verb[Message]:
         """One message with its status (ready, delayed or reserved)."""
         _check_id(message_id)
+        routed = yield from self._routed(message_id)
+        if routed is not None:
+            part, inner = routed
+            return dataclasses.replace((yield from part.get(inner)), id=message_id)
         k = self.keys
         raw = yield Eval("get", [k.meta, k.delayed, k.reserved, k.msg, k.dlv, k.pstatus], [self.ctx.clock.script_now(), message_id])
         record, status, state, moment = raw
@@ -429,6 +690,10 @@ class QueueVerbs:
             timeout_ms = core.seconds_to_ms("timeout", timeout, 0.001, self.ctx.limits.max_timeout)
         else:
             timeout_ms = ""
+        routed = yield from self._routed(message_id)
+        if routed is not None:
+            part, inner = routed
+            return (yield from part.touch(inner, reservation_id, timeout=timeout, reserved_until=reserved_until))
         k = self.keys
         raw = yield Eval(
             "touch",
@@ -475,6 +740,10 @@ class QueueVerbs:
             else:
                 delay_ms = "" if delay is None else core.seconds_to_ms(f"releases[{i}].delay", delay, 0, limits.max_delay)
             checked_releases.append((_check_id(message_id), _check_rid(rid), delay_ms))
+        if self.part is None:
+            layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
+            if layout.span > 1:
+                return (yield from self._settle_partitioned(layout, checked_deletes, checked_releases))
         statuses: list[str] = []
         for part in _batches(checked_deletes + checked_releases, limits.max_batch):
             d = [item for item in part if len(item) == 2]
@@ -484,6 +753,33 @@ class QueueVerbs:
             yield from self._after(raw[0])
             statuses += [_STATUS[s] for s in raw[1:]]
         return Settled(deleted=statuses[: len(deletes)], released=statuses[len(deletes) :])
+
+    def _settle_partitioned(self, layout: Layout, deletes: list[tuple[str, str]],
+                            releases: list[tuple[str, str, int | str]]) -> Verb[Settled]:
+        """``settle`` with each item on the partition its id names: one settle per partition
+        concerned, in one round. An id that names no partition of the queue is not found."""
+        items = [("d", *item) for item in deletes] + [("r", *item) for item in releases]
+        groups: dict[int, list[int]] = {}
+        statuses = ["not_found"] * len(items)
+        for n, item in enumerate(items):
+            i, _ = core.partition_of(item[1])
+            if i < layout.span:
+                groups.setdefault(i, []).append(n)
+        order = list(groups)
+        verbs = []
+        for i in order:
+            mine = [items[n] for n in groups[i]]
+            inner = [(core.partition_of(item[1])[1], *item[2:]) for item in mine]
+            verbs.append(layout.parts[i].settle(
+                deletes=[(m, rid or None) for kind, (m, rid, *_) in zip(mine, inner) if kind[0] == "d"],
+                releases=[(m, rid or None, _seconds_again(rest[0]))
+                          for kind, (m, rid, *rest) in zip(mine, inner) if kind[0] == "r"]))
+        for i, settled in zip(order, (yield from _together(verbs))):
+            done = iter(settled.deleted + settled.released)
+            positions = [n for n in groups[i] if items[n][0] == "d"] + [n for n in groups[i] if items[n][0] == "r"]
+            for n in positions:
+                statuses[n] = next(done)
+        return Settled(deleted=statuses[: len(deletes)], released=statuses[len(deletes):])
 
     def _within_ids_quota(self, n: int) -> Verb[None]:
         """More than one engine batch in one call: within the project's ids_per_request quota."""
@@ -497,6 +793,10 @@ class QueueVerbs:
         holds it; returns how many. A batch per ``settle`` script call, so a message out of
         deliveries is dead-lettered as on any release. The rounds are bounded by the count at the
         start: consumers reserving meanwhile cannot keep it going."""
+        if self.part is None:
+            layout = yield from self._read_layout()
+            if layout.span > 1:
+                return sum((yield from _together([part.release_reserved() for part in layout.parts])))
         batch = self.ctx.limits.max_batch
         reserved = yield Command(("ZCARD", self.keys.reserved))
         released = 0
@@ -581,31 +881,56 @@ class QueueVerbs:
 
     def claim_pushes(self, n: int, lease: float) -> Verb[PushClaim]:
         """The push deliveries due now (at most ``n``), each leased to this caller for ``lease``
-        seconds. Also keeps the queue's place where pushers look for work up to date."""
-        token = secrets.token_hex(8)
-        args = [self.ctx.clock.script_now(), n, round(lease * 1000), token]
-        raw = yield Eval("push_claim", self._core_keys, args)
-        now, next_at, active = raw[0], raw[1], bool(raw[2])
-        deliveries = []
-        for i in range(4, len(raw), 9):
-            member, message_id, sid, url, tok, record, headers, hops, name = raw[i : i + 9]
-            _, timeout_ms, _, ctype, body = core.parse_record(record)
-            deliveries.append(PushDelivery(
-                self.project, self.name, text(member), text(message_id), text(sid), text(url), text(tok),
-                body, ctype, timeout_ms / 1000, core.sendable_headers(orjson.loads(headers)), int(hops), text(name),
-            ))
+        seconds. Also keeps the queue's place where pushers look for work up to date. On a
+        partitioned queue, from its partitions in turn until it has n."""
+        layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
+        deliveries: list[PushDelivery] = []
+        now, next_at, active = 0, -1, False
+        first = layout.next_turn(layout.span)
+        for j in range(layout.span):
+            i = (first + j) % layout.span
+            got, now, due, busy = yield from layout.parts[i]._claim(n - len(deliveries), lease, core.id_suffix(i))
+            deliveries += got
+            active = active or busy
+            if due >= 0:
+                next_at = due if next_at < 0 else min(next_at, due)
+            if len(deliveries) >= n:
+                break
         if active:
             due = next_at if next_at >= 0 else now + PUSH_RECHECK_MS
             yield from self._list_for_pushers(min(due, now + PUSH_RECHECK_MS), exact=True)
         else:
             yield Command(("ZREM", push_index_key(self.ctx.prefix), f"{self.project}\t{self.name}"))
-        yield from self._after(raw[3])
         return PushClaim(deliveries, next_at if next_at >= 0 else None, active)
+
+    def _claim(self, n: int, lease: float, suffix: str) -> Verb[tuple[list[PushDelivery], int, int, bool]]:
+        """This partition's due deliveries, ids with the partition's ``suffix``: (deliveries, now,
+        next event or -1, whether it has deliveries pending)."""
+        token = secrets.token_hex(8)
+        args = [self.ctx.clock.script_now(), n, round(lease * 1000), token]
+        raw = yield Eval("push_claim", self._core_keys, args)
+        deliveries = []
+        for i in range(4, len(raw), 9):
+            member, message_id, sid, url, tok, record, headers, hops, name = raw[i : i + 9]
+            _, timeout_ms, _, ctype, body = core.parse_record(record)
+            sid = text(sid)
+            deliveries.append(PushDelivery(
+                self.project, self.name, text(member), text(message_id) + suffix, sid[:-2] + suffix + sid[-2:],
+                text(url), text(tok), body, ctype, timeout_ms / 1000, core.sendable_headers(orjson.loads(headers)),
+                int(hops), text(name),
+            ))
+        yield from self._after(raw[3])
+        return deliveries, raw[0], raw[1], bool(raw[2])
 
     def report_push(self, delivery: PushDelivery, status_code: int, error: str = "") -> Verb[bool]:
         """The outcome of a claimed push (``status_code`` 0: no answer; negative: the pusher
         dropped it, a forward past MAX_TRANSFER_HOPS, which is final). False if the lease was
         lost meanwhile (the report then changes nothing)."""
+        if self.part is None:
+            layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
+            if layout.span > 1:
+                part, _ = layout.route(delivery.message_id)
+                return part is not None and (yield from part.report_push(delivery, status_code, error))
         args = [self.ctx.clock.script_now(), delivery.member, delivery.token, status_code, error[:500]]
         raw = yield Eval("push_report", self._core_keys, args)
         if raw[2] >= 0:  # a retry or the next unicast subscriber: pushers look again when due
@@ -616,6 +941,12 @@ class QueueVerbs:
     def ack_push(self, subscriber_id: str, token: str | None = None) -> Verb[bool]:
         """A subscriber's acknowledgement of a delivery it answered 202. With ``token`` (from the
         acknowledgement URL) it must be that delivery's. True if one was waiting."""
+        _check_id(subscriber_id)
+        if self.part is None:
+            layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
+            if layout.span > 1:
+                part, inner = layout.route(subscriber_id[:-2])
+                return part is not None and (yield from part.ack_push(inner + subscriber_id[-2:], token))
         args = [self.ctx.clock.script_now(), _check_id(subscriber_id), token or ""]
         raw = yield Eval("push_ack", self._core_keys, args)
         return bool(raw)
@@ -632,6 +963,11 @@ class QueueVerbs:
     def push_status(self, message_id: str) -> Verb[list[PushStatus]]:
         """Per subscriber, the delivery of a push-queue message ([] for a pull message)."""
         _check_id(message_id)
+        routed = yield from self._routed(message_id)
+        if routed is not None:
+            part, inner = routed
+            found = yield from part.push_status(inner)
+            return [dataclasses.replace(st, id=message_id + st.id[len(inner):]) for st in found]
         k = self.keys
         record, exists = yield Batch((("HGET", k.pstatus, message_id), ("HEXISTS", k.msg, message_id)))
         if not exists:
@@ -685,6 +1021,8 @@ class QueueVerbs:
 
         def write(raw: str | None) -> Verb[QueueInfo]:
             alerts = change(list(core.decode_alerts(raw)))
+            if alerts and (yield from self._read_layout()).span > 1:
+                raise InvalidArgument("alerts", "a partitioned queue has no alerts (they watch one partition's size)")
             if len(alerts) > core.MAX_ALERTS:
                 raise InvalidArgument("alerts", f"a queue may have at most {core.MAX_ALERTS} alerts")
             alerts = [a if a.id else dataclasses.replace(a, id=secrets.token_hex(12)) for a in alerts]
@@ -783,6 +1121,12 @@ class QueueVerbs:
     def _sweep(self, over: str | None = None) -> Verb[tuple[bool, bool, int, tuple[int, int]]]:
         """``maintain``, also marking the queue with its project's quota state ``over`` ("" none,
         None: left as it is) and measuring it: (..., (messages, bytes))."""
+        if self.part is None:
+            layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
+            if layout.span > 1:
+                swept = yield from _together([part._sweep(over) for part in layout.parts])
+                return (swept[0][0], any(s[1] for s in swept), sum(s[2] for s in swept),
+                        (sum(s[3][0] for s in swept), sum(s[3][1] for s in swept)))
         args = [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify]
         raw = yield Eval("maintain", self._core_keys, args if over is None else [*args, over])
         if raw[0] & _MISSING:
@@ -809,6 +1153,8 @@ class QueueVerbs:
             for entry in entries:
                 try:
                     kind, target, ref, hops, payload = core.parse_outbox(entry)
+                    if self.part:  # partitions share the queue's id: the ref names the message as the queue does
+                        ref = _ref_in_queue(ref, self.part)
                     if hops > MAX_TRANSFER_HOPS:  # an error queue in a loop: this turn is the last
                         yield Eval("stuck", [self.keys.meta, self.keys.outbox, self.keys.stuck], ["drop", entry, "", 0])
                         continue
@@ -852,6 +1198,10 @@ class QueueVerbs:
             return NewMessage(body, content_type=ctype)
         if kind == "alert":
             return NewMessage(alert_body(self.name, orjson.loads(payload)))
+        if self.part:  # the script knows the message's id within its partition
+            doc = orjson.loads(payload)
+            doc["source_msg_id"] += core.id_suffix(self.part)
+            payload = orjson.dumps(doc)
         return NewMessage(payload)
 
     def forward(self, message: NewMessage, hops: int) -> Verb[None]:
@@ -980,21 +1330,17 @@ class EngineVerbs:
         """Counts and counters of a page of a project's queues, read in one pipeline and without
         maintenance: cheap enough to scrape thousands of queues often."""
         refs = yield from self.list_queues(project, page, per_page)
-        commands: list[tuple[Any, ...]] = []
-        for ref in refs:
-            k = queue_keys(self.ctx.prefix, project, ref.name)
-            commands += [("LLEN", k.ready), ("ZCARD", k.delayed), ("ZCARD", k.reserved),
-                         ("HMGET", k.meta, "q", "stuck", *STAT_COUNTERS.values())]
         if not refs:
             return []
-        replies = yield Batch(tuple(commands))
-        out = []
-        for i, ref in enumerate(refs):
-            ready, delayed, reserved, meta = replies[4 * i : 4 * i + 4]
-            fields = core.state_fields(meta[0]) if meta[0] else {}  # a queue not opened since the upgrade: none
-            counters = {name: int(fields.get(field) or v or 0) for (name, field), v in zip(STAT_COUNTERS.items(), meta[2:])}
-            out.append(QueueStats(project, ref.name, ready - int(fields.get("ghosts", 0)), delayed, reserved, counters,
-                                  int(meta[1] or 0)))
+        replies = yield Batch(tuple(c for ref in refs for c in _stats_commands(queue_keys(self.ctx.prefix, project, ref.name))))
+        out = [_stats(project, ref.name, replies[4 * i : 4 * i + 4]) for i, ref in enumerate(refs)]
+        # Partitioned queues (meta ``parts``): their other partitions, in a second round.
+        others = [(i, queue_keys(self.ctx.prefix, project, refs[i].name, tag))
+                  for i in range(len(refs)) for tag in core.parse_layout(replies[4 * i + 3][-1])[1]]
+        if others:
+            more = yield Batch(tuple(c for _, keys in others for c in _stats_commands(keys)))
+            for j, (i, _) in enumerate(others):
+                out[i] = _add_stats(out[i], _stats(project, refs[i].name, more[4 * j : 4 * j + 4]))
         return out
 
     def count_queues(self, project: str) -> Verb[int]:
@@ -1078,6 +1424,11 @@ class EngineVerbs:
                 messages = size = start = 0
                 while True:
                     names = yield Command(("ZRANGE", pk.queues, start, start + page - 1))
+                    if names:  # the page's partitions in one round, not a read per queue
+                        layouts = yield Batch(tuple(
+                            ("HGET", queue_keys(self.ctx.prefix, project, text(n)).meta, "parts") for n in names))
+                        for name, raw in zip(names, layouts):
+                            self.ctx.remember(project, text(name), raw)
                     for name in names:
                         try:  # one queue's trouble never stops the sweep of the others
                             queue = QueueVerbs(self.ctx, project, text(name))
@@ -1152,6 +1503,107 @@ class EngineVerbs:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _together(verbs: list[Verb[Any]]) -> Verb[list[Any]]:
+    """Runs verbs (of a queue's partitions) side by side: in each round, the scripts they ask
+    for go as one ``Evals`` step (one pipelined round); any other step runs alone. Their results
+    in order; the first error once every verb has finished."""
+    results: list[Any] = [None] * len(verbs)
+    errors: list[BaseException | None] = [None] * len(verbs)
+    pending: dict[int, Any] = {}
+
+    def advance(i: int, value: Any = None, error: BaseException | None = None) -> None:
+        try:
+            pending[i] = verbs[i].throw(error) if error is not None else verbs[i].send(value)
+        except StopIteration as done:
+            results[i] = done.value
+        except Exception as exc:
+            errors[i] = exc
+
+    for i in range(len(verbs)):
+        advance(i)
+    while pending:
+        evals = [(i, step) for i, step in pending.items() if isinstance(step, Eval)]
+        if len(evals) > 1:
+            for i, _ in evals:
+                del pending[i]
+            replies = yield Evals(tuple(step for _, step in evals))
+            for (i, _), reply in zip(evals, replies):
+                advance(i, error=reply) if isinstance(reply, Exception) else advance(i, reply)
+            continue
+        i = evals[0][0] if evals else next(iter(pending))  # one script alone: no pipeline
+        step = pending.pop(i)
+        try:
+            value = yield step
+        except Exception as exc:
+            advance(i, error=exc)
+        else:
+            advance(i, value)
+    for error in errors:
+        if error is not None:
+            raise error
+    return results
+
+
+def _ref_in_queue(ref: str, partition: int) -> str:
+    """An outbox ref "queue id:kind:message id:seq" of a partition, its message id as the queue
+    names it (``core.partition_of``): the target remembers refs, and partitions share the queue's
+    id and may number two messages alike."""
+    head, sep, tail = ref.rpartition(":")
+    return f"{head}{core.id_suffix(partition)}{sep}{tail}" if sep else f"{ref}/{partition}"
+
+
+def _add_backlog(a: Sequence[int], b: Sequence[int]) -> list[int]:
+    """Two partitions' backlog figures (ready, delayed, reserved, bytes, oldest enqueue ms or 0)
+    as one queue's."""
+    oldest = min((x for x in (a[4], b[4]) if x > 0), default=0)
+    return [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], oldest]
+
+
+def _stats_commands(k: QueueKeys) -> list[tuple[Any, ...]]:
+    return [("LLEN", k.ready), ("ZCARD", k.delayed), ("ZCARD", k.reserved),
+            ("HMGET", k.meta, "q", "stuck", *STAT_COUNTERS.values(), "parts")]
+
+
+def _stats(project: str, name: str, replies: list[Any]) -> QueueStats:
+    ready, delayed, reserved, meta = replies
+    fields = core.state_fields(meta[0]) if meta[0] else {}  # a queue not opened since the upgrade: none
+    counters = {name: int(fields.get(field) or v or 0) for (name, field), v in zip(STAT_COUNTERS.items(), meta[2:])}
+    return QueueStats(project, name, ready - int(fields.get("ghosts", 0)), delayed, reserved, counters, int(meta[1] or 0))
+
+
+def _add_stats(a: QueueStats, b: QueueStats) -> QueueStats:
+    return dataclasses.replace(
+        a, ready=a.ready + b.ready, delayed=a.delayed + b.delayed, reserved=a.reserved + b.reserved,
+        counters={name: value + b.counters.get(name, 0) for name, value in a.counters.items()}, stuck=a.stuck + b.stuck)
+
+
+def _with_suffix(ids: list[str], partition: int) -> list[str]:
+    """Ids of a partition as the queue's (``core.partition_of``); "" (a skipped message) stays."""
+    suffix = core.id_suffix(partition)
+    return [i + suffix if i and suffix else i for i in ids]
+
+
+def _messages_with_suffix(messages: list[Message], partition: int) -> list[Message]:
+    suffix = core.id_suffix(partition)
+    return [dataclasses.replace(m, id=m.id + suffix) for m in messages] if suffix else messages
+
+
+def _seconds_again(delay_ms: int | str) -> float | str | None:
+    """A checked release delay (ms, "" or "@moment") as ``settle`` takes it."""
+    return delay_ms / 1000 if isinstance(delay_ms, int) else delay_ms or None
+
+
+def _settings_fields(settings: QueueSettings, limits: Limits, queue: str) -> dict[str, str | None]:
+    """Meta fields that give a partition the queue's settings (alerts aside: a partitioned
+    queue has none)."""
+    return core.encode_settings({
+        "timeout": settings.timeout, "delay": settings.delay, "expires_in": settings.expires_in,
+        "max_deliveries": settings.max_deliveries, "dead_letter_queue": settings.dead_letter_queue,
+        "retry_delay": settings.retry_delay, "paused": settings.paused, "requeue": settings.requeue,
+        "push": settings.push or PushConfig((), type="pull"),
+    }, limits, queue)
 
 
 def event_body(ctx: Context, project: str, queue: str, subscription_id: str, event: str, payload: dict[str, Any]) -> bytes:

@@ -30,6 +30,7 @@ import uvicorn
 
 from ferrymq.engine import AsyncEngine, Engine, FakeClock
 from ferrymq.engine.keys import queue_keys
+from ferrymq.engine.limits import QueueDefaults
 from ferrymq.http import connect
 from ferrymq.http.app import create_app
 from ferrymq.http.settings import Settings
@@ -671,19 +672,58 @@ async def async_client(backend: Backend, request: pytest.FixtureRequest) -> Any:
     return client
 
 
+PARTITIONED_MODULES = frozenset({
+    "test_messages", "test_queues", "test_long_poll", "test_requeue", "test_release_reserved",
+    "test_sweeper", "test_transfers", "test_push", "test_concurrency", "test_due",
+})
+"""Engine suite modules that also run on queues of 3 partitions (queues created with
+``QueueDefaults(partitions=3)``), on single Redis and on the cluster: the verbs whose work
+partitioning changes (put, reserve, the id-routed verbs, counts, clear, delete, maintenance,
+transfers, push claims, long polls). Not the others: alerts are refused on a partitioned queue
+(test_partitions.py checks that), and events, quotas, the model, state and cancellation do not
+depend on where a queue's messages live. A test whose assertion needs FIFO across separate puts
+(which partitions do not promise) or alerts is marked ``one_partition``."""
+PARTITIONED_BACKENDS = ("redis", "cluster")
+
+
+@pytest.fixture(params=[1, 3], ids=["p1", "p3"])
+def partitions(request: pytest.FixtureRequest) -> int:
+    """Partitions of the queues the ``engine`` fixture's engine creates."""
+    return request.param
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The 3-partition variant only where it can change the outcome (see PARTITIONED_MODULES)."""
+    kept, dropped = [], []
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        if spec is not None and spec.params.get("partitions") == 3 and (
+            item.module.__name__.rpartition(".")[2] not in PARTITIONED_MODULES
+            or spec.params.get("backend") not in PARTITIONED_BACKENDS
+            or item.get_closest_marker("one_partition") is not None
+        ):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(params=["sync", "async"])
-def engine(request: pytest.FixtureRequest, backend: Backend, clock: FakeClock) -> Iterator[Any]:
+def engine(request: pytest.FixtureRequest, backend: Backend, clock: FakeClock, partitions: int) -> Iterator[Any]:
     """The engine under test, over real Redis, fakeredis, a Redis Cluster and a Sentinel-managed
     primary (whose writes wait for its replica), through the sync
-    and the async API."""
+    and the async API; its queues of 1 or 3 partitions (``partitions``)."""
+    options = {**backend.engine_options(), "defaults": QueueDefaults(partitions=partitions)}
     if request.param == "sync":
         client = sync_client(backend, request)
-        yield Engine(client, clock=clock, **backend.engine_options())
+        yield Engine(client, clock=clock, **options)
         client.close()
         return
     with asyncio.Runner() as runner:
         client = runner.run(async_client(backend, request))
-        engine = AsyncEngine(client, clock=clock, **backend.engine_options())
+        engine = AsyncEngine(client, clock=clock, **options)
         yield SyncAdapter(engine, runner)
         runner.run(engine.aclose())
         runner.run(client.aclose())

@@ -169,3 +169,20 @@ async def put_on_every_master_until(queues, done, timeout: float = 20.0) -> list
         rounds.append(outcome)
         await asyncio.sleep(0.1)
     return rounds
+
+
+@pytest.mark.parametrize("name", ["orders", "events", "q7"])
+def test_a_queue_of_three_partitions_has_one_on_each_master(cluster, cluster_engine, cluster_client, name):
+    q = cluster_engine.queue("p", name)
+    q.ensure(partitions=3)
+    ids = [q.put([f"m{i}"])[0] for i in range(6)]
+    assert q.info().settings.partitions == 3
+    tags = cluster_client.hget(queue_keys("fmq", "p", name).meta, "parts").decode().split("|")[1:]
+    metas = [queue_keys("fmq", "p", name, tag).meta for tag in ("", *tags)]
+    ports = {cluster_client.get_node_from_key(meta).port for meta in metas}
+    assert len(ports) == 3, f"partitions of {name!r} share a master: {ports}"
+    for client in node_clients(cluster):
+        with client:
+            assert len(client.keys("fmq:{p/" + name + "*:msg")) == 1
+    assert sorted(m.id for m in q.reserve(6)) == sorted(ids)
+

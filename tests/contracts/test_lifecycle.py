@@ -272,3 +272,23 @@ def test_the_queue_decides_where_a_release_goes_whichever_contract_releases(http
     assert got.id == first
     consume.release("q", got.id, got.handle)
     assert consume.reserve("q").id == (first if requeued_first else second)
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=[c.name for c in CONTRACTS])
+def test_every_contract_serves_a_queue_of_three_partitions(http, server, redis_client, contract):
+    """Ids that name a partition (two more digits) go through every contract unchanged; a
+    partitioned queue promises FIFO per partition only, so the order is not asserted."""
+    from ferrymq.engine import Engine
+
+    Engine(redis_client, clock=server.clock).queue("000000000000000000000001", "parted").ensure(partitions=3)
+    client = contract(http)
+    # Cloudflare's push answers no id (its adapter peeks for the newest, which needs FIFO across puts)
+    producer = IronMQ(http) if contract is CloudflareQueues else client
+    ids = [producer.produce("parted", f"m{i}") for i in range(3)]
+    assert all(i.isdigit() for i in ids) and len({len(i) for i in ids}) == 2  # 19 digits, and 21
+    got = [client.reserve("parted") for _ in range(3)]
+    assert sorted((g.id, g.body) for g in got) == sorted(zip(ids, ("m0", "m1", "m2")))
+    assert client.reserve("parted") is None
+    for g in got:
+        client.delete("parted", g.id, g.handle)
+    assert [c(http).size("parted") for c in CONTRACTS] == [0] * len(CONTRACTS)

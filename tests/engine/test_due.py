@@ -3,9 +3,12 @@ something becomes due must be seen on time, after calls that skipped it."""
 
 from __future__ import annotations
 
+import pytest
+
 from ferrymq.engine import NewMessage
 
 
+@pytest.mark.one_partition
 def test_a_touch_shortening_a_reservation_brings_its_lapse_forward(engine, clock):
     q = engine.queue("p", "q")
     q.put(["x"])

@@ -23,6 +23,7 @@ def bodies(messages):
 # -- put ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.one_partition
 def test_put_returns_digit_ids_increasing_in_put_order(engine):
     q = engine.queue("p", "q")
     ids = q.put(["a", "b", "c"]) + q.put(["d"])
@@ -424,6 +425,7 @@ def test_a_short_lived_message_behind_long_lived_ones_expires_on_time(engine, cl
     assert info.counters["expired"] == 1
 
 
+@pytest.mark.one_partition
 def test_a_requeued_message_keeps_its_original_expiry(engine, clock):
     q = engine.queue("p", "q")
     q.put([NewMessage("old", expires_in=20, timeout=5)])

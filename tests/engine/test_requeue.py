@@ -36,6 +36,7 @@ def test_requeue_must_be_end_or_front(engine):
     assert err.value.field == "requeue"
 
 
+@pytest.mark.one_partition
 def test_a_lapsed_reservation_goes_to_the_front(engine, clock):
     q = front_queue(engine)
     q.put([NewMessage("first", timeout=5), "second", "third"])
@@ -71,6 +72,7 @@ def test_each_message_requeued_goes_in_front_of_those_requeued_before(engine, cl
     assert bodies(released.reserve(3)) == bodies(lapsed.reserve(3)) == [b"b", b"a", b"c"]
 
 
+@pytest.mark.one_partition
 def test_a_release_with_a_delay_comes_back_at_the_front_when_due(engine, clock):
     q = front_queue(engine)
     q.put(["a", "b"])
@@ -92,6 +94,7 @@ def test_the_queues_retry_delay_also_brings_a_lapsed_message_back_at_the_front(e
     assert bodies(q.reserve(2)) == [b"a", b"b"]
 
 
+@pytest.mark.one_partition
 def test_in_order_messages_behind_the_front_expire_on_time(engine, clock):
     q = front_queue(engine)
     q.put([NewMessage("long", expires_in=1000, timeout=5)])

@@ -129,6 +129,7 @@ def test_a_forwarding_cycle_is_refused_however_long(engine):
     assert engine.queue("p", "l1").set_push(forwarding("elsewhere")).settings.push is not None  # no loop: fine
 
 
+@pytest.mark.one_partition
 def test_loops_through_error_queues_and_progressive_alerts_are_refused(engine):
     engine.queue("p", "errors").set_push(forwarding("l1"))
     field, _ = refused_field(lambda: engine.queue("p", "l1").set_push(PushConfig((Subscriber(A),), error_queue="errors")))
