@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ferrymq.engine import Engine
+from ferrymq.engine.core import Command, Eval
 from ferrymq.engine.scripts import Library, build, sources
 
 from .harness import BODY, RedisServer, Results
@@ -186,9 +187,17 @@ def stages(callgrind: Callgrind, results: Results) -> None:
     for _ in range(30):
         q.put([BODY] * 100)  # enough for every reserve below
     taken = iter([m for _ in range(6) for m in q.reserve(100)])
-    steps = {"put": lambda: q._verbs.put([BODY]).send(None),
-             "reserve": lambda: q._verbs.reserve(1).send(None),
-             "settle": lambda: (lambda m: q._verbs.settle(deletes=[(m.id, m.reservation_id)]).send(None))(next(taken))}
+    def script_step(verb: Any) -> Eval:
+        """The verb's script call (plain commands before it, such as a partition layout read,
+        are run here)."""
+        step = verb.send(None)
+        while isinstance(step, Command):
+            step = verb.send(client.execute_command(*step.args))
+        return step
+
+    steps = {"put": lambda: script_step(q._verbs.put([BODY])),
+             "reserve": lambda: script_step(q._verbs.reserve(1)),
+             "settle": lambda: (lambda m: script_step(q._verbs.settle(deletes=[(m.id, m.reservation_id)])))(next(taken))}
     for verb, points in STAGES.items():
         for label, marker in points:
             library = cut_library(verb, marker)
