@@ -281,10 +281,12 @@ class QueueVerbs:
         if partitions is not None:
             core.check_int("partitions", partitions, 1, self.ctx.limits.max_partitions)
         fields = core.encode_settings(settings, self.ctx.limits, self.name)
+        if "alerts" in settings:  # partition 0's sum of sizes starts again from fresh reports
+            fields["alert_sizes"] = None
         attr_fields = _attr_fields(attrs or {})
         layout = yield from self._read_layout()  # fresh: a change of partitions builds on it
         if partitions is not None:
-            fields.update((yield from self._layout_fields(layout, partitions, settings)))
+            fields.update(self._layout_fields(layout, partitions))
         if mode != "update":
             yield from self._admit()
         raw = yield Eval(
@@ -333,13 +335,10 @@ class QueueVerbs:
             raise MessageNotFound()
         return part, inner
 
-    def _layout_fields(self, layout: Layout, partitions: int, settings: dict[str, Any]) -> Verb[dict[str, str]]:
+    def _layout_fields(self, layout: Layout, partitions: int) -> dict[str, str]:
         """The meta ``parts`` of a queue going to ``partitions``: existing partitions keep their
         tags (their messages stay where they are and drain: reads cover every partition), new
-        ones get theirs. Alerts watch one partition's size: refused on a partitioned queue."""
-        if partitions > 1 and settings.get("alerts") is None:
-            if (yield Command(("HGET", self.keys.meta, "alerts"))):
-                raise InvalidArgument("partitions", "a queue with alerts cannot have partitions (alerts watch one partition's size)")
+        ones get theirs."""
         tags = layout.tags
         if partitions > layout.span:
             tags += tuple(partition_tags(self.ctx.prefix, self.project, self.name, layout.span, partitions - layout.span))
@@ -349,19 +348,29 @@ class QueueVerbs:
 
     def _configure_partitions(self, info: QueueInfo) -> Verb[QueueInfo]:
         """Partitions 1... get partition 0's settings (created with its id where missing), in one
-        round; then the queue's info over them all."""
+        round; then, on a queue with alerts, every partition states its size to partition 0
+        (which sums them: see lua/includes/queue.lua); then the queue's info over them all."""
         self.ctx.forget(self.project, self.name)
         layout = yield from self._read_layout()
-        fields = orjson.dumps(_settings_fields(info.settings, self.ctx.limits, self.name))
+        fields = _settings_fields(info.settings, self.ctx.limits, self.name)
         args = [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, "upsert", info.id,
-                self.ctx.default_fields_json, fields, b"{}", b"{}"]
-        yield from _together([part._configure_partition(args) for part in layout.parts[1:]])
+                self.ctx.default_fields_json]
+        yield from _together([part._configure_partition([*args, orjson.dumps({**fields, "alerts_part": str(part.part)}),
+                                                         b"{}", b"{}"]) for part in layout.parts[1:]])
+        if info.settings.alerts:
+            yield from _together([part._alert_size("report") for part in layout.parts])
         whole = yield from self._info_partitioned(layout)
         return dataclasses.replace(whole, created=info.created)
 
     def _configure_partition(self, args: list[Any]) -> Verb[None]:
         raw = yield Eval("configure", [*self._core_keys, self.keys.idfloor], args)
         yield from self._after(raw[0])
+
+    def _alert_size(self, mode: str, report: bytes = b"") -> Verb[None]:
+        """lua/alert_size-10.lua: "report" this partition's size; "apply" (on partition 0) a
+        partition's report, taken from its outbox. Then move what it left in the outbox."""
+        flags = yield Eval("alert_size", self._core_keys, [self.ctx.clock.script_now(), mode, report])
+        yield from self._after(flags)
 
     def _info_partitioned(self, layout: Layout) -> Verb[QueueInfo]:
         infos = yield from _together([part.info() for part in layout.parts])
@@ -1021,8 +1030,6 @@ class QueueVerbs:
 
         def write(raw: str | None) -> Verb[QueueInfo]:
             alerts = change(list(core.decode_alerts(raw)))
-            if alerts and (yield from self._read_layout()).span > 1:
-                raise InvalidArgument("alerts", "a partitioned queue has no alerts (they watch one partition's size)")
             if len(alerts) > core.MAX_ALERTS:
                 raise InvalidArgument("alerts", f"a queue may have at most {core.MAX_ALERTS} alerts")
             alerts = [a if a.id else dataclasses.replace(a, id=secrets.token_hex(12)) for a in alerts]
@@ -1153,6 +1160,10 @@ class QueueVerbs:
             for entry in entries:
                 try:
                     kind, target, ref, hops, payload = core.parse_outbox(entry)
+                    if kind == "size":  # a partition's size, for the alerts partition 0 decides: no transfer
+                        yield from QueueVerbs(self.ctx, self.project, self.name)._alert_size("apply", payload)
+                        yield Command(("LREM", self.keys.outbox, 1, entry))
+                        continue
                     if self.part:  # partitions share the queue's id: the ref names the message as the queue does
                         ref = _ref_in_queue(ref, self.part)
                     if hops > MAX_TRANSFER_HOPS:  # an error queue in a loop: this turn is the last
@@ -1596,13 +1607,13 @@ def _seconds_again(delay_ms: int | str) -> float | str | None:
 
 
 def _settings_fields(settings: QueueSettings, limits: Limits, queue: str) -> dict[str, str | None]:
-    """Meta fields that give a partition the queue's settings (alerts aside: a partitioned
-    queue has none)."""
+    """Meta fields that give a partition the queue's settings (alerts too: every partition
+    reports its size to partition 0 while the queue has them)."""
     return core.encode_settings({
         "timeout": settings.timeout, "delay": settings.delay, "expires_in": settings.expires_in,
         "max_deliveries": settings.max_deliveries, "dead_letter_queue": settings.dead_letter_queue,
         "retry_delay": settings.retry_delay, "paused": settings.paused, "requeue": settings.requeue,
-        "push": settings.push or PushConfig((), type="pull"),
+        "push": settings.push or PushConfig((), type="pull"), "alerts": settings.alerts,
     }, limits, queue)
 
 

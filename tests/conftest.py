@@ -674,15 +674,15 @@ async def async_client(backend: Backend, request: pytest.FixtureRequest) -> Any:
 
 PARTITIONED_MODULES = frozenset({
     "test_messages", "test_queues", "test_long_poll", "test_requeue", "test_release_reserved",
-    "test_sweeper", "test_transfers", "test_push", "test_concurrency", "test_due",
+    "test_sweeper", "test_transfers", "test_push", "test_concurrency", "test_due", "test_alerts",
 })
 """Engine suite modules that also run on queues of 3 partitions (queues created with
 ``QueueDefaults(partitions=3)``), on single Redis and on the cluster: the verbs whose work
 partitioning changes (put, reserve, the id-routed verbs, counts, clear, delete, maintenance,
-transfers, push claims, long polls). Not the others: alerts are refused on a partitioned queue
-(test_partitions.py checks that), and events, quotas, the model, state and cancellation do not
-depend on where a queue's messages live. A test whose assertion needs FIFO across separate puts
-(which partitions do not promise) or alerts is marked ``one_partition``."""
+transfers, push claims, long polls, alerts on the summed size). Not the others: events, quotas,
+the model, state and cancellation do not depend on where a queue's messages live. A test whose
+assertion needs FIFO across separate puts (which partitions do not promise) is marked
+``one_partition``."""
 PARTITIONED_BACKENDS = ("redis", "cluster")
 
 

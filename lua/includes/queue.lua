@@ -153,16 +153,9 @@ local function to_outbox(Q, entry)
 end
 
 
--- Evaluates the alerts on the size change this call made, in the same script: no crossing is
--- missed or doubled whatever runs concurrently. The alert message goes through the outbox.
-local function fire_alerts(Q)
-  local after = queue_size(Q)
-  local before = Q.size0
-  Q.size0 = after
-  if before == after then return end
-  local meta = Q.keys[META]
-  local stored = redis.call("HMGET", meta, "alerts", "alerts_fired")
-  if not stored[1] then return end
+-- Posts the alerts a change of the watched size from `before` to `after` fires (`stored`: meta
+-- `alerts`, `alerts_fired`), through the outbox; their last firings are kept in `alerts_fired`.
+local function post_alerts(Q, stored, before, after)
   local fired = stored[2] and cjson.decode(stored[2]) or {}
   local firing = alerts_crossed(cjson.decode(stored[1]), fired, before, after, Q.now)
   for _, alert in ipairs(firing) do
@@ -170,7 +163,83 @@ local function fire_alerts(Q)
       trigger = alert.trigger, size = after, at = Q.now})
     to_outbox(Q, "alert\t" .. alert.queue .. "\t" .. outbox_ref(Q, "alert", alert.id) .. "\n" .. payload)
   end
-  if #firing > 0 then redis.call("HSET", meta, "alerts_fired", cjson.encode(fired)) end
+  if #firing > 0 then redis.call("HSET", Q.keys[META], "alerts_fired", cjson.encode(fired)) end
+end
+
+-- A partitioned queue's alerts watch the sum of its partitions' sizes, decided in one place,
+-- partition 0, so nothing fires twice. Every partition has the alerts (so HAS_ALERTS); a partition
+-- i >= 1 (meta `alerts_part` = i) does not evaluate them: each change of its size numbers a report
+-- (its own meta `alerts_seq`, which only grows) and leaves it in its outbox ("size" entries);
+-- the engine applies it on partition 0 (lua/alert_size-10.lua). Partition 0 keeps each
+-- partition's last size in meta `alert_sizes` (JSON: partition -> {seq, size}; its own, seq 0,
+-- written by its own scripts), applies only a report newer than the one it has (so a report
+-- applied twice or late changes nothing), and fires on the sum's crossing. Until every partition
+-- reported (after alerts are set or partitions added, the engine asks each for its size) there
+-- is no sum to cross from: nothing fires.
+local ALERT_FIELDS = {"alerts", "alerts_fired", "alerts_part", "parts", "alert_sizes"}
+
+-- Partitions of a queue, from partition 0's meta `parts` ("P|tag1|tag2...", engine/core.py).
+local function span_of(parts)
+  if not parts then return 1 end
+  local _, bars = string.gsub(parts, "|", "")
+  return bars + 1
+end
+
+-- The sum of `span` partitions' sizes, or nil while one has not reported.
+local function sum_of(sizes, span)
+  local sum = 0
+  for i = 0, span - 1 do
+    local entry = sizes[tostring(i)]
+    if not entry then return nil end
+    sum = sum + entry[2]
+  end
+  return sum
+end
+
+-- On partition 0 (`stored`: ALERT_FIELDS): partition `part` has `size` (report `seq`; 0 for
+-- partition 0's own); fires on the crossing of the sum.
+local function apply_size(Q, stored, part, seq, size)
+  local sizes = stored[5] and cjson.decode(stored[5]) or {}
+  local known = sizes[part]
+  if seq > 0 and known and known[1] >= seq then return end
+  local span = span_of(stored[4])
+  local before = sum_of(sizes, span)
+  sizes[part] = {seq, size}
+  redis.call("HSET", Q.keys[META], "alert_sizes", cjson.encode(sizes))
+  local after = sum_of(sizes, span)
+  if before and after and before ~= after then post_alerts(Q, stored, before, after) end
+end
+
+-- On partition i >= 1: its size, numbered, for partition 0 (through the outbox).
+local function report_size(Q, part, size)
+  local seq = redis.call("HINCRBY", Q.keys[META], "alerts_seq", 1)
+  to_outbox(Q, "size\t\t\n" .. part .. " " .. seq .. " " .. size)
+end
+
+-- Where the alerts of a queue of size `size` are decided (`stored`: ALERT_FIELDS): this
+-- partition reports it or applies it as partition 0 (true), or the queue has one partition (false).
+local function partitioned_size(Q, stored, size)
+  if stored[3] then
+    report_size(Q, stored[3], size)
+    return true
+  end
+  if span_of(stored[4]) > 1 then
+    apply_size(Q, stored, "0", 0, size)
+    return true
+  end
+  return false
+end
+
+-- Evaluates the alerts on the size change this call made, in the same script: no crossing is
+-- missed or doubled whatever runs concurrently. The alert message goes through the outbox.
+local function fire_alerts(Q)
+  local after = queue_size(Q)
+  local before = Q.size0
+  Q.size0 = after
+  if before == after then return end
+  local stored = redis.call("HMGET", Q.keys[META], unpack(ALERT_FIELDS))
+  if not stored[1] or partitioned_size(Q, stored, after) then return end
+  post_alerts(Q, stored, before, after)
 end
 
 -- Writes the appends and prepends to `ready` the helpers deferred, and announces them on

@@ -221,3 +221,55 @@ def test_concurrent_producers_fire_a_crossing_exactly_once(redis_url, redis_clie
     for t in threads:
         t.join(30)
     assert sizes(Engine(redis_client)) == [40]
+
+
+@pytest.mark.parametrize("where", ["redis", "cluster"])
+def test_a_partitioned_queue_fires_on_its_summed_size_once_per_crossing_under_concurrent_producers(where, request):
+    """Eight threads put into a queue of 3 partitions (spread over the masters on the cluster),
+    then eight take everything: partition 0 sums the partitions' reports, so each crossing of
+    the sum fires once, and the sum it keeps is exact (a later crossing fires at the trigger)."""
+    if where == "cluster":
+        deployment = request.getfixturevalue("cluster")
+        connect = deployment.sync_client
+    else:
+        url = request.getfixturevalue("redis_url")
+        redis.Redis.from_url(url).flushall()
+
+        def connect() -> redis.Redis:
+            return redis.Redis.from_url(url)
+
+    client = connect()
+    engine = Engine(client)
+    q = engine.queue("p", "q")
+    q.ensure(partitions=3)
+    q.add_alerts([Alert("fixed", 40, "up"), Alert("progressive", 10, "steps"), Alert("fixed", 5, "down", "desc")])
+
+    def in_threads(work) -> None:
+        def run() -> None:
+            own = connect()
+            work(Engine(own).queue("p", "q"))
+            own.close()
+
+        threads = [threading.Thread(target=run) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+
+    in_threads(lambda mine: [mine.put(["x"]) for _ in range(10)])
+    assert q.info().size == 80
+    assert {m.id[19:] for m in q.peek(100)} == {"", "01", "02"}  # all three partitions took puts
+    [up] = sizes(engine, "up")
+    assert up >= 40
+    steps = sizes(engine, "steps")
+    assert steps and [s // 10 for s in steps] == sorted({s // 10 for s in steps})  # once per multiple at most
+
+    in_threads(lambda mine: [mine.reserve(1, delete=True) for _ in range(10)])
+    assert q.info().size == 0
+    [down] = sizes(engine, "down")
+    assert down <= 5 and sizes(engine, "up") == [up]
+
+    for _ in range(40):
+        q.put(["y"])
+    assert sizes(engine, "up") == [up, 40]  # the sum partition 0 kept is the queue's exact size
+    client.close()

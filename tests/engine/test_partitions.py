@@ -6,6 +6,7 @@ about what partitions themselves promise."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 import redis
@@ -191,15 +192,25 @@ def test_settings_changes_reach_every_partition(engine):
     assert {m.timeout for m in q.reserve(3)} == {5}
 
 
-def test_alerts_and_partitions_refuse_each_other(engine):
+def test_alerts_and_partitions_go_together_whichever_comes_first(engine):
+    """Alerts watch the sum of the partitions' sizes from the moment they are set or partitions
+    are added: every partition states its size to partition 0 then, not at its next change."""
+    watch = engine.queue("p", "watch")
     q = engine.queue("p", "q")
-    q.ensure(partitions=2)
-    with pytest.raises(InvalidArgument, match="partitioned queue has no alerts"):
-        q.add_alerts([Alert("fixed", 10, "watch")])
-    w = engine.queue("p", "watched")
+    q.ensure(partitions=3)
+    q.put([f"m{i}" for i in range(3)]), q.put(["m3", "m4"]), q.put(["m5"])  # 3, 2 and 1 in the three partitions
+    q.add_alerts([Alert("fixed", 7, "watch")])
+    q.put(["m6"])
+    q.put(["m7"])
+    assert [json.loads(m.body)["queue_size"] for m in watch.reserve(10, delete=True)] == [7]
+
+    w = engine.queue("p", "w")
     w.add_alerts([Alert("fixed", 10, "watch")])
-    with pytest.raises(InvalidArgument, match="alerts"):
-        w.update(partitions=2)
+    w.put([f"n{i}" for i in range(9)])
+    w.update(partitions=3)
+    w.put(["n9"])  # into a partition that did not exist when the alert was set
+    [alert] = watch.reserve(10, delete=True)
+    assert json.loads(alert.body)["source_queue"] == "w" and json.loads(alert.body)["queue_size"] == 10
     with pytest.raises(InvalidArgument):
         q.update(partitions=17)
 
