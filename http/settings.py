@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ferrymq.engine.limits import QUOTA_NAMES, Quotas
+from ferrymq.engine.limits import LIMITS, QUOTA_NAMES, QueueDefaults, Quotas
 
 
 def default_data_dir() -> Path:
@@ -48,6 +48,15 @@ def parse_quotas(text: str) -> Quotas:
             raise ValueError(f"FERRYMQ_QUOTAS: {item!r} is not NAME=N, NAME one of {', '.join(QUOTA_NAMES)}")
         values[name] = int(value)
     return Quotas(**values)
+
+
+def parse_partitions(text: str) -> int:
+    """``FERRYMQ_DEFAULT_PARTITIONS``: a whole number from 1 to the engine's limit."""
+    value = text.strip()
+    if not value.isdecimal() or not 1 <= int(value) <= LIMITS.max_partitions:
+        raise ValueError(f"FERRYMQ_DEFAULT_PARTITIONS must be a whole number from 1 to {LIMITS.max_partitions}, "
+                         f"not {text!r}")
+    return int(value)
 
 
 def parse_tokens(text: str) -> dict[str, str]:
@@ -132,6 +141,9 @@ class Settings:
     Long polls hold theirs for up to 30 s. None: no limit (raise ``ulimit -n`` with it)."""
     quotas: Quotas = field(default_factory=Quotas)
     """Every project's quotas, unless it has its own (``ferrymq projects set-limits``)."""
+    default_partitions: int = 1
+    """Partitions of the queues created without a ``partitions`` setting (``QueueDefaults``):
+    more than 1 spreads each new queue over that many hash slots (README "Partitioned queues")."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -190,6 +202,8 @@ class Settings:
             values["limit_concurrency"] = int(env["FERRYMQ_LIMIT_CONCURRENCY"]) or None
         if env.get("FERRYMQ_QUOTAS"):
             values["quotas"] = parse_quotas(env["FERRYMQ_QUOTAS"])
+        if env.get("FERRYMQ_DEFAULT_PARTITIONS"):
+            values["default_partitions"] = parse_partitions(env["FERRYMQ_DEFAULT_PARTITIONS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -225,6 +239,7 @@ class Settings:
             "FERRYMQ_KEEP_ALIVE_TIMEOUT": str(self.keep_alive_timeout),
             "FERRYMQ_LIMIT_CONCURRENCY": str(self.limit_concurrency or 0),
             "FERRYMQ_QUOTAS": ",".join(f"{name}={getattr(self.quotas, name)}" for name in QUOTA_NAMES),
+            "FERRYMQ_DEFAULT_PARTITIONS": str(self.default_partitions),
         }
 
     def static_tokens(self) -> dict[str, str]:
@@ -240,7 +255,8 @@ class Settings:
     def engine_options(self) -> dict[str, Any]:
         """What every engine the server and the CLI build takes from these settings."""
         return {"prefix": self.prefix, "quotas": self.quotas, "min_replicas_ack": self.min_replicas_ack,
-                "min_replicas_ack_timeout": self.min_replicas_ack_timeout}
+                "min_replicas_ack_timeout": self.min_replicas_ack_timeout,
+                "defaults": QueueDefaults(partitions=self.default_partitions)}
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,5 +1,5 @@
 """The ``ferrymq`` command: ``serve``; ``pusher``; ``tokens add|list|revoke``; and, straight on
-the engine (no server needed), ``queues list|info|create|delete|clear``, ``put``, ``get``, ``peek``
+the engine (no server needed), ``queues list|info|create|update|delete|clear``, ``put``, ``get``, ``peek``
 and ``projects list|set-limits`` (quotas).
 
 Options fall back to the environment (``Settings.from_env``: FERRYMQ_REDIS_URL, FERRYMQ_TOKENS,
@@ -29,7 +29,7 @@ from ferrymq.engine import (
     AlreadyExists, Engine, EngineError, InvalidArgument, Message, NewMessage, ProjectUsage, QueueNotFound,
 )
 from ferrymq.engine.egress import EgressPolicy
-from ferrymq.engine.limits import QUOTA_NAMES
+from ferrymq.engine.limits import LIMITS, QUOTA_NAMES
 
 from ferrymq.http._common import human_bytes
 from ferrymq.http.auth import TokenStore
@@ -48,7 +48,8 @@ class UsageError(Exception):
 
 OPTIONS = ("host", "port", "redis_url", "data_dir", "workers", "appendfsync", "log_json", "project", "pushers",
            "push_concurrency", "push_timeout", "public_url", "min_replicas_ack", "min_replicas_ack_timeout",
-           "tokens_file", "header_timeout", "body_timeout", "keep_alive_timeout", "limit_concurrency")
+           "tokens_file", "header_timeout", "body_timeout", "keep_alive_timeout", "limit_concurrency",
+           "default_partitions")
 """Command-line options that override a ``Settings`` field of the same name."""
 
 
@@ -158,7 +159,8 @@ def say(text: str) -> None:
 
 # -- queues and messages (on the engine, no server) ----------------------------------------------
 
-QUEUE_SETTINGS = ("timeout", "delay", "expires_in", "max_deliveries", "dead_letter_queue", "retry_delay", "paused")
+QUEUE_SETTINGS = ("timeout", "delay", "expires_in", "max_deliveries", "dead_letter_queue", "retry_delay", "paused",
+                  "partitions")
 """Options of ``queues create`` that are engine queue settings of the same name."""
 BODY_SHOWN = 60
 """Characters of a message body a table shows (``--json`` gives it whole)."""
@@ -271,6 +273,16 @@ def run_queues_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def run_queues_update(settings: Settings, args: argparse.Namespace) -> int:
+    given = {name: getattr(args, name) for name in QUEUE_SETTINGS if getattr(args, name) is not None}
+    if not given:
+        raise UsageError("nothing to change: give a setting, e.g. --partitions N")
+    info = with_engine(settings, lambda engine: engine.queue(settings.project or "", args.queue).update(**given))
+    show_info(info, args)
+    say(f"updated queue {args.queue}")
+    return 0
+
+
 def show_info(info: Any, args: argparse.Namespace) -> None:
     if args.json:
         emit({**dataclasses.asdict(info), "size": info.size})
@@ -283,6 +295,7 @@ def show_info(info: Any, args: argparse.Namespace) -> None:
             ("timeout", f"{s.timeout:g} s"), ("delay", f"{s.delay:g} s"), ("expires in", f"{s.expires_in:g} s"),
             ("max deliveries", s.max_deliveries or "unlimited"), ("dead letter queue", s.dead_letter_queue or "-"),
             ("retry delay", f"{s.retry_delay:g} s"), ("paused", "yes" if s.paused else "no"),
+            ("partitions", s.partitions),
             ("stuck transfers", f"{info.stuck} (latest: {info.stuck_reason})" if info.stuck else 0)]
     print(table(("FIELD", "VALUE"), rows, header=False))
 
@@ -540,6 +553,9 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     serve_parser.add_argument("--log-json", action="store_const", const=True,
                               help="log JSON lines: one per request with its id, route, status and "
                                    "duration (env FERRYMQ_LOG_JSON=1)")
+    serve_parser.add_argument("--default-partitions", type=bounded(1, LIMITS.max_partitions), metavar="N",
+                              help="partitions of the queues created without a setting of their own "
+                                   "(env FERRYMQ_DEFAULT_PARTITIONS; default 1); see README, Partitioned queues")
     serve_parser.add_argument("--pushers", type=bounded(0, 64), metavar="N",
                               help="push delivery loops per worker (env FERRYMQ_PUSHERS; default 1; "
                                    "0: deliver with `ferrymq pusher` elsewhere)")
@@ -632,11 +648,13 @@ def add_queues(commands: Commands) -> None:
     info = queue_command(queues, "info", run_queues_info, "a queue's settings, counts and counters")
     create = queue_command(queues, "create", run_queues_create, "create a queue (exits 1 if it exists)")
     add_queue_settings(create)
+    update = queue_command(queues, "update", run_queues_update, "change settings of a queue (exits 1 if it is missing)")
+    add_queue_settings(update)
     delete = queue_command(queues, "delete", run_queues_delete, "delete a queue and all its messages")
     clear = queue_command(queues, "clear", run_queues_clear, "remove every message of a queue (keeps its settings)")
     retry = queue_command(queues, "retry-stuck", run_queues_retry_stuck,
                           "move a queue's stuck transfers again (exits 1 if some are still stuck)")
-    for leaf in (listing, info, create, delete, clear, retry):
+    for leaf in (listing, info, create, update, delete, clear, retry):
         add_json_option(leaf)
 
 
@@ -685,7 +703,10 @@ def add_queue_settings(parser: argparse.ArgumentParser) -> None:
                         help="deliveries before a message is dead-lettered (default 0: never)")
     parser.add_argument("--dead-letter-queue", metavar="QUEUE", help="where dead letters go (default: dropped)")
     parser.add_argument("--retry-delay", type=float, metavar="S", help="delay of a release that names none")
-    parser.add_argument("--paused", action="store_const", const=True, help="create it with delivery paused")
+    parser.add_argument("--paused", action="store_const", const=True, help="pause its delivery")
+    parser.add_argument("--partitions", type=bounded(1, LIMITS.max_partitions), metavar="N",
+                        help=f"hash slots its messages spread over (1 to {LIMITS.max_partitions}; default 1 or "
+                             "the deployment's FERRYMQ_DEFAULT_PARTITIONS); FIFO then holds per partition")
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:

@@ -24,7 +24,7 @@ def stdout_json(result):
 
 
 @pytest.mark.parametrize("command", [
-    ["queues"], ["queues", "list"], ["queues", "info"], ["queues", "create"], ["queues", "delete"],
+    ["queues"], ["queues", "list"], ["queues", "info"], ["queues", "create"], ["queues", "update"], ["queues", "delete"],
     ["queues", "clear"], ["queues", "retry-stuck"], ["put"], ["get"], ["peek"],
 ], ids=" ".join)
 def test_every_queue_command_has_help(ferrymq, command):
@@ -138,6 +138,30 @@ def test_queues_create_applies_settings_and_info_reports_them(ferrymq, engine):
     assert shown.returncode == 0, shown.stderr
     fields = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in shown.stdout.splitlines())
     assert (fields["timeout"], fields["dead letter queue"], fields["paused"]) == ("15 s", "work-dead", "yes")
+
+
+def test_queues_update_changes_partitions_and_refuses_nonsense(ferrymq, engine):
+    created = stdout_json(ferrymq("queues", "create", "wide", "--partitions", "2", "--json"))
+    assert created["settings"]["partitions"] == 2
+    engine.queue(PROJECT, "wide").put(["a"]), engine.queue(PROJECT, "wide").put(["b"])
+    updated = ferrymq("queues", "update", "wide", "--partitions", "3")
+    assert updated.returncode == 0, updated.stderr
+    fields = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in updated.stdout.splitlines())
+    assert (fields["partitions"], fields["size"]) == ("3", "2")
+    assert engine.queue(PROJECT, "wide").info().settings.partitions == 3
+    too_many = ferrymq("queues", "update", "wide", "--partitions", "17")
+    assert too_many.returncode == 2 and "must be between 1 and 16" in too_many.stderr
+    nothing = ferrymq("queues", "update", "wide")
+    assert nothing.returncode == 2 and "nothing to change" in nothing.stderr
+    missing = ferrymq("queues", "update", "absent", "--partitions", "2")
+    assert missing.returncode == 1 and f"no queue 'absent' in project {PROJECT}" in missing.stderr
+
+
+def test_a_queue_a_command_creates_gets_the_default_partitions_of_the_environment(ferrymq, engine):
+    put = ferrymq("put", "spread", "a", "b", "c", env={"FERRYMQ_DEFAULT_PARTITIONS": "3"})
+    assert put.returncode == 0, put.stderr
+    assert engine.queue(PROJECT, "spread").info().settings.partitions == 3
+    assert len({line[19:] for line in put.stdout.split()}) == 1  # one call, one partition
 
 
 def test_creating_an_existing_queue_exits_1(ferrymq, engine):

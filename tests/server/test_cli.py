@@ -85,6 +85,15 @@ def test_a_bad_setting_in_the_environment_exits_2(ferrymq):
     assert "FERRYMQ_APPENDFSYNC" in result.stderr
 
 
+@pytest.mark.parametrize("value", ["0", "17", "three"])
+def test_default_partitions_outside_1_to_16_exit_2_and_say_the_range(ferrymq, value):
+    from_env = ferrymq("tokens", "list", env={"FERRYMQ_DEFAULT_PARTITIONS": value})
+    assert from_env.returncode == 2
+    assert "FERRYMQ_DEFAULT_PARTITIONS must be a whole number from 1 to 16" in from_env.stderr
+    option = ferrymq("serve", "--default-partitions", value)
+    assert option.returncode == 2 and "--default-partitions" in option.stderr
+
+
 def test_tokens_without_a_subcommand_exits_2(ferrymq):
     assert ferrymq("tokens").returncode == 2
 

@@ -21,6 +21,7 @@ import redis
 import redis.asyncio as aioredis
 import uvicorn
 
+from ferrymq.engine import Engine
 from ferrymq.engine.keys import queue_keys
 from ferrymq.http.app import redis_client
 from ferrymq.server.embedded import EmbeddedRedis
@@ -65,6 +66,17 @@ def test_serve_answers_a_static_token_and_refuses_others(serve, redis_client, re
         refused = http.get(QUEUES, headers={"Authorization": "OAuth wrong"})
     assert (listed.status_code, listed.json()) == (200, [])
     assert refused.status_code == 401
+    assert served.stop() == 0
+
+
+def test_serve_creates_queues_with_the_default_partitions_it_is_given(serve, redis_client, redis_url):
+    served = serve("--redis-url", redis_url, "--token", f"t:{PROJECT}", "--default-partitions", "3", "--workers", "2")
+    with httpx.Client(base_url=served.url, timeout=5) as http:
+        posted = [http.post(f"{QUEUES}/q{i}/messages", headers=AUTH, json={"messages": [{"body": "x"}]})
+                  for i in range(4)]
+    assert [p.status_code for p in posted] == [200] * 4
+    for i in range(4):  # whichever worker created it
+        assert Engine(redis_client).queue(PROJECT, f"q{i}").info().settings.partitions == 3
     assert served.stop() == 0
 
 
@@ -230,7 +242,7 @@ def test_settings_travel_to_the_workers_through_the_environment():
         host="0.0.0.0", port=9000, redis_url="unix:///tmp/r.sock", data_dir=Path("/tmp/d"), workers=3,
         tokens={"a": "p1", "b:c": "p2"}, prefix="x", max_request_bytes=1000, appendfsync="always", sweeper=False,
         pushers=2, push_concurrency=8, push_timeout=5.5, public_url="https://mq.example",
-        push_allow=("10.0.0.0/8", "hooks.internal"),
+        push_allow=("10.0.0.0/8", "hooks.internal"), default_partitions=3,
     )
     assert Settings.from_env(settings.to_env()) == settings
 
