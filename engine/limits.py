@@ -136,7 +136,8 @@ DEDUPE_WINDOW = 3600.0
 LAYOUT_TTL = 1.0
 """Seconds a process trusts the partitions it read for a queue before reading them again (one
 HGET). A change made elsewhere is seen within it: puts go by the old count meanwhile, into
-partitions that reads still cover (a queue's partitions are never dropped while it lives)."""
+partitions that reads still cover (a queue's partitions are never dropped while it lives); a
+message id naming a partition the process does not know reads the layout again at once."""
 
 STUCK_KEPT = 100
 """Transfers a queue keeps set aside (outbox entries that could not be moved, shown to

@@ -322,12 +322,21 @@ class QueueVerbs:
         raw = yield Command(("HGET", self.keys.meta, "parts"))
         return self.ctx.remember(self.project, self.name, raw)
 
+    def _layout_knowing(self, message_ids: Iterable[str]) -> Verb[Layout]:
+        """The layout this process trusts, read again if an id names a partition it does not
+        know: partitions added (by another process) since it was read have already handed out
+        messages, which a delete or touch must not answer 'not found'."""
+        layout = self.ctx.layout(self.project, self.name)
+        if layout is None or any(core.partition_of(m)[0] >= layout.span for m in message_ids):
+            layout = yield from self._read_layout()
+        return layout
+
     def _routed(self, message_id: str) -> Verb[tuple[QueueVerbs, str] | None]:
         """On a partitioned queue, the partition a message id names and the id within it
         (``MessageNotFound`` if it names none of the queue's); None on a queue of one partition."""
         if self.part is not None:
             return None
-        layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
+        layout = yield from self._layout_knowing((message_id,))
         if layout.span == 1:
             return None
         part, inner = layout.route(message_id)
@@ -750,7 +759,7 @@ class QueueVerbs:
                 delay_ms = "" if delay is None else core.seconds_to_ms(f"releases[{i}].delay", delay, 0, limits.max_delay)
             checked_releases.append((_check_id(message_id), _check_rid(rid), delay_ms))
         if self.part is None:
-            layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
+            layout = yield from self._layout_knowing(item[0] for item in (*checked_deletes, *checked_releases))
             if layout.span > 1:
                 return (yield from self._settle_partitioned(layout, checked_deletes, checked_releases))
         statuses: list[str] = []

@@ -258,3 +258,30 @@ def test_partitions_take_one_arc_each_of_the_slot_ring(count):
         tags = partition_tags("fmq", "p", name, 1, count - 1)
         slots = [key_slot(queue_keys("fmq", "p", name, t).meta.encode()) for t in ("", *tags)]
         assert len({int(slot // arc) for slot in slots}) == count
+
+
+def test_a_process_that_read_the_layout_before_partitions_were_added_still_finds_their_messages(redis_url, clock):
+    """The worst case of trusting a layout for LAYOUT_TTL: process B read it (1 partition), then A
+    adds partitions and hands out a message of a new one. B's delete, touch and get of it must
+    not answer 'not found' (the message would come back after its timeout): an id naming a
+    partition B does not know makes B read the layout again. B's reserves meanwhile miss the new
+    partitions for at most that second (nothing is lost: the next read covers them)."""
+    a = Engine(redis.Redis.from_url(redis_url), clock=clock)
+    a.client.flushall()
+    qa = a.queue("p", "q")
+    qa.put(["old"])
+    stale = [Engine(redis.Redis.from_url(redis_url), clock=clock).queue("p", "q") for _ in range(4)]
+    for qb in stale:
+        assert qb.info().settings.partitions == 1  # each now trusts "1 partition" for a second
+    qa.update(partitions=3)
+    ids = [qa.put([f"new{i}"])[0] for i in range(3)]
+    assert {partition(i) for i in ids} == {0, 1, 2}
+    taken = {m.id: m for m in qa.reserve(4)}
+    far = next(taken[i] for i in ids if partition(i) == 2)
+    getter, toucher, settler, deleter = stale
+    assert getter.get(far.id).body == far.body
+    touched = toucher.touch(far.id, far.reservation_id)
+    others = [(m.id, m.reservation_id) for m in taken.values() if m.id != far.id]
+    assert settler.settle(deletes=others).deleted == ["ok"] * 3
+    deleter.delete_message(far.id, touched.reservation_id)
+    assert qa.info().size == 0
