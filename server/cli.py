@@ -265,8 +265,13 @@ def run_queues_info(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def settings_given(args: argparse.Namespace) -> dict[str, Any]:
+    """The queue settings a create or update command was given."""
+    return {name: getattr(args, name) for name in QUEUE_SETTINGS if getattr(args, name) is not None}
+
+
 def run_queues_create(settings: Settings, args: argparse.Namespace) -> int:
-    given = {name: getattr(args, name) for name in QUEUE_SETTINGS if getattr(args, name) is not None}
+    given = settings_given(args)
     info = with_engine(settings, lambda engine: engine.queue(settings.project or "", args.queue).create(**given))
     show_info(info, args)
     say(f"created queue {args.queue}")
@@ -274,7 +279,7 @@ def run_queues_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_queues_update(settings: Settings, args: argparse.Namespace) -> int:
-    given = {name: getattr(args, name) for name in QUEUE_SETTINGS if getattr(args, name) is not None}
+    given = settings_given(args)
     if not given:
         raise UsageError("nothing to change: give a setting, e.g. --partitions N")
     info = with_engine(settings, lambda engine: engine.queue(settings.project or "", args.queue).update(**given))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -23,6 +24,15 @@ def sizes(engine, target="alerts"):
 
 def grow(q, n):
     return q.put([str(i) for i in range(n)])
+
+
+def in_threads(run, count=8):
+    """Runs ``run`` in ``count`` threads at once, until each is done."""
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
 
 
 def shrink(q, n):
@@ -215,11 +225,7 @@ def test_concurrent_producers_fire_a_crossing_exactly_once(redis_url, redis_clie
             q.put(["x"])
         client.close()
 
-    threads = [threading.Thread(target=produce) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    in_threads(produce)
     assert sizes(Engine(redis_client)) == [40]
 
 
@@ -244,19 +250,15 @@ def test_a_partitioned_queue_fires_on_its_summed_size_once_per_crossing_under_co
     q.ensure(partitions=3)
     q.add_alerts([Alert("fixed", 40, "up"), Alert("progressive", 10, "steps"), Alert("fixed", 5, "down", "desc")])
 
-    def in_threads(work) -> None:
+    def each_own_engine(work) -> Callable[[], None]:
         def run() -> None:
             own = connect()
             work(Engine(own).queue("p", "q"))
             own.close()
 
-        threads = [threading.Thread(target=run) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        return run
 
-    in_threads(lambda mine: [mine.put(["x"]) for _ in range(10)])
+    in_threads(each_own_engine(lambda mine: [mine.put(["x"]) for _ in range(10)]))
     assert q.info().size == 80
     assert {m.id[19:] for m in q.peek(100)} == {"", "01", "02"}  # all three partitions took puts
     [up] = sizes(engine, "up")
@@ -264,7 +266,7 @@ def test_a_partitioned_queue_fires_on_its_summed_size_once_per_crossing_under_co
     steps = sizes(engine, "steps")
     assert steps and [s // 10 for s in steps] == sorted({s // 10 for s in steps})  # once per multiple at most
 
-    in_threads(lambda mine: [mine.reserve(1, delete=True) for _ in range(10)])
+    in_threads(each_own_engine(lambda mine: [mine.reserve(1, delete=True) for _ in range(10)]))
     assert q.info().size == 0
     [down] = sizes(engine, "down")
     assert down <= 5 and sizes(engine, "up") == [up]
