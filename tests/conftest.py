@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -642,33 +642,32 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return Backend(request.param)
 
 
-def sync_client(backend: Backend, request: pytest.FixtureRequest) -> Any:
+def new_client(backend: Backend, request: pytest.FixtureRequest, *, aio: bool) -> Any:
+    """A client of ``backend``'s Redis, sync or asyncio; a cluster's comes flushed."""
     if backend.cluster:
         cluster: LocalCluster = request.getfixturevalue("redis_cluster")
         cluster.flush()
-        return cluster.sync_client()
+        return cluster.async_client() if aio else cluster.sync_client()
     if backend.sentinel:
-        client = connect.sync_client(request.getfixturevalue("redis_sentinel").url)
-    elif backend == "redis":
-        client = redis.Redis.from_url(request.getfixturevalue("redis62_url" if backend.legacy else "redis_url"))
-    else:
-        client = fakeredis.FakeRedis()
-    client.flushall()
+        url = request.getfixturevalue("redis_sentinel").url
+        return connect.async_client(url) if aio else connect.sync_client(url)
+    if backend == "redis":
+        url = request.getfixturevalue("redis62_url" if backend.legacy else "redis_url")
+        return (aioredis.Redis if aio else redis.Redis).from_url(url)
+    return fakeredis.FakeAsyncRedis() if aio else fakeredis.FakeRedis()
+
+
+def sync_client(backend: Backend, request: pytest.FixtureRequest) -> Any:
+    client = new_client(backend, request, aio=False)
+    if not backend.cluster:
+        client.flushall()
     return client
 
 
 async def async_client(backend: Backend, request: pytest.FixtureRequest) -> Any:
-    if backend.cluster:
-        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
-        cluster.flush()
-        return cluster.async_client()
-    if backend.sentinel:
-        client = connect.async_client(request.getfixturevalue("redis_sentinel").url)
-    elif backend == "redis":
-        client = aioredis.Redis.from_url(request.getfixturevalue("redis62_url" if backend.legacy else "redis_url"))
-    else:
-        client = fakeredis.FakeAsyncRedis()
-    await client.flushall()
+    client = new_client(backend, request, aio=True)
+    if not backend.cluster:
+        await client.flushall()
     return client
 
 
@@ -1052,3 +1051,20 @@ def account_of(redis_url: str, project: str, queues: list[str]) -> dict[str, int
             referenced = {*client.hkeys(keys.dlv), *client.zrange(keys.reserved, 0, -1), *client.zrange(keys.delayed, 0, -1)}
             totals["orphans"] += len(referenced - records)
     return totals
+
+
+@pytest.fixture
+def woken_by_put() -> Callable[..., Awaitable[None]]:
+    """``await woken_by_put(waiting, put, body, within)``: the long poll ``waiting`` (a task) is
+    still waiting, and the ``put`` coroutine wakes it with ``body`` within ``within`` seconds,
+    sooner than its wait would run out: the wake-up came through pub/sub."""
+
+    async def check(waiting: asyncio.Task[Any], put: Awaitable[Any], body: bytes, within: float) -> None:
+        assert not waiting.done()
+        put_at = time.monotonic()
+        await put
+        [message] = await asyncio.wait_for(waiting, 5)
+        assert message.body == body
+        assert time.monotonic() - put_at < within, "woken by the end of the wait, not by pub/sub"
+
+    return check

@@ -260,13 +260,19 @@ def test_delete_many_is_best_effort(engine):
     assert bodies(q.peek(5)) == [b"b"]
 
 
-def test_delete_with_a_stale_reservation_id_changes_nothing(engine, clock):
-    q = engine.queue("p", "q")
+def reserved_twice(q, clock):
+    """(first, second): one message reserved, its reservation run out, reserved again."""
     q.put([NewMessage("x", timeout=5)])
     [first] = q.reserve()
     clock.advance(5)
     [second] = q.reserve()
     assert second.id == first.id
+    return first, second
+
+
+def test_delete_with_a_stale_reservation_id_changes_nothing(engine, clock):
+    q = engine.queue("p", "q")
+    first, second = reserved_twice(q, clock)
     with pytest.raises(NotReserved):
         q.delete_message(first.id, first.reservation_id)
     assert q.get(first.id).status == "reserved"
@@ -351,10 +357,7 @@ def test_release_of_an_unreserved_message_changes_nothing(engine):
 
 def test_release_with_a_stale_reservation_id_changes_nothing(engine, clock):
     q = engine.queue("p", "q")
-    q.put([NewMessage("x", timeout=5)])
-    [first] = q.reserve()
-    clock.advance(5)
-    [second] = q.reserve()
+    first, second = reserved_twice(q, clock)
     with pytest.raises(NotReserved):
         q.release(first.id, first.reservation_id, delay=100)
     assert q.get(first.id).status == "reserved"
