@@ -10,7 +10,8 @@ other. In that line:
     [group: a, b, ...] the same, only when the call asked for it (else the field is None)
     name...            the rest of the reply, a flat list of ``ROW`` values per item
 
-Decoding is a tuple built from the list Redis returned: nothing per item, no dict per reply
+A reply of fixed length decodes with ``_make``; the others with ``of``. Decoding is a tuple
+built from the list Redis returned: nothing per item, no dict per reply
 (put, reserve and settle are the hot path). Scripts that answer a single value (admit, lease,
 register, ...) have no decoder.
 """
@@ -45,10 +46,6 @@ class ClearReply(NamedTuple):
     flags: int
     removed: int
 
-    @classmethod
-    def of(cls, raw: list[Any]) -> Any:
-        return cls._make(raw)
-
 
 class MaintainReply(NamedTuple):
     flags: int
@@ -56,10 +53,6 @@ class MaintainReply(NamedTuple):
     outbox: int
     messages: int
     bytes: int
-
-    @classmethod
-    def of(cls, raw: list[Any]) -> Any:
-        return cls._make(raw)
 
 
 class PutReply(NamedTuple):
@@ -124,19 +117,11 @@ class GetReply(NamedTuple):
     state: bytes | str
     time: int
 
-    @classmethod
-    def of(cls, raw: list[Any]) -> Any:
-        return cls._make(raw)
-
 
 class TouchReply(NamedTuple):
     reservation_id: bytes | str
     deadline: int
     timeout: int
-
-    @classmethod
-    def of(cls, raw: list[Any]) -> Any:
-        return cls._make(raw)
 
 
 class ClaimReply(NamedTuple):
@@ -157,10 +142,6 @@ class ReportReply(NamedTuple):
     flags: int
     applied: int
     next_at: int
-
-    @classmethod
-    def of(cls, raw: list[Any]) -> Any:
-        return cls._make(raw)
 
 
 REPLIES: dict[str, type] = {

@@ -400,7 +400,7 @@ class QueueVerbs:
         return removed
 
     def _clear(self) -> Verb[int]:
-        reply = ClearReply.of((yield Eval("clear", self._core_keys, [self.ctx.clock.script_now()])))
+        reply = ClearReply._make((yield Eval("clear", self._core_keys, [self.ctx.clock.script_now()])))
         yield from self._after(reply.flags)  # alert messages the clear fired
         return reply.removed
 
@@ -659,7 +659,7 @@ class QueueVerbs:
             part, inner = routed
             return dataclasses.replace((yield from part.get(inner)), id=message_id)
         k = self.keys
-        reply = GetReply.of((yield Eval("get", [k.meta, k.delayed, k.reserved, k.msg, k.dlv, k.pstatus],
+        reply = GetReply._make((yield Eval("get", [k.meta, k.delayed, k.reserved, k.msg, k.dlv, k.pstatus],
                                          [self.ctx.clock.script_now(), message_id])))
         status = text(reply.status)
         deliveries, rid, timeout_ms = core.parse_delivery(reply.state)
@@ -697,7 +697,7 @@ class QueueVerbs:
             part, inner = routed
             return (yield from part.touch(inner, reservation_id, timeout=timeout, reserved_until=reserved_until))
         k = self.keys
-        reply = TouchReply.of((yield Eval(
+        reply = TouchReply._make((yield Eval(
             "touch",
             [k.meta, k.reserved, k.msg, k.dlv],
             [self.ctx.clock.script_now(), message_id, reservation_id or "", timeout_ms, secrets.token_hex(8)],
@@ -933,7 +933,7 @@ class QueueVerbs:
                 part, _ = layout.route(delivery.message_id)
                 return part is not None and (yield from part.report_push(delivery, status_code, error))
         args = [self.ctx.clock.script_now(), delivery.member, delivery.token, status_code, error[:500]]
-        reply = ReportReply.of((yield Eval("push_report", self._core_keys, args)))
+        reply = ReportReply._make((yield Eval("push_report", self._core_keys, args)))
         if reply.next_at >= 0:  # a retry or the next unicast subscriber: pushers look again when due
             yield from self._list_for_pushers(reply.next_at)
         yield from self._after(reply.flags)
@@ -1129,7 +1129,7 @@ class QueueVerbs:
                 return (swept[0][0], any(s[1] for s in swept), sum(s[2] for s in swept),
                         (sum(s[3][0] for s in swept), sum(s[3][1] for s in swept)))
         args = [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify]
-        reply = MaintainReply.of((yield Eval("maintain", self._core_keys, args if over is None else [*args, over])))
+        reply = MaintainReply._make((yield Eval("maintain", self._core_keys, args if over is None else [*args, over])))
         if reply.flags & MISSING:
             return False, False, 0, (0, 0)
         moved = yield from self._after(reply.flags)
