@@ -16,7 +16,7 @@ from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Evals, Step, Wait
 from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
 from .notifier import Notifier
-from .replication import PROBE, ReplicaAcks, acknowledged
+from .replication import ReplicaAcks, acknowledged, write_and_wait
 from .scripts import Call, Scripts
 from .verbs import Context, EngineVerbs, QueueVerbs
 
@@ -182,35 +182,18 @@ class AsyncEngine:
             reply = await self._reply(command)
 
     async def _acknowledged(self, step: Eval | Command) -> Any:
-        """The write and WAIT in one pipeline (see ``replication.py``); its reply once enough
-        replicas have it."""
-        acks = self._acks
-        assert acks is not None
-        if not acks.learned:
-            acks.learn(await self._execute(Batch(PROBE)))
-        if isinstance(step, Command):
-            reply, confirmed = await self._write_and_wait(step.args, acks)
-            if isinstance(reply, Exception):
-                raise reply
-            acks.check(confirmed)
-            return reply
-        call, reply = self.scripts.call(step.verb, step.keys, step.args), None
-        while True:  # the script's commands, each with a WAIT (loading the library goes alone)
+        """Runs ``replication.write_and_wait``: its reply once enough replicas have the write."""
+        assert self._acks is not None
+        flow, replies = write_and_wait(self._acks, step, self.scripts), None
+        while True:
             try:
-                command = call.send(reply)
+                commands = flow.send(replies)
             except StopIteration as done:
-                acks.check(confirmed)
                 return done.value
-            if command[0] == "FUNCTION LOAD":
-                reply = await self._reply(command)
-            else:
-                reply, confirmed = await self._write_and_wait(command, acks)
-
-    async def _write_and_wait(self, write: tuple[Any, ...], acks: ReplicaAcks) -> list[Any]:
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.execute_command(*write)
-            acks.append_wait(pipe)
-            return await pipe.execute(raise_on_error=False)
+            async with self.client.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                replies = await pipe.execute(raise_on_error=False)
 
 
 class AsyncQueue:

@@ -5,7 +5,7 @@ effects, so a failover right after can lose a write the caller was told about. W
 ``min_replicas_ack`` N > 0 the engines send an acknowledged write and ``WAIT N timeout`` in one
 pipeline (one round trip, no MULTI). WAIT covers every write made before it *on its own
 connection*, so it must ride with the write, never on another pooled connection; one WAIT after
-a pipeline of several writes covers them all (``append_wait`` + ``check``). If fewer than N
+a pipeline of several writes covers them all (``wait_command`` + ``check``). If fewer than N
 replicas confirm in time the caller gets ``NotReplicated``, never a success: the write was made
 on the primary, but may be lost in a failover.
 
@@ -14,17 +14,27 @@ stands in for WAIT: N replicas have the write fsynced to their append-only files
 their restart too. The replicas must then run AOF as well (a replica without it never confirms).
 Which of the two is learned once per engine, from ``INFO``, at the first acknowledged write.
 
-With N = 0 none of this runs: the engines check one attribute per step.
+With N = 0 none of this runs: the engines check one attribute per step. Otherwise each engine
+drives ``write_and_wait``, which says what to send (as the verbs do: sans-IO, one body for the
+sync and the asyncio engine).
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._facade import is_cluster
 from .core import Command, Eval
 from .errors import ConfigurationError, NotReplicated
+
+if TYPE_CHECKING:
+    from .scripts import Scripts
+
+Pipeline = tuple[tuple[Any, ...], ...]
+"""Commands the engine sends in one pipeline (no MULTI), sending back every reply, an error reply
+as the exception instance."""
 
 ACKNOWLEDGED_SCRIPTS = frozenset({
     "put", "reserve", "settle", "touch", "configure", "clear", "drop", "register", "unregister",
@@ -91,13 +101,14 @@ class ReplicaAcks:
         else:
             self._wait = ("WAIT", self.replicas, timeout_ms)
 
-    def append_wait(self, pipe: Any) -> None:
-        """Queue the WAIT (or WAITAOF) that confirms the writes queued before it on ``pipe``."""
+    @property
+    def wait_command(self) -> tuple[Any, ...]:
+        """The WAIT (or WAITAOF) that confirms the writes sent before it on its connection."""
         assert self._wait is not None, "learn() first"
-        pipe.execute_command(*self._wait)
+        return self._wait
 
     def check(self, reply: Any) -> None:
-        """Raise ``NotReplicated`` unless the reply to ``append_wait``'s command counts enough
+        """Raise ``NotReplicated`` unless the reply to ``wait_command`` counts enough
         replicas (WAIT: a count; WAITAOF: [local fsyncs, replica fsyncs])."""
         if isinstance(reply, Exception):
             raise reply
@@ -110,3 +121,32 @@ class ReplicaAcks:
                 "it was made on the primary but may not survive a failover",
                 confirmed=confirmed, wanted=self.replicas,
             )
+
+
+def write_and_wait(acks: ReplicaAcks, step: Eval | Command, scripts: Scripts) -> Generator[Pipeline, list[Any], Any]:
+    """An acknowledged ``step``: the write and its WAIT in one pipeline (each command of a script
+    call, whose library load goes alone); returns the write's reply once enough replicas have
+    it. Yields the pipelines to send; the engine sends each and sends back its replies."""
+    if not acks.learned:
+        probed = yield PROBE
+        for reply in probed:
+            if isinstance(reply, Exception):
+                raise reply
+        acks.learn(probed)
+    if isinstance(step, Command):
+        reply, confirmed = yield (step.args, acks.wait_command)
+        if isinstance(reply, Exception):
+            raise reply
+        acks.check(confirmed)
+        return reply
+    call, reply = scripts.call(step.verb, step.keys, step.args), None
+    while True:
+        try:
+            command = call.send(reply)
+        except StopIteration as done:
+            acks.check(confirmed)
+            return done.value
+        if command[0] == "FUNCTION LOAD":
+            [reply] = yield (command,)
+        else:
+            reply, confirmed = yield (command, acks.wait_command)

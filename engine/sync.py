@@ -14,7 +14,7 @@ from ._facade import check_client, is_cluster, is_transient, sync_verb, translat
 from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Evals, Step, Wait
 from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
-from .replication import PROBE, ReplicaAcks, acknowledged
+from .replication import ReplicaAcks, acknowledged, write_and_wait
 from .scripts import Call, Scripts
 from .verbs import Context, EngineVerbs, QueueVerbs
 
@@ -163,35 +163,18 @@ class Engine:
             reply = self._reply(command)
 
     def _acknowledged(self, step: Eval | Command) -> Any:
-        """The write and WAIT in one pipeline (see ``replication.py``); its reply once enough
-        replicas have it."""
-        acks = self._acks
-        assert acks is not None
-        if not acks.learned:
-            acks.learn(self._execute(Batch(PROBE)))
-        if isinstance(step, Command):
-            reply, confirmed = self._write_and_wait(step.args, acks)
-            if isinstance(reply, Exception):
-                raise reply
-            acks.check(confirmed)
-            return reply
-        call, reply = self.scripts.call(step.verb, step.keys, step.args), None
-        while True:  # the script's commands, each with a WAIT (loading the library goes alone)
+        """Runs ``replication.write_and_wait``: its reply once enough replicas have the write."""
+        assert self._acks is not None
+        flow, replies = write_and_wait(self._acks, step, self.scripts), None
+        while True:
             try:
-                command = call.send(reply)
+                commands = flow.send(replies)
             except StopIteration as done:
-                acks.check(confirmed)
                 return done.value
-            if command[0] == "FUNCTION LOAD":
-                reply = self._reply(command)
-            else:
-                reply, confirmed = self._write_and_wait(command, acks)
-
-    def _write_and_wait(self, write: tuple[Any, ...], acks: ReplicaAcks) -> list[Any]:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.execute_command(*write)
-        acks.append_wait(pipe)
-        return pipe.execute(raise_on_error=False)
+            pipe = self.client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            replies = pipe.execute(raise_on_error=False)
 
 
 class Queue:

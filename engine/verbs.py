@@ -69,6 +69,10 @@ from .limits import (
     QueueDefaults,
     Quotas,
 )
+from .replies import (
+    MISSING, OUTBOX_PENDING, PUSHED, ClaimReply, ClearReply, GetReply, MaintainReply, PeekReply, PutReply, QueueReply,
+    ReportReply, ReserveReply, SettleReply, TouchReply, rows,
+)
 from .models import (
     RESERVED,
     Alert,
@@ -101,7 +105,6 @@ STAT_COUNTERS = {"put": "total", "reserved": "c_reserved", "deleted": "c_deleted
                  "hops_dropped": "c_hops_dropped"}
 """Counter name -> meta field: what ``stats`` reports."""
 ID_FLOOR_MS = str(round(ID_FLOOR_TTL * 1000))
-_OUTBOX_PENDING, _MISSING, _PUSHED = 1, 2, 4
 REWRITE_ATTEMPTS = 20
 """Tries of a read-modify-write of a setting before ``Changed`` reaches the caller."""
 PUSH_RECHECK_MS = 1_000
@@ -289,7 +292,7 @@ class QueueVerbs:
             fields.update(self._layout_fields(layout, partitions))
         if mode != "update":
             yield from self._admit()
-        raw = yield Eval(
+        reply = QueueReply.of((yield Eval(
             "configure",
             [*self._core_keys, self.keys.idfloor],
             [
@@ -297,10 +300,10 @@ class QueueVerbs:
                 self.ctx.default_fields_json, orjson.dumps(fields), orjson.dumps(attr_fields),
                 orjson.dumps(expect or {}),
             ],
-        )
-        info = self._info(raw)
+        )))
+        info = self._info(reply)
         yield from self._register(info.id)  # idempotent: also heals a registration a crash lost
-        yield from self._after(raw[0])
+        yield from self._after(reply.flags)
         if info.created and partitions is None and self.ctx.defaults.partitions > 1:
             whole = yield from self._configure("update", None, {"partitions": self.ctx.defaults.partitions})
             info = dataclasses.replace(whole, created=True)
@@ -372,8 +375,8 @@ class QueueVerbs:
         return dataclasses.replace(whole, created=info.created)
 
     def _configure_partition(self, args: list[Any]) -> Verb[None]:
-        raw = yield Eval("configure", [*self._core_keys, self.keys.idfloor], args)
-        yield from self._after(raw[0])
+        reply = QueueReply.of((yield Eval("configure", [*self._core_keys, self.keys.idfloor], args)))
+        yield from self._after(reply.flags)
 
     def _alert_size(self, mode: str, report: bytes = b"") -> Verb[None]:
         """lua/alert_size-10.lua: "report" this partition's size; "apply" (on partition 0) a
@@ -403,9 +406,9 @@ class QueueVerbs:
             layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
             if layout.span > 1:
                 return (yield from self._info_partitioned(layout))
-        raw = yield Eval("info", self._core_keys, [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify])
-        yield from self._after(raw[0])
-        return self._info(raw)
+        reply = QueueReply.of((yield Eval("info", self._core_keys, [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify])))
+        yield from self._after(reply.flags)
+        return self._info(reply)
 
     def clear(self) -> Verb[int]:
         """Remove every message (ready, delayed, reserved); settings and counters stay. Returns how many."""
@@ -415,9 +418,9 @@ class QueueVerbs:
         return removed
 
     def _clear(self) -> Verb[int]:
-        removed, flags = yield Eval("clear", self._core_keys, [self.ctx.clock.script_now()])
-        yield from self._after(flags)  # alert messages the clear fired
-        return removed
+        reply = ClearReply._make((yield Eval("clear", self._core_keys, [self.ctx.clock.script_now()])))
+        yield from self._after(reply.flags)  # alert messages the clear fired
+        return reply.removed
 
     def delete(self) -> Verb[None]:
         """Delete the queue and all its data. A queue created again under this name gets a new id."""
@@ -446,13 +449,13 @@ class QueueVerbs:
         if self.part is None:
             layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
             if layout.span > 1:
-                i, raw = yield from self._put_partitioned(layout, partition_key, messages, "existing", create, False)
-                return _with_suffix([text(m) for m in raw[4:]], i)
-        raw = yield from self._put(messages, "existing", create, backlog=False, new_queue=new_queue)
-        return [text(i) for i in raw[4:]]
+                i, reply = yield from self._put_partitioned(layout, partition_key, messages, "existing", create, False)
+                return _with_suffix([text(m) for m in reply.ids], i)
+        reply = yield from self._put(messages, "existing", create, backlog=False, new_queue=new_queue)
+        return [text(i) for i in reply.ids]
 
     def _put_partitioned(self, layout: Layout, key: str | None, messages: Iterable[NewMessage | bytes | str],
-                         mode: str, create: bool, backlog: bool) -> Verb[tuple[int, list[Any]]]:
+                         mode: str, create: bool, backlog: bool) -> Verb[tuple[int, PutReply]]:
         """(partition, put script reply). A partition missing means the queue was deleted since
         the layout was read: read it again and put as on any queue (creating it if asked)."""
         i = layout.for_put(key)
@@ -478,13 +481,13 @@ class QueueVerbs:
         if self.part is None:
             layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
             if layout.span > 1:  # the backlog is the partition's put into
-                i, raw = yield from self._put_partitioned(layout, None, messages, mode, create and queue_id is None, True)
-                return Pushed(_with_suffix([text(m) for m in raw[9:]], i), Backlog(*raw[4:9]))
-        raw = yield from self._put(messages, mode, create and queue_id is None, backlog=True)
-        return Pushed([text(i) for i in raw[9:]], Backlog(*raw[4:9]))
+                i, reply = yield from self._put_partitioned(layout, None, messages, mode, create and queue_id is None, True)
+                return Pushed(_with_suffix([text(m) for m in reply.ids], i), reply.backlog)
+        reply = yield from self._put(messages, mode, create and queue_id is None, backlog=True)
+        return Pushed([text(i) for i in reply.ids], reply.backlog)
 
     def _put(self, messages: Iterable[NewMessage | bytes | str], mode: str, create: bool, *,
-             backlog: bool, new_queue: Settings | None = None) -> Verb[list[Any]]:
+             backlog: bool, new_queue: Settings | None = None) -> Verb[PutReply]:
         """``mode``: the put script's for an existing queue (lua/put-12.lua); a missing queue is
         created (once its project admits it) if ``create``, with ``new_queue``'s settings."""
         batch = list(messages)
@@ -497,27 +500,29 @@ class QueueVerbs:
         now = self.ctx.clock.wall_ms()
         for i, message in enumerate(batch):
             args.extend(core.message_args(message, f"messages[{i}]", limits, now))
-        raw = yield from self._put_or_create(args, "create" if create else None, new_queue)
-        yield from self._after_put(raw)
-        return raw
+        reply = yield from self._put_or_create(args, "create" if create else None, new_queue)
+        yield from self._after_put(reply)
+        return reply
 
     def _put_or_create(self, args: list[Any], create: str | None, new_queue: Settings | None = None,
-                       after: tuple[Any, ...] = ()) -> Verb[list[Any]]:
+                       after: tuple[Any, ...] = ()) -> Verb[PutReply]:
         """The put script on an existing queue (one round trip, the hot path); on a missing one,
         with ``create`` as its mode once the project admitted the new queue (its queue quota),
         and the new queue's id and settings (``new_queue`` beside the defaults). ``after``: the
         arguments that follow those (lua/put-12.lua)."""
+        backlog = args[4] == "1"
         try:
-            return (yield Eval("put", self._put_keys, [*args, *after]))
+            return PutReply.of((yield Eval("put", self._put_keys, [*args, *after])), backlog)
         except QueueNotFound:
             if create is None:
                 raise
         if self.part is None and self.ctx.defaults.partitions > 1:  # a partitioned queue: created whole
             yield from self._configure("upsert", None, dict(new_queue or {}))
-            return (yield Eval("put", self._put_keys, [*args, *after]))
+            return PutReply.of((yield Eval("put", self._put_keys, [*args, *after])), backlog)
         yield from self._admit()
         args[3] = create
-        return (yield Eval("put", self._put_keys, [*args, new_queue_id(), self.ctx.creation_json(new_queue), *after]))
+        raw = yield Eval("put", self._put_keys, [*args, new_queue_id(), self.ctx.creation_json(new_queue), *after])
+        return PutReply.of(raw, backlog)
 
     def _admit(self) -> Verb[None]:
         """List this queue's name in its project before creating it: ``QuotaExceeded`` at the
@@ -530,13 +535,13 @@ class QueueVerbs:
         ctx = self.ctx
         return [ctx.clock.script_now(), ctx.k, self.keys.notify, mode, "1" if backlog else "0", n]
 
-    def _after_put(self, raw: list[Any]) -> Verb[None]:
-        if raw[2]:
-            yield from self._register(text(raw[3]))
-            yield from self._emit("queue.created", {"queueId": text(raw[3])})
-        if raw[1] & _PUSHED:
-            yield from self._list_for_pushers(raw[0])
-        yield from self._after(raw[1])
+    def _after_put(self, reply: PutReply) -> Verb[None]:
+        if reply.created:
+            yield from self._register(text(reply.queue_id))
+            yield from self._emit("queue.created", {"queueId": text(reply.queue_id)})
+        if reply.flags & PUSHED:
+            yield from self._list_for_pushers(reply.now)
+        yield from self._after(reply.flags)
 
     def _list_for_pushers(self, when: int, *, exact: bool = False) -> Verb[None]:
         """Where pushers look for work: lower this queue's next look to ``when`` (or set it)."""
@@ -558,12 +563,12 @@ class QueueVerbs:
 
     def pull(self, n: int = 1, *, timeout: float | None = None, wait: float = 0.0) -> Verb[Pulled]:
         """``reserve``, also reporting the backlog left after the batch (same script call)."""
-        messages, raw = yield from self._take(n, timeout, False, wait, backlog=True)
-        return Pulled(messages, Backlog(*raw[3:8]))
+        messages, reply = yield from self._take(n, timeout, False, wait, backlog=True)
+        return Pulled(messages, reply.backlog)
 
     def _take(
         self, n: int, timeout: float | None, delete: bool, wait: float, *, backlog: bool, must_exist: bool = False
-    ) -> Verb[tuple[list[Message], list[Any]]]:
+    ) -> Verb[tuple[list[Message], ReserveReply]]:
         if self.part is None:
             layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
             if layout.span > 1:
@@ -580,53 +585,53 @@ class QueueVerbs:
                 token, "1" if delete else "0", "1" if backlog else "0",
             ]
             try:
-                raw = yield Eval("reserve", self._core_keys, args)
+                reply = ReserveReply.of((yield Eval("reserve", self._core_keys, args)), backlog)
             except DeliveryPaused:
                 left = wait - (time.monotonic() - started)
                 if left <= 0 or (yield Wait(self.keys.notify, left)) is None:
                     raise
                 continue
-            if must_exist and raw[2] & _MISSING:
+            if must_exist and reply.flags & MISSING:
                 raise QueueNotFound()
-            yield from self._after(raw[2])
-            messages = _reserved(raw, token, timeout_ms, 8 if backlog else 3)
+            yield from self._after(reply.flags)
+            messages = _reserved(reply, token, timeout_ms)
             left = wait - (time.monotonic() - started)
             if messages or left <= 0:
-                return messages, raw
+                return messages, reply
             # Sleep until woken, or until the script's hint (a delayed message due, a reservation
             # lapsing). A wait that simply ran out needs no final look: a put would have woken us.
-            hinted = raw[1] >= 0 and (raw[1] - raw[0]) / 1000 < left
+            hinted = reply.next_at >= 0 and (reply.next_at - reply.now) / 1000 < left
             if hinted:
-                left = max((raw[1] - raw[0]) / 1000, 0.001)
+                left = max((reply.next_at - reply.now) / 1000, 0.001)
             woken = yield Wait(self.keys.notify, left)
             if woken is None or (not woken and not hinted):  # closing, or the wait ran out
-                return [], raw
+                return [], reply
 
     def _take_partitioned(self, layout: Layout, n: int, timeout: float | None, delete: bool, wait: float,
-                          backlog: bool, must_exist: bool) -> Verb[tuple[list[Message], list[Any]]]:
+                          backlog: bool, must_exist: bool) -> Verb[tuple[list[Message], ReserveReply]]:
         """``_take`` over partitions in turn (a rotating first one, per process) until it has n;
         a long poll waits on the queue's one channel, which every partition publishes on. The
-        reply as the scripts': now, next hint, flags, and the backlog summed over the partitions
-        it read."""
+        reply as the script's: no flags (each partition's were acted on), now, next hint, and
+        the backlog summed over the partitions it read."""
         limits = self.ctx.limits
         core.check_int("n", n, 1, limits.max_batch)
         core.seconds_to_ms("wait", wait, 0, limits.max_wait)
         started = time.monotonic()
         while True:
             messages: list[Message] = []
-            now, hint, figures = 0, -1, [0, 0, 0, 0, 0]
+            now, hint, figures = 0, -1, Backlog(0, 0, 0, 0, 0)
             first = layout.next_turn(layout.span)
             try:
                 for j in range(layout.span):
                     i = (first + j) % layout.span
-                    got, raw = yield from layout.parts[i]._take(
+                    got, reply = yield from layout.parts[i]._take(
                         n - len(messages), timeout, delete, 0, backlog=backlog, must_exist=must_exist and i == 0)
                     messages += _messages_with_suffix(got, i)
-                    now = raw[0]
-                    if raw[1] >= 0:
-                        hint = raw[1] if hint < 0 else min(hint, raw[1])
-                    if backlog:
-                        figures = _add_backlog(figures, raw[3:8])
+                    now = reply.now
+                    if reply.next_at >= 0:
+                        hint = reply.next_at if hint < 0 else min(hint, reply.next_at)
+                    if reply.backlog:
+                        figures = _add_backlog(figures, reply.backlog)
                     if len(messages) >= n:
                         break
             except DeliveryPaused:
@@ -634,7 +639,7 @@ class QueueVerbs:
                 if left <= 0 or (yield Wait(self.keys.notify, left)) is None:
                     raise
                 continue
-            reply = [now, hint, 0, *figures] if backlog else [now, hint, 0]
+            reply = ReserveReply(0, now, hint, figures if backlog else None, [])
             left = wait - (time.monotonic() - started)
             if messages or left <= 0:
                 return messages, reply
@@ -657,15 +662,12 @@ class QueueVerbs:
                                               for i, part in enumerate(layout.parts)])
                 merged = [m for i, got in enumerate(found) for m in _messages_with_suffix(got, i)]
                 return sorted(merged, key=lambda m: (m.enqueued_at, m.id))[:n]
-        raw = yield Eval("peek", self._core_keys, [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, n])
-        if must_exist and raw[1] & _MISSING:
+        reply = PeekReply.of((yield Eval("peek", self._core_keys, [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, n])))
+        if must_exist and reply.flags & MISSING:
             raise QueueNotFound()
-        yield from self._after(raw[1])
-        out = []
-        for i in range(2, len(raw), 3):
-            deliveries, _, _ = core.parse_delivery(raw[i + 2])
-            out.append(_message(raw[i], raw[i + 1], deliveries))
-        return out
+        yield from self._after(reply.flags)
+        return [_message(message_id, record, core.parse_delivery(state)[0])
+                for message_id, record, state in rows(reply)]
 
     def get(self, message_id: str) -> Verb[Message]:
         """One message with its status (ready, delayed or reserved)."""
@@ -675,13 +677,13 @@ class QueueVerbs:
             part, inner = routed
             return dataclasses.replace((yield from part.get(inner)), id=message_id)
         k = self.keys
-        raw = yield Eval("get", [k.meta, k.delayed, k.reserved, k.msg, k.dlv, k.pstatus], [self.ctx.clock.script_now(), message_id])
-        record, status, state, moment = raw
-        status = text(status)
-        deliveries, rid, timeout_ms = core.parse_delivery(state)
+        reply = GetReply._make((yield Eval("get", [k.meta, k.delayed, k.reserved, k.msg, k.dlv, k.pstatus],
+                                         [self.ctx.clock.script_now(), message_id])))
+        status = text(reply.status)
+        deliveries, rid, timeout_ms = core.parse_delivery(reply.state)
         if status == RESERVED:
-            return _message(message_id, record, deliveries, status, rid, timeout_ms, reserved_until=moment)
-        return _message(message_id, record, deliveries, status, available_at=moment or None)
+            return _message(message_id, reply.record, deliveries, status, rid, timeout_ms, reserved_until=reply.time)
+        return _message(message_id, reply.record, deliveries, status, available_at=reply.time or None)
 
     def delete_message(self, message_id: str, reservation_id: str | None = None) -> Verb[None]:
         """Delete one message in any state; with ``reservation_id``, only under that reservation."""
@@ -713,12 +715,12 @@ class QueueVerbs:
             part, inner = routed
             return (yield from part.touch(inner, reservation_id, timeout=timeout, reserved_until=reserved_until))
         k = self.keys
-        raw = yield Eval(
+        reply = TouchReply._make((yield Eval(
             "touch",
             [k.meta, k.reserved, k.msg, k.dlv],
             [self.ctx.clock.script_now(), message_id, reservation_id or "", timeout_ms, secrets.token_hex(8)],
-        )
-        return Reservation(text(raw[0]), raw[1], raw[2] / 1000)
+        )))
+        return Reservation(text(reply.reservation_id), reply.deadline, reply.timeout / 1000)
 
     def release(
         self, message_id: str, reservation_id: str | None = None, *, delay: float | None = None,
@@ -767,9 +769,9 @@ class QueueVerbs:
             d = [item for item in part if len(item) == 2]
             args: list[Any] = [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, len(d), len(part) - len(d)]
             args += [value for item in part for value in item]
-            raw = yield Eval("settle", self._core_keys, args)
-            yield from self._after(raw[0])
-            statuses += [_STATUS[s] for s in raw[1:]]
+            reply = SettleReply.of((yield Eval("settle", self._core_keys, args)))
+            yield from self._after(reply.flags)
+            statuses += [_STATUS[s] for s in reply.statuses]
         return Settled(deleted=statuses[: len(deletes)], released=statuses[len(deletes) :])
 
     def _settle_partitioned(self, layout: Layout, deletes: list[tuple[str, str]],
@@ -926,10 +928,9 @@ class QueueVerbs:
         next event or -1, whether it has deliveries pending)."""
         token = secrets.token_hex(8)
         args = [self.ctx.clock.script_now(), n, round(lease * 1000), token]
-        raw = yield Eval("push_claim", self._core_keys, args)
+        reply = ClaimReply.of((yield Eval("push_claim", self._core_keys, args)))
         deliveries = []
-        for i in range(4, len(raw), 9):
-            member, message_id, sid, url, tok, record, headers, hops, name = raw[i : i + 9]
+        for member, message_id, sid, url, tok, record, headers, hops, name in rows(reply):
             _, timeout_ms, _, ctype, body = core.parse_record(record)
             sid = text(sid)
             deliveries.append(PushDelivery(
@@ -937,8 +938,8 @@ class QueueVerbs:
                 text(url), text(tok), body, ctype, timeout_ms / 1000, core.sendable_headers(orjson.loads(headers)),
                 int(hops), text(name),
             ))
-        yield from self._after(raw[3])
-        return deliveries, raw[0], raw[1], bool(raw[2])
+        yield from self._after(reply.flags)
+        return deliveries, reply.now, reply.next_at, bool(reply.active)
 
     def report_push(self, delivery: PushDelivery, status_code: int, error: str = "") -> Verb[bool]:
         """The outcome of a claimed push (``status_code`` 0: no answer; negative: the pusher
@@ -950,11 +951,11 @@ class QueueVerbs:
                 part, _ = layout.route(delivery.message_id)
                 return part is not None and (yield from part.report_push(delivery, status_code, error))
         args = [self.ctx.clock.script_now(), delivery.member, delivery.token, status_code, error[:500]]
-        raw = yield Eval("push_report", self._core_keys, args)
-        if raw[2] >= 0:  # a retry or the next unicast subscriber: pushers look again when due
-            yield from self._list_for_pushers(raw[2])
-        yield from self._after(raw[1])
-        return bool(raw[0])
+        reply = ReportReply._make((yield Eval("push_report", self._core_keys, args)))
+        if reply.next_at >= 0:  # a retry or the next unicast subscriber: pushers look again when due
+            yield from self._list_for_pushers(reply.next_at)
+        yield from self._after(reply.flags)
+        return bool(reply.applied)
 
     def ack_push(self, subscriber_id: str, token: str | None = None) -> Verb[bool]:
         """A subscriber's acknowledgement of a delivery it answered 202. With ``token`` (from the
@@ -1144,15 +1145,15 @@ class QueueVerbs:
                 return (swept[0][0], any(s[1] for s in swept), sum(s[2] for s in swept),
                         (sum(s[3][0] for s in swept), sum(s[3][1] for s in swept)))
         args = [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify]
-        raw = yield Eval("maintain", self._core_keys, args if over is None else [*args, over])
-        if raw[0] & _MISSING:
+        reply = MaintainReply._make((yield Eval("maintain", self._core_keys, args if over is None else [*args, over])))
+        if reply.flags & MISSING:
             return False, False, 0, (0, 0)
-        moved = yield from self._after(raw[0])
-        return True, bool(raw[1]), moved, (raw[3], raw[4])
+        moved = yield from self._after(reply.flags)
+        return True, bool(reply.more), moved, (reply.messages, reply.bytes)
 
     def _after(self, flags: int) -> Verb[int]:
         """Work a script left for another slot: move dead letters to their queues."""
-        if flags & _OUTBOX_PENDING:
+        if flags & OUTBOX_PENDING:
             return (yield from self._drain_outbox())
         return 0
 
@@ -1236,8 +1237,8 @@ class QueueVerbs:
         args = self._put_args("transfer", 1)
         now = self.ctx.clock.wall_ms()
         args.extend(core.message_args(message, "message", self.ctx.limits, now, ref, transfer=True, hops=hops))
-        raw = yield from self._put_or_create(args, "transfer-create", after=(self.ctx.dedupe_ms,))
-        yield from self._after_put(raw)
+        reply = yield from self._put_or_create(args, "transfer-create", after=(self.ctx.dedupe_ms,))
+        yield from self._after_put(reply)
 
     def _emit(self, event: str, payload: dict[str, Any]) -> Verb[int]:
         """Deliver this queue's ``event`` to every enabled subscription that asks for it, as a JSON
@@ -1263,8 +1264,8 @@ class QueueVerbs:
         yield Eval("register", [pk.queues, pk.names, pk.ids], [self.name, queue_id])
         yield Command(("SADD", pk.projects, self.project))
 
-    def _info(self, raw: list[Any]) -> QueueInfo:
-        meta = core.meta_fields(core.pairs(raw[7:]))
+    def _info(self, reply: QueueReply) -> QueueInfo:
+        meta = core.meta_fields(core.pairs(reply.meta))
         counters = {name[2:]: int(value) for name, value in meta.items() if name.startswith("c_")}
         return QueueInfo(
             project=self.project,
@@ -1273,16 +1274,16 @@ class QueueVerbs:
             created_at=int(meta["created"]),
             updated_at=int(meta.get("updated", meta["created"])),
             settings=core.decode_settings(meta),
-            ready=raw[2],
-            delayed=raw[3],
-            reserved=raw[4],
-            bytes=raw[5],
-            oldest_at=raw[6],
+            ready=reply.backlog.ready,
+            delayed=reply.backlog.delayed,
+            reserved=reply.backlog.reserved,
+            bytes=reply.backlog.bytes,
+            oldest_at=reply.backlog.oldest_at,
             total_messages=int(meta.get("total", 0)),
             pushing=int(meta.get("pushing", 0)),
             counters=counters,
             attrs={name[2:]: value for name, value in meta.items() if name.startswith("x:")},
-            created=bool(raw[1]),
+            created=bool(reply.created),
             stuck=int(meta.get("stuck", 0)),
             stuck_reason=meta.get("stuck_reason", ""),
         )
@@ -1574,11 +1575,10 @@ def _ref_in_queue(ref: str, partition: int) -> str:
     return f"{head}{core.id_suffix(partition)}{sep}{tail}" if sep else f"{ref}/{partition}"
 
 
-def _add_backlog(a: Sequence[int], b: Sequence[int]) -> list[int]:
-    """Two partitions' backlog figures (ready, delayed, reserved, bytes, oldest enqueue ms or 0)
-    as one queue's."""
-    oldest = min((x for x in (a[4], b[4]) if x > 0), default=0)
-    return [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], oldest]
+def _add_backlog(a: Backlog, b: Backlog) -> Backlog:
+    """Two partitions' backlogs (oldest enqueue ms, or 0 when empty) as one queue's."""
+    oldest = min((x for x in (a.oldest_at, b.oldest_at) if x > 0), default=0)
+    return Backlog(a.ready + b.ready, a.delayed + b.delayed, a.reserved + b.reserved, a.bytes + b.bytes, oldest)
 
 
 def _stats_commands(k: QueueKeys) -> list[tuple[Any, ...]]:
@@ -1769,15 +1769,15 @@ def _message(
     )
 
 
-def _reserved(raw: list[Any], token: str, timeout_ms: int, start: int) -> list[Message]:
-    """Reply rows from ``start``: id, record, deliveries. Each reservation lasts the requested
-    timeout, else the message's own (from its record); it started at the script's ``now``."""
-    now, out = raw[0], []
-    for i in range(start, len(raw), 3):
-        enq, own_timeout, expire, ctype, body = core.parse_record(raw[i + 1])
+def _reserved(reply: ReserveReply, token: str, timeout_ms: int) -> list[Message]:
+    """The reserve script's messages. Each reservation lasts the requested timeout, else the
+    message's own (from its record); it started at the script's ``now``."""
+    now, out = reply.now, []
+    for message_id, record, deliveries in rows(reply):
+        enq, own_timeout, expire, ctype, body = core.parse_record(record)
         timeout = timeout_ms or own_timeout
         out.append(Message(
-            id=text(raw[i]), body=body, timeout=timeout / 1000, reserved_count=int(raw[i + 2]),
+            id=text(message_id), body=body, timeout=timeout / 1000, reserved_count=int(deliveries),
             enqueued_at=enq, expires_at=expire, content_type=ctype, status=RESERVED,
             reservation_id=token, reserved_until=now + timeout,
         ))

@@ -13,7 +13,8 @@
   KEYS[9] push      zset   delivery ("<id>|<n>", or "<id>|u" for unicast) -> next event ms
   KEYS[10] pstatus  hash   message id -> push status record (JSON) of a push-queue message
   ARGV[1] now_ms ("" = Redis TIME)
-  Returns: {number of messages removed, flags}
+  Returns: {flags, removed}
+           removed: how many messages were removed
   Errors:  QUEUE_NOT_FOUND
 ]]
 -- @include "queue"
@@ -27,4 +28,4 @@ redis.call("UNLINK", KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[
 s[GHOSTS], s[XTAIL], s[FRONT], s[PUSHING], s[INDEXED], s[DUE] = 0, 0, 0, 0, 0, NEVER
 count(Q, "c_cleared", removed)
 flush(Q)
-return {removed, flags(Q)}
+return {flags(Q), removed}

@@ -21,7 +21,9 @@
   ARGV[8] JSON object: attributes to set ("x:" fields; null removes one)
   ARGV[9] JSON object: meta fields as the caller read them (null: absent), for a read-modify-write;
           if one has changed since, nothing is written ("{}" or absent: no condition)
-  Returns: {flags, created (0/1), ready, delayed, reserved, bytes, oldest, meta field, value, ...}
+  Returns: {flags, created, (backlog: ready, delayed, reserved, bytes, oldest_at), meta...}
+           created: 1 if this call created the queue, else 0
+           meta: field, value per field of the meta hash (after the change)
   Errors:  EXISTS (mode create), QUEUE_NOT_FOUND (mode update), BADARG (a push queue with
            alerts: checked here, against the stored settings, so no race can make one),
            CHANGED (a field of the condition is not as the caller read it)

@@ -8,8 +8,9 @@
   KEYS[6] pstatus   hash   id -> push status record (push-queue messages)
   ARGV[1] now_ms ("" = Redis TIME)
   ARGV[2] message id
-  Returns: {record, status ("ready"|"delayed"|"reserved"|"pushing"|"pushed"), delivery state
-           or "", time ms}; "pushing": a push-queue message with deliveries pending
+  Returns: {record, status, state, time}
+           status: "ready"|"delayed"|"reserved"|"pushing"|"pushed" ("pushing": a push-queue
+           message with deliveries pending); state: the delivery state or ""
            time: the deadline of a reservation, the due time of a delayed message, else 0
   Errors:  QUEUE_NOT_FOUND, NOT_FOUND (also for a message past its expiry)
 ]]

@@ -14,9 +14,10 @@
   ARGV[1] now_ms ("" = Redis TIME)
   ARGV[2] K: maintenance bound
   ARGV[3] pub/sub channel told how many messages became ready
-  Returns: {flags, 0, ready, delayed, reserved, bytes, oldest, meta field, value, ...}
-           (the 0 stands where configure reports "created"; both share one decoder; bytes and
-           oldest as includes/queue.lua backlog() gives them)
+  Returns: {flags, created, (backlog: ready, delayed, reserved, bytes, oldest_at), meta...}
+           created: always 0 (configure's reply: both share one decoder); the backlog as
+           includes/queue.lua backlog() gives it
+           meta: field, value per field of the meta hash
   Errors:  QUEUE_NOT_FOUND
 ]]
 -- @include "maintain"

@@ -17,9 +17,10 @@
   ARGV[3] pub/sub channel told how many messages became ready
   ARGV[4] (optional) the quota mark the queue should carry: "" none, else "<quota> <limit>" (its
           project is over that quota: puts are refused); absent: left as it is
-  Returns: {flags, more (1 = a bound was hit: call again), outbox length, messages (ready +
-           delayed + reserved + being pushed), bytes (MEMORY USAGE of the records; 0 where
-           unavailable)}
+  Returns: {flags, more, outbox, messages, bytes}
+           more: 1 = a bound was hit: call again; outbox: its length
+           messages: ready + delayed + reserved + being pushed
+           bytes: MEMORY USAGE of the records; 0 where unavailable
            flags: 1 = outbox work pending, 2 = queue does not exist
   Errors:  none
 ]]

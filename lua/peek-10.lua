@@ -15,7 +15,8 @@
   ARGV[2] K: bound on maintenance and on skipped (ghost or expired) ids
   ARGV[3] pub/sub channel told how many messages became ready
   ARGV[4] n (1..100)
-  Returns: {now, flags, then per message: id, record, delivery state or ""}
+  Returns: {flags, now, messages...}
+           messages: id, record, state per message (state: the delivery state or "")
            flags: 1 = outbox work pending, 2 = queue does not exist (nothing returned)
   Errors:  none
 ]]
@@ -24,13 +25,13 @@
 local now, now_s = now_from(ARGV[1])
 local Q = open_queue(KEYS, now, now_s)
 Q.channel = ARGV[3]
-if not Q.exists then return {now, flags(Q)} end
+if not Q.exists then return {flags(Q), now} end
 local K, n = tonumber(ARGV[2]), tonumber(ARGV[4])
 
 maintain(Q, ARGV[2])
 flush(Q)
 
-local reply = {now, flags(Q)}
+local reply = {flags(Q), now}
 local start, found, limit = 0, 0, n + K
 while found < n and start < limit do
   local chunk = redis.call("LRANGE", KEYS[READY], start, start + math.min(n - found, limit - start) - 1)

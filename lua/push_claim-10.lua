@@ -17,17 +17,19 @@
   ARGV[2] n: most deliveries to claim
   ARGV[3] lease ms (the push request's timeout and a margin)
   ARGV[4] token: random per call; a delivery's token is token .. its two-digit subscriber index
-  Returns: {now, next_at (earliest event still pending, -1 if none), active (1 = a push queue or
-            deliveries pending), flags, then per delivery: member, message id, subscriber id,
-            url, token, record, subscriber headers (JSON), hops (transfers the message went
-            through), subscriber name ("" = unnamed)}
+  Returns: {flags, now, next_at, active, deliveries...}
+           next_at: the earliest event still pending, -1 if none
+           active: 1 = a push queue or deliveries pending
+           deliveries: member, message_id, subscriber_id, url, token, record, headers, hops, name
+           per delivery (headers: the subscriber's, JSON; hops: transfers the message went
+           through; name: the subscriber's, "" = unnamed)
   Errors:  none
 ]]
 -- @include "push"
 
 local now, now_s = now_from(ARGV[1])
 local Q = open_queue(KEYS, now, now_s)
-if not Q.exists then return {now, -1, 0, flags(Q)} end
+if not Q.exists then return {flags(Q), now, -1, 0} end
 local n, lease, token = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 
 -- The headers of the configured subscriber a status entry is for: found by name (IronMQ v3 names
@@ -41,7 +43,7 @@ local function headers_of(entry)
   return "{}"
 end
 
-local reply = {now, -1, 0, 0}
+local reply = {0, now, -1, 0}
 local due = redis.call("ZRANGEBYSCORE", KEYS[PUSH], "-inf", now, "LIMIT", 0, n)
 for _, member in ipairs(due) do
   local id = string.match(member, "^(%d+)|")
@@ -76,7 +78,7 @@ end
 flush(Q)
 
 local head = redis.call("ZRANGE", KEYS[PUSH], 0, 0, "WITHSCORES")
-if head[2] then reply[2] = tonumber(head[2]) end
-reply[3] = (has_flag(Q, PUSH_QUEUE) or head[2]) and 1 or 0
-reply[4] = flags(Q)
+reply[1] = flags(Q)
+if head[2] then reply[3] = tonumber(head[2]) end
+reply[4] = (has_flag(Q, PUSH_QUEUE) or head[2]) and 1 or 0
 return reply

@@ -19,8 +19,10 @@
   ARGV[3] token the claim gave
   ARGV[4] HTTP status code (0 = no answer, negative = dropped)
   ARGV[5] error text ("" for a success)
-  Returns: {applied (1; 0 when the lease was lost meanwhile: the report changes nothing), flags,
-            when the queue's next push event is due (ms; -1: none), so pushers look again then}
+  Returns: {flags, applied, next_at}
+           applied: 1; 0 when the lease was lost meanwhile (the report changes nothing)
+           next_at: when the queue's next push event is due (ms; -1: none), so pushers look
+           again then
   Errors:  none
 ]]
 -- @include "push"
@@ -30,10 +32,10 @@ local Q = open_queue(KEYS, now, now_s)
 local member, token, code, text = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local id = string.match(member, "^(%d+)|")
 local rec = id and load_push(Q, id)
-if not rec then return {0, flags(Q), -1} end
+if not rec then return {flags(Q), 0, -1} end
 local _, index = parse_member(member, rec)
 local sub = rec.subs[index]
-if not sub or sub.s ~= "reserved" or sub.l ~= "post" or sub.k ~= token then return {0, flags(Q), -1} end
+if not sub or sub.s ~= "reserved" or sub.l ~= "post" or sub.k ~= token then return {flags(Q), 0, -1} end
 
 if code >= 200 and code < 300 and code ~= 202 then
   push_delivered(Q, id, rec, index, code)
@@ -50,4 +52,4 @@ end
 save_push(Q, id, rec)
 flush(Q)
 local next_event = redis.call("ZRANGE", KEYS[PUSH], 0, 0, "WITHSCORES")[2]
-return {1, flags(Q), next_event and tonumber(next_event) or -1}
+return {flags(Q), 1, next_event and tonumber(next_event) or -1}

@@ -31,9 +31,13 @@
   then, in the create modes: the id for the queue if this call creates it, and a JSON object of
           the settings it gets (meta field -> string)
   then, in the transfer modes: the dedupe window ms (how long a ref is remembered)
-  Returns: {now, flags, created (0/1), queue id if created else "", [the 5 backlog figures, if
-            asked,] id1, id2, ...}; "" for a message skipped because its ref was already seen
-            (a re-driven transfer). flags: 1 = outbox pending, 4 = push deliveries added
+  Returns: {flags, now, created, queue_id, [backlog: ready, delayed, reserved, bytes, oldest_at],
+           ids...}
+           created: 1 if this call created the queue (queue_id: its id), else 0 (queue_id "")
+           backlog: only if ARGV[5] = "1"
+           ids: id per message; "" for a message skipped because its ref was already seen (a
+           re-driven transfer)
+           flags: 1 = outbox pending, 4 = push deliveries added
   Errors:  QUEUE_NOT_FOUND (modes "existing", "transfer"; mode "=id" also when the queue has
            another id), QUOTA (the sweeper marked the queue's project over its message or byte
            quota: meta "over" = "<quota> <limit>")
@@ -79,7 +83,7 @@ local default_expire_at = now + default_expires
 local default_head = now_s .. "|" .. string.format("%09d", default_timeout) .. "|" .. ms_string(default_expire_at) .. "|\n"
 
 local records, delayed, indexed, trimmed = {}, nil, nil, false
-local reply = {now, 0, created == "" and 0 or 1, created}
+local reply = {0, now, created == "" and 0 or 1, created}
 if ARGV[5] == "1" then
   for i = 5, 9 do reply[i] = -1 end
 end
@@ -145,7 +149,7 @@ if #records > 0 then
   s[TOTAL] = s[TOTAL] + #records / 2
 end
 flush(Q)
-reply[2] = flags(Q)
+reply[1] = flags(Q)
 if ARGV[5] == "1" then
   local figures = backlog(Q)
   for i = 1, 5 do reply[4 + i] = figures[i] end

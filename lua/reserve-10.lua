@@ -20,10 +20,12 @@
   ARGV[7] "1" = delete on reserve
   ARGV[8] "1" = also report the backlog after this reserve (ready, delayed, reserved, bytes,
           oldest enqueue time)
-  Returns: {now, next_at (ms, -1 = nothing pending; only when nothing was taken), flags,
-            [ready, delayed, reserved, bytes, oldest: if asked,] then per message: id, record,
-            deliveries}
-           (a message's deadline is now + ARGV[5], or now + the timeout in its record header)
+  Returns: {flags, now, next_at, [backlog: ready, delayed, reserved, bytes, oldest_at],
+           messages...}
+           next_at: ms, -1 = nothing pending; only when nothing was taken
+           backlog: only if ARGV[8] = "1"
+           messages: id, record, deliveries per message (a message's deadline is now +
+           ARGV[5], or now + the timeout in its record header)
            flags: 1 = outbox work pending, 2 = queue does not exist (nothing returned)
   Errors:  PAUSED (delivery is paused)
 ]]
@@ -32,8 +34,8 @@
 local now, now_s = now_from(ARGV[1])
 local Q = open_queue(KEYS, now, now_s)
 if not Q.exists then
-  if ARGV[8] == "1" then return {now, -1, flags(Q), 0, 0, 0, 0, 0} end
-  return {now, -1, flags(Q)}
+  if ARGV[8] == "1" then return {flags(Q), now, -1, 0, 0, 0, 0, 0} end
+  return {flags(Q), now, -1}
 end
 if has_flag(Q, PAUSED) then return redis.error_reply("PAUSED delivery is paused on this queue") end
 Q.channel = ARGV[3]
@@ -82,7 +84,7 @@ end
 
 -- Reserve what was taken: deadline and delivery state per message (a batch mostly shares one
 -- timeout: its conversions are cached).
-local reply = {now, -1, 0}
+local reply = {0, now, -1}
 if ARGV[8] == "1" then
   for i = 4, 8 do reply[i] = -1 end
 end
@@ -117,10 +119,10 @@ if #ids > 0 then
   end
   Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + #ids
 else
-  reply[2] = next_at(Q)
+  reply[3] = next_at(Q)
 end
 flush(Q)
-reply[3] = flags(Q)
+reply[1] = flags(Q)
 if ARGV[8] == "1" then
   local figures = backlog(Q)
   for i = 1, 5 do reply[3 + i] = figures[i] end

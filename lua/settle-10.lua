@@ -18,7 +18,8 @@
   then d pairs:   id, reservation id ("" = delete whatever its state)
   then r triples: id, reservation id ("" = no check), delay ms ("" = the queue's retry delay;
                   "@ms" = until that moment)
-  Returns: {flags, status per delete..., status per release...}
+  Returns: {flags, statuses...}
+           statuses: status per item, the deletes then the releases
            status: 1 done, 2 release of a message that was not reserved (no change),
                    0 no such message, -1 reservation id given but not current (no change)
            flags: 1 = outbox work pending, 2 = queue does not exist

@@ -9,7 +9,8 @@
   ARGV[3] reservation id to check ("" = any current reservation)
   ARGV[4] timeout ms ("" = the reservation's own timeout; "@ms" = until that moment)
   ARGV[5] new reservation id
-  Returns: {new reservation id, deadline ms, timeout ms}
+  Returns: {reservation_id, deadline, timeout}
+           reservation_id: the new one (ARGV[5]); deadline: ms; timeout: ms
   Errors:  QUEUE_NOT_FOUND, NOT_FOUND, NOT_RESERVED (not reserved, lapsed, or another reservation)
 ]]
 -- @include "record"

@@ -1,10 +1,13 @@
 """Every lua/*.lua keeps its contract: a header listing its KEYS, ARGV, return value and error
-codes; the key count in its file name matches; it loads into a real Redis."""
+codes; the key count in its file name matches; a table reply is decoded by the class in
+engine/replies.py whose fields its header names; it loads into a real Redis."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
+import typing
 
 import pytest
 import redis
@@ -13,6 +16,7 @@ import redis.asyncio as aioredis
 from ferrymq.engine import AsyncEngine, Engine
 from ferrymq.engine.errors import SCRIPT_ERROR_CODES
 from ferrymq.engine.keys import queue_keys
+from ferrymq.engine.replies import REPLIES
 from ferrymq.engine.scripts import build, library, sources
 
 SCRIPTS = sorted(sources().values(), key=lambda s: s.verb)
@@ -52,6 +56,64 @@ def test_every_error_code_in_the_header_exists_in_the_engine(script):
     assert codes <= SCRIPT_ERROR_CODES, codes - SCRIPT_ERROR_CODES
     replied = set(re.findall(r'error_reply\("([A-Z_]+)', script.text))
     assert replied <= codes, f"replies {replied - codes} without documenting them"
+
+
+def returns(text: str) -> str:
+    return text.split("Returns:", 1)[1].split("Errors:", 1)[0]
+
+
+REPLY_FIELD = re.compile(r"\s*(?:[(\[](\w+): ([\w, ]+)[)\]]|(\w+)(\.\.\.)?)\s*(?:,|$)")
+
+
+def reply_fields(text: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The header's ``Returns: {...}`` as (name, kind, inner names): kind "" one value, "()" a
+    group, "[]" an optional group, "..." the rest of the reply (inner: its row, from the line
+    "<name>: a, b per <item>")."""
+    body = re.match(r"\s*\{([^}]*)\}", returns(text))
+    assert body, "a table reply is written {field, field, ...}"
+    fields, rest, pos = [], " ".join(body.group(1).split()), 0
+    while pos < len(rest):
+        m = REPLY_FIELD.match(rest, pos)
+        assert m and m.end() > pos, f"cannot read {rest[pos:]!r}"
+        pos = m.end()
+        if m.group(1):
+            kind = "[]" if m.group(0).strip().startswith("[") else "()"
+            fields.append((m.group(1), kind, tuple(n.strip() for n in m.group(2).split(","))))
+        elif m.group(4):
+            row = re.search(rf"^\s*{m.group(3)}: ([\w,\s]*?)\s+per \w+", text, re.MULTILINE)
+            assert row, f"{m.group(3)}... says what each item holds: '{m.group(3)}: a, b per item'"
+            fields.append((m.group(3), "...", tuple(n.strip() for n in row.group(1).split(","))))
+        else:
+            fields.append((m.group(3), "", ()))
+    return fields
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: s.verb)
+def test_a_table_reply_has_flags_first_and_its_decoder_names_its_fields(script):
+    text = header(script.raw)
+    if not returns(text).lstrip().startswith("{"):
+        assert script.verb not in REPLIES, "a single-value reply needs no decoder"
+        return
+    decoder = REPLIES[script.verb]
+    fields = reply_fields(text)
+    assert tuple(name for name, _, _ in fields) == decoder._fields
+    if "flags" in decoder._fields:
+        assert decoder._fields[0] == "flags"
+    hints = typing.get_type_hints(decoder)
+    for name, kind, inner in fields:
+        if kind in ("()", "[]"):  # a group decodes to a dataclass of those fields, None if optional
+            group = hints[name]
+            optional = type(None) in typing.get_args(group)
+            group = next(t for t in typing.get_args(group) or (group,) if t is not type(None))
+            assert inner == tuple(f.name for f in dataclasses.fields(group))
+            assert optional == (kind == "[]")
+        elif kind == "...":
+            assert name == decoder._fields[-1] and inner == decoder.ROW
+    assert any(kind == "..." for _, kind, _ in fields) == hasattr(decoder, "ROW")
+
+
+def test_every_decoder_decodes_a_script():
+    assert set(REPLIES) <= {s.verb for s in SCRIPTS}
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: s.verb)
