@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ferrymq.engine import AsyncEngine
+from ferrymq.engine import AsyncEngine, DeliveryPaused, Message
 
 from .auth import Auth
 from .errors import Problem, contract_of
@@ -209,6 +209,16 @@ async def unless_disconnected(request: Request, work: Awaitable[T], default: T, 
         watcher.cancel()
         if not task.done():
             task.cancel()
+
+
+async def reserved(request: Request, reserve: Awaitable[list[Message]], *, wait: float) -> list[Message]:
+    """The messages a reserve (a long poll of ``wait`` seconds) got: none if the client went away
+    meanwhile (``unless_disconnected``) or the queue's delivery is paused (the pull contracts
+    answer a paused queue as an empty one)."""
+    try:
+        return await unless_disconnected(request, reserve, [], wait=wait)
+    except DeliveryPaused:
+        return []
 
 
 async def _disconnected(request: Request) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from starlette.requests import Request
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from ferrymq.engine import Alert, PushConfig, PushDelivery, Subscriber
 from ferrymq.engine.aio import AsyncQueue
@@ -30,10 +30,12 @@ V1_PREFIX = "/1/projects/"
 PUSH_TYPES = ("multicast", "unicast", "pull")
 
 
-def both(path: str, endpoint: Any, method: str) -> list[Route]:
-    """The path with and without a trailing slash (DOCv1 writes both; no redirects: a 307 on a
-    POST or DELETE loses its body in some clients)."""
-    return [Route(path, endpoint, methods=[method]), Route(path + "/", endpoint, methods=[method])]
+def mount(prefix: str, table: list[tuple[str, Any, str]]) -> list[BaseRoute]:
+    """The ``(path, endpoint, method)`` rows under ``prefix``, each path with and without a
+    trailing slash (DOCv1 writes both; no redirects: a 307 on a POST or DELETE loses its body in
+    some clients)."""
+    routes = [Route(path + end, endpoint, methods=[method]) for path, endpoint, method in table for end in ("", "/")]
+    return [Mount(prefix, routes=routes)]
 
 
 def render_error(problem: Problem) -> JSON:

@@ -44,12 +44,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ferrymq.engine import DeliveryPaused, Limits, Message, NewMessage, TooLarge
+from ferrymq.engine import Limits, Message, NewMessage, TooLarge
 from ferrymq.engine.aio import AsyncQueue
 from ferrymq.engine.core import check_body
 
 from . import errors
-from ._common import JSON, auth, bearer, client_address, engine, integer, read_json, settings, unless_disconnected
+from ._common import JSON, auth, bearer, client_address, engine, integer, read_json, reserved, settings
 from .errors import ELASTIC, Problem
 
 PREFIX = "/v1/"
@@ -371,11 +371,7 @@ async def reserve(request: Request) -> JSONAPI:
     wait = checked(found, whole_number, attributes, "wait", at, *WAIT)
     if found:
         raise all_of(found)
-    try:
-        got = await unless_disconnected(request, q.reserve(count or 1, timeout=timeout, wait=wait or 0), [],
-                                        wait=wait or 0)
-    except DeliveryPaused:
-        got = []  # a paused queue delivers nothing
+    got = await reserved(request, q.reserve(count or 1, timeout=timeout, wait=wait or 0), wait=wait or 0)
     return JSONAPI({"data": [reserved_view(request, m) for m in got]})
 
 

@@ -17,20 +17,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from ferrymq.engine.errors import (
-    AlertNotFound,
-    AlreadyExists,
-    DeliveryPaused,
-    EngineError,
-    InvalidArgument,
-    MessageNotFound,
-    NotReplicated,
-    NotReserved,
-    QueueNotFound,
-    QuotaExceeded,
-    TooLarge,
-    Unavailable,
-)
+from ferrymq.engine.errors import AlertNotFound, AlreadyExists, DeliveryPaused, EngineError, InvalidArgument
+from ferrymq.engine.errors import MessageNotFound, NotReplicated, NotReserved, QueueNotFound, QuotaExceeded
+from ferrymq.engine.errors import TooLarge, Unavailable
 
 log = logging.getLogger("ferrymq.http")
 

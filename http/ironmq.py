@@ -12,45 +12,16 @@ import math
 from typing import Any
 
 from starlette.requests import Request
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute
 
-from ferrymq.engine import (
-    AlertNotFound,
-    DeliveryPaused,
-    Message,
-    MessageNotFound,
-    NewMessage,
-    PushStatus,
-    QueueInfo,
-    QueueNotFound,
-    Subscriber,
-)
+from ferrymq.engine import AlertNotFound, Message, MessageNotFound, NewMessage, PushStatus, QueueInfo, QueueNotFound
+from ferrymq.engine import Subscriber
 
 from . import errors
-from ._common import JSON, auth, client_address, engine, read_body, read_json, unless_disconnected
-from ._iron import (
-    DELAY,
-    EXPIRES_IN,
-    MAX_BATCH,
-    PER_PAGE,
-    TIMEOUT,
-    WAIT,
-    alert_ids,
-    alert_view,
-    alerts_of,
-    both,
-    json_object,
-    message_body,
-    message_items,
-    optional,
-    project,
-    push_config,
-    queue,
-    query_int,
-    render_error,
-    replacing_alerts,
-    required_subscribers,
-)
+from ._common import JSON, auth, client_address, engine, read_body, read_json, reserved
+from ._iron import DELAY, EXPIRES_IN, MAX_BATCH, PER_PAGE, TIMEOUT, WAIT, alert_ids, alert_view, alerts_of
+from ._iron import json_object, message_body, message_items, mount, optional, project, push_config, query_int
+from ._iron import queue, render_error, replacing_alerts, required_subscribers
 from .errors import IRONMQ, Problem
 
 STATUS = {"ready": "queued", "delayed": "queued", "reserved": "reserved", "pushing": "queued", "pushed": "deleted"}
@@ -181,12 +152,7 @@ async def get_messages(request: Request) -> JSON:
     delete = request.query_params.get("delete", "false").lower()
     if delete not in ("true", "false"):
         raise Problem(400, "delete must be true or false")
-    try:
-        got = await unless_disconnected(
-            request, q.reserve(n, timeout=timeout, delete=delete == "true", wait=wait), [], wait=wait
-        )
-    except DeliveryPaused:
-        got = []  # a paused queue delivers nothing
+    got = await reserved(request, q.reserve(n, timeout=timeout, delete=delete == "true", wait=wait), wait=wait)
     return JSON({"messages": [message_view(m) for m in got]})
 
 
@@ -350,4 +316,4 @@ def routes() -> list[BaseRoute]:
         ("/queues/{queue}/alerts", remove_alerts, "DELETE"),
         ("/queues/{queue}/alerts/{alert_id}", remove_alert, "DELETE"),
     ]
-    return [Mount("/1/projects/{project_id}", routes=[r for row in table for r in both(*row)])]
+    return mount("/1/projects/{project_id}", table)

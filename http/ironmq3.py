@@ -19,49 +19,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute
 
-from ferrymq.engine import (
-    AlreadyExists,
-    DeliveryPaused,
-    Message,
-    MessageNotFound,
-    NewMessage,
-    NotReserved,
-    PushConfig,
-    PushStatus,
-    QueueInfo,
-    QueueNotFound,
-    Subscriber,
-)
+from ferrymq.engine import AlreadyExists, Message, MessageNotFound, NewMessage, NotReserved, PushConfig, PushStatus
+from ferrymq.engine import QueueInfo, QueueNotFound, Subscriber
 from ferrymq.engine.aio import AsyncQueue
 
 from . import errors
-from ._common import JSON, engine, read_body, read_json, unless_disconnected
-from ._iron import (
-    DELAY,
-    EXPIRES_IN,
-    MAX_BATCH,
-    PER_PAGE,
-    TIMEOUT,
-    WAIT,
-    alert_ids,
-    alert_view,
-    alerts_of,
-    batch,
-    both,
-    json_object,
-    message_body,
-    message_items,
-    optional,
-    project,
-    push_config,
-    query_int,
-    queue,
-    render_error,
-    replacing_alerts,
-    required_subscribers,
-)
+from ._common import JSON, engine, read_body, read_json, reserved
+from ._iron import DELAY, EXPIRES_IN, MAX_BATCH, PER_PAGE, TIMEOUT, WAIT, alert_ids, alert_view, alerts_of, batch
+from ._iron import json_object, message_body, message_items, mount, optional, project, push_config, query_int
+from ._iron import queue, render_error, replacing_alerts, required_subscribers
 from .errors import IRONMQ3, Problem
 
 NEW_QUEUE = {"requeue": "front"}
@@ -344,10 +312,7 @@ async def reserve_messages(request: Request) -> JSON:
     timeout = optional(doc, "timeout", TIMEOUT)
     wait = optional(doc, "wait", WAIT) or 0
     reserve = q.reserve(n, timeout=timeout, delete=flag(doc, "delete"), wait=wait, must_exist=True)
-    try:
-        got = await unless_disconnected(request, reserve, [], wait=wait)
-    except DeliveryPaused:
-        got = []  # a paused queue delivers nothing
+    got = await reserved(request, reserve, wait=wait)
     return JSON({"messages": [reserved_view(m) for m in got]})
 
 
@@ -521,4 +486,4 @@ def routes() -> list[BaseRoute]:
         ("/queues/{queue}/alerts", remove_alerts, "DELETE"),
         ("/queues/{queue}/alerts/{alert_id}", remove_alert, "DELETE"),
     ]
-    return [Mount("/3/projects/{project_id}", routes=[r for row in table for r in both(*row)])]
+    return mount("/3/projects/{project_id}", table)
