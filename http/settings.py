@@ -7,6 +7,7 @@ reads the environment at import time; tests build ``Settings(...)`` directly.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,25 @@ def parse_tokens(text: str) -> dict[str, str]:
 def parse_list(text: str) -> tuple[str, ...]:
     """``a, b,c`` -> ("a", "b", "c")."""
     return tuple(filter(None, (part.strip() for part in text.split(","))))
+
+
+# How ``Settings.from_env`` reads each field from its variable FERRYMQ_<FIELD>. Set to "", these
+# variables still count (FERRYMQ_PORT="" is an error, FERRYMQ_LOG_JSON="" is off)...
+FROM_ENV: dict[str, Callable[[str], object]] = {
+    "host": str, "port": int, "workers": int, "max_request_bytes": int, "appendfsync": str,
+    "command_timeout": float, "pushers": int, "push_concurrency": int, "push_timeout": float,
+    "sweeper": lambda text: text not in ("0", "false", "no"),
+    "log_json": lambda text: text not in ("", "0", "false", "no"),
+    "auth_failures": int, "header_timeout": float, "body_timeout": float, "keep_alive_timeout": float,
+    "limit_concurrency": lambda text: int(text) or None,  # 0: no limit
+}
+# ...while these, set to "", are as good as unset.
+FROM_ENV_UNLESS_EMPTY: dict[str, Callable[[str], object]] = {
+    "redis_url": str, "data_dir": Path, "tokens": parse_tokens, "prefix": str, "public_url": str,
+    "push_allow": parse_list, "metrics_token": str, "project": str, "min_replicas_ack": int,
+    "min_replicas_ack_timeout": float, "tokens_file": Path, "quotas": parse_quotas,
+    "default_partitions": parse_partitions,
+}
 
 
 @dataclass(frozen=True)
@@ -149,61 +169,10 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
-        if "FERRYMQ_HOST" in env:
-            values["host"] = env["FERRYMQ_HOST"]
-        if "FERRYMQ_PORT" in env:
-            values["port"] = int(env["FERRYMQ_PORT"])
-        if env.get("FERRYMQ_REDIS_URL"):
-            values["redis_url"] = env["FERRYMQ_REDIS_URL"]
-        if env.get("FERRYMQ_DATA_DIR"):
-            values["data_dir"] = Path(env["FERRYMQ_DATA_DIR"])
-        if "FERRYMQ_WORKERS" in env:
-            values["workers"] = int(env["FERRYMQ_WORKERS"])
-        if env.get("FERRYMQ_TOKENS"):
-            values["tokens"] = parse_tokens(env["FERRYMQ_TOKENS"])
-        if env.get("FERRYMQ_PREFIX"):
-            values["prefix"] = env["FERRYMQ_PREFIX"]
-        if "FERRYMQ_MAX_REQUEST_BYTES" in env:
-            values["max_request_bytes"] = int(env["FERRYMQ_MAX_REQUEST_BYTES"])
-        if "FERRYMQ_APPENDFSYNC" in env:
-            values["appendfsync"] = env["FERRYMQ_APPENDFSYNC"]
-        if "FERRYMQ_COMMAND_TIMEOUT" in env:
-            values["command_timeout"] = float(env["FERRYMQ_COMMAND_TIMEOUT"])
-        if "FERRYMQ_PUSHERS" in env:
-            values["pushers"] = int(env["FERRYMQ_PUSHERS"])
-        if "FERRYMQ_PUSH_CONCURRENCY" in env:
-            values["push_concurrency"] = int(env["FERRYMQ_PUSH_CONCURRENCY"])
-        if "FERRYMQ_PUSH_TIMEOUT" in env:
-            values["push_timeout"] = float(env["FERRYMQ_PUSH_TIMEOUT"])
-        if env.get("FERRYMQ_PUBLIC_URL"):
-            values["public_url"] = env["FERRYMQ_PUBLIC_URL"]
-        if env.get("FERRYMQ_PUSH_ALLOW"):
-            values["push_allow"] = parse_list(env["FERRYMQ_PUSH_ALLOW"])
-        if "FERRYMQ_SWEEPER" in env:
-            values["sweeper"] = env["FERRYMQ_SWEEPER"] not in ("0", "false", "no")
-        if "FERRYMQ_LOG_JSON" in env:
-            values["log_json"] = env["FERRYMQ_LOG_JSON"] not in ("", "0", "false", "no")
-        if env.get("FERRYMQ_METRICS_TOKEN"):
-            values["metrics_token"] = env["FERRYMQ_METRICS_TOKEN"]
-        if env.get("FERRYMQ_PROJECT"):
-            values["project"] = env["FERRYMQ_PROJECT"]
-        if env.get("FERRYMQ_MIN_REPLICAS_ACK"):
-            values["min_replicas_ack"] = int(env["FERRYMQ_MIN_REPLICAS_ACK"])
-        if env.get("FERRYMQ_MIN_REPLICAS_ACK_TIMEOUT"):
-            values["min_replicas_ack_timeout"] = float(env["FERRYMQ_MIN_REPLICAS_ACK_TIMEOUT"])
-        if env.get("FERRYMQ_TOKENS_FILE"):
-            values["tokens_file"] = Path(env["FERRYMQ_TOKENS_FILE"])
-        if "FERRYMQ_AUTH_FAILURES" in env:
-            values["auth_failures"] = int(env["FERRYMQ_AUTH_FAILURES"])
-        for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
-            if f"FERRYMQ_{name.upper()}" in env:
-                values[name] = float(env[f"FERRYMQ_{name.upper()}"])
-        if "FERRYMQ_LIMIT_CONCURRENCY" in env:
-            values["limit_concurrency"] = int(env["FERRYMQ_LIMIT_CONCURRENCY"]) or None
-        if env.get("FERRYMQ_QUOTAS"):
-            values["quotas"] = parse_quotas(env["FERRYMQ_QUOTAS"])
-        if env.get("FERRYMQ_DEFAULT_PARTITIONS"):
-            values["default_partitions"] = parse_partitions(env["FERRYMQ_DEFAULT_PARTITIONS"])
+        for name, read in {**FROM_ENV, **FROM_ENV_UNLESS_EMPTY}.items():
+            text = env.get(f"FERRYMQ_{name.upper()}")
+            if text is not None and (text or name in FROM_ENV):
+                values[name] = read(text)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
