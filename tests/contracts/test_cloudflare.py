@@ -34,6 +34,13 @@ def fail(r: httpx.Response, status: int, code: int) -> str:
     return error["message"]
 
 
+def fail_for_good(r: httpx.Response, status: int, code: int) -> str:
+    """``fail``, with ``x-should-retry: false``: the SDK must not send the same request again."""
+    message = fail(r, status, code)
+    assert r.headers["x-should-retry"] == "false"
+    return message
+
+
 def create(http, name="orders", **doc):
     return ok(http.post(f"{BASE}/queues", json={"queue_name": name, **doc}, headers=AUTH))
 
@@ -64,8 +71,7 @@ def ack(http, qid, **doc):
 )
 def test_requests_without_a_valid_token_for_the_account_fail(http, headers, status):
     r = http.get(f"{BASE}/queues", headers=headers)
-    assert fail(r, status, 10000) == "Authentication error"
-    assert r.headers["x-should-retry"] == "false"
+    assert fail_for_good(r, status, 10000) == "Authentication error"
 
 
 @pytest.mark.parametrize("headers", [{"X-Auth-Key": TOKEN, "X-Auth-Email": "me@example.com"}, {"X-Auth-User-Service-Key": TOKEN}])
@@ -99,8 +105,7 @@ def test_create_queue_with_settings_and_jurisdiction(http):
 def test_a_taken_queue_name_is_409_without_retry(http):
     create(http)
     r = http.post(f"{BASE}/queues", json={"queue_name": "orders"}, headers=AUTH)
-    assert fail(r, 409, 11009) == "Queue name already taken"
-    assert r.headers["x-should-retry"] == "false"
+    assert fail_for_good(r, 409, 11009) == "Queue name already taken"
 
 
 @pytest.mark.parametrize(
@@ -226,8 +231,7 @@ def test_a_second_consumer_is_409_11004_without_retry(http):
     qid = create(http)["queue_id"]
     ok(consumer(http, qid, type="http_pull"))
     r = consumer(http, qid, type="http_pull")
-    assert fail(r, 409, 11004) == "workers.api.error.consumer_exists"
-    assert r.headers["x-should-retry"] == "false"
+    assert fail_for_good(r, 409, 11004) == "workers.api.error.consumer_exists"
 
 
 @pytest.mark.parametrize(
@@ -387,8 +391,7 @@ def test_pull_of_a_paused_queue_is_409_and_peek_still_works(http):
     qid = create(http, settings={"delivery_paused": True})["queue_id"]
     push(http, qid, "x", content_type="text")
     r = http.post(f"{BASE}/queues/{qid}/messages/pull", json={}, headers=AUTH)
-    assert fail(r, 409, 10252) == "queue_delivery_paused"
-    assert r.headers["x-should-retry"] == "false"
+    assert fail_for_good(r, 409, 10252) == "queue_delivery_paused"
     assert [m["body"] for m in ok(http.post(f"{BASE}/queues/{qid}/messages/peek", json={}, headers=AUTH))["messages"]] == ["x"]
 
 
