@@ -1,7 +1,7 @@
 """What the sync and async engines share, with no I/O: the steps a verb asks its driver to run,
 argument validation, and the encoding of records and script replies.
 
-Verbs (``verbs.py``) are generators that yield steps and receive their results; ``sync.py`` and
+Verbs (``verbs/``) are generators that yield steps and receive their results; ``sync.py`` and
 ``aio.py`` only run the steps. So a rule written here holds for both APIs, and there is nothing
 to keep in step between them.
 """
