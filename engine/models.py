@@ -113,13 +113,22 @@ class QueueSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class QueueInfo:
+class QueueHead:
+    """What ``QueueInfo`` and ``QueueDetails`` start with: the queue, its id, when it was created
+    and last changed (ms), its settings."""
+
     project: str
     name: str
     id: str
     created_at: int
     updated_at: int
     settings: QueueSettings
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo(QueueHead):
+    """A queue's settings and exact counts (``info``)."""
+
     ready: int
     delayed: int
     reserved: int
@@ -228,15 +237,9 @@ class QueueStats:
 
 
 @dataclass(frozen=True, slots=True)
-class QueueDetails:
+class QueueDetails(QueueHead):
     """A queue's configuration without its counts (cheap to list for many queues)."""
 
-    project: str
-    name: str
-    id: str
-    created_at: int
-    updated_at: int
-    settings: QueueSettings
     attrs: dict[str, str] = field(default_factory=dict)
 
 
