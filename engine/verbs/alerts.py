@@ -19,6 +19,8 @@ from .context import QueueBase
 
 
 class Alerts(QueueBase):
+    """A queue's size alerts."""
+
     __slots__ = ()
 
     def add_alerts(self, alerts: Sequence[Alert], *, create: bool = True) -> Verb[QueueInfo]:

@@ -18,6 +18,8 @@ from .context import Context, EngineBase, QueueBase
 
 
 class QueueEvents(QueueBase):
+    """The events a queue emits."""
+
     __slots__ = ()
 
     def _emit(self, event: str, payload: dict[str, Any]) -> Verb[int]:
@@ -41,6 +43,8 @@ class QueueEvents(QueueBase):
 
 
 class Subscriptions(EngineBase):
+    """Event subscriptions, stored per project."""
+
     def put_subscription(self, project: str, subscription: Subscription) -> Verb[Subscription]:
         """Store (create or replace) a subscription. The caller validates it; the engine bounds
         its size (``Limits.max_subscription_bytes``)."""

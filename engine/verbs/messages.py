@@ -22,6 +22,8 @@ _STATUS = {1: "ok", 2: "noop", 0: "not_found", -1: "not_reserved"}
 
 
 class Messages(QueueBase):
+    """The verbs on a queue's messages."""
+
     __slots__ = ()
 
     # -- put ------------------------------------------------------------------------------------

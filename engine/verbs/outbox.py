@@ -23,6 +23,8 @@ log = logging.getLogger("ferrymq.engine")
 
 
 class Outbox(QueueBase):
+    """Maintenance, and the transfers a script leaves in the outbox."""
+
     __slots__ = ()
 
     def maintain(self) -> Verb[tuple[bool, bool, int]]:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 
 class Partitions(QueueBase):
+    """A queue's layout, the partition a message id names, a whole queue's settings and info."""
+
     __slots__ = ()
 
     def _read_layout(self) -> Verb[Layout]:

@@ -23,6 +23,8 @@ PUSH_RECHECK_MS = 1_000
 
 
 class PushQueues(QueueBase):
+    """A push queue's settings and subscribers, and the pushers' side of its deliveries."""
+
     __slots__ = ()
 
     def set_push(self, config: PushConfig) -> Verb[QueueInfo]:

@@ -30,6 +30,8 @@ GRAPH_LOCK_WAIT, GRAPH_LOCK_TRIES = 0.05, 200
 
 
 class QueueSettings(QueueBase):
+    """Create, change, read, clear and delete a queue; change one of its settings safely."""
+
     __slots__ = ()
 
     def create(self, *, attrs: dict[str, str | None] | None = None, **settings: Any) -> Verb[QueueInfo]:

@@ -14,6 +14,8 @@ from .context import EngineBase, QueueBase
 
 
 class QueueQuotas(QueueBase):
+    """The project's quotas, checked before a queue's verb adds to the project."""
+
     __slots__ = ()
 
     def _admit(self) -> Verb[None]:
@@ -31,6 +33,8 @@ class QueueQuotas(QueueBase):
 
 
 class ProjectQuotas(EngineBase):
+    """A project's quotas and usage."""
+
     def set_project_limits(self, project: str, **limits: int | None) -> Verb[ProjectUsage]:
         """Give a project its own limits (``queues=100``); None returns one to the engine's."""
         core.check_name("project", project, self.ctx.limits)

@@ -23,6 +23,8 @@ STAT_COUNTERS = {"put": "total", "reserved": "c_reserved", "deleted": "c_deleted
 
 
 class Registry(EngineBase):
+    """The queues of each project, and the passes over them."""
+
     def list_queues(self, project: str, page: int = 0, per_page: int = 30, *, after: str | None = None,
                     prefix: str = "") -> Verb[list[QueueRef]]:
         """Queues of a project in name order; ``page`` counts from 0. ``after`` starts after that
