@@ -88,7 +88,6 @@ class AsyncEngine(AsyncFacade, EngineMethods):
         await self.notifier.close()
         await self._pipeline.aclose()
 
-
     async def _run(self, verb: Generator[Step, Any, R]) -> R:
         result: Any = None
         error: BaseException | None = None

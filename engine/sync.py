@@ -67,7 +67,6 @@ class Engine(EngineMethods):
         except Exception as exc:
             raise translate(exc) from exc
 
-
     def _run(self, verb: Generator[Step, Any, R]) -> R:
         result: Any = None
         error: BaseException | None = None
