@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 from .verbs import EngineVerbs, QueueVerbs
 
 P = ParamSpec("P")
 R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 Gen = Generator[Any, Any, R]
 
 
@@ -18,16 +19,16 @@ class AsyncFacade:
     """Base of the asyncio facades: a verb's method returns an awaitable of its result."""
 
 
-class Method(Protocol, Generic[P, R]):
+class Method(Protocol[P, R_co]):
     """The type of a ``verb``: a method returning R on the sync facades, an awaitable of R on
     the asyncio ones (what ``_run`` returns on each)."""
 
     @overload
     def __get__(self, facade: None, owner: type) -> Callable[Concatenate[Any, P], Any]: ...
     @overload
-    def __get__(self, facade: AsyncFacade, owner: type) -> Callable[P, Awaitable[R]]: ...
+    def __get__(self, facade: AsyncFacade, owner: type) -> Callable[P, Awaitable[R_co]]: ...
     @overload
-    def __get__(self, facade: object, owner: type) -> Callable[P, R]: ...
+    def __get__(self, facade: object, owner: type) -> Callable[P, R_co]: ...
 
 
 def verb(generator: Callable[Concatenate[Any, P], Gen[R]]) -> Method[P, R]:

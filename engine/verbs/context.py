@@ -146,6 +146,10 @@ class QueueBase:
         k = self.keys
         self._put_keys = [*self._core_keys, k.dedupe, k.idfloor]
 
+    if TYPE_CHECKING:  # a mixin calls the others' methods, which QueueVerbs composes: Any to a checker
+
+        def __getattr__(self, name: str) -> Any: ...
+
     def _queue(self, name: str) -> QueueVerbs:
         """The verbs of another queue of this project (or of this queue as a whole, from a partition)."""
         return type(self)(self.ctx, self.project, name)  # type: ignore[return-value]
@@ -162,3 +166,7 @@ class EngineBase:
 
     def queue(self, project: str, name: str) -> QueueVerbs:
         return self.queue_verbs(self.ctx, project, name)
+
+    if TYPE_CHECKING:  # as in QueueBase: the other mixins' methods
+
+        def __getattr__(self, name: str) -> Any: ...

@@ -33,7 +33,7 @@ class Partitions(QueueBase):
 
     def _read_layout(self) -> Verb[Layout]:
         raw = yield Command(("HGET", self.keys.meta, "parts"))
-        return self.ctx.remember(type(self), self.project, self.name, raw)
+        return self.ctx.remember(type(self), self.project, self.name, raw)  # type: ignore[arg-type]  # QueueVerbs
 
     def _layout_knowing(self, message_ids: Iterable[str]) -> Verb[Layout]:
         """The layout this process trusts, read again if an id names a partition it does not
