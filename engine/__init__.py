@@ -2,10 +2,10 @@
 
     from ferrymq.engine import AsyncEngine, Engine, NewMessage
 
-Holds all the queue logic: the verbs (``verbs.py``, one body for the sync and asyncio facades in
-``sync.py`` and ``aio.py``), the key layout (``keys.py``), limits and defaults (``limits.py``),
-errors (``errors.py``), the script loader (``scripts.py``, which reads ``ferrymq.lua`` as package
-data), and the background workers (sweeper, pusher, notifier).
+Holds all the queue logic: the verbs (``verbs/``, a module a concern, one body for the sync and
+asyncio facades in ``sync.py`` and ``aio.py``), the key layout (``keys.py``), limits and defaults
+(``limits.py``), errors (``errors.py``), the script loader (``scripts.py``, which reads
+``ferrymq.lua`` as package data), and the background workers (sweeper, pusher, notifier).
 
 May import: the standard library, redis, orjson, httpx/httpcore (push delivery) and its own
 modules. Never ``ferrymq.http`` nor ``ferrymq.server``: the engine is a library that knows nothing
@@ -50,15 +50,16 @@ from .models import (
     QueueRef,
     QueueSettings,
     QueueStats,
+    Reservation,
     Settled,
     Subscriber,
     Subscription,
+    SweepReport,
 )
 from .notifier import Notifier
 from .pusher import Pusher
 from .sweeper import Sweeper
 from .sync import Engine, Queue
-from .verbs import Reservation, SweepReport
 
 __all__ = [
     "DEFAULTS", "LIMITS", "QUEUE_EVENTS", "QUOTAS", "ProjectUsage", "QuotaExceeded", "Quotas", "Alert", "AlertNotFound", "AlreadyExists", "AsyncEngine",

@@ -1,30 +1,135 @@
-"""Turns generator verbs into methods of the sync and async facades (one line per verb there)."""
+"""What the sync and async facades share: their verbs, declared once (``QueueMethods``,
+``EngineMethods``), and how they check a client and translate its errors."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+
+from .verbs import EngineVerbs, QueueVerbs
 
 P = ParamSpec("P")
 R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 Gen = Generator[Any, Any, R]
 
 
-def sync_verb(verb: Callable[Concatenate[Any, P], Gen[R]]) -> Callable[Concatenate[Any, P], R]:
-    @functools.wraps(verb)
-    def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self._run(verb(self._verbs, *args, **kwargs))
-
-    return method
+class AsyncFacade:
+    """Base of the asyncio facades: a verb's method returns an awaitable of its result."""
 
 
-def async_verb(verb: Callable[Concatenate[Any, P], Gen[R]]) -> Callable[Concatenate[Any, P], Awaitable[R]]:
-    @functools.wraps(verb)
-    async def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await self._run(verb(self._verbs, *args, **kwargs))
+class Method(Protocol[P, R_co]):
+    """The type of a ``verb``: a method returning R on the sync facades, an awaitable of R on
+    the asyncio ones (what ``_run`` returns on each)."""
 
-    return method
+    @overload
+    def __get__(self, facade: None, owner: type) -> Callable[Concatenate[Any, P], Any]: ...
+    @overload
+    def __get__(self, facade: AsyncFacade, owner: type) -> Callable[P, Awaitable[R_co]]: ...
+    @overload
+    def __get__(self, facade: object, owner: type) -> Callable[P, R_co]: ...
+
+
+def verb(generator: Callable[Concatenate[Any, P], Gen[R]]) -> Method[P, R]:
+    """A generator verb as a facade's method: the facade's ``_run`` drives it (``sync.Engine``'s
+    returns the result, ``aio.AsyncEngine``'s is a coroutine), so one method serves both."""
+
+    @functools.wraps(generator)
+    def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> Any:
+        return self._run(generator(self._verbs, *args, **kwargs))
+
+    return method  # type: ignore[return-value]
+
+
+class QueueMethods:
+    """One queue's verbs (see ``verbs.QueueVerbs`` for what each does), run by its engine."""
+
+    def __init__(self, engine: Any, verbs: QueueVerbs) -> None:
+        self._run = engine._run
+        self._verbs = verbs
+        self.project = verbs.project
+        self.name = verbs.name
+
+    create = verb(QueueVerbs.create)
+    update = verb(QueueVerbs.update)
+    ensure = verb(QueueVerbs.ensure)
+    info = verb(QueueVerbs.info)
+    clear = verb(QueueVerbs.clear)
+    delete = verb(QueueVerbs.delete)
+    put = verb(QueueVerbs.put)
+    push = verb(QueueVerbs.push)
+    forward = verb(QueueVerbs.forward)
+    reserve = verb(QueueVerbs.reserve)
+    pull = verb(QueueVerbs.pull)
+    peek = verb(QueueVerbs.peek)
+    get = verb(QueueVerbs.get)
+    delete_message = verb(QueueVerbs.delete_message)
+    delete_messages = verb(QueueVerbs.delete_messages)
+    touch = verb(QueueVerbs.touch)
+    release = verb(QueueVerbs.release)
+    settle = verb(QueueVerbs.settle)
+    release_reserved = verb(QueueVerbs.release_reserved)
+    maintain = verb(QueueVerbs.maintain)
+    retry_stuck = verb(QueueVerbs.retry_stuck)
+    set_push = verb(QueueVerbs.set_push)
+    update_push = verb(QueueVerbs.update_push)
+    add_subscribers = verb(QueueVerbs.add_subscribers)
+    replace_subscribers = verb(QueueVerbs.replace_subscribers)
+    remove_subscribers = verb(QueueVerbs.remove_subscribers)
+    claim_pushes = verb(QueueVerbs.claim_pushes)
+    report_push = verb(QueueVerbs.report_push)
+    ack_push = verb(QueueVerbs.ack_push)
+    ack_push_by_token = verb(QueueVerbs.ack_push_by_token)
+    push_status = verb(QueueVerbs.push_status)
+    add_alerts = verb(QueueVerbs.add_alerts)
+    replace_alerts = verb(QueueVerbs.replace_alerts)
+    remove_alerts = verb(QueueVerbs.remove_alerts)
+    remove_alert = verb(QueueVerbs.remove_alert)
+
+
+class EngineMethods:
+    """The verbs across queues (see ``verbs.EngineVerbs``), run by the engine."""
+
+    _verbs: EngineVerbs
+
+    list_queues = verb(EngineVerbs.list_queues)
+    count_queues = verb(EngineVerbs.count_queues)
+    list_details = verb(EngineVerbs.list_details)
+    projects = verb(EngineVerbs.projects)
+    stats = verb(EngineVerbs.stats)
+    find_queue = verb(EngineVerbs.find_queue)
+    sweep = verb(EngineVerbs.sweep)
+    lease = verb(EngineVerbs.lease)
+    due_push_queues = verb(EngineVerbs.due_push_queues)
+    put_subscription = verb(EngineVerbs.put_subscription)
+    get_subscription = verb(EngineVerbs.get_subscription)
+    list_subscriptions = verb(EngineVerbs.list_subscriptions)
+    delete_subscription = verb(EngineVerbs.delete_subscription)
+    emit = verb(EngineVerbs.emit)
+    project_usage = verb(EngineVerbs.project_usage)
+    set_project_limits = verb(EngineVerbs.set_project_limits)
+
+
+def drive(flow: Generator[Any, Any, R], answer: Callable[[Any], Any]) -> R:
+    """Runs a sans-IO flow (a script call, a write waiting for replicas) to its end: ``answer``
+    gives the reply to each request it yields."""
+    try:
+        request = flow.send(None)
+        while True:
+            request = flow.send(answer(request))
+    except StopIteration as done:
+        return done.value
+
+
+async def drive_async(flow: Generator[Any, Any, R], answer: Callable[[Any], Awaitable[Any]]) -> R:
+    """``drive`` for the asyncio engine: ``answer`` is awaited."""
+    try:
+        request = flow.send(None)
+        while True:
+            request = flow.send(await answer(request))
+    except StopIteration as done:
+        return done.value
 
 
 def is_cluster(client: Any) -> bool:

@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ._facade import async_verb, check_client, is_cluster, is_transient, translate
+from ._facade import (
+    AsyncFacade, EngineMethods, QueueMethods, check_client, drive_async, is_cluster, is_transient, translate,
+)
 from .autopipeline import AutoPipeline
 from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Evals, Step, Wait
@@ -18,12 +20,12 @@ from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
 from .notifier import Notifier
 from .replication import ReplicaAcks, acknowledged, write_and_wait
 from .scripts import Call, Scripts
-from .verbs import Context, EngineVerbs, QueueVerbs
+from .verbs import Context, EngineVerbs
 
 R = TypeVar("R")
 
 
-class AsyncEngine:
+class AsyncEngine(AsyncFacade, EngineMethods):
     """FerryMQ over a ``redis.asyncio`` client you supply.
 
     >>> engine = AsyncEngine(redis.asyncio.Redis())
@@ -86,23 +88,6 @@ class AsyncEngine:
         await self.notifier.close()
         await self._pipeline.aclose()
 
-    list_queues = async_verb(EngineVerbs.list_queues)
-    count_queues = async_verb(EngineVerbs.count_queues)
-    list_details = async_verb(EngineVerbs.list_details)
-    projects = async_verb(EngineVerbs.projects)
-    stats = async_verb(EngineVerbs.stats)
-    find_queue = async_verb(EngineVerbs.find_queue)
-    sweep = async_verb(EngineVerbs.sweep)
-    lease = async_verb(EngineVerbs.lease)
-    due_push_queues = async_verb(EngineVerbs.due_push_queues)
-    put_subscription = async_verb(EngineVerbs.put_subscription)
-    get_subscription = async_verb(EngineVerbs.get_subscription)
-    list_subscriptions = async_verb(EngineVerbs.list_subscriptions)
-    delete_subscription = async_verb(EngineVerbs.delete_subscription)
-    emit = async_verb(EngineVerbs.emit)
-    project_usage = async_verb(EngineVerbs.project_usage)
-    set_project_limits = async_verb(EngineVerbs.set_project_limits)
-
     async def _run(self, verb: Generator[Step, Any, R]) -> R:
         result: Any = None
         error: BaseException | None = None
@@ -140,10 +125,7 @@ class AsyncEngine:
         if isinstance(step, Wait):
             return await self.notifier.wait(step.channel, step.seconds)
         if isinstance(step, Batch):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for command in step.commands:
-                    pipe.execute_command(*command)
-                return await pipe.execute()
+            return await self._pipelined(step.commands)
         if isinstance(step, Evals):  # sent in one turn of the loop: one pipeline (autopipeline.py)
             return await asyncio.gather(*(self._reply_or_error(e) for e in step.evals))
         raise TypeError(step)
@@ -172,71 +154,24 @@ class AsyncEngine:
                 raise
             return exc
 
-    async def _call(self, call: Call, reply: Any = None) -> Any:
+    async def _pipelined(self, commands: Iterable[tuple[Any, ...]], raise_on_error: bool = True) -> list[Any]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return await pipe.execute(raise_on_error=raise_on_error)
+
+    async def _call(self, call: Call) -> Any:
         """Runs a script call's commands (see ``Scripts.call``), each alone."""
-        while True:
-            try:
-                command = call.send(reply)
-            except StopIteration as done:
-                return done.value
-            reply = await self._reply(command)
+        return await drive_async(call, self._reply)
 
     async def _acknowledged(self, step: Eval | Command) -> Any:
         """Runs ``replication.write_and_wait``: its reply once enough replicas have the write."""
         assert self._acks is not None
-        flow, replies = write_and_wait(self._acks, step, self.scripts), None
-        while True:
-            try:
-                commands = flow.send(replies)
-            except StopIteration as done:
-                return done.value
-            async with self.client.pipeline(transaction=False) as pipe:
-                for command in commands:
-                    pipe.execute_command(*command)
-                replies = await pipe.execute(raise_on_error=False)
+        return await drive_async(write_and_wait(self._acks, step, self.scripts),
+                                 lambda commands: self._pipelined(commands, raise_on_error=False))
 
 
-class AsyncQueue:
-    """One queue; see ``verbs.QueueVerbs`` for what each verb does."""
+class AsyncQueue(AsyncFacade, QueueMethods):
+    """One queue of an ``AsyncEngine``; its verbs are ``_facade.QueueMethods`` (see ``verbs.QueueVerbs``
+    for what each does)."""
 
-    def __init__(self, engine: AsyncEngine, verbs: QueueVerbs) -> None:
-        self._run = engine._run
-        self._verbs = verbs
-        self.project = verbs.project
-        self.name = verbs.name
-
-    create = async_verb(QueueVerbs.create)
-    update = async_verb(QueueVerbs.update)
-    ensure = async_verb(QueueVerbs.ensure)
-    info = async_verb(QueueVerbs.info)
-    clear = async_verb(QueueVerbs.clear)
-    delete = async_verb(QueueVerbs.delete)
-    put = async_verb(QueueVerbs.put)
-    push = async_verb(QueueVerbs.push)
-    forward = async_verb(QueueVerbs.forward)
-    reserve = async_verb(QueueVerbs.reserve)
-    pull = async_verb(QueueVerbs.pull)
-    peek = async_verb(QueueVerbs.peek)
-    get = async_verb(QueueVerbs.get)
-    delete_message = async_verb(QueueVerbs.delete_message)
-    delete_messages = async_verb(QueueVerbs.delete_messages)
-    touch = async_verb(QueueVerbs.touch)
-    release = async_verb(QueueVerbs.release)
-    settle = async_verb(QueueVerbs.settle)
-    release_reserved = async_verb(QueueVerbs.release_reserved)
-    maintain = async_verb(QueueVerbs.maintain)
-    retry_stuck = async_verb(QueueVerbs.retry_stuck)
-    set_push = async_verb(QueueVerbs.set_push)
-    update_push = async_verb(QueueVerbs.update_push)
-    add_subscribers = async_verb(QueueVerbs.add_subscribers)
-    replace_subscribers = async_verb(QueueVerbs.replace_subscribers)
-    remove_subscribers = async_verb(QueueVerbs.remove_subscribers)
-    claim_pushes = async_verb(QueueVerbs.claim_pushes)
-    report_push = async_verb(QueueVerbs.report_push)
-    ack_push = async_verb(QueueVerbs.ack_push)
-    ack_push_by_token = async_verb(QueueVerbs.ack_push_by_token)
-    push_status = async_verb(QueueVerbs.push_status)
-    add_alerts = async_verb(QueueVerbs.add_alerts)
-    replace_alerts = async_verb(QueueVerbs.replace_alerts)
-    remove_alerts = async_verb(QueueVerbs.remove_alerts)
-    remove_alert = async_verb(QueueVerbs.remove_alert)

@@ -1,7 +1,7 @@
 """What the sync and async engines share, with no I/O: the steps a verb asks its driver to run,
 argument validation, and the encoding of records and script replies.
 
-Verbs (``verbs.py``) are generators that yield steps and receive their results; ``sync.py`` and
+Verbs (``verbs/``) are generators that yield steps and receive their results; ``sync.py`` and
 ``aio.py`` only run the steps. So a rule written here holds for both APIs, and there is nothing
 to keep in step between them.
 """
@@ -314,21 +314,23 @@ def check_alert(alert: Alert, i: int, limits: Limits, queue: str) -> dict[str, A
     field = f"alerts[{i}]"
     if alert.type not in ("fixed", "progressive"):
         raise InvalidArgument(f"{field}.type", "type must be fixed or progressive")
-    if isinstance(alert.trigger, bool) or not isinstance(alert.trigger, int) or alert.trigger < 1:
-        raise InvalidArgument(f"{field}.trigger", "trigger must be a positive integer")
-    if alert.trigger > limits.max_alert_trigger:
-        raise InvalidArgument(f"{field}.trigger", f"{field}.trigger may be at most {limits.max_alert_trigger}")
+    _alert_number(field, "trigger", alert.trigger, 1, limits.max_alert_trigger)
     if alert.direction not in ("asc", "desc"):
         raise InvalidArgument(f"{field}.direction", "direction must be asc or desc")
-    if isinstance(alert.snooze, bool) or not isinstance(alert.snooze, int) or alert.snooze < 0:
-        raise InvalidArgument(f"{field}.snooze", "snooze must be a non-negative integer")
-    if alert.snooze > limits.max_alert_snooze:
-        raise InvalidArgument(f"{field}.snooze", f"{field}.snooze may be at most {limits.max_alert_snooze} seconds")
+    _alert_number(field, "snooze", alert.snooze, 0, limits.max_alert_snooze, " seconds")
     check_name(f"{field}.queue", alert.queue, limits)
     if alert.type == "progressive" and alert.queue == queue:
         raise InvalidArgument(f"{field}.queue", "a progressive alert cannot post to its own queue")
     return {"id": alert.id, "type": alert.type, "trigger": alert.trigger, "queue": alert.queue,
             "dir": alert.direction, "snooze": alert.snooze}
+
+
+def _alert_number(field: str, name: str, value: object, least: int, most: int, unit: str = "") -> None:
+    """An alert's trigger or snooze: an integer from ``least`` (1 or 0) to ``most``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise InvalidArgument(f"{field}.{name}", f"{name} must be a {'positive' if least else 'non-negative'} integer")
+    if value > most:
+        raise InvalidArgument(f"{field}.{name}", f"{field}.{name} may be at most {most}{unit}")
 
 
 def decode_alerts(raw: str | None) -> tuple[Alert, ...]:

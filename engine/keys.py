@@ -11,7 +11,7 @@ set of projects, read by the sweeper.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
@@ -24,7 +24,8 @@ def escape(name: str) -> str:
 
 
 class QueueKeys(NamedTuple):
-    """The keys of one queue, in the order most scripts take them (see lua/*.lua headers)."""
+    """The keys of one queue, in the order most scripts take them (see lua/*.lua headers); each
+    named after its field (``queue_keys``)."""
 
     meta: str  # hash: settings, counters, id
     ready: str  # list: ids in FIFO order (may hold ids of deleted messages: "ghosts")
@@ -84,6 +85,9 @@ class ProjectKeys(NamedTuple):
     usage: str  # hash: messages, bytes, measured (ms), over ("" or "<quota> <limit>"): the sweeper's sums
 
 
+K = TypeVar("K", QueueKeys, ProjectKeys)
+
+
 def queue_keys(prefix: str, project: str, queue: str, partition: str = "") -> QueueKeys:
     """A queue's keys; with ``partition`` (a tag suffix from ``partition_tags``), those of that
     partition of a partitioned queue. Partition 0 is the queue's own keys, so a queue of one
@@ -92,22 +96,7 @@ def queue_keys(prefix: str, project: str, queue: str, partition: str = "") -> Qu
     queue wakes on any partition."""
     tag = f"{escape(project)}/{escape(queue)}"
     base = f"{prefix}:{{{tag}/{partition}}}:" if partition else f"{prefix}:{{{tag}}}:"
-    return QueueKeys(
-        meta=base + "meta",
-        ready=base + "ready",
-        delayed=base + "delayed",
-        reserved=base + "reserved",
-        expiry=base + "expiry",
-        msg=base + "msg",
-        dlv=base + "dlv",
-        outbox=base + "outbox",
-        stuck=base + "stuck",
-        push=base + "push",
-        pstatus=base + "pstatus",
-        dedupe=base + "dedupe",
-        idfloor=base + "idfloor",
-        notify=f"{prefix}:{{{tag}}}:notify",
-    )
+    return _named(QueueKeys, base, notify=f"{prefix}:{{{tag}}}:notify")
 
 
 def partition_tags(prefix: str, project: str, queue: str, first: int, count: int) -> list[str]:
@@ -135,13 +124,10 @@ def partition_tags(prefix: str, project: str, queue: str, first: int, count: int
 
 
 def project_keys(prefix: str, project: str) -> ProjectKeys:
-    base = f"{prefix}:{{{escape(project)}}}:"
-    return ProjectKeys(
-        queues=base + "queues",
-        names=base + "names",
-        ids=base + "ids",
-        subscriptions=base + "subscriptions",
-        projects=f"{prefix}:projects",
-        limits=base + "limits",
-        usage=base + "usage",
-    )
+    return _named(ProjectKeys, f"{prefix}:{{{escape(project)}}}:", projects=f"{prefix}:projects")
+
+
+def _named(keys: type[K], base: str, **own: str) -> K:
+    """The keys of a ``QueueKeys`` or ``ProjectKeys``: each ``base`` + its field's name, but those
+    named in ``own``."""
+    return keys._make([own[name] if name in own else base + name for name in keys._fields])

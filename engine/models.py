@@ -48,6 +48,15 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Reservation:
+    """A reservation after touch: its new id and deadline."""
+
+    reservation_id: str
+    reserved_until: int
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
 class Subscriber:
     """Where a push queue delivers: an http(s) URL (POSTed the body, with ``headers``), or
     ``ironmq:///queue`` (put into that queue of the same project)."""
@@ -104,13 +113,22 @@ class QueueSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class QueueInfo:
+class QueueHead:
+    """What ``QueueInfo`` and ``QueueDetails`` start with: the queue, its id, when it was created
+    and last changed (ms), its settings."""
+
     project: str
     name: str
     id: str
     created_at: int
     updated_at: int
     settings: QueueSettings
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo(QueueHead):
+    """A queue's settings and exact counts (``info``)."""
+
     ready: int
     delayed: int
     reserved: int
@@ -219,15 +237,9 @@ class QueueStats:
 
 
 @dataclass(frozen=True, slots=True)
-class QueueDetails:
+class QueueDetails(QueueHead):
     """A queue's configuration without its counts (cheap to list for many queues)."""
 
-    project: str
-    name: str
-    id: str
-    created_at: int
-    updated_at: int
-    settings: QueueSettings
     attrs: dict[str, str] = field(default_factory=dict)
 
 
@@ -242,13 +254,25 @@ class Settled:
     ``not_reserved`` per release."""
 
 
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What one pass of ``sweep`` did."""
+
+    queues: int = 0
+    busy: int = 0
+    """Queues that hit a maintenance bound (more work left for the next pass)."""
+    transfers: int = 0
+    failed: tuple[tuple[str, str, Exception], ...] = ()
+    """(project, queue, error) of each queue whose maintenance failed; the others were swept."""
+
+
 QUEUE_EVENTS = ("queue.created", "queue.deleted", "queue.purged", "message.dead_lettered")
 """Events the engine emits by itself; a contract may emit more (e.g. "consumer.created")."""
 
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """Routes events of one queue into another queue, as JSON messages (see ``verbs.event_body``)."""
+    """Routes events of one queue into another queue, as JSON messages (see ``verbs.events.event_body``)."""
 
     id: str
     name: str

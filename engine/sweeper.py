@@ -16,7 +16,7 @@ import secrets
 
 from .aio import AsyncEngine
 from .limits import SWEEP_INTERVAL
-from .verbs import SweepReport
+from .models import SweepReport
 
 log = logging.getLogger("ferrymq.sweeper")
 

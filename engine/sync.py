@@ -4,25 +4,25 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from typing import Any, TypeVar
 
 import redis
 from redis.exceptions import RedisError
 
-from ._facade import check_client, is_cluster, is_transient, sync_verb, translate
+from ._facade import EngineMethods, QueueMethods, check_client, drive, is_cluster, is_transient, translate
 from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Evals, Step, Wait
 from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
 from .replication import ReplicaAcks, acknowledged, write_and_wait
 from .scripts import Call, Scripts
-from .verbs import Context, EngineVerbs, QueueVerbs
+from .verbs import Context, EngineVerbs
 
 R = TypeVar("R")
 _POLL_START, _POLL_MAX = 0.02, 0.5
 
 
-class Engine:
+class Engine(EngineMethods):
     """FerryMQ over a ``redis.Redis`` or ``redis.RedisCluster`` client you supply.
 
     >>> engine = Engine(redis.Redis())
@@ -67,23 +67,6 @@ class Engine:
         except Exception as exc:
             raise translate(exc) from exc
 
-    list_queues = sync_verb(EngineVerbs.list_queues)
-    count_queues = sync_verb(EngineVerbs.count_queues)
-    list_details = sync_verb(EngineVerbs.list_details)
-    projects = sync_verb(EngineVerbs.projects)
-    stats = sync_verb(EngineVerbs.stats)
-    find_queue = sync_verb(EngineVerbs.find_queue)
-    sweep = sync_verb(EngineVerbs.sweep)
-    lease = sync_verb(EngineVerbs.lease)
-    due_push_queues = sync_verb(EngineVerbs.due_push_queues)
-    put_subscription = sync_verb(EngineVerbs.put_subscription)
-    get_subscription = sync_verb(EngineVerbs.get_subscription)
-    list_subscriptions = sync_verb(EngineVerbs.list_subscriptions)
-    delete_subscription = sync_verb(EngineVerbs.delete_subscription)
-    emit = sync_verb(EngineVerbs.emit)
-    project_usage = sync_verb(EngineVerbs.project_usage)
-    set_project_limits = sync_verb(EngineVerbs.set_project_limits)
-
     def _run(self, verb: Generator[Step, Any, R]) -> R:
         result: Any = None
         error: BaseException | None = None
@@ -112,10 +95,7 @@ class Engine:
         if isinstance(step, Command):
             return self.client.execute_command(*step.args)
         if isinstance(step, Batch):
-            pipe = self.client.pipeline(transaction=False)
-            for command in step.commands:
-                pipe.execute_command(*command)
-            return pipe.execute()
+            return self._pipelined(step.commands)
         if isinstance(step, Evals):
             return self._evals(step.evals)
         raise TypeError(step)
@@ -126,10 +106,7 @@ class Engine:
         replicas (each write carries its own WAIT)."""
         if self._acks is not None or self.scripts.functions is None:
             return [self._reply_or_error(e) for e in evals]
-        pipe = self.client.pipeline(transaction=False)
-        for e in evals:
-            pipe.execute_command(*self.scripts.command(e.verb, e.keys, e.args))
-        firsts = pipe.execute(raise_on_error=False)
+        firsts = self._pipelined([self.scripts.command(e.verb, e.keys, e.args) for e in evals], raise_on_error=False)
         out = []
         for e, first in zip(evals, firsts):
             try:
@@ -153,71 +130,24 @@ class Engine:
                 raise
             return exc
 
-    def _call(self, call: Call, reply: Any = None) -> Any:
+    def _pipelined(self, commands: Iterable[tuple[Any, ...]], raise_on_error: bool = True) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return pipe.execute(raise_on_error=raise_on_error)
+
+    def _call(self, call: Call) -> Any:
         """Runs a script call's commands (see ``Scripts.call``), each alone."""
-        while True:
-            try:
-                command = call.send(reply)
-            except StopIteration as done:
-                return done.value
-            reply = self._reply(command)
+        return drive(call, self._reply)
 
     def _acknowledged(self, step: Eval | Command) -> Any:
         """Runs ``replication.write_and_wait``: its reply once enough replicas have the write."""
         assert self._acks is not None
-        flow, replies = write_and_wait(self._acks, step, self.scripts), None
-        while True:
-            try:
-                commands = flow.send(replies)
-            except StopIteration as done:
-                return done.value
-            pipe = self.client.pipeline(transaction=False)
-            for command in commands:
-                pipe.execute_command(*command)
-            replies = pipe.execute(raise_on_error=False)
+        return drive(write_and_wait(self._acks, step, self.scripts),
+                     lambda commands: self._pipelined(commands, raise_on_error=False))
 
 
-class Queue:
-    """One queue; see ``verbs.QueueVerbs`` for what each verb does."""
+class Queue(QueueMethods):
+    """One queue of an ``Engine``; its verbs are ``_facade.QueueMethods`` (see ``verbs.QueueVerbs``
+    for what each does)."""
 
-    def __init__(self, engine: Engine, verbs: QueueVerbs) -> None:
-        self._run = engine._run
-        self._verbs = verbs
-        self.project = verbs.project
-        self.name = verbs.name
-
-    create = sync_verb(QueueVerbs.create)
-    update = sync_verb(QueueVerbs.update)
-    ensure = sync_verb(QueueVerbs.ensure)
-    info = sync_verb(QueueVerbs.info)
-    clear = sync_verb(QueueVerbs.clear)
-    delete = sync_verb(QueueVerbs.delete)
-    put = sync_verb(QueueVerbs.put)
-    push = sync_verb(QueueVerbs.push)
-    forward = sync_verb(QueueVerbs.forward)
-    reserve = sync_verb(QueueVerbs.reserve)
-    pull = sync_verb(QueueVerbs.pull)
-    peek = sync_verb(QueueVerbs.peek)
-    get = sync_verb(QueueVerbs.get)
-    delete_message = sync_verb(QueueVerbs.delete_message)
-    delete_messages = sync_verb(QueueVerbs.delete_messages)
-    touch = sync_verb(QueueVerbs.touch)
-    release = sync_verb(QueueVerbs.release)
-    settle = sync_verb(QueueVerbs.settle)
-    release_reserved = sync_verb(QueueVerbs.release_reserved)
-    maintain = sync_verb(QueueVerbs.maintain)
-    retry_stuck = sync_verb(QueueVerbs.retry_stuck)
-    set_push = sync_verb(QueueVerbs.set_push)
-    update_push = sync_verb(QueueVerbs.update_push)
-    add_subscribers = sync_verb(QueueVerbs.add_subscribers)
-    replace_subscribers = sync_verb(QueueVerbs.replace_subscribers)
-    remove_subscribers = sync_verb(QueueVerbs.remove_subscribers)
-    claim_pushes = sync_verb(QueueVerbs.claim_pushes)
-    report_push = sync_verb(QueueVerbs.report_push)
-    ack_push = sync_verb(QueueVerbs.ack_push)
-    ack_push_by_token = sync_verb(QueueVerbs.ack_push_by_token)
-    push_status = sync_verb(QueueVerbs.push_status)
-    add_alerts = sync_verb(QueueVerbs.add_alerts)
-    replace_alerts = sync_verb(QueueVerbs.replace_alerts)
-    remove_alerts = sync_verb(QueueVerbs.remove_alerts)
-    remove_alert = sync_verb(QueueVerbs.remove_alert)

@@ -45,6 +45,18 @@ def test_packages_import_only_the_layers_beneath_them(repo_root, package):
     assert not crossings
 
 
+PACKAGE_DOCSTRING = {"engine": "engine/__init__.py", "http": "http/app.py", "server": "server/__init__.py"}
+"""Where each Python package says what it holds and what it may import (http/ has no __init__.py)."""
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGE_DOCSTRING))
+def test_each_package_docstring_says_what_it_may_import(repo_root, package):
+    source = (repo_root / PACKAGE_DOCSTRING[package]).read_text("utf-8")
+    doc = " ".join((ast.get_docstring(ast.parse(source)) or "").split())
+    assert "may import" in doc.lower(), f"{PACKAGE_DOCSTRING[package]}: no 'May import' in the docstring"
+    assert [name for name in FORBIDDEN.get(package, ()) if name not in doc] == []
+
+
 def unresolved_relative_imports(source: Path) -> list[str]:
     """Relative imports of a file (lazy ones inside functions too) naming no module beside it."""
     missing = []
