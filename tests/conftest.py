@@ -671,18 +671,10 @@ async def async_client(backend: Backend, request: pytest.FixtureRequest) -> Any:
     return client
 
 
-PARTITIONED_MODULES = frozenset({
-    "test_messages", "test_queues", "test_long_poll", "test_requeue", "test_release_reserved",
-    "test_sweeper", "test_transfers", "test_push", "test_concurrency", "test_due", "test_alerts",
-})
-"""Engine suite modules that also run on queues of 3 partitions (queues created with
-``QueueDefaults(partitions=3)``), on single Redis and on the cluster: the verbs whose work
-partitioning changes (put, reserve, the id-routed verbs, counts, clear, delete, maintenance,
-transfers, push claims, long polls, alerts on the summed size). Not the others: events, quotas,
-the model, state and cancellation do not depend on where a queue's messages live. A test whose
-assertion needs FIFO across separate puts (which partitions do not promise) is marked
-``one_partition``."""
 PARTITIONED_BACKENDS = ("redis", "cluster")
+"""Where the engine suite also runs on queues of 3 partitions (queues created with
+``QueueDefaults(partitions=3)``): single Redis and the cluster. A test whose assertion needs FIFO
+across separate puts (which partitions do not promise) is marked ``one_partition``."""
 
 
 @pytest.fixture(params=[1, 3], ids=["p1", "p3"])
@@ -692,13 +684,12 @@ def partitions(request: pytest.FixtureRequest) -> int:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The 3-partition variant only where it can change the outcome (see PARTITIONED_MODULES)."""
+    """The 3-partition variant only on PARTITIONED_BACKENDS."""
     kept, dropped = [], []
     for item in items:
         spec = getattr(item, "callspec", None)
         if spec is not None and spec.params.get("partitions") == 3 and (
-            item.module.__name__.rpartition(".")[2] not in PARTITIONED_MODULES
-            or spec.params.get("backend") not in PARTITIONED_BACKENDS
+            spec.params.get("backend") not in PARTITIONED_BACKENDS
             or item.get_closest_marker("one_partition") is not None
         ):
             dropped.append(item)

@@ -25,7 +25,9 @@ class QueueEvents(QueueBase):
     def _emit(self, event: str, payload: dict[str, Any]) -> Verb[int]:
         """Deliver this queue's ``event`` to every enabled subscription that asks for it, as a JSON
         message in its destination queue (which must exist: events never create queues). Best
-        effort: an event is sent after the change it reports, so a crash in between loses it."""
+        effort: an event is sent after the change it reports, so a crash in between loses it.
+        A partitioned destination takes one source queue's events in one partition (the source's
+        name is the partition key), so they stay in the order they happened."""
         pk = self.ctx.project_keys(self.project)
         delivered = 0
         for doc in (yield Command(("HVALS", pk.subscriptions))):
@@ -35,7 +37,8 @@ class QueueEvents(QueueBase):
             body = event_body(self.ctx, self.project, self.name, sub.id, event, payload)
             destination = self._queue(sub.destination_queue)
             try:
-                yield from destination.put([NewMessage(body, content_type="json")], create=False)
+                yield from destination.put(
+                    [NewMessage(body, content_type="json")], create=False, partition_key=self.name)
             except QueueNotFound:
                 continue
             delivered += 1

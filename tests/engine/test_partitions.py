@@ -1,6 +1,6 @@
 """Partitioned queues: a queue's messages spread over several sets of keys (hash slots), each
 verb over the whole queue or over the partition a message id names. The rest of the engine suite
-also runs on queues of 3 partitions (tests/conftest.py, PARTITIONED_MODULES); these tests are
+also runs on queues of 3 partitions (tests/conftest.py, PARTITIONED_BACKENDS); these tests are
 about what partitions themselves promise."""
 
 from __future__ import annotations
