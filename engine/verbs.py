@@ -450,9 +450,9 @@ class QueueVerbs:
             layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
             if layout.span > 1:
                 i, reply = yield from self._put_partitioned(layout, partition_key, messages, "existing", create, False)
-                return _with_suffix([text(m) for m in reply.ids], i)
+                return _with_suffix(core.texts(reply.ids), i)
         reply = yield from self._put(messages, "existing", create, backlog=False, new_queue=new_queue)
-        return [text(i) for i in reply.ids]
+        return core.texts(reply.ids)
 
     def _put_partitioned(self, layout: Layout, key: str | None, messages: Iterable[NewMessage | bytes | str],
                          mode: str, create: bool, backlog: bool) -> Verb[tuple[int, PutReply]]:
@@ -482,9 +482,9 @@ class QueueVerbs:
             layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
             if layout.span > 1:  # the backlog is the partition's put into
                 i, reply = yield from self._put_partitioned(layout, None, messages, mode, create and queue_id is None, True)
-                return Pushed(_with_suffix([text(m) for m in reply.ids], i), reply.backlog)
+                return Pushed(_with_suffix(core.texts(reply.ids), i), reply.backlog)
         reply = yield from self._put(messages, mode, create and queue_id is None, backlog=True)
-        return Pushed([text(i) for i in reply.ids], reply.backlog)
+        return Pushed(core.texts(reply.ids), reply.backlog)
 
     def _put(self, messages: Iterable[NewMessage | bytes | str], mode: str, create: bool, *,
              backlog: bool, new_queue: Settings | None = None) -> Verb[PutReply]:
@@ -497,9 +497,7 @@ class QueueVerbs:
         if len(batch) > limits.max_batch:
             raise TooLarge("messages", f"at most {limits.max_batch} messages per call")
         args = self._put_args(mode, len(batch), backlog)
-        now = self.ctx.clock.wall_ms()
-        for i, message in enumerate(batch):
-            args.extend(core.message_args(message, f"messages[{i}]", limits, now))
+        args += core.batch_args(batch, limits, self.ctx.clock.wall_ms())
         reply = yield from self._put_or_create(args, "create" if create else None, new_queue)
         yield from self._after_put(reply)
         return reply

@@ -42,6 +42,7 @@ from ._iron import (
     json_object,
     message_body,
     message_items,
+    messages_of,
     optional,
     project,
     push_config,
@@ -153,7 +154,7 @@ async def clear_queue(request: Request) -> JSON:
 async def post_messages(request: Request) -> JSON:
     q = await queue(request)
     items = message_items(await read_json(request))
-    return posted(await q.put([new_message(item, i) for i, item in enumerate(items)]))
+    return posted(await q.put(messages_of(items, new_message, engine(request).limits.max_body_bytes)))
 
 
 def new_message(item: Any, i: int) -> NewMessage:

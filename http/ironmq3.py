@@ -53,6 +53,7 @@ from ._iron import (
     json_object,
     message_body,
     message_items,
+    messages_of,
     optional,
     project,
     push_config,
@@ -321,7 +322,8 @@ async def delete_queue(request: Request) -> JSON:
 async def post_messages(request: Request) -> JSON:
     q = await queue(request)
     items = message_items(await read_json(request))
-    return posted(await q.put([new_message(item, i) for i, item in enumerate(items)], new_queue=NEW_QUEUE))
+    messages = messages_of(items, new_message, engine(request).limits.max_body_bytes)
+    return posted(await q.put(messages, new_queue=NEW_QUEUE))
 
 
 def new_message(item: Any, i: int) -> NewMessage:

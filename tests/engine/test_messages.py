@@ -70,6 +70,15 @@ def test_body_over_the_size_limit_is_too_large(engine):
     engine.queue("p", "q").put([b"x" * (256 * 1024)])
 
 
+def test_a_body_over_the_size_limit_in_a_batch_is_named_by_its_index(engine):
+    over = "é" * (128 * 1024) + "x"  # 262,145 bytes in UTF-8
+    with pytest.raises(TooLarge) as bare:
+        engine.queue("p", "q").put(["a", over])
+    with pytest.raises(TooLarge) as wrapped:
+        engine.queue("p", "q").put(["a", "b", NewMessage(over)])
+    assert (bare.value.field, wrapped.value.field) == ("messages[1]", "messages[2].body")
+
+
 @pytest.mark.parametrize("bad", [[], [5], [None], [NewMessage("x", content_type="a b")]])
 def test_bad_put_arguments_are_invalid(engine, bad):
     with pytest.raises(InvalidArgument):
