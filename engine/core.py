@@ -19,7 +19,7 @@ from typing import Any, TypeVar, Union
 
 from .errors import InvalidArgument, TooLarge
 from .limits import Limits, QueueDefaults
-from .models import Alert, NewMessage, PushConfig, QueueSettings, Subscriber
+from .models import Alert, Message, NewMessage, PushConfig, QueueSettings, Subscriber, reserved_message
 
 T = TypeVar("T")
 
@@ -497,6 +497,21 @@ def parse_record(record: bytes) -> tuple[int, int, int, str, bytes]:
     head, _, body = record.partition(b"\n")
     enq, timeout, expire, ctype = head.split(b"|")[:4]
     return int(enq), int(timeout), int(expire), ctype.decode("ascii"), body
+
+
+def reserved_messages(rows: Sequence[Any], now: int, token: str, timeout_ms: int) -> list[Message]:
+    """The reserve script's rows (id, record, deliveries per message, flat) as reserved messages.
+    Each reservation lasts the requested timeout, else the message's own (from its record); it
+    started at the script's ``now``. One loop, the ids decoded at once, each record split in
+    place (``parse_record``'s format): per message this was half the CPU of a GET of 100."""
+    messages = []
+    for message_id, record, deliveries in zip(texts(rows[0::3]), rows[1::3], rows[2::3]):
+        head, _, body = record.partition(b"\n")
+        enqueued, own_timeout, expires, ctype = head.split(b"|")[:4]
+        timeout = timeout_ms or int(own_timeout)
+        messages.append(reserved_message(message_id, body, timeout / 1000, int(deliveries), int(enqueued),
+                                         int(expires), ctype.decode("ascii") if ctype else "", token, now + timeout))
+    return messages
 
 
 def parse_delivery(state: bytes | None) -> tuple[int, str, int]:

@@ -592,7 +592,7 @@ class QueueVerbs:
             if must_exist and reply.flags & MISSING:
                 raise QueueNotFound()
             yield from self._after(reply.flags)
-            messages = _reserved(reply, token, timeout_ms)
+            messages = core.reserved_messages(reply.messages, reply.now, token, timeout_ms)
             left = wait - (time.monotonic() - started)
             if messages or left <= 0:
                 return messages, reply
@@ -1765,18 +1765,3 @@ def _message(
         reserved_until=reserved_until,
         available_at=available_at,
     )
-
-
-def _reserved(reply: ReserveReply, token: str, timeout_ms: int) -> list[Message]:
-    """The reserve script's messages. Each reservation lasts the requested timeout, else the
-    message's own (from its record); it started at the script's ``now``."""
-    now, out = reply.now, []
-    for message_id, record, deliveries in rows(reply):
-        enq, own_timeout, expire, ctype, body = core.parse_record(record)
-        timeout = timeout_ms or own_timeout
-        out.append(Message(
-            id=text(message_id), body=body, timeout=timeout / 1000, reserved_count=int(deliveries),
-            enqueued_at=enq, expires_at=expire, content_type=ctype, status=RESERVED,
-            reservation_id=token, reserved_until=now + timeout,
-        ))
-    return out

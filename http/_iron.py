@@ -98,7 +98,8 @@ def message_items(doc: Any) -> list[Any]:
     return batch(json_object(doc).get("messages"), "messages")
 
 
-def messages_of(items: list[Any], new_message: Callable[[Any, int], NewMessage], max_body_bytes: int) -> list[NewMessage | str]:
+def messages_of(items: list[Any], new_message: Callable[[Any, int], NewMessage],
+                max_body_bytes: int) -> list[NewMessage | str]:
     """The messages of a post, in one pass. An item that is a body alone (most of a big batch)
     goes to the engine as its string, no ``NewMessage``, when short enough that it cannot exceed
     the engine's ``max_body_bytes`` (UTF-8 takes at most 4 bytes a character): the engine names

@@ -64,12 +64,15 @@ errors.register("/", IRONMQ, render_error)  # IronMQ's envelope also answers unk
 
 
 def message_view(message: Message) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "body": message.text,
-        "timeout": max(1, math.ceil(message.timeout)),
-        "reserved_count": message.reserved_count,
-    }
+    return messages_view([message])[0]
+
+
+def messages_view(messages: list[Message]) -> list[dict[str, Any]]:
+    """Each message's object: one comprehension, no call per message (a GET of 100). The timeout
+    in whole seconds, at least 1 (ceil of anything up to 1 is 1 or less)."""
+    return [{"id": m.id, "body": m.body.decode("utf-8", "replace"),
+             "timeout": math.ceil(m.timeout) if m.timeout > 1 else 1, "reserved_count": m.reserved_count}
+            for m in messages]
 
 
 def queue_view(info: QueueInfo) -> dict[str, Any]:
@@ -188,13 +191,13 @@ async def get_messages(request: Request) -> JSON:
         )
     except DeliveryPaused:
         got = []  # a paused queue delivers nothing
-    return JSON({"messages": [message_view(m) for m in got]})
+    return JSON({"messages": messages_view(got)})
 
 
 async def peek_messages(request: Request) -> JSON:
     q = await queue(request)
     n = query_int(request, "n", (1, MAX_BATCH), 1)
-    return JSON({"messages": [message_view(m) for m in await q.peek(n)]})
+    return JSON({"messages": messages_view(await q.peek(n))})
 
 
 async def get_message(request: Request) -> JSON:

@@ -3,6 +3,8 @@ dead-lettering, reservation ids. Time moves with the fake clock, never with slee
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
+
 import pytest
 
 from ferrymq.engine import (
@@ -14,6 +16,7 @@ from ferrymq.engine import (
     QueueNotFound,
     TooLarge,
 )
+from ferrymq.engine.models import RESERVED, Message, reserved_message
 
 
 def bodies(messages):
@@ -86,6 +89,15 @@ def test_bad_put_arguments_are_invalid(engine, bad):
 
 
 # -- reserve ------------------------------------------------------------------------------------
+
+
+def test_a_reserved_message_built_slot_by_slot_is_the_one_init_builds():
+    given = dict(id="1", body=b"b", timeout=2.5, reserved_count=3, enqueued_at=4, expires_at=5,
+                 content_type="json", reservation_id="r", reserved_until=6)
+    fast = reserved_message(**given)
+    assert fast == Message(**given, status=RESERVED) and hash(fast) == hash(Message(**given, status=RESERVED))
+    with pytest.raises(FrozenInstanceError):
+        fast.id = "2"
 
 
 def test_reserve_hands_out_messages_in_fifo_order(engine):
