@@ -101,10 +101,10 @@ def message_items(doc: Any) -> list[Any]:
 def messages_of(items: list[Any], new_message: Callable[[Any, int], NewMessage],
                 max_body_bytes: int) -> list[NewMessage | str]:
     """The messages of a post, in one pass. An item that is a body alone (most of a big batch)
-    goes to the engine as its string, no ``NewMessage``, when short enough that it cannot exceed
-    the engine's ``max_body_bytes`` (UTF-8 takes at most 4 bytes a character): the engine names
-    a bare body ``messages[i]``, not ``messages[i].body``, and now never has to. Every other item
-    goes through ``new_message``, which raises the contract's errors."""
+    goes to the engine as its string, no ``NewMessage``, when too short to exceed the engine's
+    ``max_body_bytes`` (UTF-8 takes at most 4 bytes a character): no engine error can then name
+    it (the engine would say ``messages[i]`` of a bare body, not ``messages[i].body``). Every
+    other item goes through ``new_message``, which raises the contract's errors."""
     short = max_body_bytes // 4
     messages: list[NewMessage | str] = []
     for i, item in enumerate(items):
