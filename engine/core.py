@@ -19,7 +19,7 @@ from typing import Any, TypeVar, Union
 
 from .errors import InvalidArgument, TooLarge
 from .limits import Limits, QueueDefaults
-from .models import Alert, NewMessage, PushConfig, QueueSettings, Subscriber
+from .models import Alert, Message, NewMessage, PushConfig, QueueSettings, Subscriber, reserved_message
 
 T = TypeVar("T")
 
@@ -163,6 +163,39 @@ def message_args(
     )
     body = check_body(f"{field}.body", message.body, body_limits)
     return ("" if options == ("", "", "", "", "") and not hops else "|".join(map(str, options)) + tail, body)
+
+
+def batch_args(batch: Sequence[NewMessage | bytes | str], limits: Limits, now_ms: int) -> list[Any]:
+    """The ``put`` script arguments of a batch, two per message (``message_args`` of each, its
+    field ``messages[i]``). A bare body (most of a big batch) is checked and packed inline, with
+    no call and no field name made unless it is too large: per message that was a third of
+    the server's CPU for a POST of 100."""
+    args: list[Any] = []
+    max_bytes = limits.max_body_bytes
+    for i, message in enumerate(batch):
+        kind = type(message)
+        if kind is str:
+            body = message.encode("utf-8")
+        elif kind is bytes:
+            body = message
+        else:
+            args += message_args(message, f"messages[{i}]", limits, now_ms)
+            continue
+        if len(body) > max_bytes:
+            check_body(f"messages[{i}]", body, limits)  # raises TooLarge, worded as for one message
+        args += ("", body)
+    return args
+
+
+def texts(values: Sequence[bytes | str]) -> list[str]:
+    """``text`` of each value (ids in a script's reply): one decode for the lot when they are all
+    bytes, as Redis answers (ids never hold a newline); half the time of one ``text`` each."""
+    if not values:
+        return []
+    try:
+        return b"\n".join(values).decode("utf-8").split("\n")  # type: ignore[arg-type]
+    except TypeError:  # some are text already
+        return [text(v) for v in values]
 
 
 def _optional_ms(field: str, value: float | None, lo: float, hi: float) -> int | str:
@@ -466,6 +499,21 @@ def parse_record(record: bytes) -> tuple[int, int, int, str, bytes]:
     head, _, body = record.partition(b"\n")
     enq, timeout, expire, ctype = head.split(b"|")[:4]
     return int(enq), int(timeout), int(expire), ctype.decode("ascii"), body
+
+
+def reserved_messages(rows: Sequence[Any], now: int, token: str, timeout_ms: int) -> list[Message]:
+    """The reserve script's rows (id, record, deliveries per message, flat) as reserved messages.
+    Each reservation lasts the requested timeout, else the message's own (from its record); it
+    started at the script's ``now``. One loop, the ids decoded at once, each record split in
+    place (``parse_record``'s format): per message this was half the CPU of a GET of 100."""
+    messages = []
+    for message_id, record, deliveries in zip(texts(rows[0::3]), rows[1::3], rows[2::3]):
+        head, _, body = record.partition(b"\n")
+        enqueued, own_timeout, expires, ctype = head.split(b"|")[:4]
+        timeout = timeout_ms or int(own_timeout)
+        messages.append(reserved_message(message_id, body, timeout / 1000, int(deliveries), int(enqueued),
+                                         int(expires), ctype.decode("ascii") if ctype else "", token, now + timeout))
+    return messages
 
 
 def parse_delivery(state: bytes | None) -> tuple[int, str, int]:

@@ -3,7 +3,7 @@ for instants, as Redis stores them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from .limits import Quotas
 
@@ -45,6 +45,34 @@ class Message:
     @property
     def text(self) -> str:
         return self.body.decode("utf-8", errors="replace")
+
+
+# The slots' own setters, in field order (a field added to Message breaks this unpacking at import).
+(_set_id, _set_body, _set_timeout, _set_reserved_count, _set_enqueued_at, _set_expires_at, _set_content_type,
+ _set_status, _set_reservation_id, _set_reserved_until, _set_available_at) = (
+    Message.__dict__[f.name].__set__ for f in fields(Message))
+
+
+def reserved_message(
+    id: str, body: bytes, timeout: float, reserved_count: int, enqueued_at: int, expires_at: int,
+    content_type: str, reservation_id: str, reserved_until: int,
+) -> Message:
+    """``Message(..., status=RESERVED, ...)`` in half the time: the frozen ``__init__`` sets each
+    field through ``object.__setattr__`` by name, and a reserve of 100 builds 100 (after the
+    reply itself, the main cost of a GET of 100). The same object: equal, frozen, hashable."""
+    message = object.__new__(Message)
+    _set_id(message, id)
+    _set_body(message, body)
+    _set_timeout(message, timeout)
+    _set_reserved_count(message, reserved_count)
+    _set_enqueued_at(message, enqueued_at)
+    _set_expires_at(message, expires_at)
+    _set_content_type(message, content_type)
+    _set_status(message, RESERVED)
+    _set_reservation_id(message, reservation_id)
+    _set_reserved_until(message, reserved_until)
+    _set_available_at(message, None)
+    return message
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from urllib.parse import quote, unquote, urlsplit
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
 
-from ferrymq.engine import Alert, PushConfig, PushDelivery, Subscriber
+from ferrymq.engine import Alert, NewMessage, PushConfig, PushDelivery, Subscriber
 from ferrymq.engine.aio import AsyncQueue
 
 from ._common import JSON, auth, bearer, client_address, engine, integer
@@ -98,6 +98,25 @@ def batch(items: Any, name: str) -> list[Any]:
 def message_items(doc: Any) -> list[Any]:
     """The ``messages`` of a post."""
     return batch(json_object(doc).get("messages"), "messages")
+
+
+def messages_of(items: list[Any], new_message: Callable[[Any, int], NewMessage],
+                max_body_bytes: int) -> list[NewMessage | str]:
+    """The messages of a post, in one pass. An item that is a body alone (most of a big batch)
+    goes to the engine as its string, no ``NewMessage``, when too short to exceed the engine's
+    ``max_body_bytes`` (UTF-8 takes at most 4 bytes a character): no engine error can then name
+    it (the engine would say ``messages[i]`` of a bare body, not ``messages[i].body``). Every
+    other item goes through ``new_message``, which raises the contract's errors."""
+    short = max_body_bytes // 4
+    messages: list[NewMessage | str] = []
+    for i, item in enumerate(items):
+        if type(item) is dict and len(item) == 1:
+            body = item.get("body")
+            if type(body) is str and len(body) <= short:
+                messages.append(body)
+                continue
+        messages.append(new_message(item, i))
+    return messages
 
 
 def message_body(item: Any, i: int) -> str:

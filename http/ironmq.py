@@ -20,8 +20,8 @@ from ferrymq.engine import Subscriber
 from . import errors
 from ._common import JSON, auth, client_address, engine, read_body, read_json, reserved
 from ._iron import DELAY, EXPIRES_IN, MAX_BATCH, PER_PAGE, TIMEOUT, WAIT, alert_ids, alert_view, alerts_of
-from ._iron import json_object, message_body, message_items, mount, optional, project, push_config, query_int
-from ._iron import queue, render_error, replacing_alerts, required_subscribers
+from ._iron import json_object, message_body, message_items, messages_of, mount, optional, project, push_config
+from ._iron import query_int, queue, render_error, replacing_alerts, required_subscribers
 from .errors import IRONMQ, Problem
 
 STATUS = {"ready": "queued", "delayed": "queued", "reserved": "reserved", "pushing": "queued", "pushed": "deleted"}
@@ -34,12 +34,15 @@ errors.register("/", IRONMQ, render_error)  # IronMQ's envelope also answers unk
 
 
 def message_view(message: Message) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "body": message.text,
-        "timeout": max(1, math.ceil(message.timeout)),
-        "reserved_count": message.reserved_count,
-    }
+    return messages_view([message])[0]
+
+
+def messages_view(messages: list[Message]) -> list[dict[str, Any]]:
+    """Each message's object: one comprehension, no call per message (a GET of 100). The timeout
+    in whole seconds, at least 1 (ceil of anything up to 1 is 1 or less)."""
+    return [{"id": m.id, "body": m.body.decode("utf-8", "replace"),
+             "timeout": math.ceil(m.timeout) if m.timeout > 1 else 1, "reserved_count": m.reserved_count}
+            for m in messages]
 
 
 def queue_view(info: QueueInfo) -> dict[str, Any]:
@@ -124,7 +127,7 @@ async def clear_queue(request: Request) -> JSON:
 async def post_messages(request: Request) -> JSON:
     q = await queue(request)
     items = message_items(await read_json(request))
-    return posted(await q.put([new_message(item, i) for i, item in enumerate(items)]))
+    return posted(await q.put(messages_of(items, new_message, engine(request).limits.max_body_bytes)))
 
 
 def new_message(item: Any, i: int) -> NewMessage:
@@ -153,13 +156,13 @@ async def get_messages(request: Request) -> JSON:
     if delete not in ("true", "false"):
         raise Problem(400, "delete must be true or false")
     got = await reserved(request, q.reserve(n, timeout=timeout, delete=delete == "true", wait=wait), wait=wait)
-    return JSON({"messages": [message_view(m) for m in got]})
+    return JSON({"messages": messages_view(got)})
 
 
 async def peek_messages(request: Request) -> JSON:
     q = await queue(request)
     n = query_int(request, "n", (1, MAX_BATCH), 1)
-    return JSON({"messages": [message_view(m) for m in await q.peek(n)]})
+    return JSON({"messages": messages_view(await q.peek(n))})
 
 
 async def get_message(request: Request) -> JSON:

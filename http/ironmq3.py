@@ -28,8 +28,8 @@ from ferrymq.engine.aio import AsyncQueue
 from . import errors
 from ._common import JSON, engine, read_body, read_json, reserved
 from ._iron import DELAY, EXPIRES_IN, MAX_BATCH, PER_PAGE, TIMEOUT, WAIT, alert_ids, alert_view, alerts_of, batch
-from ._iron import json_object, message_body, message_items, mount, optional, project, push_config, query_int
-from ._iron import queue, render_error, replacing_alerts, required_subscribers
+from ._iron import json_object, message_body, message_items, messages_of, mount, optional, project, push_config
+from ._iron import query_int, queue, render_error, replacing_alerts, required_subscribers
 from .errors import IRONMQ3, Problem
 
 NEW_QUEUE = {"requeue": "front"}
@@ -289,7 +289,8 @@ async def delete_queue(request: Request) -> JSON:
 async def post_messages(request: Request) -> JSON:
     q = await queue(request)
     items = message_items(await read_json(request))
-    return posted(await q.put([new_message(item, i) for i, item in enumerate(items)], new_queue=NEW_QUEUE))
+    messages = messages_of(items, new_message, engine(request).limits.max_body_bytes)
+    return posted(await q.put(messages, new_queue=NEW_QUEUE))
 
 
 def new_message(item: Any, i: int) -> NewMessage:

@@ -39,9 +39,9 @@ class Messages(QueueBase):
             layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
             if layout.span > 1:
                 i, reply = yield from self._put_partitioned(layout, partition_key, messages, "existing", create, False)
-                return _with_suffix([text(m) for m in reply.ids], i)
+                return _with_suffix(core.texts(reply.ids), i)
         reply = yield from self._put(messages, "existing", create, backlog=False, new_queue=new_queue)
-        return [text(i) for i in reply.ids]
+        return core.texts(reply.ids)
 
     def _put_partitioned(self, layout: Layout, key: str | None, messages: Iterable[NewMessage | bytes | str],
                          mode: str, create: bool, backlog: bool) -> Verb[tuple[int, PutReply]]:
@@ -71,9 +71,9 @@ class Messages(QueueBase):
             layout = self.ctx.layout(self.project, self.name) or (yield from self._read_layout())
             if layout.span > 1:  # the backlog is the partition's put into
                 i, reply = yield from self._put_partitioned(layout, None, messages, mode, create and queue_id is None, True)
-                return Pushed(_with_suffix([text(m) for m in reply.ids], i), reply.backlog)
+                return Pushed(_with_suffix(core.texts(reply.ids), i), reply.backlog)
         reply = yield from self._put(messages, mode, create and queue_id is None, backlog=True)
-        return Pushed([text(i) for i in reply.ids], reply.backlog)
+        return Pushed(core.texts(reply.ids), reply.backlog)
 
     def _put(self, messages: Iterable[NewMessage | bytes | str], mode: str, create: bool, *,
              backlog: bool, new_queue: Settings | None = None) -> Verb[PutReply]:
@@ -86,9 +86,7 @@ class Messages(QueueBase):
         if len(batch) > limits.max_batch:
             raise TooLarge("messages", f"at most {limits.max_batch} messages per call")
         args = self._put_args(mode, len(batch), backlog)
-        now = self.ctx.clock.wall_ms()
-        for i, message in enumerate(batch):
-            args.extend(core.message_args(message, f"messages[{i}]", limits, now))
+        args += core.batch_args(batch, limits, self.ctx.clock.wall_ms())
         reply = yield from self._put_or_create(args, "create" if create else None, new_queue)
         yield from self._after_put(reply)
         return reply
@@ -188,7 +186,7 @@ class Messages(QueueBase):
             if must_exist and reply.flags & MISSING:
                 raise QueueNotFound()
             yield from self._after(reply.flags)
-            messages = _reserved(reply, token, timeout_ms)
+            messages = core.reserved_messages(reply.messages, reply.now, token, timeout_ms)
             left = wait - (time.monotonic() - started)
             if messages or left <= 0:
                 return messages, reply
@@ -468,20 +466,6 @@ def _message(
         available_at=available_at,
     )
 
-
-def _reserved(reply: ReserveReply, token: str, timeout_ms: int) -> list[Message]:
-    """The reserve script's messages. Each reservation lasts the requested timeout, else the
-    message's own (from its record); it started at the script's ``now``."""
-    now, out = reply.now, []
-    for message_id, record, deliveries in rows(reply):
-        enq, own_timeout, expire, ctype, body = core.parse_record(record)
-        timeout = timeout_ms or own_timeout
-        out.append(Message(
-            id=text(message_id), body=body, timeout=timeout / 1000, reserved_count=int(deliveries),
-            enqueued_at=enq, expires_at=expire, content_type=ctype, status=RESERVED,
-            reservation_id=token, reserved_until=now + timeout,
-        ))
-    return out
 
 
 def _with_suffix(ids: list[str], partition: int) -> list[str]:

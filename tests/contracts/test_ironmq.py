@@ -207,6 +207,14 @@ def test_a_message_over_256_kb_is_400_and_a_request_over_the_limit_is_413(http):
     assert err(http.post(url("/queues/q/messages"), json=huge, headers=AUTH), 413)
 
 
+def test_a_batch_names_the_message_whose_body_is_over_256_kb_in_utf8(http):
+    at_limit = "é" * (128 * 1024)  # 262,144 bytes in UTF-8
+    batch = {"messages": [{"body": "a"}, {"body": at_limit}, {"body": at_limit + "x"}]}
+    r = http.post(url("/queues/q/messages"), content=json.dumps(batch, ensure_ascii=False).encode(),
+                  headers={**AUTH, "Content-Type": "application/json"})
+    assert err(r, 400) == "messages[2].body is 262145 bytes; the limit is 262144"
+
+
 def test_webhook_stores_the_raw_body_as_one_message(http):
     raw = b'{"event": "push", "ref": "main"}'
     r = ok(http.post(url("/queues/hooks/messages/webhook"), params={"oauth": TOKEN}, content=raw,

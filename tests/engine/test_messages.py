@@ -3,6 +3,8 @@ dead-lettering, reservation ids. Time moves with the fake clock, never with slee
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
+
 import pytest
 
 from ferrymq.engine import (
@@ -14,6 +16,7 @@ from ferrymq.engine import (
     QueueNotFound,
     TooLarge,
 )
+from ferrymq.engine.models import RESERVED, Message, reserved_message
 
 
 def bodies(messages):
@@ -70,6 +73,15 @@ def test_body_over_the_size_limit_is_too_large(engine):
     engine.queue("p", "q").put([b"x" * (256 * 1024)])
 
 
+def test_a_body_over_the_size_limit_in_a_batch_is_named_by_its_index(engine):
+    over = "é" * (128 * 1024) + "x"  # 262,145 bytes in UTF-8
+    with pytest.raises(TooLarge) as bare:
+        engine.queue("p", "q").put(["a", over])
+    with pytest.raises(TooLarge) as wrapped:
+        engine.queue("p", "q").put(["a", "b", NewMessage(over)])
+    assert (bare.value.field, wrapped.value.field) == ("messages[1]", "messages[2].body")
+
+
 @pytest.mark.parametrize("bad", [[], [5], [None], [NewMessage("x", content_type="a b")]])
 def test_bad_put_arguments_are_invalid(engine, bad):
     with pytest.raises(InvalidArgument):
@@ -77,6 +89,15 @@ def test_bad_put_arguments_are_invalid(engine, bad):
 
 
 # -- reserve ------------------------------------------------------------------------------------
+
+
+def test_a_reserved_message_built_slot_by_slot_is_the_one_init_builds():
+    given = dict(id="1", body=b"b", timeout=2.5, reserved_count=3, enqueued_at=4, expires_at=5,
+                 content_type="json", reservation_id="r", reserved_until=6)
+    fast = reserved_message(**given)
+    assert fast == Message(**given, status=RESERVED) and hash(fast) == hash(Message(**given, status=RESERVED))
+    with pytest.raises(FrozenInstanceError):
+        fast.id = "2"
 
 
 def test_reserve_hands_out_messages_in_fifo_order(engine):
