@@ -12,6 +12,7 @@ modules. Never ``ferrymq.http`` nor ``ferrymq.server``: the engine is a library 
 of the wire contracts or of the process running them (``tests/test_layout.py`` checks it).
 """
 
+from ._facade import is_transient
 from .aio import AsyncEngine, AsyncQueue
 from .clock import FakeClock, RedisClock, SystemClock
 from .egress import EgressPolicy
@@ -68,5 +69,5 @@ __all__ = [
     "NotReplicated", "NotReserved", "Notifier", "Pulled", "PushClaim", "PushConfig", "PushDelivery", "PushStatus",
     "Pushed", "Pusher", "Queue", "QueueDefaults", "QueueDetails", "QueueInfo", "QueueNotFound",
     "QueueRef", "QueueSettings", "QueueStats", "RedisClock", "Reservation", "Settled", "Subscriber",
-    "Subscription", "SweepReport", "Sweeper", "SystemClock", "TooLarge", "Unavailable",
+    "Subscription", "SweepReport", "Sweeper", "SystemClock", "TooLarge", "Unavailable", "is_transient",
 ]

@@ -174,7 +174,21 @@ def is_transient(exc: Exception) -> bool:
 
     transient = (ConnectionError, TimeoutError, builtins.TimeoutError, ClusterDownError, TryAgainError,
                  ReadOnlyError, SlotNotCoveredError)
-    return isinstance(exc, transient) or _cluster_unreachable(exc, RedisClusterException)
+    return (isinstance(exc, transient) or _cluster_unreachable(exc, RedisClusterException)
+            or _closed_while_sending(exc))
+
+
+def _closed_while_sending(exc: Exception) -> bool:
+    """redis-py's asyncio connection, closed by another task while a command awaited its health
+    check (a Sentinel pool drops its connections when the master moves), writes to a writer that
+    is gone: an AttributeError from inside redis-py (its issue #3546 is the same race). Nothing
+    was sent, and Redis is merely moving: transient, not a bug of ours to answer with a 500."""
+    if not isinstance(exc, AttributeError):
+        return False
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__") == "redis.asyncio.connection"
 
 
 def _cluster_unreachable(exc: Exception, cluster_exception: type[Exception]) -> bool:

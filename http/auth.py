@@ -258,11 +258,11 @@ class Auth:
         return await self._lookup(token)
 
     async def _lookup(self, token: str) -> str | None:
-        from redis.exceptions import ConnectionError, TimeoutError
-
-        from ferrymq.engine.errors import Unavailable
+        from ferrymq.engine import Unavailable, is_transient
 
         try:
             return await self._store.project_of(token, self._slow)
-        except (ConnectionError, TimeoutError) as exc:
-            raise Unavailable(f"Redis is unavailable: {exc}") from exc
+        except Exception as exc:  # Redis moving (a failover, a cluster resharding) is a 503, as for the engine
+            if is_transient(exc):
+                raise Unavailable(f"Redis is unavailable: {exc or type(exc).__name__}") from exc
+            raise

@@ -11,8 +11,11 @@ import concurrent.futures
 from collections.abc import Coroutine
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
 
+from ferrymq.engine import Unavailable
 from ferrymq.http.auth import UNKNOWN, Auth, TokenStore, Verdicts
 
 PROJECT = "000000000000000000000001"
@@ -84,3 +87,28 @@ def test_a_full_cache_starts_over_rather_than_grow():
     verdicts.remember("t3", None)
     assert verdicts.get("t0") is UNKNOWN
     assert verdicts.get("t3") is None
+
+
+def test_a_connection_closed_under_the_token_lookup_is_unavailable_not_a_crash(redis_url, monkeypatch):
+    """The race a Sentinel failover runs (tests/sentinel/test_failover_under_load.py once answered
+    it with a 500): the pool's connection is closed by another task while the lookup's HGET awaits
+    its health check, and redis-py writes to a writer that is gone (an AttributeError of its own).
+    The lookup says Unavailable, which every contract answers 503 (clients retry), and the next
+    lookup works."""
+    run(closed_under_the_lookup_is_unavailable(redis_url, monkeypatch))
+
+
+async def closed_under_the_lookup_is_unavailable(redis_url: str, monkeypatch: Any) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    store = TokenStore(client)
+    token = await store.add(PROJECT)
+
+    async def closed_by_another_task(connection: Any) -> None:
+        await connection.disconnect()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AbstractConnection, "check_health", closed_by_another_task)
+        with pytest.raises(Unavailable):
+            await Auth({}, store).project_of(token)
+    assert await Auth({}, store).project_of(token) == PROJECT
+    await client.aclose()
