@@ -56,7 +56,7 @@ class AutoPipeline:
         """``command``'s reply, as ``send``'s future gives it; a big command without waiting for
         the turn to end (the module docstring). Measured side by side (bench/RESULTS.md, "HTTP hot
         path on the final commit"): IronMQ POST of 100 messages, 1 worker, 172,032 -> 210,234
-        msgs/s, though the worker spends ~15% more CPU per request on its own connection."""
+        msgs/s, though the worker spends ~20% more CPU per request on its own connection."""
         if self._direct and len(command) > ALONE_WORDS:
             return (await self._on_connection([command]))[0]
         return await self.send(command)
