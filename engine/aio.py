@@ -148,7 +148,7 @@ class AsyncEngine(AsyncFacade, EngineMethods):
 
     async def _send(self, command: tuple[Any, ...]) -> Any:
         try:
-            return await self._pipeline.send(command)
+            return await self._pipeline.call(command)
         except RedisError as exc:
             if is_transient(exc) and command[0] != "FUNCTION LOAD":
                 raise

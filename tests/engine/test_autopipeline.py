@@ -1,0 +1,36 @@
+"""The asyncio engine's auto-pipeline (engine/autopipeline.py): a big command goes alone and at
+once, a small one with its turn; either way an error reply is the caller's value."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from ferrymq.engine.autopipeline import ALONE_WORDS, AutoPipeline
+
+
+async def test_big_and_small_puts_of_one_turn_all_land(aengine):
+    q = aengine.queue("p", "q")
+    big = [f"b{i}" for i in range(100)]
+    ids = await asyncio.gather(q.put(big), q.put(["s"]), q.put(big))
+    assert [len(x) for x in ids] == [100, 1, 100] and len(set(sum(ids, []))) == 201
+    bodies: list[bytes] = []
+    while taken := await q.reserve(100):
+        bodies += [m.body for m in taken]
+    assert sorted(bodies) == sorted([b.encode() for b in big] * 2 + [b"s"])
+
+
+async def test_an_error_reply_is_the_value_of_a_big_and_of_a_small_command(redis_url):
+    client = aioredis.Redis.from_url(redis_url)
+    pipeline = AutoPipeline(client)
+    try:
+        big = ("FCALL", "no-such-function", 0, *["a"] * ALONE_WORDS)
+        small = ("FCALL", "no-such-function", 0)
+        replies = await asyncio.gather(pipeline.call(big), pipeline.call(small), pipeline.call(("PING",)))
+        assert isinstance(replies[0], ResponseError) and isinstance(replies[1], ResponseError)
+        assert replies[2] is True
+    finally:
+        await pipeline.aclose()
+        await client.aclose()
