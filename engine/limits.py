@@ -143,6 +143,10 @@ STUCK_KEPT = 100
 """Transfers a queue keeps set aside (outbox entries that could not be moved, shown to
 operators); past that the oldest are dropped (``counters["set_aside"]`` still counts them)."""
 
+OUTBOX_PAGE = 100
+"""Outbox entries a drain reads in one LRANGE. A page shorter than this was the last: the drain
+stops without reading the (empty) outbox again."""
+
 MAX_TRANSFER_HOPS = 5
 """Transfers one message may go through: ``ironmq:///`` forwards and error-queue messages (a
 client's put is hop 0). A forward or error-queue message past it is dropped and counted

@@ -11,7 +11,7 @@ import orjson
 from .. import core
 from ..core import Command, Eval, Verb
 from ..errors import EngineError, Unavailable
-from ..limits import MAX_TRANSFER_HOPS, STUCK_KEPT
+from ..limits import MAX_TRANSFER_HOPS, OUTBOX_PAGE, STUCK_KEPT
 from ..models import NewMessage
 from ..replies import MISSING, OUTBOX_PENDING, MaintainReply
 from .alerts import alert_body
@@ -69,7 +69,7 @@ class Outbox(QueueBase):
         unavailable stops the drain (the entry stays first, for the next try)."""
         moved = 0
         while True:
-            entries = yield Command(("LRANGE", self.keys.outbox, 0, 99))
+            entries = yield Command(("LRANGE", self.keys.outbox, 0, OUTBOX_PAGE - 1))
             if not entries:
                 return moved
             for entry in entries:
@@ -95,6 +95,8 @@ class Outbox(QueueBase):
                 moved += 1
                 if kind == "dlq":
                     yield from self._emit("message.dead_lettered", dead_letter_event(ref, target))
+            if len(entries) < OUTBOX_PAGE:  # it was the last page: an entry added since was added by a
+                return moved                 # script whose caller drains it (its flags say so)
 
     def _set_aside(self, entry: bytes, exc: Exception) -> Verb[None]:
         """Out of the outbox into the queue's stuck list, with the reason, for an operator."""

@@ -653,3 +653,16 @@ def test_push_reports_the_backlog_after_its_batch(engine, clock):
     assert len(pushed.ids) == 2 and pushed.ids == sorted(pushed.ids)
     assert (pushed.backlog.ready, pushed.backlog.delayed, pushed.backlog.size) == (1, 1, 2)
     assert pushed.backlog.oldest_at == clock.ms
+
+
+def test_moving_a_dead_letter_reads_the_outbox_once(real_engine, redis_client):
+    """A drain that finds fewer entries than a page moves them and stops: no second LRANGE to
+    learn that the outbox is empty (a round trip per dead letter, alert message or size report)."""
+    q = real_engine.queue("p", "q")
+    q.create(max_deliveries=1, dead_letter_queue="dead")
+    q.put(["x"])
+    [m] = q.reserve()
+    redis_client.config_resetstat()
+    q.release(m.id, delay=60)
+    assert redis_client.info("commandstats")["cmdstat_lrange"]["calls"] == 1
+    assert bodies(real_engine.queue("p", "dead").peek()) == [b"x"]
