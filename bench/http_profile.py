@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import math
 import os
 import pstats
 import signal
@@ -75,7 +76,7 @@ def profile(redis: RedisServer, scenario: Scenario, seconds: float, top: int, ke
             path = path.format(q=ref.id if scenario.key.startswith("cf") else scenario.key)
             if scenario.prefill:
                 from .ferry import fill
-                fill(redis, PROJECT, scenario.key, 200_000)
+                fill(redis, PROJECT, scenario.key, scenario.prefill * math.ceil(1 + 2 * seconds))  # never empty
         load(scenario, base, path, 1)  # warm-up
         before = cpu_seconds(child.pid)
         plain = load(scenario, base, path, seconds)
