@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from ._facade import (
     AsyncFacade, EngineMethods, QueueMethods, check_client, drive_async, is_cluster, is_transient, translate,
 )
-from .autopipeline import AutoPipeline
+from .autopipeline import ALONE_MESSAGES, AutoPipeline
 from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Evals, Step, Wait
 from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
@@ -113,7 +113,8 @@ class AsyncEngine(AsyncFacade, EngineMethods):
             scripts = self.scripts
             if scripts.functions is None:  # not known yet: the sans-IO call finds out
                 return await self._call(scripts.call(step.verb, step.keys, step.args))
-            reply = await self._send(scripts.command(step.verb, step.keys, step.args))
+            command = scripts.command(step.verb, step.keys, step.args)
+            reply = await self._send(command, alone=step.messages >= ALONE_MESSAGES)
             if not isinstance(reply, Exception):  # the common case, without the generator's turns
                 return reply
             return await self._call(scripts.call(step.verb, step.keys, step.args, first_reply=reply))
@@ -146,9 +147,9 @@ class AsyncEngine(AsyncFacade, EngineMethods):
             return await asyncio.shield(self._loading)
         return await self._send(command)
 
-    async def _send(self, command: tuple[Any, ...]) -> Any:
+    async def _send(self, command: tuple[Any, ...], *, alone: bool = False) -> Any:
         try:
-            return await self._pipeline.call(command)
+            return await self._pipeline.call(command, alone=alone)
         except RedisError as exc:
             if is_transient(exc) and command[0] != "FUNCTION LOAD":
                 raise

@@ -10,7 +10,8 @@ its own, and sets each future from its reply; the next turn's commands can go on
 connection meanwhile. Cancelling a verb cancels only its future: a command not yet sent is
 dropped, one already sent runs (as with any command whose reply nobody waits for).
 
-A big command (more than ``ALONE_WORDS`` words: a put of dozens of messages) is not held for
+A big command (more than ``ALONE_WORDS`` words: a put of dozens of messages; or a script call
+of ``ALONE_MESSAGES`` messages or more, such as a reserve of 100) is not held for
 the turn: ``call`` sends it at once, alone, on a connection of its own. Redis answers a
 pipeline when it has run all of it, so a turn's big commands went out after every request of
 the turn was parsed and came back together: the worker and Redis took turns instead of working
@@ -41,6 +42,9 @@ except ImportError:  # pragma: no cover - hiredis is a dependency; redis-py pack
 ALONE_WORDS = 64
 """A command of more words goes alone and at once (``call``): its Redis time (~280 µs for a put
 of 100 messages) dwarfs what sharing a round trip saves."""
+ALONE_MESSAGES = 25
+"""The same for a script call that may take or change this many messages or more, however few
+its words (``Eval.messages``: a reserve of 100 is 21 words and ~250 µs of Redis)."""
 
 
 class AutoPipeline:
@@ -52,12 +56,13 @@ class AutoPipeline:
         self._queued: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()
 
-    async def call(self, command: tuple[Any, ...]) -> Any:
-        """``command``'s reply, as ``send``'s future gives it; a big command without waiting for
-        the turn to end (the module docstring). Measured side by side (bench/RESULTS.md, "HTTP hot
+    async def call(self, command: tuple[Any, ...], *, alone: bool = False) -> Any:
+        """``command``'s reply, as ``send``'s future gives it; a big command (``alone``: the
+        caller knows it is, or more than ``ALONE_WORDS`` words) without waiting for the turn to
+        end (the module docstring). Measured side by side (bench/RESULTS.md, "HTTP hot
         path on the final commit"): IronMQ POST of 100 messages, 1 worker, 172,032 -> 210,234
         msgs/s, though the worker spends ~20% more CPU per request on its own connection."""
-        if self._direct and len(command) > ALONE_WORDS:
+        if self._direct and (alone or len(command) > ALONE_WORDS):
             return (await self._on_connection([command]))[0]
         return await self.send(command)
 

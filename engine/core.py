@@ -34,6 +34,9 @@ class Eval:
     verb: str
     keys: Sequence[str]
     args: Sequence[Any]
+    messages: int = 1
+    """How many messages the script may take or change at most: a hint of its cost in Redis,
+    which the asyncio engine sends a big call by (``autopipeline.ALONE_MESSAGES``)."""
 
 
 @dataclass(frozen=True, slots=True)

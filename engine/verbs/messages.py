@@ -177,7 +177,7 @@ class Messages(QueueBase):
                 token, "1" if delete else "0", "1" if backlog else "0",
             ]
             try:
-                reply = ReserveReply.of((yield Eval("reserve", self._core_keys, args)), backlog)
+                reply = ReserveReply.of((yield Eval("reserve", self._core_keys, args, messages=n)), backlog)
             except DeliveryPaused:
                 left = wait - (time.monotonic() - started)
                 if left <= 0 or (yield Wait(self.keys.notify, left)) is None:

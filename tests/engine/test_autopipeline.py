@@ -34,3 +34,21 @@ async def test_an_error_reply_is_the_value_of_a_big_and_of_a_small_command(redis
     finally:
         await pipeline.aclose()
         await client.aclose()
+
+
+async def test_a_command_sent_alone_does_not_hold_up_its_turn(redis_url):
+    # A reserve of 100 is few words but much Redis time; sent alone (Eval.messages), the small
+    # commands of its turn do not wait behind it. A blocking pop stands in for the slow call:
+    # pipelined with it, the PING would wait until the pop returns.
+    client = aioredis.Redis.from_url(redis_url)
+    pipeline = AutoPipeline(client)
+    try:
+        slow = asyncio.ensure_future(pipeline.call(("BLPOP", "autopipeline-alone", 10), alone=True))
+        ping = asyncio.ensure_future(pipeline.call(("PING",)))
+        done, _ = await asyncio.wait({slow, ping}, return_when=asyncio.FIRST_COMPLETED)
+        assert done == {ping} and ping.result() is True
+        await client.lpush("autopipeline-alone", "x")
+        assert list(await slow) == [b"autopipeline-alone", b"x"]
+    finally:
+        await pipeline.aclose()
+        await client.aclose()
