@@ -21,6 +21,7 @@ _QUERY_PAIR = re.compile(r"([?&])([^=&#\s]*)=([^&#\s]*)")
 """A name=value pair of a query string, its name still percent-encoded."""
 ACCESS = "ferrymq.access"
 """The logger of our per-request lines (JSON mode only)."""
+_access = logging.getLogger(ACCESS)
 _JSON_LOGGERS = ("ferrymq", "uvicorn")
 """Loggers whose lines become JSON (uvicorn.error writes through uvicorn's handler); uvicorn's
 access logger is silenced instead: ours replaces it."""
@@ -71,8 +72,10 @@ class Silence(logging.Filter):
         return False
 
 
-def install(json_lines: bool = False) -> None:
-    """Idempotent: the redaction filter on uvicorn's access logger, and JSON lines if asked."""
+def install(json_lines: bool = False, access_log: bool = True) -> None:
+    """Idempotent: the redaction filter on uvicorn's access logger, JSON lines if asked, and
+    our access lines (JSON mode) only if ``access_log``."""
+    _access.disabled = not access_log
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactTokens) for f in access.filters):
         access.addFilter(RedactTokens())
@@ -94,9 +97,6 @@ def use_json_lines() -> None:
             logger.setLevel(logging.INFO)
         for handler in logger.handlers:
             handler.setFormatter(JSONLines())
-
-
-_access = logging.getLogger(ACCESS)
 
 
 def request_done(request_id: str, method: str, route: str, status: int, seconds: float) -> None:

@@ -83,6 +83,7 @@ FROM_ENV: dict[str, Callable[[str], object]] = {
     "command_timeout": float, "pushers": int, "push_concurrency": int, "push_timeout": float,
     "sweeper": lambda text: text not in ("0", "false", "no"),
     "log_json": lambda text: text not in ("", "0", "false", "no"),
+    "access_log": lambda text: text not in ("", "0", "false", "no"),
     "auth_failures": int, "header_timeout": float, "body_timeout": float, "keep_alive_timeout": float,
     "limit_concurrency": lambda text: int(text) or None,  # 0: no limit
 }
@@ -131,7 +132,11 @@ class Settings:
     graceful_timeout: float = 35.0
     """Seconds in-flight requests get to finish at shutdown (long polls end at once)."""
     log_json: bool = False
-    """Log JSON lines (one per request: id, route, status, duration) instead of uvicorn's text."""
+    """Log JSON lines (and the access log's: id, route, status, duration) instead of uvicorn's text."""
+    access_log: bool = False
+    """A log line per request (uvicorn's, or ours in JSON). Off by default: at thousands of
+    requests a second it fills disks, and formatting it cost 1.22x of the single-message POST's
+    throughput (bench/RESULTS.md); /metrics counts requests by route and status either way."""
     metrics_token: str | None = None
     """If set, ``/metrics`` asks for ``Authorization: Bearer <metrics_token>`` (it lists every
     project's queue names); None leaves it open, for a scraper on a private network."""
@@ -197,6 +202,7 @@ class Settings:
             "FERRYMQ_PUSH_ALLOW": ",".join(self.push_allow),
             "FERRYMQ_SWEEPER": "1" if self.sweeper else "0",
             "FERRYMQ_LOG_JSON": "1" if self.log_json else "0",
+            "FERRYMQ_ACCESS_LOG": "1" if self.access_log else "0",
             "FERRYMQ_METRICS_TOKEN": self.metrics_token or "",
             "FERRYMQ_PROJECT": self.project or "",
             "FERRYMQ_MIN_REPLICAS_ACK": str(self.min_replicas_ack),

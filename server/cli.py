@@ -46,7 +46,7 @@ class UsageError(Exception):
     """Bad usage found once a command runs (exit code 2, like argparse's own)."""
 
 
-OPTIONS = ("host", "port", "redis_url", "data_dir", "workers", "appendfsync", "log_json", "project", "pushers",
+OPTIONS = ("host", "port", "redis_url", "data_dir", "workers", "appendfsync", "log_json", "access_log", "project", "pushers",
            "push_concurrency", "push_timeout", "public_url", "min_replicas_ack", "min_replicas_ack_timeout",
            "tokens_file", "header_timeout", "body_timeout", "keep_alive_timeout", "limit_concurrency",
            "default_partitions")
@@ -556,8 +556,11 @@ def add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                               help="embedded Redis: fsync the append-only file every second (default) "
                                    "or on every write (env FERRYMQ_APPENDFSYNC)")
     serve_parser.add_argument("--log-json", action="store_const", const=True,
-                              help="log JSON lines: one per request with its id, route, status and "
-                                   "duration (env FERRYMQ_LOG_JSON=1)")
+                              help="log JSON lines, the access log's with each request's id, route, "
+                                   "status and duration (env FERRYMQ_LOG_JSON=1)")
+    serve_parser.add_argument("--access-log", action="store_const", const=True,
+                              help="log a line per request (env FERRYMQ_ACCESS_LOG=1; off by default: "
+                                   "at thousands of requests a second it fills disks)")
     serve_parser.add_argument("--default-partitions", type=bounded(1, LIMITS.max_partitions), metavar="N",
                               help="partitions of the queues created without a setting of their own "
                                    "(env FERRYMQ_DEFAULT_PARTITIONS; default 1); see README, Partitioned queues")

@@ -21,7 +21,7 @@ def json_lines(output: str) -> list[dict]:
 
 def test_json_logs_have_one_line_per_request_and_never_a_token(serve, redis_client, redis_url):
     served = serve("--redis-url", redis_url, "--log-json", "--token", f"{TOKEN}:{PROJECT}",
-                   env={"FERRYMQ_METRICS_TOKEN": SCRAPE_TOKEN})
+                   env={"FERRYMQ_METRICS_TOKEN": SCRAPE_TOKEN, "FERRYMQ_ACCESS_LOG": "1"})
     with httpx.Client(base_url=served.url) as http:
         listed = http.get(f"/1/projects/{PROJECT}/queues", params={"oauth": TOKEN}, headers={"X-Request-Id": "req-1"})
         assert listed.status_code == 200
@@ -42,6 +42,17 @@ def test_json_logs_have_one_line_per_request_and_never_a_token(serve, redis_clie
     assert TOKEN not in output and SCRAPE_TOKEN not in output
 
 
+@pytest.mark.parametrize("json_lines", [False, True])
+def test_without_access_log_no_request_is_logged(serve, redis_url, json_lines):
+    served = serve("--redis-url", redis_url, "--token", f"{TOKEN}:{PROJECT}", *(["--log-json"] if json_lines else []))
+    listed = httpx.get(f"{served.url}/1/projects/{PROJECT}/queues", headers={"Authorization": f"OAuth {TOKEN}"})
+    assert listed.status_code == 200
+    assert served.stop() == 0
+    output = served.log()
+    assert "Uvicorn running on" in output  # the server's own lines are still there
+    assert "/queues" not in output and 'HTTP/1.1"' not in output
+
+
 def test_a_log_line_is_redacted_even_when_a_token_is_in_its_message():
     record = logging.LogRecord("ferrymq.http", logging.WARNING, __file__, 1, "bad request %s",
                                ("/hooks?oauth=abc123&x=1",), None)
@@ -59,7 +70,7 @@ def test_a_query_token_is_redacted_however_its_name_is_percent_encoded(name):
 
 
 def test_an_encoded_query_token_authenticates_but_never_reaches_the_access_log(serve, redis_client, redis_url):
-    served = serve("--redis-url", redis_url, "--token", f"{TOKEN}:{PROJECT}")
+    served = serve("--redis-url", redis_url, "--token", f"{TOKEN}:{PROJECT}", "--access-log")
     hook = f"{served.url}/1/projects/{PROJECT}/queues/hooks/messages/webhook?%6fauth={TOKEN}"
     assert httpx.post(hook, content=b"x", timeout=5).status_code == 200  # Starlette decodes the name
     assert served.stop() == 0

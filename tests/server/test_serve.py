@@ -105,7 +105,7 @@ def test_without_uvloop_and_httptools_serve_falls_back_to_asyncio_and_h11(monkey
 
 
 def test_serve_never_prints_a_token(serve, redis_client, redis_url):
-    served = serve("--redis-url", redis_url, "--token", f"s3cret-token-value:{PROJECT}")
+    served = serve("--redis-url", redis_url, "--token", f"s3cret-token-value:{PROJECT}", "--access-log")
     response = httpx.get(served.url + QUEUES, headers={"Authorization": "OAuth s3cret-token-value"}, timeout=5)
     assert response.status_code == 200
     # a webhook authenticates in its query string, which the access log prints
