@@ -147,6 +147,8 @@ class FailedAuths:
 
     def retry_after(self, address: str) -> int:
         """Whole seconds until ``address`` may try again; 0 if it may now."""
+        if not self._clients:  # no failure to count (nearly always): no address to parse
+            return 0
         entry = self._clients.get(client_key(address))
         if entry is None or entry[1] < self.limit:
             return 0
