@@ -9,6 +9,7 @@ bench/RESULTS.md (the run's part of it) and bench/results.png. See bench/README.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import importlib.metadata
 import os
@@ -96,7 +97,7 @@ def header(server: RedisServer, args: argparse.Namespace, started: float, load_b
         f"uvicorn {packages['uvicorn']}, starlette {packages['starlette']}, httpx {packages['httpx']}; FerryMQ {commit}",
         "- Peers: " + ", ".join(f"{k} {v}" for k, v in peer_versions.items()) + f"; wrk: {version_of(['wrk', '-v'])}",
         f"- {args.plan.rounds} round(s), systems interleaved within each; cells: median (min–max); "
-        f"100-byte bodies; timed steps ≥ {args.plan.seconds:g} s",
+        f"100-byte bodies; timed steps ≥ {args.plan.seconds:g} s, HTTP steps {args.plan.http_seconds:g} s",
     ]
 
 
@@ -110,8 +111,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 round, short steps, small backlogs")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections ({', '.join(SECTIONS)})")
     parser.add_argument("--out", type=Path, help="results file (default bench/RESULTS.md; a quick run writes none)")
+    parser.add_argument("--http-seconds", type=float, metavar="S",
+                        help="seconds of each HTTP load step (default 1; issue 14's figures use 5)")
     args = parser.parse_args()
     args.plan = QUICK if args.quick else FULL
+    if args.http_seconds:
+        args.plan = dataclasses.replace(args.plan, http_seconds=args.http_seconds)
     chosen = [s for s in args.only.split(",") if s]
     unknown = set(chosen) - set(SECTIONS)
     if unknown:
