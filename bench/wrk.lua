@@ -7,8 +7,9 @@
 --               is free next (wrk runs one Lua state per thread, so the harness uses one thread):
 --                 ironmq-consume      GET ?n=100, then DELETE {"ids": [...]} of what came back
 --                 cloudflare-consume  POST /pull of 100, then POST /ack of their leases
---               The path given to wrk is the queue's messages path. Pulls and acks are timed
---               together: the latency figures are of the mix.
+--               The path given to wrk is the queue's messages path, without a query. Ids are
+--               found by pattern in the server's compact JSON (orjson: no spaces). Pulls and
+--               acks are timed together: the latency figures are of the mix.
 wrk.method = os.getenv("WRK_METHOD") or "GET"
 wrk.headers["Authorization"] = os.getenv("WRK_AUTH")
 wrk.headers["Content-Type"] = "application/json"

@@ -112,13 +112,14 @@ def partition_tags(prefix: str, project: str, queue: str, first: int, count: int
     the count changes."""
     total = first + count
     arc = REDIS_CLUSTER_HASH_SLOTS / total
-    home = int(key_slot(queue_keys(prefix, project, queue).meta.encode()) // arc)
+    keys = queue_keys.__wrapped__  # ~128 candidate tags a partition: not for the cache
+    home = int(key_slot(keys(prefix, project, queue).meta.encode()) // arc)
     window = max(1, int(arc // 8))
     tags = []
     for i in range(first, total):
         low = int(((home + i) % total + 0.5) * arc) - window // 2
         n = 0
-        while (key_slot(queue_keys(prefix, project, queue, f"{i}.{n}").meta.encode()) - low) % \
+        while (key_slot(keys(prefix, project, queue, f"{i}.{n}").meta.encode()) - low) % \
                 REDIS_CLUSTER_HASH_SLOTS >= window:
             n += 1
         tags.append(f"{i}.{n}")

@@ -52,7 +52,7 @@ def pusher(engine: AsyncEngine, settings: Settings) -> Pusher:
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None, client: Any = None) -> Starlette:
     settings = settings or Settings.from_env()
-    logs.install(settings.log_json, settings.access_log)
+    logs.install(settings.log_json, access_log=settings.access_log)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:

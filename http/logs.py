@@ -1,9 +1,10 @@
 """Logging rules of the server. Tokens never reach a log: uvicorn's access log prints the request
 path with its query, and IronMQ clients (webhooks above all) put the token there as ``?oauth=``.
 
-With ``--log-json`` (``FERRYMQ_LOG_JSON=1``) every log line is one JSON object, and uvicorn's
-access log gives way to ours: one line per request with its id, method, route *template* (never
-the raw path, which holds queue names and query tokens), status and duration.
+There is no access log unless ``--access-log`` (``FERRYMQ_ACCESS_LOG=1``). With ``--log-json``
+(``FERRYMQ_LOG_JSON=1``) every log line is one JSON object, and uvicorn's access log gives way to
+ours: one line per request with its id, method, route *template* (never the raw path, which
+holds queue names and query tokens), status and duration.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ _QUERY_PAIR = re.compile(r"([?&])([^=&#\s]*)=([^&#\s]*)")
 ACCESS = "ferrymq.access"
 """The logger of our per-request lines (JSON mode only)."""
 _access = logging.getLogger(ACCESS)
+_access_on = False
+"""``--access-log``: whether ``request_done`` logs at all (``install``)."""
 _JSON_LOGGERS = ("ferrymq", "uvicorn")
 """Loggers whose lines become JSON (uvicorn.error writes through uvicorn's handler); uvicorn's
 access logger is silenced instead: ours replaces it."""
@@ -72,10 +75,12 @@ class Silence(logging.Filter):
         return False
 
 
-def install(json_lines: bool = False, access_log: bool = True) -> None:
+def install(json_lines: bool = False, *, access_log: bool = False) -> None:
     """Idempotent: the redaction filter on uvicorn's access logger, JSON lines if asked, and
-    our access lines (JSON mode) only if ``access_log``."""
-    _access.disabled = not access_log
+    our access lines (JSON mode) only if ``access_log`` (a flag of ours: a later logging
+    configuration may re-enable loggers, not turn this on)."""
+    global _access_on
+    _access_on = access_log
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactTokens) for f in access.filters):
         access.addFilter(RedactTokens())
@@ -100,8 +105,9 @@ def use_json_lines() -> None:
 
 
 def request_done(request_id: str, method: str, route: str, status: int, seconds: float) -> None:
-    """The access line of one request (printed in JSON mode, where it replaces uvicorn's)."""
-    if _access.isEnabledFor(logging.INFO):
+    """The access line of one request (with ``--access-log``, printed in JSON mode, where it
+    replaces uvicorn's)."""
+    if _access_on and _access.isEnabledFor(logging.INFO):
         fields = {"request_id": request_id, "method": method, "route": route, "status": status,
                   "duration_ms": round(seconds * 1000, 3)}
         _access.info("%s %s %s", method, route, status, extra={"fields": fields})

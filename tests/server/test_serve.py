@@ -253,7 +253,7 @@ def test_settings_travel_to_the_workers_through_the_environment():
         host="0.0.0.0", port=9000, redis_url="unix:///tmp/r.sock", data_dir=Path("/tmp/d"), workers=3,
         tokens={"a": "p1", "b:c": "p2"}, prefix="x", max_request_bytes=1000, appendfsync="always", sweeper=False,
         pushers=2, push_concurrency=8, push_timeout=5.5, public_url="https://mq.example",
-        push_allow=("10.0.0.0/8", "hooks.internal"), default_partitions=3,
+        push_allow=("10.0.0.0/8", "hooks.internal"), default_partitions=3, log_json=True, access_log=True,
     )
     assert Settings.from_env(settings.to_env()) == settings
 
