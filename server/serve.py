@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import redis
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import multiprocess
 
 from ferrymq.engine import AsyncEngine
@@ -89,6 +90,14 @@ class GracefulWorker(multiprocess.Process):
     @cached_property
     def server(self) -> uvicorn.Server:  # type: ignore[override]
         return GracefulServer(config=self.config)
+
+
+class OwnSocketWorker(GracefulWorker):
+    """A worker that listens on a socket of its own, bound with SO_REUSEPORT beside its
+    siblings' (``run``), instead of the supervisor's shared one."""
+
+    def target(self, sockets: list[socket.socket] | None = None) -> None:  # runs in the worker
+        super().target([reuse_port_listener(self.config)])
 
 
 def serve(settings: Settings) -> None:
@@ -175,17 +184,51 @@ def client_limits(settings: Settings, http: str = "auto") -> dict[str, Any]:
 
 
 def run(config: uvicorn.Config) -> None:
+    """Serve ``config``: in this process, or in ``config.workers`` worker processes.
+
+    Several workers each listen on a socket of their own (SO_REUSEPORT), where the platform
+    has it: the kernel then spreads new connections over the workers by their addresses. On
+    one shared socket the first worker to wake accepted every connection pending, so a client
+    opening its 16 keep-alive connections at once often had all of them served by one worker
+    while the other idled (bench/RESULTS.md: 2 of 3 rounds of the 2-worker /ping). This
+    process binds the address first without the option, so an address in use (another
+    server, a second `ferrymq serve`) still stops the start. The cost: connections still
+    waiting in a worker's queue when it stops are refused rather than left to its siblings."""
     if config.workers == 1:
         GracefulServer(config).run()
         return
     sock = tcp_listener(config.bind_socket())
+    worker, sockets = GracefulWorker, [sock]
+    if own_sockets(config):
+        sock.close()  # it proved the address free; each worker now binds its own
+        worker, sockets = OwnSocketWorker, []
     try:
         # uvicorn's supervisor creates (and re-creates) its workers by this module-level name
         # and has no other hook for a Server subclass.
-        with mock.patch.object(multiprocess, "Process", GracefulWorker):
-            multiprocess.Multiprocess(config, sockets=[sock]).run()
+        with mock.patch.object(multiprocess, "Process", worker):
+            multiprocess.Multiprocess(config, sockets=sockets).run()
     finally:
         sock.close()
+
+
+def own_sockets(config: uvicorn.Config) -> bool:
+    """Whether the workers can each have a socket of their own: TCP on a port chosen (not 0, which
+    would give each its own port), and SO_REUSEPORT exists."""
+    return hasattr(socket, "SO_REUSEPORT") and config.uds is None and config.fd is None and config.port != 0
+
+
+def reuse_port_listener(config: uvicorn.Config) -> socket.socket:
+    """A worker's own listening socket on ``config``'s address (``run``)."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((config.host, config.port))
+    except OSError as exc:
+        say(f"error: cannot listen on {config.host}:{config.port}: {exc}")
+        sys.exit(STARTUP_FAILURE)
+    return sock
 
 
 def tcp_listener(sock: socket.socket) -> socket.socket:

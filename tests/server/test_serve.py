@@ -226,6 +226,71 @@ def test_two_workers_serve_one_queue(serve, redis_client, redis_url, wait_until)
     assert not any(alive(pid) for pid in workers)
 
 
+def tcp_sockets_of(pid: int) -> set[str]:
+    """The socket inodes ``pid`` holds."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    return inodes
+
+
+def tcp_on_port(port: int, state: str) -> set[str]:
+    """Inodes of the TCP sockets on local ``port`` in ``state`` (0A: listening, 01: established)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rpartition(":")[2], 16) == port and fields[3] == state:
+                    found.add(fields[9])
+    return found
+
+
+def test_each_worker_listens_on_its_own_socket_so_a_burst_of_connections_reaches_both(serve, redis_url,
+                                                                                       wait_until):
+    # On one shared socket the first worker awake accepted a client's whole burst of keep-alive
+    # connections; with SO_REUSEPORT the kernel spreads them (all 16 on one: p = 2**-15).
+    served = serve("--redis-url", redis_url, "--token", f"t:{PROJECT}", "--workers", "2")
+    port = int(served.url.rpartition(":")[2])
+    wait_until(lambda: len(spawned_workers(served.process.pid)) == 2 and len(tcp_on_port(port, "0A")) == 2, timeout=30)
+    workers = spawned_workers(served.process.pid)
+    assert all(len(tcp_sockets_of(pid) & tcp_on_port(port, "0A")) == 1 for pid in workers)
+    connections = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(16)]
+    try:
+        for conn in connections:
+            conn.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert all(conn.recv(64).startswith(b"HTTP/1.1 200") for conn in connections)
+        established = tcp_on_port(port, "01")
+        held = [len(tcp_sockets_of(pid) & established) for pid in workers]
+        assert sum(held) == 16 and min(held) >= 1, held
+    finally:
+        for conn in connections:
+            conn.close()
+
+
+def test_a_second_server_on_a_port_in_use_does_not_start(serve, ferrymq, redis_url):
+    served = serve("--redis-url", redis_url, "--token", f"t:{PROJECT}", "--workers", "2")
+    port = served.url.rpartition(":")[2]
+    second = ferrymq("serve", "--port", port, "--redis-url", redis_url, "--token", f"t:{PROJECT}", "--workers", "2")
+    assert second.returncode != 0 and "address already in use" in second.stderr.lower() + second.stdout.lower()
+    assert httpx.get(served.url + "/ping", timeout=5).status_code == 200  # the first one still serves
+
+
+def test_a_killed_worker_is_replaced_with_a_socket_of_its_own(serve, redis_url, wait_until):
+    served = serve("--redis-url", redis_url, "--token", f"t:{PROJECT}", "--workers", "2")
+    port = int(served.url.rpartition(":")[2])
+    wait_until(lambda: len(spawned_workers(served.process.pid)) == 2 and len(tcp_on_port(port, "0A")) == 2, timeout=30)
+    victim = spawned_workers(served.process.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: victim not in spawned_workers(served.process.pid)
+               and len(spawned_workers(served.process.pid)) == 2 and len(tcp_on_port(port, "0A")) == 2, timeout=30)
+    # every new connection lands on a live worker's socket (the dead one's left the group)
+    assert [httpx.get(served.url + "/ping", timeout=5).status_code for _ in range(20)] == [200] * 20
+
+
 def test_connections_to_the_workers_shared_socket_get_tcp_nodelay(run_async):
     """Without TCP_NODELAY every keep-alive response of a multi-worker server waits ~40 ms."""
     sock = tcp_listener(uvicorn.Config("x:y", host="127.0.0.1", port=0).bind_socket())
