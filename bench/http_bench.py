@@ -97,6 +97,10 @@ class Server:
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         preexec_fn=unpin, cwd=cwd)
         wait_until(self._answers, 30, f"{SYSTEMS[app]} --workers {workers} did not start")
+        if workers > 1 and Path("/proc/net/tcp").exists():
+            # Each worker listens on its own socket (SO_REUSEPORT): a step begun while one is still
+            # starting would have all of wrk's connections on the others for the whole step.
+            wait_until(lambda: listeners(self.port) >= workers, 30, f"not every worker of {SYSTEMS[app]} listens")
 
     def _answers(self) -> bool:
         try:
@@ -107,6 +111,19 @@ class Server:
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(30)
+
+
+def listeners(port: int) -> int:
+    """Listening TCP sockets on ``port`` (/proc/net/tcp; 1 where the workers share one)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        count += sum(1 for line in lines if int(line.split()[1].rpartition(":")[2], 16) == port
+                     and line.split()[3] == "0A")
+    return count
 
 
 def counted(server: RedisServer, name: str, counter: str) -> int:
