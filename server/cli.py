@@ -46,8 +46,8 @@ class UsageError(Exception):
     """Bad usage found once a command runs (exit code 2, like argparse's own)."""
 
 
-OPTIONS = ("host", "port", "redis_url", "data_dir", "workers", "appendfsync", "log_json", "access_log", "project", "pushers",
-           "push_concurrency", "push_timeout", "public_url", "min_replicas_ack", "min_replicas_ack_timeout",
+OPTIONS = ("host", "port", "redis_url", "data_dir", "workers", "appendfsync", "log_json", "access_log", "project",
+           "pushers", "push_concurrency", "push_timeout", "public_url", "min_replicas_ack", "min_replicas_ack_timeout",
            "tokens_file", "header_timeout", "body_timeout", "keep_alive_timeout", "limit_concurrency",
            "default_partitions")
 """Command-line options that override a ``Settings`` field of the same name."""

@@ -154,8 +154,8 @@ def uvicorn_config(settings: Settings, app: str = APP) -> uvicorn.Config:
     loop, http = event_loop_and_parser()
     return ServerConfig(
         app, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
-        lifespan="on", access_log=settings.access_log, timeout_graceful_shutdown=math.ceil(settings.graceful_timeout), loop=loop,
-        **client_limits(settings, http),
+        lifespan="on", access_log=settings.access_log, loop=loop,
+        timeout_graceful_shutdown=math.ceil(settings.graceful_timeout), **client_limits(settings, http),
     )
 
 
