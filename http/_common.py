@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import orjson
@@ -21,6 +21,7 @@ from .errors import Problem, contract_of
 from .settings import Settings
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Callable[..., Awaitable[Response]])
 
 MAX_DIGITS = 18
 """Digits of an integer given as text (a query parameter, a quoted number): every range we
@@ -39,6 +40,13 @@ class JSON(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+def hot(endpoint: E) -> E:
+    """Marks an endpoint for the fast lane: answered without Starlette's per-request layers,
+    where the routing table allows it (lane.py)."""
+    endpoint.hot = True  # type: ignore[attr-defined]
+    return endpoint
 
 
 def engine(request: Request) -> AsyncEngine:
@@ -62,13 +70,19 @@ class BodyLimit:
         self.app, self.limit = app, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, declared in scope["headers"]:
-                if name == b"content-length" and declared.isdigit() and int(declared) > self.limit:
-                    _, render = contract_of(scope["path"])
-                    await render(too_large(self.limit))(scope, receive, send)
-                    return
+        if scope["type"] == "http" and declares_over(scope, self.limit):
+            _, render = contract_of(scope["path"])
+            await render(too_large(self.limit))(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+
+def declares_over(scope: Scope, limit: int) -> bool:
+    """Whether the request's Content-Length is over ``limit`` bytes."""
+    for name, declared in scope["headers"]:
+        if name == b"content-length" and declared.isdigit() and int(declared) > limit:
+            return True
+    return False
 
 
 def too_large(limit: int) -> Problem:

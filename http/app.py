@@ -38,6 +38,7 @@ from ._iron import push_headers
 from .auth import Auth, FailedAuths, TokenStore
 from .connect import redis_client
 from .errors import EXCEPTION_HANDLERS
+from .lane import FastLane
 from .settings import Settings
 
 log = logging.getLogger("ferrymq.http")
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     routes = [Route("/ping", metrics.ping), *ironmq.routes(), *ironmq3.routes(), *cloudflare.routes(), *elastic.routes(),
               *metrics.routes(), *openapi.routes(), *dashboard.routes()]
     middleware = [
+        Middleware(FastLane, routes=routes, limit=settings.max_request_bytes),  # the hot routes: lane.py
         Middleware(metrics.Instrument),  # timing, route metrics, request ids: first, so it sees every answer
         Middleware(BodyLimit, limit=settings.max_request_bytes),
     ]

@@ -18,7 +18,7 @@ from ferrymq.engine import AlertNotFound, Message, MessageNotFound, NewMessage, 
 from ferrymq.engine import Subscriber
 
 from . import errors
-from ._common import JSON, auth, client_address, engine, read_body, read_json, reserved
+from ._common import JSON, auth, client_address, engine, hot, read_body, read_json, reserved
 from ._iron import DELAY, EXPIRES_IN, MAX_BATCH, PER_PAGE, TIMEOUT, WAIT, alert_ids, alert_view, alerts_of
 from ._iron import json_object, message_body, message_items, messages_of, mount, optional, project, push_config
 from ._iron import query_int, queue, render_error, replacing_alerts, required_subscribers
@@ -124,6 +124,7 @@ async def clear_queue(request: Request) -> JSON:
 # -- messages ------------------------------------------------------------------------------------
 
 
+@hot
 async def post_messages(request: Request) -> JSON:
     q = await queue(request)
     items = message_items(await read_json(request))
@@ -147,6 +148,7 @@ async def post_webhook(request: Request) -> JSON:
     return posted(await q.put([await read_body(request)]))
 
 
+@hot
 async def get_messages(request: Request) -> JSON:
     q = await queue(request)
     n = query_int(request, "n", (1, MAX_BATCH), 1)
@@ -178,6 +180,7 @@ async def delete_message(request: Request) -> JSON:
     return JSON({"msg": "Deleted"})
 
 
+@hot
 async def delete_messages(request: Request) -> JSON:
     q = await queue(request)
     doc = await read_json(request)

@@ -1,0 +1,112 @@
+"""The fast lane (http/lane.py) answers the hot routes exactly as Starlette's stack would: the
+same route for every path, the same error envelopes, body limit, X-Request-Id and metrics; a hot
+route that an earlier route could shadow is left to Starlette."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route
+
+from ferrymq.http import metrics
+from ferrymq.http._common import hot
+from ferrymq.http.app import create_app
+from ferrymq.http.errors import EXCEPTION_HANDLERS, Problem
+from ferrymq.http.lane import FastLane, lane_routes, may_overlap
+
+PROJECT, TOKEN = "000000000000000000000001", "token-a"
+IRON = {"Authorization": f"OAuth {TOKEN}"}
+MESSAGES = f"/1/projects/{PROJECT}/queues/lane/messages"
+
+
+def test_the_message_verbs_and_ping_take_the_lane():
+    templates = {(lane.template, method) for lane in lane_routes(create_app().routes) for method in lane.route.methods}
+    iron = "/1/projects/{project_id}/queues/{queue}/messages"
+    assert {("/ping", "GET"), (iron, "POST"), (iron, "GET"), (iron, "DELETE"), (iron + "/", "GET")} <= templates
+    assert not any("{message_id}" in template for template, _ in templates)  # not marked: Starlette's
+
+
+@pytest.mark.parametrize(("a", "b", "overlap"), [
+    ("/q/{name}", "/q/peek", True),
+    ("/q/{name}", "/q/{name}/", False),
+    ("/1/projects/{p}/{path:path}", "/3/projects/{p}/queues", False),
+    ("/1/projects/{p}/{path:path}", "/1/projects/{p}/queues/{q}/messages", True),
+    ("/ping", "/1/projects/{p}", False),
+    ("/a/{x}.json", "/a/b", True),  # a parameter inside a segment meets anything
+])
+def test_templates_overlap_when_one_path_could_match_both(a, b, overlap):
+    assert may_overlap(a, b) is overlap and may_overlap(b, a) is overlap
+
+
+def plain(text):
+    async def endpoint(request):
+        return PlainTextResponse(text)
+    return endpoint
+
+
+def app_of(*routes):
+    return Starlette(routes=list(routes), exception_handlers=EXCEPTION_HANDLERS,
+                     middleware=[Middleware(FastLane, routes=list(routes), limit=100)])
+
+
+def client_of(app):
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app, raise_app_exceptions=False), base_url="http://lane")
+
+
+async def test_a_hot_route_an_earlier_route_could_shadow_is_left_to_starlette():
+    shadowed = hot(plain("hot"))
+    app = app_of(Route("/q/{name}", plain("first"), methods=["GET"]), Route("/q/peek", shadowed, methods=["GET"]),
+                 Route("/r/{name}", hot(plain("lane")), methods=["GET"]))
+    assert [lane.template for lane in lane_routes(app.routes)] == ["/r/{name}"]
+    async with client_of(app) as client:
+        assert (await client.get("/q/peek")).text == "first"  # Starlette's choice, as without the lane
+        assert (await client.get("/r/x")).text == "lane"
+        assert (await client.post("/r/x")).status_code == 405  # a method the route lacks: Starlette's 405
+
+
+async def test_a_mount_that_keeps_a_path_shadows_a_later_hot_route():
+    app = app_of(Mount("/m", routes=[Route("/x", plain("mounted"))]), Route("/m/{y}", hot(plain("hot"))))
+    assert lane_routes(app.routes) == []
+    async with client_of(app) as client:
+        assert (await client.get("/m/y")).status_code == 404  # the mount keeps it, as Starlette does
+
+
+async def test_errors_and_bugs_in_the_lane_are_answered_and_counted_as_everywhere():
+    async def refuses(request):
+        raise Problem(409, "no")
+
+    async def breaks(request):
+        raise RuntimeError("a bug")
+
+    app = app_of(Route("/refuses", hot(refuses), methods=["POST"]), Route("/breaks", hot(breaks)))
+    async with client_of(app) as client:
+        refused = await client.post("/refuses", content=b"x")
+        too_large = await client.post("/refuses", content=b"x" * 101)
+        broken = await client.get("/breaks")
+    assert refused.status_code == 409 and refused.headers["x-request-id"]
+    assert too_large.status_code == 413  # the body limit, before the endpoint
+    assert broken.status_code == 500
+    registry = metrics.of(app).registry
+
+    def counted(method, route, status):
+        labels = {"method": method, "route": route, "status": str(status)}
+        return registry.get_sample_value("ferrymq_http_requests_total", labels)
+
+    assert counted("POST", "/refuses", 409) == 1 and counted("POST", "/refuses", 413) == 1
+    assert counted("GET", "/breaks", 500) == 1
+
+
+def test_the_lane_answers_in_the_contract_shape(http):
+    token_refused = http.get(MESSAGES, headers={"Authorization": "OAuth wrong"})
+    assert token_refused.status_code == 401 and token_refused.json() == {"msg": "Invalid project/token combination"}
+    bad_n = http.get(MESSAGES, params={"n": "x"}, headers=IRON)
+    assert bad_n.status_code == 400 and "n" in bad_n.json()["msg"]
+    too_large = http.post(MESSAGES, content=b"x" * (5 << 20), headers={**IRON, "Content-Type": "application/json"})
+    assert too_large.status_code == 413 and "msg" in too_large.json()
+    posted = http.post(MESSAGES, json={"messages": [{"body": "one"}]}, headers={**IRON, "X-Request-Id": "abc-1"})
+    assert posted.headers["content-type"] == "application/json" and posted.headers["x-request-id"] == "abc-1"
+    got = http.get(MESSAGES, params={"n": 1, "delete": "true"}, headers=IRON).json()["messages"]
+    assert [m["body"] for m in got] == ["one"]
