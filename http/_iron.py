@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from ferrymq.engine import Alert, NewMessage, PushConfig, PushDelivery, Subscriber
 from ferrymq.engine.aio import AsyncQueue
 
-from ._common import JSON, auth, bearer, client_address, engine, integer
+from ._common import JSON, auth, bearer, client_address, engine, integer, query_params
 from .errors import Problem
 
 MAX_BATCH = 100
@@ -48,7 +48,7 @@ def render_error(problem: Problem) -> JSON:
 async def project(request: Request, *, count: bool = True) -> str:
     """The path's project, if the token (header or ``?oauth=``) belongs to it. ``count``: see
     ``Auth.project_of``."""
-    token = bearer(request, "oauth", "bearer") or request.query_params.get("oauth")
+    token = bearer(request, "oauth", "bearer") or query_params(request).get("oauth")
     owner = await auth(request).project_of(token, client_address(request), count=count)
     if owner is None or owner != request.path_params["project_id"]:
         raise Problem(401, "Invalid project/token combination")
@@ -61,7 +61,7 @@ async def queue(request: Request, *, count: bool = True) -> AsyncQueue:
 
 def query_int(request: Request, name: str, bounds: tuple[int, int], default: int) -> int:
     """A query parameter; absent or 0 means the default (iron_go sends zeros on every GET)."""
-    raw = request.query_params.get(name, "")
+    raw = query_params(request).get(name, "")
     if raw in ("", "0"):
         return default
     return integer(raw, name, *bounds)

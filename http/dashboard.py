@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 from ferrymq.engine import Message, ProjectUsage, QueueInfo, QueueNotFound, QueueStats
 from ferrymq.engine.aio import AsyncQueue
 
-from ._common import JSON, auth, client_address, engine, human_bytes, read_body, settings
+from ._common import JSON, auth, client_address, engine, human_bytes, query_params, read_body, settings
 from .errors import Problem
 
 BASE = "/dashboard"
@@ -180,7 +180,7 @@ async def release(request: Request) -> JSON:
 
 
 def queue_name(request: Request) -> str:
-    name = request.query_params.get("name", "")
+    name = query_params(request).get("name", "")
     if not name:
         raise Problem(400, "name (the queue) is required")
     return name

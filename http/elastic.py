@@ -49,7 +49,8 @@ from ferrymq.engine.aio import AsyncQueue
 from ferrymq.engine.core import check_body
 
 from . import errors
-from ._common import JSON, auth, bearer, client_address, engine, integer, read_json, reserved, settings
+from ._common import JSON, auth, bearer, client_address, engine, integer, query_params, read_json, reserved
+from ._common import settings
 from .errors import ELASTIC, Problem
 
 PREFIX = "/v1/"
@@ -321,7 +322,7 @@ def reserved_view(request: Request, message: Message) -> dict[str, Any]:
 
 
 def reservation_id(request: Request) -> str:
-    rid = request.query_params.get("reservation-id", "")
+    rid = query_params(request).get("reservation-id", "")
     if not rid:
         raise Problem(400, "reservation-id is required: the id the reservation returned", code="invalid_parameter",
                       pointer="?reservation-id")

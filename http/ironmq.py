@@ -18,7 +18,7 @@ from ferrymq.engine import AlertNotFound, Message, MessageNotFound, NewMessage, 
 from ferrymq.engine import Subscriber
 
 from . import errors
-from ._common import JSON, auth, client_address, engine, hot, read_body, read_json, reserved
+from ._common import JSON, auth, client_address, engine, hot, query_params, read_body, read_json, reserved
 from ._iron import DELAY, EXPIRES_IN, MAX_BATCH, PER_PAGE, TIMEOUT, WAIT, alert_ids, alert_view, alerts_of
 from ._iron import json_object, message_body, message_items, messages_of, mount, optional, project, push_config
 from ._iron import query_int, queue, render_error, replacing_alerts, required_subscribers
@@ -154,7 +154,7 @@ async def get_messages(request: Request) -> JSON:
     n = query_int(request, "n", (1, MAX_BATCH), 1)
     timeout = query_int(request, "timeout", TIMEOUT, 0) or None
     wait = query_int(request, "wait", WAIT, 0)
-    delete = request.query_params.get("delete", "false").lower()
+    delete = query_params(request).get("delete", "false").lower()
     if delete not in ("true", "false"):
         raise Problem(400, "delete must be true or false")
     got = await reserved(request, q.reserve(n, timeout=timeout, delete=delete == "true", wait=wait), wait=wait)
@@ -244,7 +244,7 @@ async def acknowledge_push(request: Request) -> JSON:
     try:
         q, token = await queue(request, count=False), None
     except Problem:
-        token = request.query_params.get("oauth")
+        token = query_params(request).get("oauth")
         if not token:
             raise
         q = engine(request).queue(request.path_params["project_id"], request.path_params["queue"])

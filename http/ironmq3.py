@@ -26,7 +26,7 @@ from ferrymq.engine import QueueInfo, QueueNotFound, Subscriber
 from ferrymq.engine.aio import AsyncQueue
 
 from . import errors
-from ._common import JSON, engine, read_body, read_json, reserved
+from ._common import JSON, engine, query_params, read_body, read_json, reserved
 from ._iron import DELAY, EXPIRES_IN, MAX_BATCH, PER_PAGE, TIMEOUT, WAIT, alert_ids, alert_view, alerts_of, batch
 from ._iron import json_object, message_body, message_items, messages_of, mount, optional, project, push_config
 from ._iron import query_int, queue, render_error, replacing_alerts, required_subscribers
@@ -213,8 +213,8 @@ async def list_queues(request: Request) -> JSON:
     """Name order; ``previous`` is the last name of the previous page, ``prefix`` filters."""
     owner = await project(request)
     per_page = query_int(request, "per_page", PER_PAGE, 30)
-    previous = request.query_params.get("previous") or None
-    prefix = request.query_params.get("prefix", "")
+    previous = query_params(request).get("previous") or None
+    prefix = query_params(request).get("prefix", "")
     refs = await engine(request).list_queues(owner, per_page=per_page, after=previous, prefix=prefix)
     return JSON({"queues": [{"name": r.name} for r in refs]})
 

@@ -10,7 +10,7 @@ from ferrymq.engine import Backlog
 from ferrymq.engine.errors import InvalidArgument
 from ferrymq.engine.models import QueueDetails, QueueInfo
 
-from .._common import JSON, engine
+from .._common import JSON, engine, query_params
 from .consumers import consumer_view, stored_consumer
 from .envelope import (
     BAD_BODY, BAD_NAME, BAD_SETTINGS, DELAY, JURISDICTIONS, JURISDICTION_ATTR, LIST_ALL_LIMIT,
@@ -88,7 +88,7 @@ async def create_queue(request: Request) -> JSON:
 
 async def list_queues(request: Request) -> JSON:
     project = await account(request)
-    params = request.query_params
+    params = query_params(request)
     names = set(params.getlist("name"))
     if "page" not in params and "per_page" not in params:  # the SDK reads one page: give them all
         found = await all_queues(request, project)

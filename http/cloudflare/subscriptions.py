@@ -14,7 +14,7 @@ from starlette.requests import Request
 from ferrymq.engine import QUEUE_EVENTS, QueueNotFound, Subscription
 from ferrymq.engine.errors import InvalidArgument
 
-from .._common import JSON, engine, too_deep
+from .._common import JSON, engine, query_params, too_deep
 from .envelope import (
     BAD_BODY, NOT_FOUND, account, bad, body_object, now_ms, number, ok, page_info, timestamp,
 )
@@ -98,7 +98,7 @@ async def create_subscription(request: Request) -> JSON:
 
 async def list_subscriptions(request: Request) -> JSON:
     project = await account(request)
-    params = request.query_params
+    params = query_params(request)
     page = number(params.get("page", "1"), "page", (1, 2**31), BAD_BODY)
     per_page = number(params.get("per_page", "20"), "per_page", (1, 100), BAD_BODY)
     order, direction = params.get("order", "name"), params.get("direction", "asc")

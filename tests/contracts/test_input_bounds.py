@@ -92,3 +92,20 @@ def test_a_deeply_nested_json_document_is_refused_naming_where(http):
                            headers=IRON), "messages")
     # a body nested less deeply than the limit is still a body
     assert http.post(f"{CF_BASE}/queues/{queue}/messages", json={"body": nested(20)}, headers=CF).status_code == 200
+
+
+def test_query_strings_parse_as_starlette_parses_them_cached_or_not():
+    from starlette.requests import Request
+
+    from ferrymq.http._common import CACHED_QUERY_BYTES, query_params
+
+    def request(query: bytes) -> Request:
+        return Request({"type": "http", "query_string": query, "headers": []})
+
+    short = b"n=1&n=2&delete=true&oauth=a%2Fb&empty="
+    long = short + b"&pad=" + b"x" * CACHED_QUERY_BYTES
+    for query in (short, long):
+        assert query_params(request(query)) == request(query).query_params
+        assert query_params(request(query))["n"] == "2" and query_params(request(query))["oauth"] == "a/b"
+    assert query_params(request(short)) is query_params(request(short))  # parsed once
+    assert query_params(request(long)) is not query_params(request(long))  # never held
