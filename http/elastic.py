@@ -50,7 +50,7 @@ from ferrymq.engine.core import check_body
 
 from . import errors
 from ._common import JSON, auth, bearer, client_address, engine, integer, query_params, read_json, reserved
-from ._common import settings
+from ._common import hot, settings
 from .errors import ELASTIC, Problem
 
 PREFIX = "/v1/"
@@ -332,6 +332,7 @@ def reservation_id(request: Request) -> str:
 # -- producer (the spec) ------------------------------------------------------------------------
 
 
+@hot
 async def post_message(request: Request) -> JSONAPI:
     q = await queue(request)
     data = (await read_document(request))["data"]
@@ -343,6 +344,7 @@ async def post_message(request: Request) -> JSONAPI:
     return JSONAPI({"data": message_resource(request, message_id)}, status_code=202)
 
 
+@hot
 async def post_bulk(request: Request) -> JSONAPI:
     q = await queue(request)
     data = (await read_document(request))["data"]
@@ -359,6 +361,7 @@ async def post_bulk(request: Request) -> JSONAPI:
 # -- consumer (notes §5) ------------------------------------------------------------------------
 
 
+@hot
 async def reserve(request: Request) -> JSONAPI:
     q = await queue(request)
     doc = await read_document(request, required=False)
@@ -387,6 +390,7 @@ async def get_message(request: Request) -> JSONAPI:
     })})
 
 
+@hot
 async def delete_message(request: Request) -> Response:
     q = await queue(request)
     await q.delete_message(request.path_params["message_id"], reservation_id(request))

@@ -26,7 +26,7 @@ from ferrymq.engine import QueueInfo, QueueNotFound, Subscriber
 from ferrymq.engine.aio import AsyncQueue
 
 from . import errors
-from ._common import JSON, engine, query_params, read_body, read_json, reserved
+from ._common import JSON, engine, hot, query_params, read_body, read_json, reserved
 from ._iron import DELAY, EXPIRES_IN, MAX_BATCH, PER_PAGE, TIMEOUT, WAIT, alert_ids, alert_view, alerts_of, batch
 from ._iron import json_object, message_body, message_items, messages_of, mount, optional, project, push_config
 from ._iron import query_int, queue, render_error, replacing_alerts, required_subscribers
@@ -286,6 +286,7 @@ async def delete_queue(request: Request) -> JSON:
 # -- messages ------------------------------------------------------------------------------------
 
 
+@hot
 async def post_messages(request: Request) -> JSON:
     q = await queue(request)
     items = message_items(await read_json(request))
@@ -306,6 +307,7 @@ async def post_webhook(request: Request) -> JSON:
     return posted(await q.put([await read_body(request)], new_queue=NEW_QUEUE))
 
 
+@hot
 async def reserve_messages(request: Request) -> JSON:
     q = await queue(request)
     doc = json_object(await read_json(request))
@@ -328,6 +330,7 @@ async def get_message(request: Request) -> JSON:
     return JSON({"message": message_view(await q.get(request.path_params["message_id"]))})
 
 
+@hot
 async def delete_message(request: Request) -> JSON:
     """With ``subscriber_name``, a push subscriber that answered 202 acknowledges its delivery:
     ``reservation_id`` is then the Iron-Reservation-Id of the push."""
@@ -343,6 +346,7 @@ async def delete_message(request: Request) -> JSON:
     return JSON({"msg": "Deleted"})
 
 
+@hot
 async def delete_messages(request: Request) -> JSON:
     """With ``ids``, deletes those messages (each under its reservation id, if given); without,
     clears the queue (v3 folded clear into this route)."""

@@ -87,13 +87,15 @@ def _may_take(other: tuple[str, BaseRoute, list[Mount]], route: Route, template:
 
 def may_overlap(a: str, b: str) -> bool:
     """Whether some path could match both Starlette path templates. Segment by segment: two
-    literal segments meet only if equal; a segment with a parameter meets anything; a
+    literal segments meet only if equal; a segment with a parameter meets any but an empty one; a
     ``{name:path}`` parameter meets all the rest."""
     sa, sb = a.split("/"), b.split("/")
     for x, y in zip(sa, sb):
         if x.endswith(":path}") or y.endswith(":path}"):
             return True
         if "{" not in x and "{" not in y and x != y:
+            return False
+        if (x == "" and "{" in y) or (y == "" and "{" in x):  # a parameter matches one character at least
             return False
     return len(sa) == len(sb)
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from ferrymq.engine import Message, NewMessage
 
-from .._common import JSON
+from .._common import JSON, hot
 from .consumers import stored_consumer
 from .envelope import (
     BAD_BODY, BAD_DELAY_OR_TYPE, BAD_MESSAGE, BATCH_BYTES, BATCH_MESSAGES, BATCH_TOO_BIG, CONTENT_TYPES,
@@ -70,6 +70,7 @@ def message_view(message: Message) -> dict[str, Any]:
     }
 
 
+@hot
 async def push_message(request: Request) -> JSON:
     q = await queue_of(request, checked=False)
     message = new_message(await body_object(request), "")
@@ -77,6 +78,7 @@ async def push_message(request: Request) -> JSON:
     return ok({"metadata": {"metrics": metrics(pushed.backlog)}})
 
 
+@hot
 async def push_batch(request: Request) -> JSON:
     q = await queue_of(request, checked=False)
     doc = await body_object(request)
@@ -96,6 +98,7 @@ async def push_batch(request: Request) -> JSON:
     return ok({"metadata": {"metrics": metrics(pushed.backlog)}})
 
 
+@hot
 async def pull_messages(request: Request) -> JSON:
     q = await queue_of(request)
     doc = await body_object(request)
@@ -127,6 +130,7 @@ def lease(item: Any) -> tuple[str, str] | None:
     return (message_id, token) if dot and message_id.isdigit() and token else None
 
 
+@hot
 async def ack_messages(request: Request) -> JSON:
     q = await queue_of(request)
     doc = await body_object(request)

@@ -12,7 +12,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
 from ferrymq.http import metrics
-from ferrymq.http._common import hot
+from ferrymq.http._common import endpoint_routes, hot
 from ferrymq.http.app import create_app
 from ferrymq.http.errors import EXCEPTION_HANDLERS, Problem
 from ferrymq.http.lane import FastLane, lane_routes, may_overlap
@@ -23,15 +23,23 @@ MESSAGES = f"/1/projects/{PROJECT}/queues/lane/messages"
 
 
 def test_the_message_verbs_and_ping_take_the_lane():
-    templates = {(lane.template, method) for lane in lane_routes(create_app().routes) for method in lane.route.methods}
+    routes = create_app().routes
+    lanes = lane_routes(routes)
+    templates = {(lane.template, method) for lane in lanes for method in lane.route.methods}
     iron = "/1/projects/{project_id}/queues/{queue}/messages"
-    assert {("/ping", "GET"), (iron, "POST"), (iron, "GET"), (iron, "DELETE"), (iron + "/", "GET")} <= templates
-    assert not any("{message_id}" in template for template, _ in templates)  # not marked: Starlette's
+    assert {("/ping", "GET"), (iron, "POST"), (iron, "GET"), (iron, "DELETE"), (iron + "/", "GET"),
+            ("/client/v4/accounts/{account_id}/queues/{queue_id}/messages/pull", "POST"),
+            ("/3/projects/{project_id}/queues/{queue}/reservations", "POST"),
+            ("/v1/queues/{queue}/reservations", "POST")} <= templates
+    marked = [route for _, route in endpoint_routes(routes) if getattr(route.endpoint, "hot", False)]
+    assert len(lanes) == len(marked)  # none is shadowed by an earlier route
+    assert (iron + "/{message_id}", "DELETE") not in templates  # not marked: Starlette's
 
 
 @pytest.mark.parametrize(("a", "b", "overlap"), [
     ("/q/{name}", "/q/peek", True),
     ("/q/{name}", "/q/{name}/", False),
+    ("/q/{name}/", "/q/{name}/{id}", False),  # a parameter never matches the empty segment
     ("/1/projects/{p}/{path:path}", "/3/projects/{p}/queues", False),
     ("/1/projects/{p}/{path:path}", "/1/projects/{p}/queues/{q}/messages", True),
     ("/ping", "/1/projects/{p}", False),
