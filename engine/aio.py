@@ -54,12 +54,13 @@ class AsyncEngine(AsyncFacade, EngineMethods):
         """None unless writes wait for replicas (see ``replication.py``). Keep
         ``min_replicas_ack_timeout`` below ``command_timeout``, which bounds the wait too."""
         self.command_timeout = command_timeout
-        """Seconds one Redis call may take before it fails as ``Unavailable`` (None: no limit).
+        """Seconds one Redis call may take before it fails as ``Unavailable`` (None: no limit);
+        for calls that share a round trip (autopipeline.py), the round trip's seconds.
         Use this rather than the client's ``socket_timeout``: on Python 3.11 redis-py wraps every
         send in ``asyncio.wait_for`` when that is set, and ``wait_for`` there can swallow a task's
         cancellation (tests/engine/test_cancellation.py)."""
         self.scripts = Scripts(functions=not is_cluster(client))
-        self._pipeline = AutoPipeline(client, direct=not is_cluster(client))
+        self._pipeline = AutoPipeline(client, direct=not is_cluster(client), timeout=command_timeout)
         self._loading: asyncio.Future[Any] | None = None
         self.notifier = notifier or Notifier(client)
         self.clock = clock or RedisClock()
@@ -97,7 +98,7 @@ class AsyncEngine(AsyncFacade, EngineMethods):
             except StopIteration as done:
                 return done.value
             try:
-                if isinstance(step, Wait) or self.command_timeout is None:
+                if self.command_timeout is None or self._bounded_by_pipeline(step):
                     result = await self._execute(step)
                 else:
                     async with asyncio.timeout(self.command_timeout):
@@ -105,6 +106,12 @@ class AsyncEngine(AsyncFacade, EngineMethods):
                 error = None
             except Exception as exc:  # handed to the verb, which may handle it
                 result, error = None, translate(exc)
+
+    def _bounded_by_pipeline(self, step: Step) -> bool:
+        """Whether ``step`` needs no timer of its own: a Wait is not a Redis call, and the
+        auto-pipeline bounds each round trip by ``command_timeout`` (one timer for a turn's
+        calls). Batches and acknowledged writes go through redis-py pipelines: they need one."""
+        return isinstance(step, Wait) or (isinstance(step, (Eval, Command, Evals)) and self._acks is None)
 
     async def _execute(self, step: Step) -> Any:
         if self._acks is not None and acknowledged(step):

@@ -48,10 +48,14 @@ its words (``Eval.messages``: a reserve of 100 is 21 words and ~250 µs of Redis
 
 
 class AutoPipeline:
-    def __init__(self, client: Any, direct: bool = True) -> None:
+    def __init__(self, client: Any, direct: bool = True, timeout: float | None = None) -> None:
         """``direct``: write to the pool's connections (see the module docstring); False for a
-        cluster client, whose commands redis-py must route."""
+        cluster client, whose commands redis-py must route. ``timeout``: seconds a round trip
+        may take (a connection from the pool, the send, every reply) before each of its commands
+        fails with ``TimeoutError``; one timer per round trip, where a timer per command cost
+        ~3% of a GET of one message (bench/RESULTS.md, "fast lane")."""
         self._client = client
+        self._timeout = timeout
         self._direct = direct and getattr(client, "connection", None) is None  # not single-connection
         self._queued: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()
@@ -63,7 +67,8 @@ class AutoPipeline:
         path on the final commit"): IronMQ POST of 100 messages, 1 worker, 172,032 -> 210,234
         msgs/s, though the worker spends ~20% more CPU per request on its own connection."""
         if self._direct and (alone or len(command) > ALONE_WORDS):
-            return (await self._on_connection([command]))[0]
+            async with asyncio.timeout(self._timeout):
+                return (await self._on_connection([command]))[0]
         return await self.send(command)
 
     def send(self, command: tuple[Any, ...]) -> asyncio.Future[Any]:
@@ -86,15 +91,8 @@ class AutoPipeline:
 
     async def _send(self, queued: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         try:
-            if self._direct:
-                replies = await self._on_connection([command for command, _ in queued])
-            elif len(queued) == 1:  # alone in its turn: no pipeline to build
-                replies = [await self._one(queued[0][0])]
-            else:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for command, _ in queued:
-                        pipe.execute_command(*command)
-                    replies = await pipe.execute(raise_on_error=False)
+            async with asyncio.timeout(self._timeout):
+                replies = await self._round_trip([command for command, _ in queued])
         except BaseException as exc:  # the connection, not a command: every caller gets it
             for _, future in queued:
                 if not future.done():
@@ -105,6 +103,16 @@ class AutoPipeline:
         for (_, future), reply in zip(queued, replies):
             if not future.done():
                 future.set_result(reply)
+
+    async def _round_trip(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        if self._direct:
+            return await self._on_connection(commands)
+        if len(commands) == 1:  # alone in its turn: no pipeline to build
+            return [await self._one(commands[0])]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return await pipe.execute(raise_on_error=False)
 
     async def _on_connection(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         pool = self._client.connection_pool

@@ -4,10 +4,12 @@ once, a small one with its turn; either way an error reply is the caller's value
 from __future__ import annotations
 
 import asyncio
+import time
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from ferrymq.engine import AsyncEngine, Unavailable
 from ferrymq.engine.autopipeline import ALONE_WORDS, AutoPipeline
 
 
@@ -52,3 +54,27 @@ async def test_a_command_sent_alone_does_not_hold_up_its_turn(redis_url):
     finally:
         await pipeline.aclose()
         await client.aclose()
+
+
+async def test_a_redis_that_stops_answering_fails_every_call_as_unavailable_in_time():
+    # A server that takes connections and commands and never answers: each call, pipelined with
+    # its turn or sent alone (a reserve of 100, a put of 100), fails within command_timeout.
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(1 << 16):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    client = aioredis.Redis(port=server.sockets[0].getsockname()[1])
+    engine = AsyncEngine(client, command_timeout=0.3)
+    q = engine.queue("p", "q")
+    try:
+        started = time.monotonic()
+        calls = [q.put(["one"]), q.reserve(), q.reserve(100), q.put([f"m{i}" for i in range(100)])]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert all(isinstance(result, Unavailable) for result in results), results
+        assert time.monotonic() - started < 2
+    finally:
+        await engine.aclose()
+        await client.aclose()
+        server.close()
