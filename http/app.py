@@ -12,7 +12,8 @@ the pushers.
 This module also stands for the package, which has no ``__init__.py`` (it would shadow the
 standard library's ``http``, see pyproject.toml). ``ferrymq.http`` holds the HTTP layer: this
 app, its settings, auth, the error table, the contract modules (which only translate requests
-and responses: the queue logic is the engine's), the dashboard, metrics and OpenAPI. It may
+and responses: the queue logic is the engine's), the fast lane that answers their message verbs
+(lane.py), the dashboard, metrics and OpenAPI. It may
 import ``ferrymq.engine`` and third-party libraries, never ``ferrymq.server``
 (``tests/test_layout.py`` checks it).
 """

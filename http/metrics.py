@@ -284,7 +284,8 @@ def request_id_of(scope: Scope) -> str:
 
 class Instrument:
     """ASGI middleware: every HTTP request is counted and timed by route template and status,
-    logged (JSON mode), and answered with its ``X-Request-Id``."""
+    logged (JSON mode), and answered with its ``X-Request-Id`` (those the fast lane answers, by
+    the lane itself, through the same ``request_id_of`` and ``request_done``)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
