@@ -27,7 +27,7 @@ import httpx
 from ferrymq.engine import Engine
 
 from .ferry import fill
-from .harness import BODY_TEXT, RedisServer, Results, Sample, free_port, run, unpin, wait_until
+from .harness import BODY_TEXT, RedisServer, Results, Sample, free_port, machine_cpu, run, unpin, wait_until
 
 SECTION = "http"
 PROJECT = "000000000000000000000001"
@@ -181,11 +181,14 @@ class HttpBench:
         """One load step; its messages from the queue's counters, or its requests (no queue)."""
         counter = scenario.counter if queue is not None else "requests"
         before = 0 if counter == "requests" else counted(self.redis, queue, counter)
-        cpu = self.redis.cpu()
+        cpu, machine = self.redis.cpu(), machine_cpu()
         figures = load(scenario, http.base, path, self.seconds)
         used = self.redis.cpu() - cpu
+        (total, idle), (total_0, idle_0) = machine_cpu(), machine
+        extra = {k: v for k, v in figures.items() if k.endswith("_ms")}
+        extra["machine_busy"] = 1 - (idle - idle_0) / (total - total_0) if total > total_0 else math.nan
         messages = figures["requests"] if counter == "requests" else counted(self.redis, queue, counter) - before
-        return Sample(messages, figures.pop("seconds"), used, {k: v for k, v in figures.items() if k.endswith("_ms")})
+        return Sample(messages, figures.pop("seconds"), used, extra)
 
     def record(self, http: Server, scenario: Scenario, sample: Sample) -> None:
         self.rates[scenario.key + str(http.workers)] = sample.figures()["rate"]

@@ -91,8 +91,23 @@ def http_targets(results: Results, out: list[Verdict]) -> None:
         out.append(Verdict(f"HTTP: {route} ≥ {low:,} msgs/s (1 worker)", f"{x:,.0f} msgs/s", at_least(x, low)))
     worst, where = latency_spread(results)
     out.append(Verdict("HTTP: p99 ≤ 3x p50 on every row", f"worst {worst:.1f}x ({where})", at_most(worst, 3.0)))
+    out.append(second_worker(results))
+
+
+NO_CORE_TO_SPARE = 0.85
+"""How busy (of all cores) the machine must be at 2 workers for the second worker's shortfall to
+be the machine's, not the server's: the target's "or where the second core goes"."""
+
+
+def second_worker(results: Results) -> Verdict:
+    """2 workers ≥ 1.5x 1 worker, or the machine had no core to spare during the 2-worker step
+    (the split of that core among the workers, Redis and wrk is in bench/RESULTS.md)."""
     x = ratio(results, "http/iron-post1/w2", "http/iron-post1/w1", "rate")
-    out.append(Verdict("HTTP: IronMQ POST of 1 message, 2 workers ≥ 1.5x 1 worker", f"{x:.2f}x", at_least(x, 1.5)))
+    busy = value(results, "http/iron-post1/w2", "machine_busy")
+    target = "HTTP: IronMQ POST of 1 message, 2 workers ≥ 1.5x 1 worker, or no core to spare"
+    if at_least(x, 1.5) is False and not math.isnan(busy):
+        return Verdict(target, f"{x:.2f}x, the machine {busy:.0%} busy at 2 workers", busy >= NO_CORE_TO_SPARE)
+    return Verdict(target, f"{x:.2f}x", at_least(x, 1.5))
 
 
 ENGINE_VERBS = ("put", "reserve", "delete")
