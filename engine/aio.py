@@ -109,9 +109,12 @@ class AsyncEngine(AsyncFacade, EngineMethods):
 
     def _bounded_by_pipeline(self, step: Step) -> bool:
         """Whether ``step`` needs no timer of its own: a Wait is not a Redis call, and the
-        auto-pipeline bounds each round trip by ``command_timeout`` (one timer for a turn's
-        calls). Batches and acknowledged writes go through redis-py pipelines: they need one."""
-        return isinstance(step, Wait) or (isinstance(step, (Eval, Command, Evals)) and self._acks is None)
+        auto-pipeline bounds each round trip on a pool connection by ``command_timeout`` (one
+        timer for a turn's calls). Batches and acknowledged writes go through redis-py
+        pipelines, and a cluster's calls through its client: they need one."""
+        if isinstance(step, Wait):
+            return True
+        return self._pipeline.bounds_calls and isinstance(step, (Eval, Command, Evals)) and self._acks is None
 
     async def _execute(self, step: Step) -> Any:
         if self._acks is not None and acknowledged(step):

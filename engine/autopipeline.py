@@ -51,9 +51,11 @@ class AutoPipeline:
     def __init__(self, client: Any, direct: bool = True, timeout: float | None = None) -> None:
         """``direct``: write to the pool's connections (see the module docstring); False for a
         cluster client, whose commands redis-py must route. ``timeout``: seconds a round trip
-        may take (a connection from the pool, the send, every reply) before each of its commands
-        fails with ``TimeoutError``; one timer per round trip, where a timer per command cost
-        ~3% of a GET of one message (bench/RESULTS.md, "fast lane")."""
+        on a pool connection may take (getting the connection, the send, every reply) before
+        each of its commands fails with ``TimeoutError``: one timer per round trip, where a timer
+        per command cost ~7% of a GET of one message in the server (bench/RESULTS.md, "HTTP hot
+        path, stop 24"). Not on a cluster, whose pipelines redis-py must not have cancelled
+        under it: there each caller keeps its own timer (``bounds_calls``)."""
         self._client = client
         self._timeout = timeout
         self._direct = direct and getattr(client, "connection", None) is None  # not single-connection
@@ -67,9 +69,13 @@ class AutoPipeline:
         path on the final commit"): IronMQ POST of 100 messages, 1 worker, 172,032 -> 210,234
         msgs/s, though the worker spends ~20% more CPU per request on its own connection."""
         if self._direct and (alone or len(command) > ALONE_WORDS):
-            async with asyncio.timeout(self._timeout):
-                return (await self._on_connection([command]))[0]
+            return (await self._on_connection([command]))[0]
         return await self.send(command)
+
+    @property
+    def bounds_calls(self) -> bool:
+        """Whether every round trip is bounded here by ``timeout`` (the callers need no timer)."""
+        return self._direct and self._timeout is not None
 
     def send(self, command: tuple[Any, ...]) -> asyncio.Future[Any]:
         """The future of ``command``'s reply: an error reply as its value (the exception
@@ -91,8 +97,7 @@ class AutoPipeline:
 
     async def _send(self, queued: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         try:
-            async with asyncio.timeout(self._timeout):
-                replies = await self._round_trip([command for command, _ in queued])
+            replies = await self._round_trip([command for command, _ in queued])
         except BaseException as exc:  # the connection, not a command: every caller gets it
             for _, future in queued:
                 if not future.done():
@@ -116,19 +121,25 @@ class AutoPipeline:
 
     async def _on_connection(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         pool = self._client.connection_pool
-        connection = await pool.get_connection()
+        connection = None
         try:
-            if pack_command is None:
-                packed = connection.pack_commands(commands)
-            else:
-                packed = [b"".join([pack_command(_words(command)) for command in commands])]
-            await connection.send_packed_command(packed, check_health=False)
-            return [await self._read(connection, command[0]) for command in commands]
+            # The timer stops before the release: cancelled in the pool's lock, the connection
+            # would stay taken for ever.
+            async with asyncio.timeout(self._timeout):
+                connection = await pool.get_connection()
+                if pack_command is None:
+                    packed = connection.pack_commands(commands)
+                else:
+                    packed = [b"".join([pack_command(_words(command)) for command in commands])]
+                await connection.send_packed_command(packed, check_health=False)
+                return [await self._read(connection, command[0]) for command in commands]
         except BaseException:
-            await connection.disconnect(nowait=True)  # replies may be left unread on it
+            if connection is not None:
+                await connection.disconnect(nowait=True)  # replies may be left unread on it
             raise
         finally:
-            await pool.release(connection)
+            if connection is not None:
+                await pool.release(connection)
 
     async def _read(self, connection: Any, name: str) -> Any:
         try:

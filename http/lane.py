@@ -4,13 +4,14 @@ Theory of operation. Before an endpoint runs, Starlette hands the request down s
 (Instrument, BodyLimit, ExceptionMiddleware, the app's router, a contract's Mount and its
 router, the route's ``request_response``), and the answer goes back up through a send wrapper
 in most of them. For a GET of one message that was about a quarter of the worker's time
-(bench/RESULTS.md, "fast lane"). The lane is one middleware in front of those layers (inside
+(bench/RESULTS.md, "HTTP hot path, stop 24"). The lane is one middleware in front of those layers (inside
 Starlette's ServerErrorMiddleware, which still turns a bug into a 500). A route whose endpoint
-a contract marks ``@hot`` (``_common.hot``) is matched here, with Starlette's own path matching, and its endpoint
-is called with a Request, as Starlette calls it. What the skipped layers do for every other
-route the lane does itself, reusing their code: the body limit (``declares_over``), the error
-answers (``errors.handle``), X-Request-Id, the metrics and the access log
-(``metrics.request_done``). Every other request passes through untouched.
+a contract marks ``@hot`` (``_common.hot``) is matched here, with Starlette's own path
+matching, and its endpoint is called with a Request, as Starlette calls it. What the skipped layers do for every other
+route the lane does itself, reusing their code: the error answers (``errors.handle``),
+X-Request-Id, the metrics and the access log (``metrics.request_done``). Every other request
+passes through untouched, and so does one whose declared body is over the limit (BodyLimit
+answers it).
 
 Which route answers a path stays the routing table's decision. Starlette takes the first route
 that matches the path and the method, and a Mount whose prefix matches keeps the request even
@@ -22,6 +23,7 @@ whose prefix could (``lane_routes``). A hot route that fails this is left to Sta
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
@@ -35,7 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ferrymq.engine import EngineError
 
 from . import errors, metrics
-from ._common import declares_over, too_large
+from ._common import declares_over
 from .errors import Problem
 
 ANSWERED = (EngineError, Problem, HTTPException)
@@ -55,6 +57,7 @@ def lane_routes(routes: Iterable[BaseRoute]) -> list[LaneRoute]:
     found = []
     for template, route, mounts in _flattened(routes, "", []):
         if (isinstance(route, Route) and getattr(route.endpoint, "hot", False) and ":path}" not in template
+                and inspect.iscoroutinefunction(route.endpoint)  # the lane awaits it: no threadpool
                 and not any(_may_take(other, route, template, mounts) for other in earlier)):
             found.append(LaneRoute(Route(template, route.endpoint, methods=route.methods), route, template))
         earlier.append((template, route, mounts))
@@ -88,10 +91,10 @@ def _may_take(other: tuple[str, BaseRoute, list[Mount]], route: Route, template:
 def may_overlap(a: str, b: str) -> bool:
     """Whether some path could match both Starlette path templates. Segment by segment: two
     literal segments meet only if equal; a segment with a parameter meets any but an empty one; a
-    ``{name:path}`` parameter meets all the rest."""
+    segment with a ``{name:path}`` parameter meets all the rest."""
     sa, sb = a.split("/"), b.split("/")
     for x, y in zip(sa, sb):
-        if x.endswith(":path}") or y.endswith(":path}"):
+        if ":path}" in x or ":path}" in y:
             return True
         if "{" not in x and "{" not in y and x != y:
             return False
@@ -113,7 +116,10 @@ class FastLane:
                 self.shapes.setdefault((method, lane.template.count("/")), []).append(lane)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        # Passed through as well: a path with a newline (a Mount's "{path:path}" stops at one,
+        # a whole template's parameters do not) and a declared body over the limit (BodyLimit
+        # answers it before routing, as for any route).
+        if scope["type"] == "http" and "\n" not in scope["path"] and not declares_over(scope, self.limit):
             slashes = scope["path"].count("/") - scope.get("root_path", "").count("/")
             for lane in self.shapes.get((scope["method"], slashes), ()):
                 match, child_scope = lane.whole.matches(scope)
@@ -139,8 +145,6 @@ class FastLane:
 
     async def respond(self, endpoint: Any, request: Request) -> Response:
         try:
-            if declares_over(request.scope, self.limit):
-                raise too_large(self.limit)
             return await endpoint(request)
         except ANSWERED as exc:
             return await errors.handle(request, exc)

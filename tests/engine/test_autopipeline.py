@@ -78,3 +78,26 @@ async def test_a_redis_that_stops_answering_fails_every_call_as_unavailable_in_t
         await engine.aclose()
         await client.aclose()
         server.close()
+
+
+async def test_a_slow_release_of_the_connection_neither_fails_the_call_nor_loses_the_connection(redis_url):
+    # The timer bounds the round trip only: returning the connection to the pool may wait for
+    # the pool's lock, and cancelled there the connection would stay taken for ever.
+    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=4)
+    client = aioredis.Redis(connection_pool=pool)
+    pipeline = AutoPipeline(client, timeout=0.2)
+    release = pool.release
+
+    async def slow_release(connection):
+        await asyncio.sleep(0.3)
+        await release(connection)
+
+    pool.release = slow_release
+    try:
+        assert await pipeline.call(("PING",)) is True
+        assert await pipeline.call(("PING",), alone=True) is True
+        await pipeline.aclose()
+        assert len(pool._in_use_connections) == 0
+    finally:
+        await client.aclose()
+        await pool.disconnect()  # a pool given to the client is not closed by it
