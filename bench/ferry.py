@@ -100,8 +100,9 @@ def singles(server: RedisServer, n: int, calls: int) -> Steps:
 
 
 def bulk_then_consume(server: RedisServer, n: int, calls: int) -> Steps:
-    """What BullMQ's addBulk + Worker does: put in batches of 100, then take and delete one at a
-    time with ``calls`` in flight."""
+    """What BullMQ's addBulk + Worker does: put in batches of 100, then ``calls`` consumers take
+    and delete one at a time, each delete handing out the next message in the same script call
+    (``delete_and_reserve``, as BullMQ's moveToFinished fetches the next job)."""
 
     async def main() -> Steps:
         client, engine = async_engine(server)
@@ -111,14 +112,16 @@ def bulk_then_consume(server: RedisServer, n: int, calls: int) -> Steps:
             for _ in range(n // 100):
                 await q.put([BODY] * 100)
 
-        async def consume(_: int) -> None:
-            while not (got := await q.reserve(1)):
-                pass
-            await q.delete_message(got[0].id, got[0].reservation_id)
+        async def consumer() -> None:
+            taken = await q.reserve(1)
+            while taken:
+                taken = await q.delete_and_reserve(taken[0].id, taken[0].reservation_id)
+
+        async def consume() -> None:  # every message is in: the consumers stop when it is empty
+            await asyncio.gather(*(consumer() for _ in range(calls)))
 
         try:
-            return {"put": await server.timed_async(n, put),
-                    "consume": await server.timed_async(n, lambda: in_flight(calls, n, consume))}
+            return {"put": await server.timed_async(n, put), "consume": await server.timed_async(n, consume)}
         finally:
             await engine.aclose()
             await client.aclose()

@@ -66,6 +66,7 @@ class QueueMethods:
     get = verb(QueueVerbs.get)
     delete_message = verb(QueueVerbs.delete_message)
     delete_messages = verb(QueueVerbs.delete_messages)
+    delete_and_reserve = verb(QueueVerbs.delete_and_reserve)
     touch = verb(QueueVerbs.touch)
     release = verb(QueueVerbs.release)
     settle = verb(QueueVerbs.settle)

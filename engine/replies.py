@@ -22,9 +22,10 @@ from typing import Any, NamedTuple
 
 from .models import Backlog
 
-OUTBOX_PENDING, MISSING, PUSHED = 1, 2, 4
+OUTBOX_PENDING, MISSING, PUSHED, PAUSED = 1, 2, 4, 8
 """Bits of ``flags``: outbox work pending (move it: ``_after``), the queue does not exist, push
-deliveries were added (list the queue where pushers look)."""
+deliveries were added (list the queue where pushers look), delivery is paused (``delete_reserve``
+reserved nothing)."""
 
 
 class QueueReply(NamedTuple):
@@ -111,6 +112,20 @@ class SettleReply(NamedTuple):
         return cls(raw[0], raw[1:])
 
 
+class DeleteReserveReply(NamedTuple):
+    flags: int
+    now: int
+    next_at: int
+    status: int
+    messages: list[Any]
+
+    ROW = ("id", "record", "deliveries")
+
+    @classmethod
+    def of(cls, raw: list[Any]) -> DeleteReserveReply:
+        return cls(raw[0], raw[1], raw[2], raw[3], raw[4:])
+
+
 class GetReply(NamedTuple):
     record: bytes
     status: bytes | str
@@ -147,6 +162,7 @@ class ReportReply(NamedTuple):
 REPLIES: dict[str, type] = {
     "configure": QueueReply, "info": QueueReply, "clear": ClearReply, "maintain": MaintainReply,
     "put": PutReply, "reserve": ReserveReply, "peek": PeekReply, "settle": SettleReply,
+    "delete_reserve": DeleteReserveReply,
     "get": GetReply, "touch": TouchReply, "push_claim": ClaimReply, "push_report": ReportReply,
 }
 """Script verb -> the decoder of its reply (the header test walks this)."""

@@ -29,7 +29,7 @@
            flags: 1 = outbox work pending, 2 = queue does not exist (nothing returned)
   Errors:  PAUSED (delivery is paused)
 ]]
--- @include "maintain"
+-- @include "take"
 
 local now, now_s = now_from(ARGV[1])
 local Q = open_queue(KEYS, now, now_s)
@@ -44,81 +44,11 @@ if now >= Q[DUE] then
   flush_ready(Q)
 end
 
--- Take: pop n from the head; ghosts and expired messages met on the way are skipped, and K more
--- pops are allowed for them (at most n + K in all).
-local n, token, delete = tonumber(ARGV[4]), ARGV[6], ARGV[7] == "1"
-local ids, recs, exps, skipped = {}, {}, {}, nil
-local pops, budget, want = 0, n, ARGV[4]
-repeat
-  local taken = redis.call("LPOP", KEYS[READY], want)
-  if not taken then
-    Q.emptied = true
-    break
-  end
-  pops = pops + #taken
-  if #taken < tonumber(want) then Q.emptied = true end
-  local records = redis.call("HMGET", KEYS[MSG], unpack(taken))
-  for i = 1, #taken do
-    local rec = records[i]
-    local expire_s = rec and string.sub(rec, 25, 37)  -- rec_expire, inline: this loop is the hot path
-    if rec and expire_s > now_s then
-      local m = #ids + 1
-      ids[m], recs[m], exps[m] = taken[i], rec, expire_s
-    else
-      if budget == n then budget = n + tonumber(ARGV[2]) end
-      if rec then
-        skipped = skipped or {}
-        skipped[#skipped + 1] = taken[i]
-      else
-        Q[GHOSTS] = Q[GHOSTS] - 1
-      end
-    end
-  end
-  want = string.format("%d", math.min(n - #ids, budget - pops))
-until Q.emptied or #ids >= n or pops >= budget
-popped(Q, pops)
-if skipped then
-  drop(Q, skipped)
-  count(Q, "c_expired", #skipped)
-end
-
--- Reserve what was taken: deadline and delivery state per message (a batch mostly shares one
--- timeout: its conversions are cached).
 local reply = {0, now, -1}
 if ARGV[8] == "1" then
   for i = 4, 8 do reply[i] = -1 end
 end
-if #ids > 0 then
-  local override = ARGV[5] ~= "0" and string.format("%09d", tonumber(ARGV[5])) or nil
-  local states = redis.call("HMGET", KEYS[DLV], unpack(ids))
-  local zargs, hargs, deadlines = {}, {}, {}
-  local r = #reply
-  for i = 1, #ids do
-    local id, rec = ids[i], recs[i]
-    local deliveries = "1"
-    if states[i] then deliveries = tostring(tonumber(string.match(states[i], "^(%d+)")) + 1) end
-    local timeout = override or string.sub(rec, 15, 23)  -- rec_timeout, inline
-    local deadline = deadlines[timeout]
-    if not deadline then
-      local at = now + tonumber(timeout)
-      deadline = ms_string(at)
-      deadlines[timeout] = deadline
-      if at < Q[DUE] and not delete then Q[DUE] = at end  -- due_by, inline
-    end
-    zargs[2 * i - 1], zargs[2 * i] = deadline, id
-    hargs[2 * i - 1], hargs[2 * i] = id, deliveries .. "|" .. token .. "|" .. timeout .. "|" .. exps[i]
-    reply[r + 1], reply[r + 2], reply[r + 3] = id, rec, deliveries
-    r = r + 3
-  end
-  if delete then
-    drop(Q, ids)
-    Q[DELETED_COUNT] = Q[DELETED_COUNT] + #ids
-  else
-    redis.call("ZADD", KEYS[RESERVED], unpack(zargs))
-    redis.call("HSET", KEYS[DLV], unpack(hargs))
-  end
-  Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + #ids
-else
+if take(Q, reply, tonumber(ARGV[4]), ARGV[2], ARGV[5], ARGV[6], ARGV[7] == "1") == 0 then
   reply[3] = next_at(Q)
 end
 flush(Q)

@@ -9,7 +9,7 @@ mixins call one another through ``self``):
     QueueVerbs (one queue)
       queues.py      create update ensure info clear delete    (and safe changes of settings)
       messages.py    put push reserve pull peek get delete_message delete_messages touch release
-                     settle release_reserved forward
+                     settle delete_and_reserve release_reserved forward
       push.py        set_push update_push add_subscribers remove_subscribers replace_subscribers
                      claim_pushes report_push ack_push ack_push_by_token push_status
       alerts.py      add_alerts remove_alert remove_alerts replace_alerts

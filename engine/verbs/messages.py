@@ -13,7 +13,8 @@ from .. import core
 from ..core import Command, Eval, Verb, Wait, text
 from ..errors import DeliveryPaused, InvalidArgument, MessageNotFound, NotReserved, QueueNotFound, TooLarge
 from ..models import RESERVED, Backlog, Message, NewMessage, Pulled, Pushed, Reservation, Settled
-from ..replies import MISSING, PUSHED, GetReply, PeekReply, PutReply, ReserveReply, SettleReply, TouchReply, rows
+from ..replies import MISSING, PAUSED, PUSHED, DeleteReserveReply, GetReply, PeekReply, PutReply, ReserveReply
+from ..replies import SettleReply, TouchReply, rows
 from .context import Layout, QueueBase, Settings
 from .partitions import together
 from .queues import new_queue_id
@@ -283,6 +284,33 @@ class Messages(QueueBase):
         """Delete one message in any state; with ``reservation_id``, only under that reservation."""
         settled = yield from self.settle(deletes=[(message_id, reservation_id)])
         _raise_for(settled.deleted[0])
+
+    def delete_and_reserve(
+        self, message_id: str, reservation_id: str | None, n: int = 1, *, timeout: float | None = None,
+    ) -> Verb[list[Message]]:
+        """A consumer's loop in one script call: delete the message it finished (as
+        ``delete_message``: ``NotReserved`` or ``MessageNotFound``, and then nothing is
+        reserved), then ``reserve(n, timeout=timeout)``; ``DeliveryPaused`` (the delete done)
+        while the queue is paused. One round trip per message where the two verbs take two (a
+        consumer with one call in flight runs at the round trip's pace). No long poll: an empty
+        list when nothing is ready, and the caller waits with ``reserve(wait=...)``."""
+        limits = self.ctx.limits
+        core.check_int("n", n, 1, limits.max_batch)
+        timeout_ms = 0 if timeout is None else core.seconds_to_ms("timeout", timeout, 0.001, limits.max_timeout)
+        deleted = check_id(message_id), _check_rid(reservation_id)
+        if self.part is None:
+            layout = yield from self._layout_knowing([message_id])
+            if layout.span > 1:  # the delete's partition is not the reserve's: two calls
+                yield from self.delete_message(message_id, reservation_id)
+                return (yield from self.reserve(n, timeout=timeout))
+        token = secrets.token_hex(8)
+        args = [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, n, timeout_ms, token, *deleted]
+        reply = DeleteReserveReply.of((yield Eval("delete_reserve", self._core_keys, args, messages=n)))
+        yield from self._after(reply.flags)
+        _raise_for(_STATUS[reply.status])
+        if reply.flags & PAUSED:
+            raise DeliveryPaused()
+        return core.reserved_messages(reply.messages, reply.now, token, timeout_ms)
 
     def delete_messages(self, message_ids: Sequence[str]) -> Verb[list[bool]]:
         """Delete many (best effort): True per id that was deleted."""

@@ -666,3 +666,48 @@ def test_moving_a_dead_letter_reads_the_outbox_once(real_engine, redis_client):
     q.release(m.id, delay=60)
     assert redis_client.info("commandstats")["cmdstat_lrange"]["calls"] == 1
     assert bodies(real_engine.queue("p", "dead").peek()) == [b"x"]
+
+
+# -- delete_and_reserve ---------------------------------------------------------------------------
+
+
+def test_delete_and_reserve_deletes_the_finished_message_and_reserves_the_next(engine):
+    q = engine.queue("p", "q")
+    q.put(["a", "b", "c"])
+    [first] = q.reserve()
+    [second] = q.delete_and_reserve(first.id, first.reservation_id)
+    with pytest.raises(MessageNotFound):
+        q.get(first.id)
+    assert second.body != first.body and second.reservation_id and second.reserved_count == 1
+    assert q.get(second.id).status == RESERVED
+    taken = q.delete_and_reserve(second.id, second.reservation_id, 5, timeout=30)
+    assert bodies([first, second, *taken]) and sorted(bodies([first, second, *taken])) == [b"a", b"b", b"c"]
+    assert taken[0].timeout == 30
+    assert q.delete_and_reserve(taken[0].id, taken[0].reservation_id) == []  # nothing left: no wait
+    info = q.info()
+    assert (info.ready, info.reserved, info.size) == (0, 0, 0)
+
+
+def test_delete_and_reserve_reserves_nothing_when_the_delete_is_refused(engine, clock):
+    q = engine.queue("p", "q")
+    q.put(["a", "b"])
+    [first] = q.reserve(timeout=10)
+    clock.advance(11)  # the reservation lapsed: the message is back
+    with pytest.raises(NotReserved):
+        q.delete_and_reserve(first.id, first.reservation_id)
+    with pytest.raises(MessageNotFound):
+        q.delete_and_reserve("0" * 19, None)
+    info = q.info()
+    assert (info.ready, info.reserved) == (2, 0)  # neither call reserved anything
+
+
+def test_delete_and_reserve_on_a_paused_queue_deletes_and_reserves_nothing(engine):
+    q = engine.queue("p", "q")
+    q.put(["a", "b"])
+    [first] = q.reserve()
+    q.update(paused=True)
+    with pytest.raises(DeliveryPaused):
+        q.delete_and_reserve(first.id, first.reservation_id)
+    with pytest.raises(MessageNotFound):
+        q.get(first.id)
+    assert q.info().ready == 1

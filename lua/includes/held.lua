@@ -1,0 +1,66 @@
+--[[
+  held: deletes checked against the reservations their callers hold. What `settle` and
+  `delete_reserve` share.
+]]
+-- @include "maintain"
+
+-- Is a message with this deadline (a `reserved` score, text) and delivery state under the
+-- reservation `rid` right now? ("" asks only whether it is reserved at all.) Scores of whole
+-- ms print as 13 digits, so they compare with now as text.
+local function holds(Q, rid, deadline, state)
+  if not deadline then return false end
+  if #deadline == 13 then
+    if deadline <= Q.now_s then return false end
+  elseif tonumber(deadline) <= Q.now then
+    return false
+  end
+  return rid == "" or dlv_token(state) == rid
+end
+
+-- Deletes `ids`, each if its caller holds reservation `rids[i]` ("" = whatever its state),
+-- appending a status per id to `reply`: 1 done, 0 no such message, -1 reservation not current.
+-- Classified in bulk: a reserved or delayed message is known to exist (its set says where it
+-- is), so only the others need a look of their own (ready ones, or unknown ids). Returns how many
+-- were deleted.
+local function delete_held(Q, ids, rids, reply)
+  local k = Q.keys
+  local checked = false
+  for i = 1, #ids do checked = checked or rids[i] ~= "" end
+  local deadlines = redis.call("ZMSCORE", k[RESERVED], unpack(ids))
+  local states = checked and redis.call("HMGET", k[DLV], unpack(ids)) or {}
+  local waiting = nil  -- scores in `delayed`, read only for ids not reserved
+  local from_reserved, from_delayed, gone, seen = {}, {}, {}, {}
+  for i, id in ipairs(ids) do
+    local status
+    if seen[id] then
+      status = 0 -- a repeated id: the first occurrence already decided it
+    elseif rids[i] ~= "" and not holds(Q, rids[i], deadlines[i], states[i]) then
+      status = redis.call("HEXISTS", k[MSG], id) == 1 and -1 or 0
+    elseif deadlines[i] then
+      status = 1
+      from_reserved[#from_reserved + 1] = id
+    else
+      waiting = waiting or redis.call("ZMSCORE", k[DELAYED], unpack(ids))
+      if waiting[i] then
+        status = 1
+        from_delayed[#from_delayed + 1] = id
+      else
+        local push_message = is_push_message(Q, id)
+        status = redis.call("HDEL", k[MSG], id) -- 1 for a ready message: its id becomes a ghost
+        if status == 1 then
+          gone[#gone + 1] = id
+          if push_message then drop_push(Q, id) else Q[GHOSTS] = Q[GHOSTS] + 1 end
+        end
+      end
+    end
+    seen[id] = true
+    reply[#reply + 1] = status
+  end
+  if #from_reserved > 0 then redis.call("ZREM", k[RESERVED], unpack(from_reserved)) end
+  if #from_delayed > 0 then redis.call("ZREM", k[DELAYED], unpack(from_delayed)) end
+  for _, id in ipairs(from_reserved) do gone[#gone + 1] = id end
+  for _, id in ipairs(from_delayed) do gone[#gone + 1] = id end
+  drop(Q, gone)
+  Q[DELETED_COUNT] = Q[DELETED_COUNT] + #gone
+  return #gone
+end

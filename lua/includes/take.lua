@@ -1,0 +1,81 @@
+--[[
+  take: the head of the queue handed out, under a new reservation or deleted as it goes
+  (at-most-once). What `reserve` and `delete_reserve` share.
+]]
+-- @include "maintain"
+
+-- Pops up to n from the head; ghosts and expired messages met on the way are skipped, and K
+-- more pops are allowed for them (at most n + K in all). Each message taken is reserved until
+-- now + `timeout` (ms as text, "0" = the message's own) with delivery state `token`, or deleted
+-- (`delete`), and appended to `reply` as id, record, deliveries. Returns how many were taken.
+local function take(Q, reply, n, K, timeout, token, delete)
+  local k, now, now_s = Q.keys, Q.now, Q.now_s
+  local ids, recs, exps, skipped = {}, {}, {}, nil
+  local pops, budget, want = 0, n, tostring(n)
+  repeat
+    local taken = redis.call("LPOP", k[READY], want)
+    if not taken then
+      Q.emptied = true
+      break
+    end
+    pops = pops + #taken
+    if #taken < tonumber(want) then Q.emptied = true end
+    local records = redis.call("HMGET", k[MSG], unpack(taken))
+    for i = 1, #taken do
+      local rec = records[i]
+      local expire_s = rec and string.sub(rec, 25, 37)  -- rec_expire, inline: this loop is the hot path
+      if rec and expire_s > now_s then
+        local m = #ids + 1
+        ids[m], recs[m], exps[m] = taken[i], rec, expire_s
+      else
+        if budget == n then budget = n + tonumber(K) end
+        if rec then
+          skipped = skipped or {}
+          skipped[#skipped + 1] = taken[i]
+        else
+          Q[GHOSTS] = Q[GHOSTS] - 1
+        end
+      end
+    end
+    want = string.format("%d", math.min(n - #ids, budget - pops))
+  until Q.emptied or #ids >= n or pops >= budget
+  popped(Q, pops)
+  if skipped then
+    drop(Q, skipped)
+    count(Q, "c_expired", #skipped)
+  end
+  if #ids == 0 then return 0 end
+
+  -- Reserve what was taken: deadline and delivery state per message (a batch mostly shares one
+  -- timeout: its conversions are cached).
+  local override = timeout ~= "0" and string.format("%09d", tonumber(timeout)) or nil
+  local states = redis.call("HMGET", k[DLV], unpack(ids))
+  local zargs, hargs, deadlines = {}, {}, {}
+  local r = #reply
+  for i = 1, #ids do
+    local id, rec = ids[i], recs[i]
+    local deliveries = "1"
+    if states[i] then deliveries = tostring(tonumber(string.match(states[i], "^(%d+)")) + 1) end
+    local own = override or string.sub(rec, 15, 23)  -- rec_timeout, inline
+    local deadline = deadlines[own]
+    if not deadline then
+      local at = now + tonumber(own)
+      deadline = ms_string(at)
+      deadlines[own] = deadline
+      if at < Q[DUE] and not delete then Q[DUE] = at end  -- due_by, inline
+    end
+    zargs[2 * i - 1], zargs[2 * i] = deadline, id
+    hargs[2 * i - 1], hargs[2 * i] = id, deliveries .. "|" .. token .. "|" .. own .. "|" .. exps[i]
+    reply[r + 1], reply[r + 2], reply[r + 3] = id, rec, deliveries
+    r = r + 3
+  end
+  if delete then
+    drop(Q, ids)
+    Q[DELETED_COUNT] = Q[DELETED_COUNT] + #ids
+  else
+    redis.call("ZADD", k[RESERVED], unpack(zargs))
+    redis.call("HSET", k[DLV], unpack(hargs))
+  end
+  Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + #ids
+  return #ids
+end
