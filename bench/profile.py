@@ -49,17 +49,15 @@ STAGES = {
     "reserve": (
         ("FCALL, its 10 keys and 8 arguments", "local now, now_s = now_from"),
         ("+ now (TIME), open_queue", "if has_flag(Q, PAUSED)"),
-        ("+ checks", "-- Take: pop"),
-        ("+ take (LPOP, HMGET msg)", "popped(Q, pops)"),
-        ("+ deadline, delivery state (HMGET dlv)", "  if delete then"),
-        ("+ ZADD reserved, HSET dlv", "flush(Q)\nreply[3]"),
+        ("+ checks, maintenance check", "local reply = {0, now, -1}"),
+        ("+ take (include: LPOP, HMGET msg, HMGET dlv, ZADD reserved, HSET dlv)", "flush(Q)\nreply[1]"),
         ("+ flush (state) = whole", None),
     ),
     "settle": (
         ("FCALL, its 10 keys and 7 arguments", "local now, now_s = now_from"),
         ("+ now (TIME), open_queue", "Q.channel = ARGV[3]"),
-        ("+ maintenance check", "-- Deletes, classified"),
-        ("+ delete (ZMSCORE, HMGET dlv, ZREM, HDEL)", "-- Releases: one"),
+        ("+ maintenance check", "if d > 0 then"),
+        ("+ delete (include: ZMSCORE, HMGET dlv, ZREM, HDEL)", "-- Releases: one"),
         ("+ flush (state) = whole", None),
     ),
 }
