@@ -71,6 +71,19 @@ async def test_a_wait_wakes_when_a_reservation_lapses(consumer, producer):
     assert again.id == first.id and again.reserved_count == 2
 
 
+async def test_a_wait_past_an_expiry_still_wakes_for_the_delayed_message_after_it(consumer, producer):
+    """The waiter's hint may come early (an expiry counts as a moment to look again): it takes
+    one more look, then sleeps until the delayed message is due, without spinning."""
+    q = producer.queue("p", "q")
+    await q.put([NewMessage("gone", delay=0.6, expires_in=0.1), NewMessage("later", delay=0.3)])
+    calls = await script_calls(consumer.client)
+    started = time.monotonic()
+    [message] = await consumer.queue("p", "q").reserve(wait=3)
+    assert message.body == b"later"
+    assert 0.25 <= time.monotonic() - started < 1.0
+    assert await script_calls(consumer.client) - calls <= 6
+
+
 async def test_one_message_wakes_one_waiter_of_many(consumer, producer):
     waiters = [asyncio.create_task(consumer.queue("p", "q").reserve(wait=0.6)) for _ in range(10)]
     await asyncio.sleep(0.1)
