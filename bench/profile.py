@@ -227,6 +227,17 @@ def cut_library(verb: str, marker: str | None) -> Library | None:
     return build(scripts, includes)[1]
 
 
+def empty_poll(callgrind: Callgrind, results: Results) -> None:
+    """A reserve of 1 that finds the queue empty, a reservation pending (a polling consumer's
+    call, made all day on an idle queue): thousands of instructions per call."""
+    q = Engine(callgrind.server.client).queue("bench", "idle")
+    q.put([BODY])
+    q.reserve(1)
+    kinstr = callgrind.instructions(lambda: [q.reserve(1) for _ in range(CALLGRIND_CALLS)]) / CALLGRIND_CALLS / 1000
+    results.add("profile/cg/ferrymq engine/empty/reserve", SECTION, "ferrymq engine", "reserve, empty queue", "batch 1",
+                {"kinstr": kinstr})
+
+
 def run(server: RedisServer, results: Results, n: int) -> None:
     for system, make in (("ferrymq engine", ferrymq_steps(server)), ("minimal Lua queue", minimal_steps(server))):
         for batch in (1, 100) if system == "ferrymq engine" else (100,):
@@ -243,5 +254,6 @@ def run(server: RedisServer, results: Results, n: int) -> None:
                 callgrind.steps(results, system, batch, 200 if batch == 1 else 2000, make)
         micro(callgrind.server.client, callgrind.per_call, "kinstr", results)
         stages(callgrind, results)
+        empty_poll(callgrind, results)
     finally:
         callgrind.close()
