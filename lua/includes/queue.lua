@@ -299,25 +299,6 @@ local function backlog(Q)
   return {ready, delayed, reserved, bytes, oldest}
 end
 
--- Earliest future moment something may become ready (a delayed message due, a reservation
--- lapsing), or -1. Long-poll waiters sleep until then at the latest.
--- A DUE still ahead answers without a Redis call: maintenance's next moment is never later than
--- the first delayed due or deadline (it also counts expiries, which only wakes a waiter early, for
--- one more look). Two ZRANGEs cost a quarter of a reserve on an empty queue (~32k instructions
--- of ~127k, callgrind), and a polling consumer makes that call all day.
-local function next_at(Q)
-  if Q[DUE] > Q.now then return Q[DUE] < NEVER and Q[DUE] or -1 end
-  local t = -1
-  for _, key in ipairs({Q.keys[DELAYED], Q.keys[RESERVED]}) do
-    local head = redis.call("ZRANGE", key, 0, 0, "WITHSCORES")
-    if head[2] then
-      local s = tonumber(head[2])
-      if t < 0 or s < t then t = s end
-    end
-  end
-  return t
-end
-
 -- Flag bits every maintaining script returns: outbox work pending, queue missing, push
 -- deliveries added (the caller lists the queue where pushers look for work).
 local function flags(Q)

@@ -38,6 +38,11 @@ async def script_calls(client) -> int:
     return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("fcall", "evalsha", "eval"))
 
 
+async def sorted_set_reads(client) -> int:
+    stats = await client.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k.startswith(("cmdstat_zrange", "cmdstat_zrangebyscore")))
+
+
 async def test_a_waiting_reserve_returns_as_soon_as_another_client_puts(consumer, producer):
     waiting = asyncio.create_task(consumer.queue("p", "q").reserve(wait=5))
     await asyncio.sleep(0.05)  # let it park
@@ -82,6 +87,21 @@ async def test_a_wait_past_an_expiry_still_wakes_for_the_delayed_message_after_i
     assert message.body == b"later"
     assert 0.25 <= time.monotonic() - started < 1.0
     assert await script_calls(consumer.client) - calls <= 6
+
+
+async def test_polls_of_an_idle_queue_read_no_sorted_set_once_one_found_nothing_due(consumer):
+    """An empty reserve answers its wake-up hint from the queue's next moment of maintenance;
+    the first poll after that moment passed recomputes it, and the polls after it read nothing."""
+    q = consumer.queue("p", "q")
+    await q.put([NewMessage("x", timeout=0.05)])
+    [m] = await q.reserve()
+    await q.delete_message(m.id, m.reservation_id)
+    await asyncio.sleep(0.06)  # the deleted message's deadline passes: maintenance is due
+    assert await q.reserve() == []
+    before = await sorted_set_reads(consumer.client)
+    for _ in range(5):
+        assert await q.reserve() == []
+    assert await sorted_set_reads(consumer.client) == before
 
 
 async def test_one_message_wakes_one_waiter_of_many(consumer, producer):
