@@ -87,20 +87,24 @@ P99_SPREAD = 3.0
 
 
 def latency_target(results: Results) -> Verdict:
-    """p99 ≤ 3x p50 on every row. At 2 workers the two cores also carry Redis and wrk, and the
+    """p99 ≤ 3x p50 on every FerryMQ row (the bare app is the limit the rows are compared with,
+    not a row of the product). At 2 workers the two cores also carry Redis and wrk, and the
     scheduler's delays land in a sub-millisecond p99 whatever the server does: a 2-worker row is
-    also met when its spread is no wider than the bare app's own worst at 2 workers (its limit,
-    measured in the same run)."""
-    one, one_where = latency_spread(results, 1)
+    also met when its spread is no wider than the bare app's own worst at 2 workers (measured in
+    the same run). Not measured without 1-worker rows."""
+    one, one_where = latency_spread(results, 1, app="ferrymq")
     two, two_where = latency_spread(results, 2, app="ferrymq")
-    bare, _ = latency_spread(results, 2, app="bare")
-    allowed = max(P99_SPREAD, bare) if not math.isnan(bare) else P99_SPREAD
-    met = at_most(one, P99_SPREAD)
-    if met is not False and not math.isnan(two):
-        met = two <= allowed
-    measured = (f"1 worker: worst {one:.1f}x ({one_where}); 2 workers: FerryMQ's worst {two:.1f}x ({two_where}), "
-                f"the bare app's {bare:.1f}x")
+    bare, bare_where = latency_spread(results, 2, app="bare")
+    allowed = P99_SPREAD if math.isnan(bare) else max(P99_SPREAD, bare)
+    met = None if math.isnan(one) else one <= P99_SPREAD and (math.isnan(two) or two <= allowed)
+    by_allowance = met and not math.isnan(two) and two > P99_SPREAD
+    measured = (f"1 worker: worst {spread(one, one_where)}; 2 workers: worst {spread(two, two_where)}, "
+                f"the bare app's worst {spread(bare, bare_where)}" + (" (met by the bare app's allowance)" if by_allowance else ""))
     return Verdict("HTTP: p99 ≤ 3x p50 on every row (at 2 workers: or no wider than the bare app's)", measured, met)
+
+
+def spread(x: float, where: str) -> str:
+    return "not measured" if math.isnan(x) else f"{x:.1f}x ({where})"
 
 
 def http_targets(results: Results, out: list[Verdict]) -> None:
