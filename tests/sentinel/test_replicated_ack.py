@@ -128,8 +128,8 @@ def test_scripts_the_primary_forgot_are_sent_again_with_the_wait(make_engine, re
 def test_event_subscriptions_wait_for_the_replica_too(make_engine, replicated_redis):
     from ferrymq.engine import Subscription
 
+    make_engine().queue("p", "events").ensure()  # set-up: no replica wait (0.2 s flaked under load)
     engine = make_engine(min_replicas_ack=1, min_replicas_ack_timeout=0.2)
-    engine.queue("p", "events").ensure()
     replicated_redis.pause_replica()
     with pytest.raises(NotReplicated):
         engine.put_subscription("p", Subscription("s1", "s", True, "q", ("queue.created",), "events"))
