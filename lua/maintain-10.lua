@@ -45,6 +45,5 @@ flush(Q)
 local pending = redis.call("LLEN", KEYS[OUTBOX])
 if pending > 0 then Q.outboxed = true end
 local ready, delayed, reserved = sizes(Q)
-local bytes = redis.pcall("MEMORY", "USAGE", KEYS[MSG])
-if type(bytes) ~= "number" then bytes = 0 end
-return {flags(Q), more and 1 or 0, pending, ready + delayed + reserved + s[PUSHING], bytes}
+local held = ready + delayed + reserved + s[PUSHING]
+return {flags(Q), more and 1 or 0, pending, held, stored_bytes(KEYS, held)}

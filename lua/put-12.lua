@@ -139,6 +139,7 @@ for i = 0, n - 1 do
 end
 
 if #records > 0 then
+  keep_tables(Q)
   redis.call("HSET", KEYS[MSG], unpack(records))
   if delayed then
     redis.call("ZADD", KEYS[DELAYED], unpack(delayed))

@@ -588,6 +588,23 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
+def queue_keys(redis_client: redis.Redis) -> Callable[[str, str], list[str]]:
+    """The keys of a queue that hold anything (by their last name part): `msg` and `dlv` keep the
+    empty field that makes them hash tables (lua/includes/record.lua) when no message is left."""
+
+    def holding(project: str, queue: str) -> list[str]:
+        names = []
+        for key in redis_client.keys(f"fmq:{{{project}/{queue}}}:*"):
+            name = key.decode().rsplit(":", 1)[1]
+            if name in ("msg", "dlv") and redis_client.hkeys(key) == [b""]:
+                continue
+            names.append(name)
+        return sorted(names)
+
+    return holding
+
+
+@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 

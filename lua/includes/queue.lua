@@ -51,6 +51,23 @@ local function queue_size_of(k, ghosts)
 end
 
 local function sizes(Q) return sizes_of(Q.keys, Q[GHOSTS]) end
+
+-- `msg` and `dlv` made hash tables (TABLE_FIELD, includes/record.lua) once per incarnation of the
+-- queue, by the first put: a clear or a drop unlinks them and resets the flag.
+local function keep_tables(Q)
+  if has_flag(Q, TABLES) then return end
+  redis.call("HSET", Q.keys[MSG], TABLE_FIELD, TABLE_VALUE)
+  redis.call("HSET", Q.keys[DLV], TABLE_FIELD, TABLE_VALUE)
+  set_flag(Q, TABLES, true)
+end
+
+-- Redis's sampled estimate of the memory of the records of a queue holding `held` messages; 0
+-- when it holds none (`msg` may still hold TABLE_FIELD) or where MEMORY USAGE is unavailable.
+local function stored_bytes(k, held)
+  if held == 0 then return 0 end
+  local bytes = redis.pcall("MEMORY", "USAGE", k[MSG])
+  return type(bytes) == "number" and bytes or 0
+end
 local function queue_size(Q) return queue_size_of(Q.keys, Q[GHOSTS]) end
 
 -- Opens the queue (one HGET). Q holds its state in its array part (Q[TIMEOUT], Q[DUE]...: the
@@ -290,8 +307,7 @@ end
 -- of the FIFO (0 if unknown). Best effort, as Cloudflare's metrics are.
 local function backlog(Q)
   local ready, delayed, reserved = sizes(Q)
-  local bytes = redis.pcall("MEMORY", "USAGE", Q.keys[MSG])
-  if type(bytes) ~= "number" then bytes = 0 end
+  local bytes = stored_bytes(Q.keys, ready + delayed + reserved + Q[PUSHING])
   local oldest = 0
   local head = redis.call("LINDEX", Q.keys[READY], 0)
   local rec = head and redis.call("HGET", Q.keys[MSG], head)

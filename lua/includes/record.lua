@@ -7,8 +7,21 @@
   dlv  hash  id -> "count|token|timeout|expire" once delivered: deliveries so far, the current
              reservation's id and timeout ms, and the record's expire time (so that ending a
              delivery needs no read of the record). Small; rewritten per delivery.
+  Each also holds the field "" (TABLE_FIELD), never a message id: see below.
 ]]
 -- @include "clock"
+
+-- `msg` and `dlv` are read and written by id on every call. Redis stores a hash of up to
+-- hash-max-listpack-entries fields (512 by default) whose values are all short
+-- (hash-max-listpack-value, 64 bytes) as a listpack, where finding a field means scanning it: a
+-- few hundred messages in flight made each HMGET or HSET of `dlv` cost tens of thousands of
+-- instructions (callgrind), and small bodies do the same to `msg`. A single longer value turns the
+-- hash into a hash table for good (Redis never converts it back, and an RDB load keeps it one),
+-- so both hashes get this field at the first put into a queue (and again after a clear unlinks
+-- them: flag TABLES, includes/queue.lua keep_tables). It also keeps them from ever emptying, so
+-- they stay tables. Its name is empty: message ids never are (the engine refuses them).
+local TABLE_FIELD = ""
+local TABLE_VALUE = "-----------------------------------------------------------------"  -- 65 bytes
 
 local function rec_enqueued(rec) return string.sub(rec, 1, 13) end
 local function rec_timeout(rec) return string.sub(rec, 15, 23) end

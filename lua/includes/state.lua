@@ -9,7 +9,8 @@
     TIMEOUT, DELAY, EXPIRES_IN   the defaults of a message put with none (ms)
     MAX_DELIVERIES, RETRY_DELAY  delivery policy (0 = unlimited; retry delay ms)
     FLAGS                        PAUSED, PUSH_QUEUE, HAS_ALERTS, TO_FRONT (requeue at the head),
-                                 OVER_QUOTA (the sweeper's mark; meta `over` says which quota)
+                                 OVER_QUOTA (the sweeper's mark; meta `over` says which quota),
+                                 TABLES (`msg` and `dlv` hold TABLE_FIELD: includes/record.lua)
     ID_MS, ID_SFX                the last message id: its ms and its counter within that ms
     GHOSTS, XTAIL, FRONT, DUE    bookkeeping of `ready` and of maintenance (includes/queue.lua)
     PUSHING                      push-queue messages with deliveries pending
@@ -29,12 +30,12 @@ local STATE_SIZE = 17
 local STATE_FORMAT = "<ddddddddddddddddd"  -- STATE_SIZE doubles (a literal: a function library's
                                          -- top level runs without the string library)
 
-local PAUSED, PUSH_QUEUE, HAS_ALERTS, TO_FRONT, OVER_QUOTA = 1, 2, 4, 8, 16
+local PAUSED, PUSH_QUEUE, HAS_ALERTS, TO_FRONT, OVER_QUOTA, TABLES = 1, 2, 4, 8, 16, 32
 
--- Flags by arithmetic (the `bit` library is not everywhere scripts run, fakeredis among them).
+-- Flags by arithmetic (the `bit` library is not everywhere scripts run, fakeredis among them), and
+-- VM arithmetic only: a call to math.floor here cost ~4k instructions per put once a flag was set.
 local function has_flag(s, mask)
-  local flags = s[FLAGS]
-  return flags ~= 0 and math.floor(flags / mask) % 2 == 1
+  return s[FLAGS] % (mask + mask) >= mask
 end
 
 local function set_flag(s, mask, on)

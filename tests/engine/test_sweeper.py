@@ -9,11 +9,7 @@ import redis.asyncio as aioredis
 from ferrymq.engine import AsyncEngine, NewMessage, Sweeper
 
 
-def queue_keys(client, project, queue):
-    return sorted(k.decode().rsplit(":", 1)[1] for k in client.keys(f"fmq:{{{project}/{queue}}}:*"))
-
-
-def test_sweep_expires_messages_of_queues_nobody_reads(real_engine, redis_client, clock):
+def test_sweep_expires_messages_of_queues_nobody_reads(real_engine, queue_keys, clock):
     for name in ("a", "b"):
         real_engine.queue("p", name).put([NewMessage("x", expires_in=5), NewMessage("y", expires_in=5, delay=1)])
     real_engine.queue("other", "c").put([NewMessage("z", expires_in=5)])
@@ -21,7 +17,7 @@ def test_sweep_expires_messages_of_queues_nobody_reads(real_engine, redis_client
     report = real_engine.sweep()
     assert report.queues == 3 and report.busy == 0
     for project, name in (("p", "a"), ("p", "b"), ("other", "c")):
-        assert queue_keys(redis_client, project, name) == ["meta"]
+        assert queue_keys(project, name) == ["meta"]
 
 
 def test_sweep_dead_letters_lapsed_reservations_of_idle_queues(real_engine, clock):
@@ -70,14 +66,14 @@ async def test_a_running_sweeper_expires_messages_in_the_background(redis_url, c
     client = aioredis.Redis.from_url(redis_url)
     await client.flushall()
     engine = AsyncEngine(client, clock=clock)
-    await engine.queue("p", "q").put([NewMessage("x", expires_in=1)])
+    [message_id] = await engine.queue("p", "q").put([NewMessage("x", expires_in=1)])
     clock.advance(1)
     sweeper = Sweeper(engine, interval=0.01)
     sweeper.start()
     for _ in range(200):
-        if await client.hlen("fmq:{p/q}:msg") == 0:
+        if not await client.hexists("fmq:{p/q}:msg", message_id):
             break
         await asyncio.sleep(0.01)
     await sweeper.stop()
-    assert await client.hlen("fmq:{p/q}:msg") == 0
+    assert not await client.hexists("fmq:{p/q}:msg", message_id)
     await client.aclose()

@@ -85,7 +85,7 @@ def test_the_cli_works_on_the_primary_of_a_sentinel_url(redis_sentinel, ferrymq_
     assert put.returncode == 0, put.stderr
     replica = next(node for node in redis_sentinel.nodes if node is not redis_sentinel.primary())
     with redis.Redis(port=replica.port) as replica:
-        assert replica.hlen(f"fmq:{{{PROJECT}/orders}}:msg") == 2  # acknowledged, so on the replica
+        assert replica.hlen(f"fmq:{{{PROJECT}/orders}}:msg") == 1 + 2  # the empty field and both records: acknowledged, so on the replica
     bad = subprocess.run([str(ferrymq_script), "peek", "orders", "--min-replicas-ack", "1",
                           "--min-replicas-ack-timeout", "30"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "less than the command timeout" in bad.stderr
