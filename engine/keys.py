@@ -30,8 +30,8 @@ class QueueKeys(NamedTuple):
 
     meta: str  # hash: settings, counters, id
     ready: str  # list: ids in FIFO order (may hold ids of deleted messages: "ghosts")
-    delayed: str  # zset: id -> due time (ms)
-    reserved: str  # zset: id -> reservation deadline (ms)
+    delayed: str  # zset: id -> due time (ms); and a member at +inf that is no id (MESSAGE_SCORES)
+    reserved: str  # zset: id -> reservation deadline (ms); the same
     expiry: str  # zset: id -> expire-at (ms), only for messages the FIFO order cannot expire
     msg: str  # hash: id -> immutable record "enq|timeout|expire|ctype\n" .. body
     dlv: str  # hash: id -> delivery state "count|token|timeout|expire" once delivered
@@ -48,6 +48,11 @@ class QueueKeys(NamedTuple):
         """The ten keys of every script that changes message state."""
         return [self.meta, self.ready, self.delayed, self.reserved, self.expiry, self.msg, self.dlv, self.outbox,
                 self.push, self.pstatus]
+
+
+# The score range of the messages in `delayed` and `reserved`: below +inf, where each holds a member
+# that keeps it a skip list (lua/includes/queue.lua TABLE_MEMBER). For ZCOUNT and ZRANGEBYSCORE.
+MESSAGE_SCORES = ("-inf", "(+inf")
 
 
 def tokens_key(prefix: str) -> str:

@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 import uvicorn
 
 from ferrymq.engine import AsyncEngine, Engine, FakeClock
-from ferrymq.engine.keys import queue_keys
+from ferrymq.engine.keys import MESSAGE_SCORES, queue_keys
 from ferrymq.engine.limits import QueueDefaults
 from ferrymq.http import connect
 from ferrymq.http.app import create_app
@@ -588,15 +588,18 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def queue_keys(redis_client: redis.Redis) -> Callable[[str, str], list[str]]:
-    """The keys of a queue that hold anything (by their last name part): `msg` and `dlv` keep the
-    empty field that makes them hash tables (lua/includes/record.lua) when no message is left."""
+def keys_holding_messages(redis_client: redis.Redis) -> Callable[[str, str], list[str]]:
+    """The keys of a queue that hold a message (by their last name part): `msg`, `dlv`,
+    `reserved` and `delayed` keep the member that makes them hash tables and skip lists
+    (lua/includes/queue.lua) when no message is left."""
 
     def holding(project: str, queue: str) -> list[str]:
         names = []
         for key in redis_client.keys(f"fmq:{{{project}/{queue}}}:*"):
             name = key.decode().rsplit(":", 1)[1]
             if name in ("msg", "dlv") and redis_client.hkeys(key) == [b""]:
+                continue
+            if name in ("reserved", "delayed") and redis_client.zcount(key, *MESSAGE_SCORES) == 0:
                 continue
             names.append(name)
         return sorted(names)
@@ -1053,10 +1056,11 @@ def account_of(redis_url: str, project: str, queues: list[str]) -> dict[str, int
             totals["put"] += info.total_messages
             totals["deleted"] += info.counters.get("deleted", 0)
             totals["queued"] += info.ready + info.delayed + info.reserved
-            records = set(client.hkeys(keys.msg))
+            records = set(client.hkeys(keys.msg)) - {b""}  # "": the field that is no message (lua/includes/record.lua)
             totals["records"] += len(records)
             # delivery states and reservations or delays of messages whose record is gone
-            referenced = {*client.hkeys(keys.dlv), *client.zrange(keys.reserved, 0, -1), *client.zrange(keys.delayed, 0, -1)}
+            referenced = {*client.hkeys(keys.dlv), *client.zrangebyscore(keys.reserved, *MESSAGE_SCORES),
+                          *client.zrangebyscore(keys.delayed, *MESSAGE_SCORES)} - {b""}
             totals["orphans"] += len(referenced - records)
     return totals
 

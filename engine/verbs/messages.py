@@ -12,6 +12,7 @@ from typing import Any
 from .. import core
 from ..core import Command, Eval, Verb, Wait, text
 from ..errors import DeliveryPaused, InvalidArgument, MessageNotFound, NotReserved, QueueNotFound, TooLarge
+from ..keys import MESSAGE_SCORES
 from ..models import RESERVED, Backlog, Message, NewMessage, Pulled, Pushed, Reservation, Settled
 from ..replies import MISSING, PAUSED, PUSHED, DeleteReserveReply, GetReply, PeekReply, PutReply, ReserveReply
 from ..replies import SettleReply, TouchReply, rows
@@ -433,10 +434,10 @@ class Messages(QueueBase):
             if layout.span > 1:
                 return sum((yield from together([part.release_reserved() for part in layout.parts])))
         batch = self.ctx.limits.max_batch
-        reserved = yield Command(("ZCARD", self.keys.reserved))
+        reserved = yield Command(("ZCOUNT", self.keys.reserved, *MESSAGE_SCORES))
         released = 0
         for _ in range(-(-reserved // batch)):
-            ids = yield Command(("ZRANGE", self.keys.reserved, 0, batch - 1))
+            ids = yield Command(("ZRANGEBYSCORE", self.keys.reserved, *MESSAGE_SCORES, "LIMIT", 0, batch))
             if not ids:
                 break
             settled = yield from self.settle(releases=[(text(i), None, 0) for i in ids])

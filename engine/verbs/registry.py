@@ -10,7 +10,7 @@ from typing import Any
 from .. import core
 from ..core import Batch, Command, Eval, Verb, text
 from ..errors import InvalidArgument, Unavailable
-from ..keys import QueueKeys, lease_key, push_index_key, queue_keys
+from ..keys import MESSAGE_SCORES, QueueKeys, lease_key, push_index_key, queue_keys
 from ..limits import LIST_PAGE_MAX
 from ..models import QueueDetails, QueueRef, QueueStats, SweepReport
 from .context import EngineBase
@@ -183,7 +183,7 @@ def details(project: str, name: str, meta: dict[str, str]) -> QueueDetails:
 
 
 def _stats_commands(k: QueueKeys) -> list[tuple[Any, ...]]:
-    return [("LLEN", k.ready), ("ZCARD", k.delayed), ("ZCARD", k.reserved),
+    return [("LLEN", k.ready), ("ZCOUNT", k.delayed, *MESSAGE_SCORES), ("ZCOUNT", k.reserved, *MESSAGE_SCORES),
             ("HMGET", k.meta, "q", "stuck", *STAT_COUNTERS.values(), "parts")]
 
 

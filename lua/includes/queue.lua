@@ -8,6 +8,7 @@
     ready     list  ids in FIFO order. Deleting a ready message leaves its id in the list as a
                     "ghost" (no record); GHOSTS counts them, so ready = LLEN - GHOSTS.
     delayed   zset  id -> due ms              reserved  zset  id -> deadline ms
+                    (and TABLE_MEMBER at +inf in both: below)
     expiry    zset  id -> expire-at ms, only for messages the FIFO order cannot expire (below)
     msg, dlv  hash  records and delivery states (includes/record.lua)
     outbox    list  work for other queues (another slot): dead letters, alert and error-queue
@@ -31,6 +32,14 @@
   of `ready` instead of appended. FRONT counts the ids at the head that got there so (or became
   ghosts there); each of them is registered in `expiry`, because the in-order messages behind
   them may expire sooner. The FIFO's own order, and the claim above, resume at index FRONT.
+
+  Hash tables and skip lists only: Redis keeps a small hash or sorted set as a listpack, which a
+  lookup, insert or removal by member scans. `msg` and `dlv` are looked up by id on every call, and
+  `reserved` and `delayed` are written on every reserve (an insert into a listpack of a hundred
+  reservations cost ~28k instructions, callgrind). The first put into a queue (flag TABLES; a
+  clear resets it) adds to each a member too long for a listpack, which Redis then never converts
+  back, and which never leaves: TABLE_FIELD (includes/record.lua) to the hashes, TABLE_MEMBER to
+  the sorted sets, at +inf, so never due, never counted (ZCOUNT below "(+inf"), never an id.
 ]]
 -- @include "clock"
 -- @include "record"
@@ -39,9 +48,14 @@
 
 local META, READY, DELAYED, RESERVED, EXPIRY, MSG, DLV, OUTBOX, PUSH, PSTATUS = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 
+-- The sorted sets' member that keeps them skip lists (above). Its first byte is never in a message
+-- id (ids are str, so UTF-8); 65 bytes is one more than zset-max-listpack-value's default.
+local TABLE_MEMBER = "\255----------------------------------------------------------------"
+
 -- ready, delayed, reserved.
 local function sizes_of(k, ghosts)
-  return redis.call("LLEN", k[READY]) - ghosts, redis.call("ZCARD", k[DELAYED]), redis.call("ZCARD", k[RESERVED])
+  return redis.call("LLEN", k[READY]) - ghosts, redis.call("ZCOUNT", k[DELAYED], "-inf", "(+inf"),
+    redis.call("ZCOUNT", k[RESERVED], "-inf", "(+inf")
 end
 
 -- ready + delayed + reserved (alerts never apply to push queues, so pushes are not counted).
@@ -52,12 +66,15 @@ end
 
 local function sizes(Q) return sizes_of(Q.keys, Q[GHOSTS]) end
 
--- `msg` and `dlv` made hash tables (TABLE_FIELD, includes/record.lua) once per incarnation of the
--- queue, by the first put: a clear or a drop unlinks them and resets the flag.
+-- Hash tables and skip lists (above) once per incarnation of the queue, by its first put: a clear
+-- or a drop unlinks them and resets the flag.
 local function keep_tables(Q)
   if has_flag(Q, TABLES) then return end
-  redis.call("HSET", Q.keys[MSG], TABLE_FIELD, TABLE_VALUE)
-  redis.call("HSET", Q.keys[DLV], TABLE_FIELD, TABLE_VALUE)
+  local k = Q.keys
+  redis.call("HSET", k[MSG], TABLE_FIELD, TABLE_VALUE)
+  redis.call("HSET", k[DLV], TABLE_FIELD, TABLE_VALUE)
+  redis.call("ZADD", k[RESERVED], "+inf", TABLE_MEMBER)
+  redis.call("ZADD", k[DELAYED], "+inf", TABLE_MEMBER)
   set_flag(Q, TABLES, true)
 end
 

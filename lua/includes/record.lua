@@ -18,8 +18,8 @@
 -- instructions (callgrind), and small bodies do the same to `msg`. A single longer value turns the
 -- hash into a hash table for good (Redis never converts it back, and an RDB load keeps it one),
 -- so both hashes get this field at the first put into a queue (and again after a clear unlinks
--- them: flag TABLES, includes/queue.lua keep_tables). It also keeps them from ever emptying, so
--- they stay tables. Its name is empty: message ids never are (the engine refuses them).
+-- them: includes/queue.lua keep_tables). It also keeps them from ever emptying, so they stay
+-- tables. Its name is empty: message ids never are (the engine refuses them).
 local TABLE_FIELD = ""
 local TABLE_VALUE = "-----------------------------------------------------------------"  -- 65 bytes
 

@@ -95,10 +95,8 @@ local function next_at(Q)
   local t = -1
   for _, key in ipairs({Q.keys[DELAYED], Q.keys[RESERVED]}) do
     local head = redis.call("ZRANGE", key, 0, 0, "WITHSCORES")
-    if head[2] then
-      local s = tonumber(head[2])
-      if t < 0 or s < t then t = s end
-    end
+    local s = tonumber(head[2] or NEVER)  -- TABLE_MEMBER's +inf when nothing else is there
+    if s < NEVER and (t < 0 or s < t) then t = s end
   end
   return t
 end

@@ -488,19 +488,24 @@ def test_a_delayed_message_that_expires_before_it_is_due_is_never_delivered(engi
     assert q.reserve() == []
 
 
-def test_records_and_delivery_states_are_hash_tables_however_few(real_engine, redis_client):
-    # Redis scans a small hash (a listpack) to find a field: a few hundred ids in flight made every
-    # lookup in `dlv` cost tens of thousands of instructions (lua/includes/record.lua).
+def test_the_keys_looked_up_by_id_are_hash_tables_and_skip_lists_however_few(real_engine, redis_client):
+    # Redis scans a small hash or sorted set (a listpack) to find a member: a few hundred ids in
+    # flight made every lookup in `dlv` cost tens of thousands of instructions, and a reserve's
+    # insert into `reserved` as much (lua/includes/queue.lua).
     q = real_engine.queue("p", "q")
-    q.put(["a", "b"])
+    q.put(["a", "b", NewMessage("c", delay=60)])
     [taken] = q.reserve()
-    encodings = lambda: [redis_client.object("encoding", f"fmq:{{p/q}}:{name}") for name in ("msg", "dlv")]
-    assert encodings() == [b"hashtable", b"hashtable"]
-    q.delete_message(taken.id, taken.reservation_id)
+    names = ("msg", "dlv", "reserved", "delayed")
+    encodings = lambda: [redis_client.object("encoding", f"fmq:{{p/q}}:{name}") for name in names]
+    assert encodings() == [b"hashtable", b"hashtable", b"skiplist", b"skiplist"]
+    info = q.info()
+    assert (info.ready, info.reserved, info.delayed) == (1, 1, 1)
+    assert q.release_reserved() == 1
     q.clear()
-    q.put(["c"])  # the first put after a clear makes them again
-    assert encodings() == [b"hashtable", b"hashtable"]
-    assert [m.body for m in q.reserve()] == [b"c"]
+    q.put(["d"])  # the first put after a clear makes them again
+    assert encodings() == [b"hashtable", b"hashtable", b"skiplist", b"skiplist"]
+    assert [m.body for m in q.reserve()] == [b"d"]
+    assert q.reserve() == [] and q.info().size == 1
 
 
 def test_an_emptied_queue_counts_no_bytes(real_engine):
@@ -512,14 +517,14 @@ def test_an_emptied_queue_counts_no_bytes(real_engine):
     assert q.info().bytes == 0
 
 
-def test_expired_data_is_removed_from_redis(real_engine, queue_keys, clock):
+def test_expired_data_is_removed_from_redis(real_engine, keys_holding_messages, clock):
     q = real_engine.queue("p", "q")
     q.put([NewMessage(f"m{i}", expires_in=10) for i in range(50)])
     q.put([NewMessage("d", expires_in=10, delay=5)])
     q.reserve(5, timeout=60)
     clock.advance(61)
     assert q.info().size == 0
-    assert queue_keys("p", "q") == ["meta"]
+    assert keys_holding_messages("p", "q") == ["meta"]
 
 
 # -- dead-lettering -----------------------------------------------------------------------------

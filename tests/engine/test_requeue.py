@@ -161,7 +161,7 @@ def test_dead_lettering_is_unchanged_at_the_front(engine, clock):
     assert bodies(engine.queue("p", "dead").reserve()) == [b"x"]
 
 
-def test_nothing_is_left_in_redis_once_messages_at_the_front_expire(real_engine, redis_client, queue_keys, clock):
+def test_nothing_is_left_in_redis_once_messages_at_the_front_expire(real_engine, redis_client, keys_holding_messages, clock):
     q = real_engine.queue("p", "q")
     q.create(requeue="front")
     q.put([NewMessage(f"m{i}", expires_in=10) for i in range(20)])
@@ -170,5 +170,5 @@ def test_nothing_is_left_in_redis_once_messages_at_the_front_expire(real_engine,
     assert q.info().ready == 20
     clock.advance(5)
     assert q.info().size == 0
-    assert queue_keys("p", "q") == ["meta"]
+    assert keys_holding_messages("p", "q") == ["meta"]
     assert state_fields(redis_client.hget("fmq:{p/q}:meta", "q"))["front"] == "0"

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from ferrymq.engine import AsyncEngine, NewMessage, Sweeper
 
 
-def test_sweep_expires_messages_of_queues_nobody_reads(real_engine, queue_keys, clock):
+def test_sweep_expires_messages_of_queues_nobody_reads(real_engine, keys_holding_messages, clock):
     for name in ("a", "b"):
         real_engine.queue("p", name).put([NewMessage("x", expires_in=5), NewMessage("y", expires_in=5, delay=1)])
     real_engine.queue("other", "c").put([NewMessage("z", expires_in=5)])
@@ -17,7 +17,7 @@ def test_sweep_expires_messages_of_queues_nobody_reads(real_engine, queue_keys, 
     report = real_engine.sweep()
     assert report.queues == 3 and report.busy == 0
     for project, name in (("p", "a"), ("p", "b"), ("other", "c")):
-        assert queue_keys(project, name) == ["meta"]
+        assert keys_holding_messages(project, name) == ["meta"]
 
 
 def test_sweep_dead_letters_lapsed_reservations_of_idle_queues(real_engine, clock):

@@ -15,7 +15,7 @@ import httpx
 import redis
 
 from ferrymq.engine import Engine
-from ferrymq.engine.keys import queue_keys
+from ferrymq.engine.keys import MESSAGE_SCORES, queue_keys
 from ferrymq.http.app import create_app
 from ferrymq.http.settings import Settings
 
@@ -162,7 +162,7 @@ def reserved_unanswered(redis_url: str, delivered: set[str]) -> set[str]:
     write, which the fsync'd AOF keeps): reserved for 600 s, they are in the queue, not lost."""
     with redis.Redis.from_url(redis_url) as client:
         q = Engine(client).queue(PROJECT, "q")
-        reserved = {i.decode() for i in client.zrange(queue_keys("fmq", PROJECT, "q").reserved, 0, -1)}
+        reserved = {i.decode() for i in client.zrangebyscore(queue_keys("fmq", PROJECT, "q").reserved, *MESSAGE_SCORES)}
         ids = reserved - delivered
         assert len(ids) <= 20, "more reserved, undelivered messages than two consumers' answers hold"
         return {q.get(i).text for i in ids}
