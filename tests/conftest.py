@@ -590,7 +590,7 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 @pytest.fixture
 def keys_holding_messages(redis_client: redis.Redis) -> Callable[[str, str], list[str]]:
     """The keys of a queue that hold a message (by their last name part): `msg`, `dlv`,
-    `reserved` and `delayed` keep the member that makes them hash tables and skip lists
+    `reserved`, `delayed` and `expiry` keep the member that makes them hash tables and skip lists
     (lua/includes/queue.lua) when no message is left."""
 
     def holding(project: str, queue: str) -> list[str]:
@@ -599,7 +599,7 @@ def keys_holding_messages(redis_client: redis.Redis) -> Callable[[str, str], lis
             name = key.decode().rsplit(":", 1)[1]
             if name in ("msg", "dlv") and redis_client.hkeys(key) == [b""]:
                 continue
-            if name in ("reserved", "delayed") and redis_client.zcount(key, *MESSAGE_SCORES) == 0:
+            if name in ("reserved", "delayed", "expiry") and redis_client.zcount(key, *MESSAGE_SCORES) == 0:
                 continue
             names.append(name)
         return sorted(names)

@@ -97,15 +97,16 @@ local function sweep_head(Q, K)
   return true
 end
 
--- After a full pass: the earliest moment maintenance may find work again (see DUE). An empty
--- `expiry` clears INDEXED, so drops skip it until something is registered there again.
+-- After a full pass: the earliest moment maintenance may find work again (see DUE). An `expiry`
+-- holding no message clears INDEXED, so drops skip it until something is registered there again.
+-- (TABLE_MEMBER, at +inf, is the first of a set that holds nothing else.)
 local function next_due(Q)
   local k = Q.keys
   local t = math.min(Q.head_expire or NEVER, Q.append_min or NEVER)
   for _, key in ipairs({k[RESERVED], k[DELAYED], k[EXPIRY]}) do
-    local first = redis.call("ZRANGE", key, "0", "0", "WITHSCORES")
-    if first[2] then
-      t = math.min(t, tonumber(first[2]))
+    local first = tonumber(redis.call("ZRANGE", key, "0", "0", "WITHSCORES")[2] or NEVER)
+    if first < NEVER then
+      t = math.min(t, first)
     elseif key == k[EXPIRY] then
       Q[INDEXED] = 0
     end

@@ -8,8 +8,8 @@
     ready     list  ids in FIFO order. Deleting a ready message leaves its id in the list as a
                     "ghost" (no record); GHOSTS counts them, so ready = LLEN - GHOSTS.
     delayed   zset  id -> due ms              reserved  zset  id -> deadline ms
-                    (and TABLE_MEMBER at +inf in both: below)
     expiry    zset  id -> expire-at ms, only for messages the FIFO order cannot expire (below)
+                    (and TABLE_MEMBER at +inf in all three: below)
     msg, dlv  hash  records and delivery states (includes/record.lua)
     outbox    list  work for other queues (another slot): dead letters, alert and error-queue
                     messages, moved by the engine after the script
@@ -36,11 +36,12 @@
   Hash tables and skip lists only: Redis keeps a small hash or sorted set as a listpack, which a
   lookup, insert or removal by member scans. `msg` and `dlv` are looked up by id on every call,
   `reserved` is written by every reserve and delete (an insert into a listpack of a hundred
-  reservations cost ~28k instructions, callgrind), `delayed` by every delay. The first put into a
-  queue (flag TABLES; a clear resets it) adds to each a member too long for a listpack, which Redis
-  then never converts back, and which never leaves: TABLE_FIELD (includes/record.lua) to the
-  hashes, TABLE_MEMBER to the sorted sets, at +inf, so never due, never counted (sizes() subtracts
-  it; engine/keys.py MESSAGE_SCORES for Python's reads), never an id.
+  reservations cost ~28k instructions, callgrind), `delayed` and `expiry` by every delay (~25k a
+  delayed put with a hundred waiting). The first put into a queue (flag TABLES; a clear resets it)
+  adds to each a member too long for a listpack, which Redis then never converts back, and which
+  never leaves: TABLE_FIELD (includes/record.lua) to the hashes, TABLE_MEMBER to the sorted sets,
+  at +inf, so never due, never counted (sizes() subtracts it; engine/keys.py MESSAGE_SCORES for
+  Python's reads), never an id.
 ]]
 -- @include "clock"
 -- @include "record"
@@ -76,6 +77,7 @@ local function keep_tables(Q)
   redis.call("HSET", k[DLV], TABLE_FIELD, TABLE_VALUE)
   redis.call("ZADD", k[RESERVED], "+inf", TABLE_MEMBER)
   redis.call("ZADD", k[DELAYED], "+inf", TABLE_MEMBER)
+  redis.call("ZADD", k[EXPIRY], "+inf", TABLE_MEMBER)
   set_flag(Q, TABLES, true)
 end
 

@@ -495,15 +495,15 @@ def test_the_keys_looked_up_by_id_are_hash_tables_and_skip_lists_however_few(rea
     q = real_engine.queue("p", "q")
     q.put(["a", "b", NewMessage("c", delay=60)])
     [taken] = q.reserve()
-    names = ("msg", "dlv", "reserved", "delayed")
+    names = ("msg", "dlv", "reserved", "delayed", "expiry")
     encodings = lambda: [redis_client.object("encoding", f"fmq:{{p/q}}:{name}") for name in names]
-    assert encodings() == [b"hashtable", b"hashtable", b"skiplist", b"skiplist"]
+    assert encodings() == [b"hashtable", b"hashtable", b"skiplist", b"skiplist", b"skiplist"]
     info = q.info()
     assert (info.ready, info.reserved, info.delayed) == (1, 1, 1)
     assert q.release_reserved() == 1
     q.clear()
     q.put(["d"])  # the first put after a clear makes them again
-    assert encodings() == [b"hashtable", b"hashtable", b"skiplist", b"skiplist"]
+    assert encodings() == [b"hashtable", b"hashtable", b"skiplist", b"skiplist", b"skiplist"]
     assert [m.body for m in q.reserve()] == [b"d"]
     assert q.reserve() == [] and q.info().size == 1
 
