@@ -40,8 +40,10 @@
   delayed put with a hundred waiting). The first put into a queue (flag TABLES; a clear resets it)
   adds to each a member too long for a listpack, which Redis then never converts back, and which
   never leaves: TABLE_FIELD (includes/record.lua) to the hashes, TABLE_MEMBER to the sorted sets,
-  at +inf, so never due, never counted (sizes() subtracts it; engine/keys.py MESSAGE_SCORES for
-  Python's reads), never an id.
+  at +inf, so never due, never counted (sizes() and engine/keys.py MESSAGE_SCORES count below
+  +inf), never an id. The flag only saves the check: a clear by an older FerryMQ (a rolling
+  upgrade) leaves it set with the members gone, which costs speed until the next clear, not
+  counts.
 ]]
 -- @include "clock"
 -- @include "record"
@@ -54,12 +56,13 @@ local META, READY, DELAYED, RESERVED, EXPIRY, MSG, DLV, OUTBOX, PUSH, PSTATUS = 
 -- id (ids are str, so UTF-8); 65 bytes is one more than zset-max-listpack-value's default.
 local TABLE_MEMBER = "\255----------------------------------------------------------------"
 
--- ready, delayed, reserved: TABLE_MEMBER not counted where the flag TABLES says it is there (ZCARD
--- minus one costs ~2k instructions less than a ZCOUNT below +inf, callgrind).
+-- ready, delayed, reserved. The sorted sets are counted below +inf, not by ZCARD minus the flag
+-- TABLES: a clear by a FerryMQ from before the flag (a rolling upgrade) unlinks the member and
+-- keeps the flag, and the counts would stay one short.
 local function sizes(Q)
-  local k, member = Q.keys, has_flag(Q, TABLES) and 1 or 0
-  return redis.call("LLEN", k[READY]) - Q[GHOSTS], redis.call("ZCARD", k[DELAYED]) - member,
-    redis.call("ZCARD", k[RESERVED]) - member
+  local k = Q.keys
+  return redis.call("LLEN", k[READY]) - Q[GHOSTS], redis.call("ZCOUNT", k[DELAYED], "-inf", "(+inf"),
+    redis.call("ZCOUNT", k[RESERVED], "-inf", "(+inf")
 end
 
 -- ready + delayed + reserved (alerts never apply to push queues, so pushes are not counted).
@@ -82,9 +85,13 @@ local function keep_tables(Q)
 end
 
 -- Redis's sampled estimate of the memory of the records of a queue holding `held` messages; 0
--- when it holds none (`msg` may still hold TABLE_FIELD) or where MEMORY USAGE is unavailable.
+-- where MEMORY USAGE is unavailable, or when `msg` holds no record (TABLE_FIELD at most). With
+-- none held, `msg` may still keep the records of delivered push messages (until they expire).
 local function stored_bytes(k, held)
-  if held == 0 then return 0 end
+  if held == 0 then
+    local fields = redis.call("HLEN", k[MSG])
+    if fields == 0 or fields == 1 and redis.call("HEXISTS", k[MSG], TABLE_FIELD) == 1 then return 0 end
+  end
   local bytes = redis.pcall("MEMORY", "USAGE", k[MSG])
   return type(bytes) == "number" and bytes or 0
 end

@@ -517,6 +517,19 @@ def test_an_emptied_queue_counts_no_bytes(real_engine):
     assert q.info().bytes == 0
 
 
+def test_counts_stay_right_after_an_older_version_cleared_the_queue(real_engine, redis_client):
+    q = real_engine.queue("p", "q")
+    q.put(["a", NewMessage("b", delay=60)])
+    q.reserve()
+    # A FerryMQ from before the tables' members clears by unlinking the data and keeps the flags
+    # (a rolling upgrade): the members are gone, the flag that says they are there is not.
+    redis_client.unlink(*(f"fmq:{{p/q}}:{name}" for name in ("ready", "delayed", "reserved", "expiry", "msg", "dlv")))
+    info = q.info()
+    assert (info.ready, info.delayed, info.reserved, info.bytes) == (0, 0, 0, 0)
+    q.put(["c"])
+    assert q.info().size == 1 and [m.body for m in q.reserve()] == [b"c"]
+
+
 def test_expired_data_is_removed_from_redis(real_engine, keys_holding_messages, clock):
     q = real_engine.queue("p", "q")
     q.put([NewMessage(f"m{i}", expires_in=10) for i in range(50)])

@@ -34,6 +34,16 @@ def test_a_push_queue_has_a_status_per_subscriber_from_the_moment_of_posting(eng
     assert q.info().size == 1 and q.info().pushing == 1
 
 
+def test_delivered_push_messages_count_their_bytes_while_their_records_are_kept(real_engine):
+    # A pushed message stays readable (its record in Redis) until it expires: byte quotas count it.
+    q = push_queue(real_engine, "q", A)
+    q.put(["x" * 200])
+    [delivery] = q.claim_pushes(10, LEASE).deliveries
+    assert q.report_push(delivery, 200)
+    info = q.info()
+    assert (info.size, info.pushing) == (0, 0) and info.bytes > 200
+
+
 def test_messages_of_a_push_queue_are_never_pulled(engine):
     q = engine.queue("p", "q")
     [before] = q.put(["pulled"])
