@@ -27,6 +27,7 @@ local removed = queue_size(Q) + s[PUSHING]
 redis.call("UNLINK", KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[9], KEYS[10])
 s[GHOSTS], s[XTAIL], s[FRONT], s[PUSHING], s[INDEXED], s[DUE] = 0, 0, 0, 0, 0, NEVER
 set_flag(s, TABLES, false)
+set_flag(s, DELAY_TABLES, false)
 count(Q, "c_cleared", removed)
 flush(Q)
 return {flags(Q), removed}

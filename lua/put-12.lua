@@ -142,6 +142,7 @@ if #records > 0 then
   keep_tables(Q)
   redis.call("HSET", KEYS[MSG], unpack(records))
   if delayed then
+    keep_delay_tables(Q)
     redis.call("ZADD", KEYS[DELAYED], unpack(delayed))
     redis.call("ZADD", KEYS[EXPIRY], unpack(indexed))
     s[INDEXED] = 1

@@ -39,7 +39,8 @@
   reservations cost ~28k instructions, callgrind), `delayed` and `expiry` by every delay (~25k a
   delayed put with a hundred waiting). The first put into a queue (flag TABLES; a clear resets it)
   adds to each a member too long for a listpack, which Redis then never converts back, and which
-  never leaves: TABLE_FIELD (includes/record.lua) to the hashes, TABLE_MEMBER to the sorted sets,
+  never leaves (to `delayed` and `expiry` at their first use instead, flag DELAY_TABLES: a skip
+  list takes ~1 KB, and most queues never delay): TABLE_FIELD (includes/record.lua) to the hashes, TABLE_MEMBER to the sorted sets,
   at +inf, so never due, never counted (sizes() and engine/keys.py MESSAGE_SCORES count below
   +inf), never an id. The flag only saves the check: a clear by an older FerryMQ (a rolling
   upgrade) leaves it set with the members gone, which costs speed until the next clear, not
@@ -72,16 +73,22 @@ local function queue_size(Q)
 end
 
 -- Hash tables and skip lists (above) once per incarnation of the queue, by its first put: a clear
--- or a drop unlinks them and resets the flag.
+-- or a drop unlinks them and resets the flags.
 local function keep_tables(Q)
   if has_flag(Q, TABLES) then return end
   local k = Q.keys
   redis.call("HSET", k[MSG], TABLE_FIELD, TABLE_VALUE)
   redis.call("HSET", k[DLV], TABLE_FIELD, TABLE_VALUE)
   redis.call("ZADD", k[RESERVED], "+inf", TABLE_MEMBER)
-  redis.call("ZADD", k[DELAYED], "+inf", TABLE_MEMBER)
-  redis.call("ZADD", k[EXPIRY], "+inf", TABLE_MEMBER)
   set_flag(Q, TABLES, true)
+end
+
+-- The same for `delayed` and `expiry`, before anything is first added to either.
+local function keep_delay_tables(Q)
+  if has_flag(Q, DELAY_TABLES) then return end
+  redis.call("ZADD", Q.keys[DELAYED], "+inf", TABLE_MEMBER)
+  redis.call("ZADD", Q.keys[EXPIRY], "+inf", TABLE_MEMBER)
+  set_flag(Q, DELAY_TABLES, true)
 end
 
 -- Redis's sampled estimate of the memory of the records of a queue holding `held` messages; 0
@@ -133,6 +140,7 @@ local function count(Q, field, n)
 end
 
 local function index_expiry(Q, expire_at, id)
+  keep_delay_tables(Q)
   redis.call("ZADD", Q.keys[EXPIRY], expire_at, id)
   Q[INDEXED] = 1
 end
