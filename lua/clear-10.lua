@@ -26,8 +26,7 @@ if not Q.exists then return redis.error_reply("QUEUE_NOT_FOUND queue not found")
 local removed = queue_size(Q) + s[PUSHING]
 redis.call("UNLINK", KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[9], KEYS[10])
 s[GHOSTS], s[XTAIL], s[FRONT], s[PUSHING], s[INDEXED], s[DUE] = 0, 0, 0, 0, 0, NEVER
-set_flag(s, TABLES, false)
-set_flag(s, DELAY_TABLES, false)
+for _, flag in ipairs({TABLES, DELAYED_TABLE, EXPIRY_TABLE}) do set_flag(s, flag, false) end
 count(Q, "c_cleared", removed)
 flush(Q)
 return {flags(Q), removed}

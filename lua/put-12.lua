@@ -142,8 +142,9 @@ if #records > 0 then
   keep_tables(Q)
   redis.call("HSET", KEYS[MSG], unpack(records))
   if delayed then
-    keep_delay_tables(Q)
+    keep_set_table(Q, DELAYED_TABLE, DELAYED)
     redis.call("ZADD", KEYS[DELAYED], unpack(delayed))
+    keep_set_table(Q, EXPIRY_TABLE, EXPIRY)
     redis.call("ZADD", KEYS[EXPIRY], unpack(indexed))
     s[INDEXED] = 1
   end

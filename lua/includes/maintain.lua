@@ -35,7 +35,7 @@ local function end_delivery(Q, id, deliveries, expire_at, delay)
     return "expired"
   end
   if delay > 0 then
-    keep_delay_tables(Q)
+    keep_set_table(Q, DELAYED_TABLE, DELAYED)
     redis.call("ZADD", k[DELAYED], Q.now + delay, id)
     index_expiry(Q, expire_at, id)
     due_by(Q, math.min(Q.now + delay, expire_at))

@@ -39,8 +39,8 @@
   reservations cost ~28k instructions, callgrind), `delayed` and `expiry` by every delay (~25k a
   delayed put with a hundred waiting). The first put into a queue (flag TABLES; a clear resets it)
   adds to each a member too long for a listpack, which Redis then never converts back, and which
-  never leaves (to `delayed` and `expiry` at their first use instead, flag DELAY_TABLES: a skip
-  list takes ~1 KB, and most queues never delay): TABLE_FIELD (includes/record.lua) to the hashes, TABLE_MEMBER to the sorted sets,
+  never leaves (to `delayed` and `expiry` at their first use instead, flags DELAYED_TABLE and
+  EXPIRY_TABLE: a skip list takes ~1 KB, and most queues use neither): TABLE_FIELD (includes/record.lua) to the hashes, TABLE_MEMBER to the sorted sets,
   at +inf, so never due, never counted (sizes() and engine/keys.py MESSAGE_SCORES count below
   +inf), never an id. The flag only saves the check: a clear by an older FerryMQ (a rolling
   upgrade) leaves it set with the members gone, which costs speed until the next clear, not
@@ -83,12 +83,12 @@ local function keep_tables(Q)
   set_flag(Q, TABLES, true)
 end
 
--- The same for `delayed` and `expiry`, before anything is first added to either.
-local function keep_delay_tables(Q)
-  if has_flag(Q, DELAY_TABLES) then return end
-  redis.call("ZADD", Q.keys[DELAYED], "+inf", TABLE_MEMBER)
-  redis.call("ZADD", Q.keys[EXPIRY], "+inf", TABLE_MEMBER)
-  set_flag(Q, DELAY_TABLES, true)
+-- The same for `delayed` (DELAYED_TABLE, DELAYED) or `expiry` (EXPIRY_TABLE, EXPIRY), before
+-- anything is first added to it.
+local function keep_set_table(Q, flag, slot)
+  if has_flag(Q, flag) then return end
+  redis.call("ZADD", Q.keys[slot], "+inf", TABLE_MEMBER)
+  set_flag(Q, flag, true)
 end
 
 -- Redis's sampled estimate of the memory of the records of a queue holding `held` messages; 0
@@ -140,7 +140,7 @@ local function count(Q, field, n)
 end
 
 local function index_expiry(Q, expire_at, id)
-  keep_delay_tables(Q)
+  keep_set_table(Q, EXPIRY_TABLE, EXPIRY)
   redis.call("ZADD", Q.keys[EXPIRY], expire_at, id)
   Q[INDEXED] = 1
 end

@@ -10,8 +10,8 @@
     MAX_DELIVERIES, RETRY_DELAY  delivery policy (0 = unlimited; retry delay ms)
     FLAGS                        PAUSED, PUSH_QUEUE, HAS_ALERTS, TO_FRONT (requeue at the head),
                                  OVER_QUOTA (the sweeper's mark; meta `over` says which quota),
-                                 TABLES, DELAY_TABLES (the tables' members are in place:
-                                 includes/queue.lua keep_tables)
+                                 TABLES, DELAYED_TABLE, EXPIRY_TABLE (the tables' members are
+                                 in place: includes/queue.lua keep_tables)
     ID_MS, ID_SFX                the last message id: its ms and its counter within that ms
     GHOSTS, XTAIL, FRONT, DUE    bookkeeping of `ready` and of maintenance (includes/queue.lua)
     PUSHING                      push-queue messages with deliveries pending
@@ -31,7 +31,8 @@ local STATE_SIZE = 17
 local STATE_FORMAT = "<ddddddddddddddddd"  -- STATE_SIZE doubles (a literal: a function library's
                                          -- top level runs without the string library)
 
-local PAUSED, PUSH_QUEUE, HAS_ALERTS, TO_FRONT, OVER_QUOTA, TABLES, DELAY_TABLES = 1, 2, 4, 8, 16, 32, 64
+local PAUSED, PUSH_QUEUE, HAS_ALERTS, TO_FRONT, OVER_QUOTA = 1, 2, 4, 8, 16
+local TABLES, DELAYED_TABLE, EXPIRY_TABLE = 32, 64, 128
 
 -- Flags by arithmetic (the `bit` library is not everywhere scripts run, fakeredis among them), and
 -- VM arithmetic only: a call to math.floor here cost ~4k instructions per put once a flag was set.

@@ -16,6 +16,7 @@ from ferrymq.engine import (
     QueueNotFound,
     TooLarge,
 )
+from ferrymq.engine.core import state_fields
 from ferrymq.engine.models import RESERVED, Message, reserved_message
 
 
@@ -520,6 +521,19 @@ def test_an_emptied_queue_counts_no_bytes(real_engine):
     [taken] = q.reserve()
     q.delete_message(taken.id, taken.reservation_id)
     assert q.info().bytes == 0
+
+
+def test_expiry_gets_its_table_alone_and_drops_skip_it_again_once_it_holds_no_message(real_engine, redis_client, clock):
+    q = real_engine.queue("p", "q")
+    q.put([NewMessage("long", expires_in=600), NewMessage("short", expires_in=60)])  # out of order: indexed
+    encodings = lambda: [redis_client.object("encoding", f"fmq:{{p/q}}:{name}") for name in ("delayed", "expiry")]
+    assert encodings() == [None, b"skiplist"]
+    indexed = lambda: state_fields(redis_client.hget("fmq:{p/q}:meta", "q"))["indexed"]
+    assert indexed() == "1"
+    for m in q.reserve(2, timeout=10):
+        q.delete_message(m.id, m.reservation_id)
+    clock.advance(11)  # past the deadlines: the next call maintains in full
+    assert q.reserve() == [] and indexed() == "0"
 
 
 def test_counts_stay_right_after_an_older_version_cleared_the_queue(real_engine, redis_client):

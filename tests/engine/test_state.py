@@ -23,7 +23,7 @@ def test_the_python_names_of_the_state_slots_follow_the_lua_ones():
     assert slots["STATE_SIZE"] == len(STATE_FIELDS) and len(re.search(r'STATE_FORMAT = "<(d+)"', text).group(1)) == len(STATE_FIELDS)
 
 
-FLAG_NAMES = {"PAUSED", "PUSH_QUEUE", "HAS_ALERTS", "TO_FRONT", "OVER_QUOTA", "TABLES", "DELAY_TABLES"}
+FLAG_NAMES = {"PAUSED", "PUSH_QUEUE", "HAS_ALERTS", "TO_FRONT", "OVER_QUOTA", "TABLES", "DELAYED_TABLE", "EXPIRY_TABLE"}
 
 
 def test_a_queue_of_an_earlier_version_is_moved_into_q_when_first_opened(real_engine, redis_client, clock):
