@@ -32,7 +32,7 @@ class QueueKeys(NamedTuple):
     ready: str  # list: ids in FIFO order (may hold ids of deleted messages: "ghosts")
     delayed: str  # zset: id -> due time (ms); and a member at +inf that is no id (MESSAGE_SCORES)
     reserved: str  # zset: id -> reservation deadline (ms); the same
-    expiry: str  # zset: id -> expire-at (ms), only for messages the FIFO order cannot expire
+    expiry: str  # zset: id -> expire-at (ms), only for messages the FIFO order cannot expire; the same
     msg: str  # hash: id -> immutable record "enq|timeout|expire|ctype\n" .. body
     dlv: str  # hash: id -> delivery state "count|token|timeout|expire" once delivered
     outbox: str  # list: pending cross-queue work (dead letters, error-queue and alert messages)
@@ -50,8 +50,9 @@ class QueueKeys(NamedTuple):
                 self.push, self.pstatus]
 
 
-# The score range of the messages in `delayed` and `reserved`: below +inf, where each holds a member
-# that keeps it a skip list (lua/includes/queue.lua TABLE_MEMBER). For ZCOUNT and ZRANGEBYSCORE.
+# The score range of the messages in `delayed`, `reserved` and `expiry`: below +inf, where each holds
+# a member that keeps it a skip list (lua/includes/queue.lua TABLE_MEMBER). For ZCOUNT and
+# ZRANGEBYSCORE.
 MESSAGE_SCORES = ("-inf", "(+inf")
 
 

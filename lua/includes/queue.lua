@@ -37,14 +37,14 @@
   lookup, insert or removal by member scans. `msg` and `dlv` are looked up by id on every call,
   `reserved` is written by every reserve and delete (an insert into a listpack of a hundred
   reservations cost ~28k instructions, callgrind), `delayed` and `expiry` by every delay (~25k a
-  delayed put with a hundred waiting). The first put into a queue (flag TABLES; a clear resets it)
-  adds to each a member too long for a listpack, which Redis then never converts back, and which
-  never leaves (to `delayed` and `expiry` at their first use instead, flags DELAYED_TABLE and
-  EXPIRY_TABLE: a skip list takes ~1 KB, and most queues use neither): TABLE_FIELD (includes/record.lua) to the hashes, TABLE_MEMBER to the sorted sets,
-  at +inf, so never due, never counted (sizes() and engine/keys.py MESSAGE_SCORES count below
-  +inf), never an id. The flag only saves the check: a clear by an older FerryMQ (a rolling
-  upgrade) leaves it set with the members gone, which costs speed until the next clear, not
-  counts.
+  delayed put with a hundred waiting). So each gets a member too long for a listpack, which Redis
+  then never converts back, and which never leaves: TABLE_FIELD (includes/record.lua) in the
+  hashes, TABLE_MEMBER in the sorted sets, at +inf, so never due, never counted (sizes() and
+  engine/keys.py MESSAGE_SCORES count below +inf), never an id. `msg`, `dlv` and `reserved` get
+  theirs at the queue's first put (flag TABLES), `delayed` and `expiry` at their own first use
+  (DELAYED_TABLE, EXPIRY_TABLE: a skip list takes ~1 KB, and most queues use neither); a clear
+  resets the flags. They only spare the check: a clear by an older FerryMQ (a rolling upgrade)
+  leaves them set with the members gone, which costs speed until the next clear, not counts.
 ]]
 -- @include "clock"
 -- @include "record"
