@@ -54,6 +54,8 @@ class QueueKeys(NamedTuple):
 # a member that keeps it a skip list (lua/includes/queue.lua TABLE_MEMBER). For ZCOUNT and
 # ZRANGEBYSCORE.
 MESSAGE_SCORES = ("-inf", "(+inf")
+# The field of `msg` and `dlv` that is no message: it keeps them hash tables (lua/includes/record.lua).
+TABLE_FIELD = b""
 
 
 def tokens_key(prefix: str) -> str:

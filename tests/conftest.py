@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 import uvicorn
 
 from ferrymq.engine import AsyncEngine, Engine, FakeClock
-from ferrymq.engine.keys import MESSAGE_SCORES, queue_keys
+from ferrymq.engine.keys import MESSAGE_SCORES, TABLE_FIELD, queue_keys
 from ferrymq.engine.limits import QueueDefaults
 from ferrymq.http import connect
 from ferrymq.http.app import create_app
@@ -597,7 +597,7 @@ def keys_holding_messages(redis_client: redis.Redis) -> Callable[[str, str], lis
         names = []
         for key in redis_client.keys(f"fmq:{{{project}/{queue}}}:*"):
             name = key.decode().rsplit(":", 1)[1]
-            if name in ("msg", "dlv") and redis_client.hkeys(key) == [b""]:
+            if name in ("msg", "dlv") and redis_client.hkeys(key) == [TABLE_FIELD]:
                 continue
             if name in ("reserved", "delayed", "expiry") and redis_client.zcount(key, *MESSAGE_SCORES) == 0:
                 continue
@@ -1056,11 +1056,11 @@ def account_of(redis_url: str, project: str, queues: list[str]) -> dict[str, int
             totals["put"] += info.total_messages
             totals["deleted"] += info.counters.get("deleted", 0)
             totals["queued"] += info.ready + info.delayed + info.reserved
-            records = set(client.hkeys(keys.msg)) - {b""}  # "": the field that is no message (lua/includes/record.lua)
+            records = set(client.hkeys(keys.msg)) - {TABLE_FIELD}
             totals["records"] += len(records)
             # delivery states and reservations or delays of messages whose record is gone
             referenced = {*client.hkeys(keys.dlv), *client.zrangebyscore(keys.reserved, *MESSAGE_SCORES),
-                          *client.zrangebyscore(keys.delayed, *MESSAGE_SCORES)} - {b""}
+                          *client.zrangebyscore(keys.delayed, *MESSAGE_SCORES)} - {TABLE_FIELD}
             totals["orphans"] += len(referenced - records)
     return totals
 

@@ -53,10 +53,6 @@
 
 local META, READY, DELAYED, RESERVED, EXPIRY, MSG, DLV, OUTBOX, PUSH, PSTATUS = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 
--- The sorted sets' member that keeps them skip lists (above). Its first byte is never in a message
--- id (ids are str, so UTF-8); 65 bytes is one more than zset-max-listpack-value's default.
-local TABLE_MEMBER = "\255----------------------------------------------------------------"
-
 -- ready, delayed, reserved. The sorted sets are counted below +inf, not by ZCARD minus the flag
 -- TABLES: a clear by a FerryMQ from before the flag (a rolling upgrade) unlinks the member and
 -- keeps the flag, and the counts would stay one short.
@@ -77,8 +73,8 @@ end
 local function keep_tables(Q)
   if has_flag(Q, TABLES) then return end
   local k = Q.keys
-  redis.call("HSET", k[MSG], TABLE_FIELD, TABLE_VALUE)
-  redis.call("HSET", k[DLV], TABLE_FIELD, TABLE_VALUE)
+  redis.call("HSET", k[MSG], TABLE_FIELD, TABLE_MEMBER)
+  redis.call("HSET", k[DLV], TABLE_FIELD, TABLE_MEMBER)
   redis.call("ZADD", k[RESERVED], "+inf", TABLE_MEMBER)
   set_flag(Q, TABLES, true)
 end

@@ -21,7 +21,10 @@
 -- them: includes/queue.lua keep_tables). It also keeps them from ever emptying, so they stay
 -- tables. Its name is empty: message ids never are (the engine refuses them).
 local TABLE_FIELD = ""
-local TABLE_VALUE = "-----------------------------------------------------------------"  -- 65 bytes
+-- Its value, and the member that does the same for the sorted sets (includes/queue.lua): 65 bytes,
+-- one more than the listpack limits' defaults; the first byte is never in a message id (ids are
+-- str, so UTF-8).
+local TABLE_MEMBER = "\255----------------------------------------------------------------"
 
 local function rec_enqueued(rec) return string.sub(rec, 1, 13) end
 local function rec_timeout(rec) return string.sub(rec, 15, 23) end

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from ferrymq.engine import Engine
-from ferrymq.engine.keys import queue_keys
+from ferrymq.engine.keys import TABLE_FIELD, queue_keys
 
 PROJECT = "000000000000000000000001"
 TOKEN = "token-a"
@@ -210,7 +210,7 @@ def assert_whole(redis_url: str) -> None:
         assert queues, "the fuzz run left no queue at all"
         for name in queues:
             info = engine.queue(PROJECT, name).info()
-            records = len(set(client.hkeys(queue_keys("fmq", PROJECT, name).msg)) - {b""})  # "": lua/includes/record.lua
+            records = len(set(client.hkeys(queue_keys("fmq", PROJECT, name).msg)) - {TABLE_FIELD})
             assert info.ready + info.delayed + info.reserved == records, f"queue {name!r}: counts and records differ"
         engine.sweep()
 

@@ -24,7 +24,7 @@ import redis
 
 from ferrymq.engine import AsyncEngine, Engine, NotReplicated, NotReserved, RedisClock, Unavailable
 from ferrymq.engine.core import parse_record
-from ferrymq.engine.keys import queue_keys
+from ferrymq.engine.keys import TABLE_FIELD, queue_keys
 from ferrymq.http import connect
 
 PROJECT = "000000000000000000000001"
@@ -228,8 +228,7 @@ def cut_replication_then_kill_the_primary(deployment: Any) -> Any:
 def stored_bodies(url: str) -> list[str]:
     with redis.Redis.from_url(url) as client:
         records = client.hgetall(queue_keys("fmq", PROJECT, QUEUE).msg)
-        # the field "" holds no message (lua/includes/record.lua)
-        return [parse_record(record)[4].decode() for message_id, record in records.items() if message_id]
+        return [parse_record(record)[4].decode() for message_id, record in records.items() if message_id != TABLE_FIELD]
 
 
 def redelivered(url: str) -> list[str]:
