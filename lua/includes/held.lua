@@ -26,8 +26,14 @@ local function delete_held(Q, ids, rids, reply)
   local k = Q.keys
   local checked = false
   for i = 1, #ids do checked = checked or rids[i] ~= "" end
-  local deadlines = redis.call("ZMSCORE", k[RESERVED], unpack(ids))
-  local states = checked and redis.call("HMGET", k[DLV], unpack(ids)) or {}
+  local deadlines, states
+  if #ids == 1 then  -- the single reads answer a value, not an array (a table less each)
+    deadlines = {redis.call("ZSCORE", k[RESERVED], ids[1])}
+    states = checked and {redis.call("HGET", k[DLV], ids[1])} or {}
+  else
+    deadlines = redis.call("ZMSCORE", k[RESERVED], unpack(ids))
+    states = checked and redis.call("HMGET", k[DLV], unpack(ids)) or {}
+  end
   local waiting = nil  -- scores in `delayed`, read only for ids not reserved
   local from_reserved, from_delayed, gone, seen = {}, {}, {}, {}
   for i, id in ipairs(ids) do

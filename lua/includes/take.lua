@@ -12,15 +12,23 @@
 local function take(Q, reply, n, K, timeout, token, delete)
   local k, now, now_s = Q.keys, Q.now, Q.now_s
   local ids, recs, exps, skipped = {}, {}, {}, nil
-  local pops, budget, want = 0, n, tostring(n)
+  local pops, budget, want = 0, n, n
   repeat
-    local taken = redis.call("LPOP", k[READY], want)
+    -- LPOP with a count answers an array, even of one: a table's worth more than a plain LPOP
+    -- (~3k instructions, callgrind), which a single-message reserve makes most.
+    local taken
+    if want == 1 then
+      taken = redis.call("LPOP", k[READY])
+      if taken then taken = {taken} end
+    else
+      taken = redis.call("LPOP", k[READY], string.format("%d", want))
+    end
     if not taken then
       Q.emptied = true
       break
     end
     pops = pops + #taken
-    if #taken < tonumber(want) then Q.emptied = true end
+    if #taken < want then Q.emptied = true end
     local records = redis.call("HMGET", k[MSG], unpack(taken))
     for i = 1, #taken do
       local rec = records[i]
@@ -38,7 +46,7 @@ local function take(Q, reply, n, K, timeout, token, delete)
         end
       end
     end
-    want = string.format("%d", math.min(n - #ids, budget - pops))
+    want = math.min(n - #ids, budget - pops)
   until Q.emptied or #ids >= n or pops >= budget
   popped(Q, pops)
   if skipped then
