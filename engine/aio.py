@@ -62,6 +62,7 @@ class AsyncEngine(AsyncFacade, EngineMethods):
         self.scripts = Scripts(functions=not is_cluster(client))
         self._pipeline = AutoPipeline(client, direct=not is_cluster(client), timeout=command_timeout)
         self._loading: asyncio.Future[Any] | None = None
+        self._clock_reading: asyncio.Future[None] | None = None
         self.notifier = notifier or Notifier(client)
         self.clock = clock or RedisClock()
         self.limits = limits
@@ -87,9 +88,14 @@ class AsyncEngine(AsyncFacade, EngineMethods):
         """End long polls (they return what they have), finish sending what is being sent, and
         close the notifier's connection."""
         await self.notifier.close()
+        if self._clock_reading is not None:
+            self._clock_reading.cancel()
         await self._pipeline.aclose()
 
     async def _run(self, verb: Generator[Step, Any, R]) -> R:
+        if isinstance(self.clock, RedisClock) and self.clock.reading_due():
+            # In the background: this verb's scripts read TIME themselves meanwhile, if need be.
+            self._clock_reading = asyncio.ensure_future(self._read_clock(self.clock))
         result: Any = None
         error: BaseException | None = None
         while True:
@@ -106,6 +112,15 @@ class AsyncEngine(AsyncFacade, EngineMethods):
                 error = None
             except Exception as exc:  # handed to the verb, which may handle it
                 result, error = None, translate(exc)
+
+    async def _read_clock(self, clock: RedisClock) -> None:
+        """Reads Redis TIME for the clock (see clock.py); a failure is the clock's to handle."""
+        sent_at = clock.reading_sent()
+        try:
+            reply: Any = await self._send(("TIME",))
+        except Exception as exc:  # a transient error: the next reading comes sooner
+            reply = exc
+        clock.read(reply, sent_at)
 
     def _bounded_by_pipeline(self, step: Step) -> bool:
         """Whether ``step`` needs no timer of its own: a Wait is not a Redis call, and the

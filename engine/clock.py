@@ -4,12 +4,27 @@ Every script takes ``now_ms`` as ``ARGV[1]``; an empty string makes the script r
 Production uses Redis time (``RedisClock``, the default): one clock for every FerryMQ process, so
 no correctness depends on skew between app servers. Tests inject a ``FakeClock`` and move time with
 ``advance()`` instead of sleeping. Never mix the two in one deployment.
+
+Theory of operation (``RedisClock``)
+------------------------------------
+A script that reads ``TIME`` pays ~9 thousand instructions for it, of a ~140 thousand call
+(callgrind, bench/RESULTS.md "Engine: Redis time read once a second"). So the engine reads
+``TIME`` itself about once a second (``reading_due``, then ``read`` with the reply and the
+moments the command was sent and answered), and the clock passes Redis's time to the scripts as
+this host's monotonic clock plus the offset of the last reading. A reading is trusted only when
+its round trip was short, so it is off by less than half of ``MAX_ROUND_TRIP``; between readings
+the two clocks drift apart by microseconds. Until a trusted reading, and when the last one is
+older than ``STALE`` (the engine stopped reading: say Redis is unreachable), ``script_now`` is
+"" and the scripts read ``TIME`` themselves, as they always did.
+
+The clock does no I/O: the engines' drivers (``sync.py``, ``aio.py``) send ``TIME``.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -24,13 +39,57 @@ class Clock(Protocol):
 
 
 class RedisClock:
-    """Scripts read Redis ``TIME``."""
+    """Redis's time: read by the engine about once a second, followed on this host's monotonic
+    clock in between (see the module docstring)."""
+
+    READ_EVERY = 1.0
+    """Seconds between readings."""
+    RETRY = 0.1
+    """Seconds before another try when a reading failed or was not trusted."""
+    MAX_ROUND_TRIP = 0.01
+    """Seconds a reading's round trip may take to be trusted: Redis answered somewhere in it."""
+    STALE = 10.0
+    """Seconds after which a reading is no longer used (the scripts read TIME again)."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.monotonic = monotonic
+        self._offset_ms: float | None = None
+        """Redis time minus the monotonic clock, in ms, from the last trusted reading."""
+        self._read_at = 0.0
+        self._next_read = 0.0
 
     def script_now(self) -> str:
-        return ""
+        if self._offset_ms is None:
+            return ""
+        now = self.monotonic()
+        if now - self._read_at > self.STALE:
+            return ""
+        return str(int(now * 1000 + self._offset_ms))
 
     def wall_ms(self) -> int:
         return time.time_ns() // 1_000_000
+
+    def reading_due(self) -> bool:
+        """Whether the engine should send ``TIME`` now (and give the reply to ``read``)."""
+        return self.monotonic() >= self._next_read
+
+    def reading_sent(self) -> float:
+        """Marks a reading as under way (no second one until it is read or fails); its moment."""
+        now = self.monotonic()
+        self._next_read = now + self.RETRY
+        return now
+
+    def read(self, reply: Any, sent_at: float) -> None:
+        """A ``TIME`` reply (seconds and microseconds, as numbers or text), sent at ``sent_at``
+        (``reading_sent``) and received just now. An exception instead of a reply, or a slow
+        round trip, changes nothing: the next reading comes sooner."""
+        received_at = self.monotonic()
+        if isinstance(reply, BaseException) or received_at - sent_at > self.MAX_ROUND_TRIP:
+            return
+        seconds, micros = int(reply[0]), int(reply[1])
+        self._offset_ms = seconds * 1000 + micros / 1000 - (sent_at + received_at) * 500
+        self._read_at = received_at
+        self._next_read = received_at + self.READ_EVERY
 
 
 class SystemClock:

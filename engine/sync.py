@@ -68,6 +68,8 @@ class Engine(EngineMethods):
             raise translate(exc) from exc
 
     def _run(self, verb: Generator[Step, Any, R]) -> R:
+        if isinstance(self.clock, RedisClock) and self.clock.reading_due():
+            self._read_clock(self.clock)
         result: Any = None
         error: BaseException | None = None
         poll = _POLL_START
@@ -86,6 +88,15 @@ class Engine(EngineMethods):
                 result, error = self._execute(step), None
             except Exception as exc:  # handed to the verb, which may handle it
                 result, error = None, translate(exc)
+
+    def _read_clock(self, clock: RedisClock) -> None:
+        """Reads Redis TIME for the clock (see clock.py); a failure is the clock's to handle."""
+        sent_at = clock.reading_sent()
+        try:
+            reply = self._reply(("TIME",))
+        except Exception as exc:  # a transient error: the verb finds out for itself
+            reply = exc
+        clock.read(reply, sent_at)
 
     def _execute(self, step: Step) -> Any:
         if self._acks is not None and acknowledged(step):

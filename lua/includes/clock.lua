@@ -14,7 +14,7 @@ local NEVER = 9999999999999  -- a moment after every other
 local function now_from(arg)
   if arg ~= "" then
     local now = tonumber(arg)
-    return now, string.format("%013d", now)
+    return now, #arg == 13 and arg or string.format("%013d", now)  -- already 13 digits: the engine's
   end
   local t = redis.call("TIME")
   local now_s = t[1] .. string.sub("00000" .. t[2], -6, -4)
