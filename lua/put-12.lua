@@ -83,9 +83,12 @@ local default_expire_at = now + default_expires
 local default_head = now_s .. "|" .. string.format("%09d", default_timeout) .. "|" .. ms_string(default_expire_at) .. "|\n"
 
 local records, delayed, indexed, trimmed = {}, nil, nil, false
-local reply = {0, now, created == "" and 0 or 1, created}
+-- Built with room for one id, the usual put: growing a table past its size rehashes it (~2k).
+local reply = {0, now, created == "" and 0 or 1, created, n > 0 and "" or nil}
+local ids_at = 4  -- reply[ids_at + 1 ...]: the ids
 if ARGV[5] == "1" then
   for i = 5, 9 do reply[i] = -1 end
+  ids_at = 9
 end
 for i = 0, n - 1 do
   local opts, body = ARGV[7 + 2 * i], ARGV[8 + 2 * i]
@@ -120,7 +123,7 @@ for i = 0, n - 1 do
         ms_s = ms_string(id_ms)
       end
     end
-    id = ms_s .. string.format("%06d", id_sfx)
+    id = ms_s .. (id_sfx == 0 and "000000" or string.format("%06d", id_sfx))  -- most puts are their ms's first
     records[#records + 1], records[#records + 2] = id, record or default_head .. body
     -- To the end of the FIFO, or waiting in `delayed` (and in the expiry index); on a push
     -- queue it is delivered to the subscribers instead (from its due time), never pulled.
@@ -135,7 +138,7 @@ for i = 0, n - 1 do
       append_ready(Q, id, expire_at)
     end
   end
-  reply[#reply + 1] = id
+  reply[ids_at + 1 + i] = id
 end
 
 if #records > 0 then

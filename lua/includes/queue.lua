@@ -305,7 +305,9 @@ local function flush_ready(Q)
     added = added + #Q.prepend
     Q.prepend = nil
   end
-  if added > 0 and Q.channel then redis.call("PUBLISH", Q.channel, string.format("%d", added)) end
+  if added > 0 and Q.channel then
+    redis.call("PUBLISH", Q.channel, added == 1 and "1" or string.format("%d", added))  -- no format for the usual one
+  end
   return length
 end
 
