@@ -46,8 +46,10 @@ class RedisClock:
     """Seconds between readings."""
     RETRY = 0.1
     """Seconds before another try when a reading failed or was not trusted."""
-    MAX_ROUND_TRIP = 0.01
-    """Seconds a reading's round trip may take to be trusted: Redis answered somewhere in it."""
+    MAX_ROUND_TRIP = 0.02
+    """Seconds a reading's round trip may take to be trusted: Redis answered somewhere in it, so
+    the clock is off by less than half of it. A busy event loop lengthens round trips: a reading
+    not trusted leaves the last trusted one in use (until ``STALE``)."""
     STALE = 10.0
     """Seconds after which a reading is no longer used (the scripts read TIME again)."""
 

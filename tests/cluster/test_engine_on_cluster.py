@@ -13,7 +13,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from ferrymq.engine import AsyncEngine, RedisClock
+from ferrymq.engine import AsyncEngine, Engine, RedisClock
 from ferrymq.engine.keys import queue_keys
 from ferrymq.engine.scripts import sources
 
@@ -181,3 +181,19 @@ def test_a_queue_of_three_partitions_has_one_on_each_master(cluster, cluster_eng
             assert len(client.keys("fmq:{p/" + name + "*:msg")) == 1
     assert sorted(m.id for m in q.reserve(6)) == sorted(ids)
 
+
+
+async def test_both_engines_follow_redis_time_on_a_cluster(cluster, cluster_client, async_cluster_engines):
+    """TIME goes to one node of the cluster: its reading is what both engines pass to the scripts."""
+    sync_engine = Engine(cluster_client, clock=RedisClock())
+    sync_engine.queue("clock", "sync").put(["m"])
+    async_engine = async_cluster_engines()
+    for _ in range(100):  # the first readings may be slow (the client learns the cluster): retried
+        await async_engine.queue("clock", "async").put(["m"])
+        if async_engine.clock.script_now():
+            break
+        await asyncio.sleep(0.02)
+    seconds, micros = cluster_client.time()
+    redis_ms = seconds * 1000 + micros / 1000
+    assert abs(int(sync_engine.clock.script_now()) - redis_ms) < 50
+    assert abs(int(async_engine.clock.script_now()) - redis_ms) < 50
