@@ -38,26 +38,26 @@ NOT_COMMANDS = (*SCRIPT_CALLS, "cmdstat_info", "cmdstat_config|resetstat")
 STAGES = {
     "put": (
         ("FCALL, its 12 keys and 8 arguments", "local now, now_s = now_from"),
-        ("+ now (TIME)", "local mode, n = "),
+        ("+ now (ARGV[1]: the engine's reading of Redis time)", "local mode, n = "),
         ("+ open_queue (HGET q, struct.unpack)", "local created ="),
         ("+ mode checks, maintenance check", "local default_timeout"),
         ("+ default record header", "local records, delayed"),
         ("+ id and record of the message", "if #records > 0"),
-        ("+ HSET msg, id counter", "flush(Q)\nreply[2]"),
+        ("+ HSET msg, id counter", "flush(Q)\nreply[1]"),
         ("+ flush (RPUSH, PUBLISH, state) = whole", None),
     ),
     "reserve": (
         ("FCALL, its 10 keys and 8 arguments", "local now, now_s = now_from"),
-        ("+ now (TIME), open_queue", "if has_flag(Q, PAUSED)"),
+        ("+ now (ARGV[1]), open_queue", "if has_flag(Q, PAUSED)"),
         ("+ checks, maintenance check", "local reply = {0, now, -1}"),
         ("+ take (include: LPOP, HMGET msg, HMGET dlv, ZADD reserved, HSET dlv)", "flush(Q)\nreply[1]"),
         ("+ flush (state) = whole", None),
     ),
     "settle": (
         ("FCALL, its 10 keys and 7 arguments", "local now, now_s = now_from"),
-        ("+ now (TIME), open_queue", "Q.channel = ARGV[3]"),
+        ("+ now (ARGV[1]), open_queue", "Q.channel = ARGV[3]"),
         ("+ maintenance check", "if d > 0 then"),
-        ("+ delete (include: ZMSCORE, HMGET dlv, ZREM, HDEL)", "-- Releases: one"),
+        ("+ delete (include: ZSCORE, HGET dlv, ZREM, HDEL)", "-- Releases: one"),
         ("+ flush (state) = whole", None),
     ),
 }
