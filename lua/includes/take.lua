@@ -8,7 +8,8 @@
 -- Pops up to n from the head; ghosts and expired messages met on the way are skipped, and K
 -- more pops are allowed for them (at most n + K in all). Each message taken is reserved until
 -- now + `timeout` (ms as text, "0" = the message's own) with delivery state `token`, or deleted
--- (`delete`), and appended to `reply` as id, record, deliveries. Returns how many were taken.
+-- (`delete`), and appended to `reply` as id, record, deliveries. Returns how many were taken, and
+-- how many ids it popped (ghosts and expired ones too).
 local function take(Q, reply, n, K, timeout, token, delete)
   local k, now, now_s = Q.keys, Q.now, Q.now_s
   local ids, recs, exps, skipped = {}, {}, {}, nil
@@ -53,7 +54,7 @@ local function take(Q, reply, n, K, timeout, token, delete)
     drop(Q, skipped)
     count(Q, "c_expired", #skipped)
   end
-  if #ids == 0 then return 0 end
+  if #ids == 0 then return 0, pops end
 
   -- Reserve what was taken: deadline and delivery state per message (a batch mostly shares one
   -- timeout: its conversions are cached).
@@ -86,7 +87,7 @@ local function take(Q, reply, n, K, timeout, token, delete)
     redis.call("HSET", k[DLV], unpack(hargs))
   end
   Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + #ids
-  return #ids
+  return #ids, pops
 end
 
 -- Earliest future moment something may become ready (a delayed message due, a reservation

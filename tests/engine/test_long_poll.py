@@ -43,6 +43,11 @@ async def sorted_set_reads(client) -> int:
     return sum(v["calls"] for k, v in stats.items() if k.startswith(("cmdstat_zrange", "cmdstat_zrangebyscore")))
 
 
+async def writes(client) -> int:
+    stats = await client.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k.startswith(("cmdstat_hset", "cmdstat_hdel", "cmdstat_rpush")))
+
+
 async def test_a_waiting_reserve_returns_as_soon_as_another_client_puts(consumer, producer):
     waiting = asyncio.create_task(consumer.queue("p", "q").reserve(wait=5))
     await asyncio.sleep(0.05)  # let it park
@@ -102,6 +107,23 @@ async def test_polls_of_an_idle_queue_read_no_sorted_set_once_one_found_nothing_
     for _ in range(5):
         assert await q.reserve() == []
     assert await sorted_set_reads(consumer.client) == before
+
+
+async def test_polls_of_an_idle_queue_write_nothing_and_the_next_put_is_delivered(consumer, producer):
+    """An empty reserve that found nothing due and popped nothing changed nothing: it writes
+    nothing (not even the queue's state), and the queue still works after many such polls."""
+    q = consumer.queue("p", "idle")
+    await q.put(["first"])
+    [m] = await q.reserve()
+    await q.delete_message(m.id, m.reservation_id)
+    assert await q.reserve() == []  # the first empty poll resets the FIFO's bookkeeping
+    before = await writes(consumer.client)
+    for _ in range(5):
+        assert await q.reserve() == []
+    assert await writes(consumer.client) == before
+    await producer.queue("p", "idle").put(["second"])
+    [m] = await q.reserve()
+    assert m.body == b"second" and m.reserved_count == 1
 
 
 async def test_one_message_wakes_one_waiter_of_many(consumer, producer):
@@ -194,3 +216,17 @@ async def test_a_channel_that_failed_to_subscribe_while_redis_was_down_subscribe
     finally:
         await notifier.close()
         await client.aclose()
+
+
+async def test_a_poll_that_pops_only_ghosts_writes_what_it_popped(consumer):
+    """Ready messages deleted by id leave ghosts in the FIFO; an empty reserve that pops them has
+    changed the queue (it must write), unlike an idle poll."""
+    q = consumer.queue("p", "ghosts")
+    ids = await q.put(["a", "b"])
+    assert await q.delete_messages(ids) == [True, True]
+    assert await q.reserve() == []
+    [stats] = [s for s in await consumer.stats("p") if s.name == "ghosts"]
+    assert stats.ready == 0
+    await q.put(["c"])
+    [m] = await q.reserve()
+    assert m.body == b"c"
