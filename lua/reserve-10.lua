@@ -17,9 +17,9 @@
   ARGV[4] n (1..100)
   ARGV[5] reservation timeout ms for these messages ("0" = each message's own)
   ARGV[6] token: the reservation id, random per call (checks always pair it with a message id)
-  ARGV[7] "1" = delete on reserve
+  ARGV[7] "1" = delete on reserve (absent: "0")
   ARGV[8] "1" = also report the backlog after this reserve (ready, delayed, reserved, bytes,
-          oldest enqueue time)
+          oldest enqueue time) (absent: "0")
   Returns: {flags, now, next_at, [backlog: ready, delayed, reserved, bytes, oldest_at],
            messages...}
            next_at: ms, -1 = nothing pending; only when nothing was taken
