@@ -50,7 +50,7 @@ STAGES = {
         ("FCALL, its 10 keys and 8 arguments", "local now, now_s = now_from"),
         ("+ now (ARGV[1]), open_queue", "if has_flag(Q, PAUSED)"),
         ("+ checks, maintenance check", "local reply = {0, now, -1}"),
-        ("+ take (include: LPOP, HMGET msg, HMGET dlv, ZADD reserved, HSET dlv)", "flush(Q)\nreply[1]"),
+        ("+ take (include: LPOP, HMGET msg, HMGET dlv, ZADD reserved, HSET dlv)", "if taken == 0 then"),
         ("+ flush (state) = whole", None),
     ),
     "settle": (

@@ -80,7 +80,7 @@ local ms_s = now > id_ms and now_s or ms_string(id_ms)
 
 -- The record header of a message with every default, built once per call.
 local default_expire_at = now + default_expires
-local default_head = now_s .. "|" .. string.format("%09d", default_timeout) .. "|" .. ms_string(default_expire_at) .. "|\n"
+local default_head = now_s .. "|" .. timeout_text(default_timeout) .. "|" .. ms_string(default_expire_at) .. "|\n"
 
 local records, delayed, indexed, trimmed = {}, nil, nil, false
 -- Built with room for one id, the usual put: growing a table past its size rehashes it (~2k).
@@ -107,7 +107,7 @@ for i = 0, n - 1 do
     if opts then
       if delay_s ~= "" then delay = span(delay_s, now) end
       if expires_in ~= "" then expire_at = now + tonumber(expires_in) end
-      record = now_s .. "|" .. string.format("%09d", timeout == "" and default_timeout or tonumber(timeout)) .. "|" ..
+      record = now_s .. "|" .. timeout_text(timeout == "" and default_timeout or tonumber(timeout)) .. "|" ..
         ms_string(expire_at) .. "|" .. ctype .. "\n" .. body
       hops = tonumber(hops_s)
     end

@@ -26,6 +26,40 @@ local TABLE_FIELD = ""
 -- str, so UTF-8).
 local TABLE_MEMBER = "\255----------------------------------------------------------------"
 
+-- A record's timeout as text is 9 digits, zero-padded. A queue has few distinct timeouts, so
+-- their conversions are remembered for the life of the loaded library (a string.format or a
+-- tonumber costs ~2k instructions, each put and reserve made one): pure functions of their
+-- argument, so nothing depends on what a process remembers. Forgotten past MEMO_LIMIT entries.
+local MEMO_LIMIT = 1000
+local timeout_texts, timeout_numbers, memo_size = {}, {}, 0
+
+local function remember(text, ms)
+  if memo_size >= MEMO_LIMIT then
+    timeout_texts, timeout_numbers, memo_size = {}, {}, 0
+  end
+  timeout_texts[ms], timeout_numbers[text], memo_size = text, ms, memo_size + 1
+end
+
+-- ms (a whole number) -> its 9-digit text
+local function timeout_text(ms)
+  local text = timeout_texts[ms]
+  if not text then
+    text = string.format("%09d", ms)
+    remember(text, ms)
+  end
+  return text
+end
+
+-- 9-digit text -> ms
+local function timeout_number(text)
+  local ms = timeout_numbers[text]
+  if not ms then
+    ms = tonumber(text)
+    remember(text, ms)
+  end
+  return ms
+end
+
 local function rec_enqueued(rec) return string.sub(rec, 1, 13) end
 local function rec_timeout(rec) return string.sub(rec, 15, 23) end
 local function rec_expire(rec) return string.sub(rec, 25, 37) end

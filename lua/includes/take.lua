@@ -58,7 +58,7 @@ local function take(Q, reply, n, K, timeout, token, delete)
 
   -- Reserve what was taken: deadline and delivery state per message (a batch mostly shares one
   -- timeout: its conversions are cached).
-  local override = timeout ~= "0" and string.format("%09d", tonumber(timeout)) or nil
+  local override = timeout ~= "0" and timeout_text(tonumber(timeout)) or nil
   local states = redis.call("HMGET", k[DLV], unpack(ids))
   local zargs, hargs, deadlines = {}, {}, {}
   local r = #reply
@@ -69,7 +69,7 @@ local function take(Q, reply, n, K, timeout, token, delete)
     local own = override or string.sub(rec, 15, 23)  -- rec_timeout, inline
     local deadline = deadlines[own]
     if not deadline then
-      local at = now + tonumber(own)
+      local at = now + timeout_number(own)
       deadline = ms_string(at)
       deadlines[own] = deadline
       if at < Q[DUE] and not delete then Q[DUE] = at end  -- due_by, inline
