@@ -23,6 +23,7 @@ from .scripts import Call, Scripts
 from .verbs import Context, EngineVerbs
 
 R = TypeVar("R")
+_CLOCK_READING_SECONDS = 1.0
 
 
 class AsyncEngine(AsyncFacade, EngineMethods):
@@ -95,7 +96,9 @@ class AsyncEngine(AsyncFacade, EngineMethods):
     async def _run(self, verb: Generator[Step, Any, R]) -> R:
         if isinstance(self.clock, RedisClock) and self.clock.reading_due():
             # In the background: this verb's scripts read TIME themselves meanwhile, if need be.
-            self._clock_reading = asyncio.ensure_future(self._read_clock(self.clock))
+            # Marked sent now, so the other verbs of this turn start no reading of their own.
+            sent_at = self.clock.reading_sent()
+            self._clock_reading = asyncio.ensure_future(self._read_clock(self.clock, sent_at))
         result: Any = None
         error: BaseException | None = None
         while True:
@@ -113,12 +116,13 @@ class AsyncEngine(AsyncFacade, EngineMethods):
             except Exception as exc:  # handed to the verb, which may handle it
                 result, error = None, translate(exc)
 
-    async def _read_clock(self, clock: RedisClock) -> None:
-        """Reads Redis TIME for the clock (see clock.py); a failure is the clock's to handle."""
-        sent_at = clock.reading_sent()
+    async def _read_clock(self, clock: RedisClock, sent_at: float) -> None:
+        """Reads Redis TIME for the clock (see clock.py); a failure is the clock's to handle. A
+        reading slower than a second is worthless: it is given up then."""
         try:
-            reply: Any = await self._send(("TIME",))
-        except Exception as exc:  # a transient error: the next reading comes sooner
+            async with asyncio.timeout(_CLOCK_READING_SECONDS):
+                reply: Any = await self._send(("TIME",))
+        except Exception as exc:  # a transient error or the timeout: the next reading in a second
             reply = exc
         clock.read(reply, sent_at)
 

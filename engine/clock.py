@@ -13,7 +13,11 @@ A script that reads ``TIME`` pays ~9 thousand instructions for it, of a ~140 tho
 moments the command was sent and answered), and the clock passes Redis's time to the scripts as
 this host's monotonic clock plus the offset of the last reading. A reading is trusted only when
 its round trip was short, so it is off by less than half of ``MAX_ROUND_TRIP``; between readings
-the two clocks drift apart by microseconds. Until a trusted reading, and when the last one is
+the two clocks drift apart by microseconds. So processes agree on the time within ~10 ms (the
+scripts' TIME did exactly), and a process's own now may step back by as much after a reading:
+nothing orders by it across calls but message ids, which a queue keeps increasing itself. On a
+cluster a process reads the time of one node (its client's default) for every queue; the nodes'
+clocks are as close as their hosts' (NTP). Until a trusted reading, and when the last one is
 older than ``STALE`` (the engine stopped reading: say Redis is unreachable), ``script_now`` is
 "" and the scripts read ``TIME`` themselves, as they always did.
 
@@ -43,9 +47,8 @@ class RedisClock:
     clock in between (see the module docstring)."""
 
     READ_EVERY = 1.0
-    """Seconds between readings."""
-    RETRY = 0.1
-    """Seconds before another try when a reading failed or was not trusted."""
+    """Seconds between readings, trusted or not (a reading that failed is not tried again sooner:
+    where every round trip is slow, the scripts read TIME and the engine one TIME a second)."""
     MAX_ROUND_TRIP = 0.02
     """Seconds a reading's round trip may take to be trusted: Redis answered somewhere in it, so
     the clock is off by less than half of it. A busy event loop lengthens round trips: a reading
@@ -76,22 +79,21 @@ class RedisClock:
         return self.monotonic() >= self._next_read
 
     def reading_sent(self) -> float:
-        """Marks a reading as under way (no second one until it is read or fails); its moment."""
+        """Marks a reading as under way (the next is due READ_EVERY later); its moment."""
         now = self.monotonic()
-        self._next_read = now + self.RETRY
+        self._next_read = now + self.READ_EVERY
         return now
 
     def read(self, reply: Any, sent_at: float) -> None:
         """A ``TIME`` reply (seconds and microseconds, as numbers or text), sent at ``sent_at``
         (``reading_sent``) and received just now. An exception instead of a reply, or a slow
-        round trip, changes nothing: the next reading comes sooner."""
+        round trip, changes nothing."""
         received_at = self.monotonic()
         if isinstance(reply, BaseException) or received_at - sent_at > self.MAX_ROUND_TRIP:
             return
         seconds, micros = int(reply[0]), int(reply[1])
         self._offset_ms = seconds * 1000 + micros / 1000 - (sent_at + received_at) * 500
         self._read_at = received_at
-        self._next_read = received_at + self.READ_EVERY
 
 
 class SystemClock:
