@@ -6,7 +6,8 @@
   number of ``redis.call``s per message;
 - Lua micro-benchmarks: an empty EVALSHA, the cost of one ``redis.call``, and the cost of
   defining the shared helpers (``lua/includes/queue.lua``) that every script does on every call;
-- the put script stopped at successive stages (cumulative cost per call, batch of 1).
+- the hot scripts (put_ready, reserve_ready, delete_reserved) stopped at successive stages (cumulative cost per
+  call, batch of 1).
 
 The last two count instructions in a redis-server under callgrind when valgrind is installed
 (repeatable on a busy machine), else Redis CPU µs per call, round trip included.
@@ -36,28 +37,23 @@ Measure = Callable[[str, list[Any], list[Any]], float]
 SCRIPT_CALLS = ("cmdstat_fcall", "cmdstat_evalsha", "cmdstat_eval")
 NOT_COMMANDS = (*SCRIPT_CALLS, "cmdstat_info", "cmdstat_config|resetstat")
 STAGES = {
-    "put": (
-        ("FCALL, its 12 keys and 8 arguments", "local now, now_s = now_from"),
-        ("+ now (ARGV[1]: the engine's reading of Redis time)", "local mode, n = "),
-        ("+ open_queue (HGET q, struct.unpack)", "local created ="),
-        ("+ mode checks, maintenance check", "local default_timeout"),
-        ("+ default record header", "local records, delayed"),
-        ("+ id and record of the message", "if #records > 0"),
-        ("+ HSET msg, id counter", "flush(Q)\nreply[1]"),
-        ("+ flush (RPUSH, PUBLISH, state) = whole", None),
+    "put_ready": (  # a put's common case (lua/put_ready-3.lua; lua/put-12.lua handles the rest)
+        ("FCALL, its 3 keys and 5 arguments", "local now, now_s = now_from"),
+        ("+ now (ARGV[1]), HGET q, struct.unpack, the checks", "local n = tonumber(ARGV[3])"),
+        ("+ default record header", "local records, ids = {}, {}"),
+        ("+ id and record of the message", "if n > 0 then"),
+        ("+ HSET msg, RPUSH, PUBLISH, HSET q = whole", None),
     ),
-    "reserve": (
-        ("FCALL, its 10 keys and 8 arguments", "local now, now_s = now_from"),
-        ("+ now (ARGV[1]), open_queue", "if has_flag(Q, PAUSED)"),
-        ("+ checks, maintenance check", "local reply = {0, now, -1}"),
+    "reserve_ready": (  # a reserve's common case (lua/reserve_ready-6.lua)
+        ("FCALL, its 6 keys and 5 arguments", "local now, now_s = now_from"),
+        ("+ now (ARGV[1]), open_queue, the checks", "local reply = {0, now, -1}"),
         ("+ take (include: LPOP, HMGET msg, HMGET dlv, ZADD reserved, HSET dlv)", "if taken == 0 then"),
         ("+ flush (state) = whole", None),
     ),
-    "settle": (
-        ("FCALL, its 10 keys and 7 arguments", "local now, now_s = now_from"),
-        ("+ now (ARGV[1]), open_queue", "Q.channel = ARGV[3]"),
-        ("+ maintenance check", "if d > 0 then"),
-        ("+ delete (include: ZSCORE, HGET dlv, ZREM, HDEL)", "-- Releases: one"),
+    "delete_reserved": (  # a delete's common case (lua/delete_reserved-5.lua)
+        ("FCALL, its 5 keys and 4 arguments", "local now, now_s = now_from"),
+        ("+ now (ARGV[1]), open_queue, the checks", "local n, ids, rids"),
+        ("+ delete (include: ZSCORE, HGET dlv, ZREM, HDEL)", "flush(Q)"),
         ("+ flush (state) = whole", None),
     ),
 }
@@ -193,9 +189,9 @@ def stages(callgrind: Callgrind, results: Results) -> None:
             step = verb.send(client.execute_command(*step.args))
         return step
 
-    steps = {"put": lambda: script_step(q._verbs.put([BODY])),
-             "reserve": lambda: script_step(q._verbs.reserve(1)),
-             "settle": lambda: (lambda m: script_step(q._verbs.settle(deletes=[(m.id, m.reservation_id)])))(next(taken))}
+    steps = {"put_ready": lambda: script_step(q._verbs.put([BODY])),
+             "reserve_ready": lambda: script_step(q._verbs.reserve(1)),
+             "delete_reserved": lambda: (lambda m: script_step(q._verbs.settle(deletes=[(m.id, m.reservation_id)])))(next(taken))}
     for verb, points in STAGES.items():
         for label, marker in points:
             library = cut_library(verb, marker)

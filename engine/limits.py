@@ -138,6 +138,11 @@ LAYOUT_TTL = 1.0
 HGET). A change made elsewhere is seen within it: puts go by the old count meanwhile, into
 partitions that reads still cover (a queue's partitions are never dropped while it lives); a
 message id naming a partition the process does not know reads the layout again at once."""
+UNCOMMON_TTL = 10.0
+"""Seconds a process sends a queue's puts, reserves and deletes straight to their full scripts
+after a common case's script (lua/*_ready-*.lua, delete_reserved) answered that the queue's
+settings need them (alerts, a push queue, a default delay, a quota mark): one call each instead
+of two. Only speed depends on it: after a change of settings, the common case returns within it."""
 
 STUCK_KEPT = 100
 """Transfers a queue keeps set aside (outbox entries that could not be moved, shown to

@@ -37,7 +37,7 @@ Pipeline = tuple[tuple[Any, ...], ...]
 as the exception instance."""
 
 ACKNOWLEDGED_SCRIPTS = frozenset({
-    "put", "reserve", "settle", "delete_reserve", "touch", "configure", "clear", "drop", "register", "unregister",
+    "put", "put_ready", "reserve", "reserve_ready", "settle", "delete_reserved", "delete_reserve", "touch", "configure", "clear", "drop", "register", "unregister",
     "push_ack", "push_report", "admit", "subscribe", "stuck",
 })
 """Scripts whose effect the caller is told about: each waits for the replicas."""

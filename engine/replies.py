@@ -26,6 +26,9 @@ OUTBOX_PENDING, MISSING, PUSHED, PAUSED = 1, 2, 4, 8
 """Bits of ``flags``: outbox work pending (move it: ``_after``), the queue does not exist, push
 deliveries were added (list the queue where pushers look), delivery is paused (``delete_reserve``
 reserved nothing)."""
+FULL = -1
+"""``flags`` of a common case's script (``put_ready``, ``reserve_ready``, ``delete_reserved``)
+when the call needs its verb's full script (it wrote nothing)."""
 
 
 class QueueReply(NamedTuple):
@@ -161,7 +164,8 @@ class ReportReply(NamedTuple):
 
 REPLIES: dict[str, type] = {
     "configure": QueueReply, "info": QueueReply, "clear": ClearReply, "maintain": MaintainReply,
-    "put": PutReply, "reserve": ReserveReply, "peek": PeekReply, "settle": SettleReply,
+    "put": PutReply, "put_ready": PutReply, "reserve": ReserveReply, "reserve_ready": ReserveReply,
+    "delete_reserved": SettleReply, "peek": PeekReply, "settle": SettleReply,
     "delete_reserve": DeleteReserveReply,
     "get": GetReply, "touch": TouchReply, "push_claim": ClaimReply, "push_report": ReportReply,
 }

@@ -73,9 +73,7 @@ maintain(Q, ARGV[2])
 local default_timeout, default_delay, default_expires = s[TIMEOUT], s[DELAY], s[EXPIRES_IN]
 local push_queue, window = has_flag(s, PUSH_QUEUE), transfer and tonumber(ARGV[tail])
 
--- Ids: 13-digit ms + 6-digit counter, fixed width so string order = put order. Never tonumber()
--- an id: Lua numbers are doubles and 19 digits do not fit.
-local id_ms, id_sfx = s[ID_MS], s[ID_SFX]
+local id_ms, id_sfx = s[ID_MS], s[ID_SFX]  -- the last id (includes/record.lua next_id)
 local ms_s = now > id_ms and now_s or ms_string(id_ms)
 
 -- The record header of a message with every default, built once per call.
@@ -95,7 +93,7 @@ for i = 0, n - 1 do
   local delay, expire_at, record, hops = default_delay, default_expire_at, nil, nil
   if opts ~= "" then
     local timeout, delay_s, expires_in, ctype, ref, hops_s =
-      string.match(opts, "^(%d*)|(@?%d*)|(%d*)|([^|]*)|([^|]*)|?(%d*)$")
+      string.match(opts, MESSAGE_OPTIONS)
     if ref ~= "" then  -- a transfer: stored once whatever re-drives it within the window
       if not trimmed then
         trimmed = true
@@ -107,23 +105,13 @@ for i = 0, n - 1 do
     if opts then
       if delay_s ~= "" then delay = span(delay_s, now) end
       if expires_in ~= "" then expire_at = now + tonumber(expires_in) end
-      record = now_s .. "|" .. timeout_text(timeout == "" and default_timeout or tonumber(timeout)) .. "|" ..
-        ms_string(expire_at) .. "|" .. ctype .. "\n" .. body
+      record = new_record(now_s, timeout == "" and default_timeout or tonumber(timeout), expire_at, ctype, body)
       hops = tonumber(hops_s)
     end
   end
   local id = ""
   if opts then
-    if now > id_ms then
-      id_ms, id_sfx, ms_s = now, 0, now_s
-    else
-      id_sfx = id_sfx + 1
-      if id_sfx > 999999 then
-        id_ms, id_sfx = id_ms + 1, 0
-        ms_s = ms_string(id_ms)
-      end
-    end
-    id = ms_s .. (id_sfx == 0 and "000000" or string.format("%06d", id_sfx))  -- most puts are their ms's first
+    id_ms, id_sfx, ms_s, id = next_id(now, now_s, id_ms, id_sfx, ms_s)
     records[#records + 1], records[#records + 2] = id, record or default_head .. body
     -- To the end of the FIFO, or waiting in `delayed` (and in the expiry index); on a push
     -- queue it is delivered to the subscribers instead (from its due time), never pulled.

@@ -50,7 +50,14 @@ if ARGV[8] == "1" then
   for i = 4, 8 do reply[i] = -1 end
 end
 local taken, pops = take(Q, reply, tonumber(ARGV[4]), ARGV[2], ARGV[5], ARGV[6], ARGV[7] == "1")
-if taken == 0 then reply[3] = next_at(Q) end
+if taken == 0 then
+  reply[3] = next_at(Q)
+elseif maintained and now >= Q[DUE] then
+  -- The pass above left the head to the take, so not DUE either: a pass with the head now sets
+  -- it, or the next calls would find maintenance due and the common case's script
+  -- (reserve_ready) would send every one of them here.
+  maintain(Q, ARGV[2])
+end
 -- A poll of an idle queue (nothing due, nothing popped, the FIFO's bookkeeping already that of an
 -- empty list) changed nothing: it skips flush(), whose packing of the state alone costs ~7k
 -- instructions of the ~85k such a poll costs (callgrind); consumers poll idle queues all day.

@@ -12,7 +12,8 @@ import orjson
 from .. import core
 from ..clock import Clock
 from ..keys import ProjectKeys, QueueKeys, project_keys, queue_keys
-from ..limits import DEDUPE_WINDOW, LAYOUT_TTL, QUOTAS, Limits, QueueDefaults, Quotas
+from ..replies import FULL
+from ..limits import DEDUPE_WINDOW, LAYOUT_TTL, QUOTAS, UNCOMMON_TTL, Limits, QueueDefaults, Quotas
 
 if TYPE_CHECKING:
     from ferrymq.engine.verbs import QueueVerbs
@@ -49,6 +50,9 @@ class Context:
         self._creation_json: dict[tuple[tuple[str, Any], ...], bytes] = {}
         self.layouts: dict[tuple[str, str], Layout] = {}
         """(project, queue) -> its partitions as last read (trusted for LAYOUT_TTL)."""
+        self._uncommon: dict[tuple[str, str], float] = {}
+        """(a queue's meta key, a common case's script) -> until when the queue's calls skip it:
+        it answered FULL for a reason that lasts (alerts, a push queue...; UNCOMMON_TTL)."""
 
     def layout(self, project: str, name: str) -> Layout | None:
         found = self.layouts.get((project, name))
@@ -69,6 +73,22 @@ class Context:
 
     def forget(self, project: str, name: str) -> None:
         self.layouts.pop((project, name), None)
+
+    def common(self, meta: str, script: str) -> bool:
+        """Whether the queue of this meta key tries the common case's ``script`` first."""
+        until = self._uncommon.get((meta, script))
+        return until is None or until < time.monotonic()
+
+    def full(self, meta: str, script: str, reply: list[Any]) -> bool:
+        """Whether the common case's ``script`` answered FULL (its verb's full script must run);
+        remembers that for the queue for UNCOMMON_TTL when the reason lasts."""
+        if reply[0] != FULL:
+            return False
+        if reply[1]:
+            if len(self._uncommon) >= 10_000:  # bounded: forget them all, each costs one more call
+                self._uncommon.clear()
+            self._uncommon[(meta, script)] = time.monotonic() + UNCOMMON_TTL
+        return True
 
     def creation_json(self, settings: Settings | None) -> bytes:
         """The meta fields a queue created by a put starts with: the defaults, then ``settings``
@@ -133,7 +153,8 @@ class Layout:
 class QueueBase:
     """What every queue mixin shares: the queue's names and keys, and which partition it is."""
 
-    __slots__ = ("ctx", "project", "name", "keys", "_core_keys", "_put_keys", "part")
+    __slots__ = ("ctx", "project", "name", "keys", "_core_keys", "_put_keys", "_ready_keys", "_take_keys",
+                 "_delete_keys", "part")
 
     def __init__(self, ctx: Context, project: str, name: str, *, part: int | None = None, tag: str = "") -> None:
         self.ctx = ctx
@@ -145,6 +166,10 @@ class QueueBase:
         self._core_keys = self.keys.core
         k = self.keys
         self._put_keys = [*self._core_keys, k.dedupe, k.idfloor]
+        # The common cases' scripts (lua/put_ready-3.lua, reserve_ready-6.lua, delete_reserved-5.lua)
+        self._ready_keys = [k.meta, k.ready, k.msg]
+        self._take_keys = [k.meta, k.ready, k.msg, k.dlv, k.reserved, k.expiry]
+        self._delete_keys = [k.meta, k.reserved, k.msg, k.dlv, k.expiry]
 
     if TYPE_CHECKING:  # a mixin calls the others' methods, which QueueVerbs composes: Any to a checker
 

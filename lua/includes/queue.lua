@@ -101,9 +101,13 @@ end
 
 -- Opens the queue (one HGET). Q holds its state in its array part (Q[TIMEOUT], Q[DUE]...: the
 -- slots of includes/state.lua), written back by flush() if a helper changed it, and what the
--- call needs beside. Q.exists is false for a missing queue.
-local function open_queue(KEYS, now, now_s)
+-- call needs beside. Q.exists is false for a missing queue. `common`: the caller is a common
+-- case's script, which declared only some of the keys and leaves a queue with alerts (the size
+-- they watch is not read) and a queue of an older FerryMQ (nil: not opened, nothing written) to
+-- its verb's full script.
+local function open_queue(KEYS, now, now_s, common)
   local raw = redis.call("HGET", KEYS[META], "q")
+  if not raw and common and redis.call("EXISTS", KEYS[META]) == 1 then return nil end
   local struct, Q = struct_library(), nil
   if raw and struct then  -- one table: the named fields, then the slots (the constructor's last item)
     Q = {keys = KEYS, now = now, now_s = now_s, raw = raw, exists = true, struct.unpack(STATE_FORMAT, raw)}
@@ -113,7 +117,7 @@ local function open_queue(KEYS, now, now_s)
     Q.keys, Q.now, Q.now_s, Q.raw, Q.exists = KEYS, now, now_s, raw, state ~= nil
   end
   Q.ghosts0 = Q[GHOSTS]
-  if Q.exists and has_flag(Q, HAS_ALERTS) then Q.size0 = queue_size(Q) end
+  if Q.exists and not common and has_flag(Q, HAS_ALERTS) then Q.size0 = queue_size(Q) end
   return Q
 end
 

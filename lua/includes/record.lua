@@ -60,6 +60,30 @@ local function timeout_number(text)
   return ms
 end
 
+-- A message's options, as put's callers send them: "timeout ms|delay ms|expires_in ms|content
+-- type|transfer ref[|hops]" (an empty field = the queue's default; the delay may be "@ms").
+local MESSAGE_OPTIONS = "^(%d*)|(@?%d*)|(%d*)|([^|]*)|([^|]*)|?(%d*)$"
+
+-- The record of a message put at `now` (text: now_s) with these options (numbers, and ctype text).
+local function new_record(now_s, timeout, expire_at, ctype, body)
+  return now_s .. "|" .. timeout_text(timeout) .. "|" .. ms_string(expire_at) .. "|" .. ctype .. "\n" .. body
+end
+
+-- Ids: 13-digit ms + 6-digit counter, fixed width so string order = put order. Never tonumber()
+-- an id: Lua numbers are doubles and 19 digits do not fit. The id after the last one (its ms and
+-- counter, and the ms as text), for a message put at `now`: returns the new id's three, and the id.
+local function next_id(now, now_s, id_ms, id_sfx, ms_s)
+  if now > id_ms then
+    return now, 0, now_s, now_s .. "000000"  -- most puts are their ms's first: no format
+  end
+  id_sfx = id_sfx + 1
+  if id_sfx > 999999 then
+    id_ms, id_sfx = id_ms + 1, 0
+    ms_s = ms_string(id_ms)
+  end
+  return id_ms, id_sfx, ms_s, ms_s .. string.format("%06d", id_sfx)
+end
+
 local function rec_enqueued(rec) return string.sub(rec, 1, 13) end
 local function rec_timeout(rec) return string.sub(rec, 15, 23) end
 local function rec_expire(rec) return string.sub(rec, 25, 37) end

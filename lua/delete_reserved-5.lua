@@ -1,0 +1,41 @@
+--[[
+  delete_reserved: settle's common case on half of its keys: deletes messages under the
+  reservations their callers hold (no releases, every delete with its reservation id), as settle
+  does, in a queue with no maintenance due and no alerts. Otherwise it writes nothing and answers
+  FULL, and the engine sends settle (lua/settle-10.lua), which handles every case. Redis charges
+  a script call ~1.3k instructions per key it declares.
+  KEYS[1] meta      hash   settings, counters
+  KEYS[2] reserved  zset   id -> deadline ms
+  KEYS[3] msg       hash   id -> record
+  KEYS[4] dlv       hash   id -> delivery state
+  KEYS[5] expiry    zset   id -> expire-at ms
+  ARGV[1] now_ms ("" = Redis TIME)
+  ARGV[2] n, then 2 values per delete: message id, reservation id (never "")
+  Returns: {flags, statuses...}: settle's reply
+           statuses: status per delete
+           status: 1 deleted, 0 no such message, -1 reservation id not current (no change)
+           flags: 0; or -1 (then only lasting): FULL, nothing written: send settle. lasting:
+           1 if the reason lasts (the queue's settings: the engine sends settle for a while),
+           else 0
+  Errors:  none (per-item statuses instead)
+]]
+-- @include "held"
+
+local FULL, FULL_LASTING = {-1, 0}, {-1, 1}
+
+local now, now_s = now_from(ARGV[1])
+local keys = {KEYS[1], nil, nil, KEYS[2], KEYS[5], KEYS[3], KEYS[4]}  -- by the slots of includes/queue.lua
+local Q = open_queue(keys, now, now_s, true)
+if not Q or not Q.exists or now >= Q[DUE] then return FULL end  -- (not Q: an older FerryMQ's queue)
+if has_flag(Q, HAS_ALERTS) then return FULL_LASTING end
+
+local n, ids, rids = tonumber(ARGV[2]), {}, {}
+for i = 1, n do
+  ids[i], rids[i] = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
+  if rids[i] == "" then return FULL end  -- settle's: it may be ready or delayed (keys not declared here)
+end
+local reply = {0}
+delete_held(Q, ids, rids, reply)
+flush(Q)
+reply[1] = flags(Q)
+return reply

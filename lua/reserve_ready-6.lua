@@ -1,0 +1,46 @@
+--[[
+  reserve_ready: reserve's common case on six of its ten keys. Hands out up to n ready messages in
+  FIFO order under a new reservation (or deletes them as they go, when delete = 1), as reserve
+  does, from a queue with no maintenance due, no alerts, not a push queue. Otherwise it writes nothing and answers FULL, and the engine sends reserve
+  (lua/reserve-10.lua), which handles every case. Redis charges a script call ~1.3k instructions
+  per key it declares (callgrind, bench/RESULTS.md).
+  KEYS[1] meta      hash   settings, counters
+  KEYS[2] ready     list   FIFO of ids
+  KEYS[3] msg       hash   id -> record
+  KEYS[4] dlv       hash   id -> delivery state
+  KEYS[5] reserved  zset   id -> deadline ms
+  KEYS[6] expiry    zset   id -> expire-at ms (an expired or deleted message leaves it)
+  ARGV[1] now_ms ("" = Redis TIME)
+  ARGV[2] K: bound on skipped (ghost or expired) ids
+  ARGV[3] n (1..100)
+  ARGV[4] reservation timeout ms for these messages ("0" = each message's own)
+  ARGV[5] token: the reservation id, random per call
+  ARGV[6] "1" = delete on reserve (absent: "0")
+  Returns: {flags, now, next_at, [backlog: ready, delayed, reserved, bytes, oldest_at],
+           messages...}: reserve's reply (never a backlog)
+           messages: id, record, deliveries per message
+           flags: 2 = queue does not exist (nothing returned); or -1 (then only lasting): FULL,
+           nothing written: send reserve. lasting: 1 if the reason lasts (the queue's settings:
+           the engine sends reserve for a while), else 0
+  Errors:  PAUSED (delivery is paused)
+]]
+-- @include "take"
+
+local FULL, FULL_LASTING = {-1, 0}, {-1, 1}
+
+local now, now_s = now_from(ARGV[1])
+local keys = {KEYS[1], KEYS[2], nil, KEYS[5], KEYS[6], KEYS[3], KEYS[4]}  -- by the slots of includes/queue.lua
+local Q = open_queue(keys, now, now_s, true)
+if not Q then return FULL end  -- a queue of an older FerryMQ: reserve moves its state into `q`
+if not Q.exists then return {flags(Q), now, -1} end
+if has_flag(Q, HAS_ALERTS) or has_flag(Q, PUSH_QUEUE) then return FULL_LASTING end
+if now >= Q[DUE] then return FULL end
+if has_flag(Q, PAUSED) then return redis.error_reply("PAUSED delivery is paused on this queue") end
+
+local reply = {0, now, -1}
+local taken, pops = take(Q, reply, tonumber(ARGV[3]), ARGV[2], ARGV[4], ARGV[5], ARGV[6] == "1")
+if taken == 0 then reply[3] = next_at(Q) end
+-- As in reserve: a poll that changed nothing writes nothing.
+if taken > 0 or pops > 0 or Q[GHOSTS] + Q[XTAIL] + Q[FRONT] > 0 then flush(Q) end
+reply[1] = flags(Q)
+return reply

@@ -1,0 +1,121 @@
+"""Put, reserve and delete try their common case's script first (lua/put_ready-3.lua,
+reserve_ready-6.lua, delete_reserved-5.lua: fewer keys) and send their full script only when that
+one answers FULL, having written nothing. Which scripts ran is read from Redis's slow log with
+every command logged; each case lands its messages exactly once (real Redis)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ferrymq.engine import Alert, FakeClock, MessageNotFound, NewMessage, NotReserved
+
+
+def scripts_run(client: Any, action: Callable[[], Any]) -> list[str]:
+    """The scripts Redis ran during ``action``, in order (function names without the library's)."""
+    threshold = client.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
+    client.config_set("slowlog-log-slower-than", 0)
+    client.slowlog_reset()
+    try:
+        action()
+    finally:
+        client.config_set("slowlog-log-slower-than", threshold)
+    commands = [entry["command"].split() for entry in reversed(client.slowlog_get(128))]
+    return [words[1].decode().split("_", 2)[2] for words in commands if words[0].upper() == b"FCALL"]
+
+
+@pytest.fixture
+def queue(real_engine: Any) -> Any:
+    q = real_engine.queue("common", "q")
+    q.put(["first"])  # created, its tables in place, maintained once
+    return q
+
+
+def test_a_plain_put_reserve_and_delete_each_run_their_common_case(queue, redis_client):
+    assert scripts_run(redis_client, lambda: queue.put(["a", NewMessage("b", timeout=5, content_type="text/plain")])) \
+        == ["put_ready"]
+    taken: list[Any] = []
+    assert scripts_run(redis_client, lambda: taken.extend(queue.reserve(3))) == ["reserve_ready"]
+    assert [m.body for m in taken] == [b"first", b"a", b"b"]
+    assert scripts_run(redis_client, lambda: queue.delete_message(taken[0].id, taken[0].reservation_id)) \
+        == ["delete_reserved"]
+    with pytest.raises(MessageNotFound):  # the same reservation again: the message is gone
+        queue.delete_message(taken[0].id, taken[0].reservation_id)
+    assert queue.info().reserved == 2
+
+
+def expire_it_first(q: Any, clock: FakeClock) -> list[Any]:
+    return [NewMessage("x", expires_in=60)]  # expires before "first", queued behind it
+
+
+def let_a_reservation_lapse(q: Any, clock: FakeClock) -> list[Any]:
+    q.reserve(1, timeout=1)
+    clock.advance(2)  # maintenance is due: "first" goes back to the FIFO, ahead of "x"
+    return ["x"]
+
+
+def set_a_default_delay(q: Any, clock: FakeClock) -> list[Any]:
+    q.update(delay=5)
+    return ["x"]
+
+
+@pytest.mark.parametrize("setup", [expire_it_first, let_a_reservation_lapse, set_a_default_delay])
+def test_a_put_that_needs_more_than_the_common_case_runs_put_and_lands_once(queue, clock, redis_client, setup):
+    messages = setup(queue, clock)
+    assert scripts_run(redis_client, lambda: queue.put(messages)) == ["put_ready", "put"]
+    clock.advance(10)  # anything delayed is due
+    assert sorted(m.body for m in queue.reserve(10)) == [b"first", b"x"]
+
+
+def test_a_delayed_message_goes_straight_to_put(queue, clock, redis_client):
+    assert scripts_run(redis_client, lambda: queue.put(["a", NewMessage("x", delay=5)])) == ["put"]
+    clock.advance(10)
+    assert [m.body for m in queue.reserve(10)] == [b"first", b"a", b"x"]
+
+
+def test_settings_that_need_put_send_the_queue_straight_to_put_for_a_while(queue, redis_client):
+    queue.update(delay=5)
+    assert scripts_run(redis_client, lambda: queue.put(["x"])) == ["put_ready", "put"]
+    assert scripts_run(redis_client, lambda: queue.put(["y"])) == ["put"]  # remembered (UNCOMMON_TTL)
+    assert scripts_run(redis_client, lambda: queue.reserve(1)) == ["reserve_ready"]  # per script
+
+
+def test_a_put_to_a_queue_with_alerts_runs_put_which_fires_them(real_engine, queue):
+    queue.add_alerts([Alert("fixed", 2, "alerts")])
+    queue.put(["x"])  # the size goes from 1 to 2
+    [alert] = real_engine.queue("common", "alerts").reserve(1)
+    assert json.loads(alert.body)["queue_size"] == 2
+
+
+def test_a_put_to_a_missing_queue_creates_it_through_put(real_engine, redis_client):
+    q = real_engine.queue("common", "new")
+    assert scripts_run(redis_client, lambda: q.put(["x"])) == ["put_ready", "admit", "put", "register"]
+    assert scripts_run(redis_client, lambda: q.put(["y"])) == ["put_ready"]
+    assert [m.body for m in q.reserve(2)] == [b"x", b"y"]
+
+
+def test_after_a_reserve_that_maintained_a_drain_is_back_on_the_common_case(queue, clock, redis_client):
+    """A reserve's maintenance leaves the head to its take; the reserve then sets the next moment
+    of maintenance itself, or every reserve after it would find maintenance due (a drain that
+    deletes as it reserves never runs another script that would)."""
+    queue.put(["a", "b"])
+    queue.reserve(1, timeout=1)
+    clock.advance(2)  # "first" lapsed: maintenance is due
+    assert scripts_run(redis_client, lambda: queue.reserve(1, delete=True)) == ["reserve_ready", "reserve"]
+    assert scripts_run(redis_client, lambda: queue.reserve(1, delete=True)) == ["reserve_ready"]
+    assert scripts_run(redis_client, lambda: queue.reserve(1, delete=True)) == ["reserve_ready"]
+    assert queue.reserve(1) == []
+
+
+def test_deletes_with_a_maintenance_due_run_settle(queue, clock, redis_client):
+    [m] = queue.reserve(1, timeout=5)
+    queue.put(["a"])
+    [a] = queue.reserve(1, timeout=1)
+    clock.advance(2)  # "a" lapsed, "first" is still reserved
+    assert scripts_run(redis_client, lambda: queue.delete_message(m.id, m.reservation_id)) \
+        == ["delete_reserved", "settle"]
+    with pytest.raises(NotReserved):  # its reservation lapsed: it is back in the FIFO
+        queue.delete_message(a.id, a.reservation_id)
