@@ -1,9 +1,10 @@
 --[[
-  reserve_ready: reserve's common case on six of its ten keys. Hands out up to n ready messages in
-  FIFO order under a new reservation (or deletes them as they go, when delete = 1), as reserve
-  does, from a queue with no maintenance due, no alerts, not a push queue. Otherwise it writes nothing and answers FULL, and the engine sends reserve
-  (lua/reserve-10.lua), which handles every case. Redis charges a script call ~1.3k instructions
-  per key it declares (callgrind, bench/RESULTS.md).
+  reserve_ready: reserve's common case on six of its ten keys. Hands out up to n ready messages
+  in FIFO order under a new reservation (or deletes them as they go, when delete = 1), as reserve
+  does, from a queue with no maintenance due, no alerts, not a push queue. Otherwise it writes
+  nothing and answers FULL, and the engine sends reserve (lua/reserve-10.lua), which handles
+  every case. Redis charges a script call ~1.3k instructions per key it declares (callgrind,
+  bench/RESULTS.md).
   KEYS[1] meta      hash   settings, counters
   KEYS[2] ready     list   FIFO of ids
   KEYS[3] msg       hash   id -> record
