@@ -21,8 +21,6 @@
 ]]
 -- @include "held"
 
-local FULL, FULL_LASTING = {-1, 0}, {-1, 1}
-
 local now, now_s = now_from(ARGV[1])
 local keys = {KEYS[1], nil, nil, KEYS[2], KEYS[5], KEYS[3], KEYS[4]}  -- by the slots of includes/queue.lua
 local Q = open_queue(keys, now, now_s, true)

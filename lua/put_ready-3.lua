@@ -22,8 +22,6 @@
 -- @include "record"
 -- @include "state"
 
-local FULL, FULL_LASTING = {-1, 0}, {-1, 1}
-
 local now, now_s = now_from(ARGV[1])
 local raw = redis.call("HGET", KEYS[1], "q")
 if not raw then

@@ -27,8 +27,6 @@
 ]]
 -- @include "take"
 
-local FULL, FULL_LASTING = {-1, 0}, {-1, 1}
-
 local now, now_s = now_from(ARGV[1])
 local keys = {KEYS[1], KEYS[2], nil, KEYS[5], KEYS[6], KEYS[3], KEYS[4]}  -- by the slots of includes/queue.lua
 local Q = open_queue(keys, now, now_s, true)

@@ -32,6 +32,12 @@ local STATE_FORMAT = "<ddddddddddddddddd"  -- STATE_SIZE doubles (a literal: a f
                                          -- top level runs without the string library)
 
 local PAUSED, PUSH_QUEUE, HAS_ALERTS, TO_FRONT, OVER_QUOTA = 1, 2, 4, 8, 16
+
+-- What a common case's script (put_ready, reserve_ready, delete_reserved) answers, having written
+-- nothing, when the queue needs its verb's full script: for a reason of the moment (maintenance
+-- due...), or one that lasts (its settings: the engine sends the full script for a while;
+-- engine/replies.py FULL).
+local FULL, FULL_LASTING = {-1, 0}, {-1, 1}
 local TABLES, DELAYED_TABLE, EXPIRY_TABLE = 32, 64, 128
 
 -- Flags by arithmetic (the `bit` library is not everywhere scripts run, fakeredis among them), and
