@@ -120,12 +120,14 @@ def serve(settings: Settings) -> None:
 def push(settings: Settings) -> None:
     """``ferrymq pusher``: push-queue delivery loops without an HTTP server, until SIGTERM or
     SIGINT (pushes in flight get a few seconds; an unfinished one is pushed again later)."""
+    # Until the loop runs (starting the embedded Redis), a signal unwinds like Ctrl+C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         with redis_for(settings) as ready:
             say(f"pushing from the Redis at {redacted(ready.redis_url or '')} "
                 f"({max(1, ready.pushers)} loop(s) of {ready.push_concurrency} pushes)")
             asyncio.run(push_until_stopped(ready))
+            signal.signal(signal.SIGTERM, signal.default_int_handler)  # the loop's close reset it
     except KeyboardInterrupt:
         pass
 
@@ -134,13 +136,19 @@ async def push_until_stopped(settings: Settings) -> None:
     # The app module builds the server's client and pushers; imported here, not by every command.
     from ferrymq.http.app import pusher, redis_client
 
+    # The loop's own handlers, not KeyboardInterrupt: raised at whatever line runs when the signal
+    # lands, that can be inside a library that swallows it (anyio's connect in a push did), and the
+    # process went on pushing.
+    stopped = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stopped.set)
     client = redis_client(settings)
     engine = AsyncEngine(client, command_timeout=settings.command_timeout, **settings.engine_options())
     pushers = [pusher(engine, settings) for _ in range(max(1, settings.pushers))]
     for each in pushers:
         each.start()
     try:
-        await asyncio.Event().wait()  # until cancelled by Ctrl+C or SIGTERM
+        await stopped.wait()
     finally:
         for each in pushers:
             await each.stop()

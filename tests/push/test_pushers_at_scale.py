@@ -22,6 +22,17 @@ def start_pusher(ferrymq: Path, redis_url: str, env: dict[str, str]) -> subproce
                              "--push-timeout", "5", "--push-allow", "127.0.0.1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def stopped(process: subprocess.Popen[bytes]) -> str:
+    """The stderr of a pusher sent SIGTERM; one still running 15 s later is killed and reported
+    (so its pipe is closed here, not by the garbage collector in a later test)."""
+    try:
+        return process.communicate(timeout=15)[1].decode()
+    except subprocess.TimeoutExpired:
+        process.kill()
+        error = process.communicate()[1].decode()
+        return f"still running 15 s after SIGTERM; killed. Its stderr:\n{error}"
+
+
 def test_two_pusher_processes_never_push_a_delivery_twice(redis_url, subscribers, ferrymq_script, clean_env):
     with redis.Redis.from_url(redis_url) as client:
         client.flushall()
@@ -41,7 +52,7 @@ def test_two_pusher_processes_never_push_a_delivery_twice(redis_url, subscribers
         finally:
             for process in pushers:
                 process.send_signal(signal.SIGTERM)
-            errors = [process.communicate(timeout=15)[1].decode() for process in pushers]
+            errors = [stopped(process) for process in pushers]
         for sub in (a, b):
             # By body ("pq1-7"): ids are unique within a queue, and the three queues' puts of one
             # millisecond share theirs.
