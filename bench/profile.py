@@ -38,7 +38,7 @@ SCRIPT_CALLS = ("cmdstat_fcall", "cmdstat_evalsha", "cmdstat_eval")
 NOT_COMMANDS = (*SCRIPT_CALLS, "cmdstat_info", "cmdstat_config|resetstat")
 STAGES = {
     "put_ready": (  # a put's common case (lua/put_ready-3.lua; lua/put-12.lua handles the rest)
-        ("FCALL, its 3 keys and 5 arguments", "local now, now_s = now_from"),
+        ("FCALL, its 3 keys and 4 arguments", "local now, now_s = now_from"),
         ("+ now (ARGV[1]), HGET q, struct.unpack, the checks", "local n = tonumber(ARGV[3])"),
         ("+ default record header", "local records, ids = {}, {}"),
         ("+ id and record of the message", "if n > 0 then"),
@@ -51,7 +51,7 @@ STAGES = {
         ("+ flush (state) = whole", None),
     ),
     "delete_reserved": (  # a delete's common case (lua/delete_reserved-5.lua)
-        ("FCALL, its 5 keys and 4 arguments", "local now, now_s = now_from"),
+        ("FCALL, its 5 keys and 3 arguments", "local now, now_s = now_from"),
         ("+ now (ARGV[1]), open_queue, the checks", "local n, ids, rids"),
         ("+ delete (include: ZSCORE, HGET dlv, ZREM, HDEL)", "flush(Q)"),
         ("+ flush (state) = whole", None),

@@ -10,7 +10,8 @@
   KEYS[4] dlv       hash   id -> delivery state
   KEYS[5] expiry    zset   id -> expire-at ms
   ARGV[1] now_ms ("" = Redis TIME)
-  ARGV[2] n, then 2 values per delete: message id, reservation id (never "")
+  ARGV[2..] 2 values per delete: message id, reservation id (never ""); their count is not
+          sent (#ARGV costs less than an argument)
   Returns: {flags, statuses...}: settle's reply
            statuses: status per delete
            status: 1 deleted, 0 no such message, -1 reservation id not current (no change)
@@ -27,9 +28,9 @@ local Q = open_queue(keys, now, now_s, true)
 if not Q or not Q.exists or now >= Q[DUE] then return FULL end  -- (not Q: an older FerryMQ's queue)
 if has_flag(Q, HAS_ALERTS) then return FULL_LASTING end
 
-local n, ids, rids = tonumber(ARGV[2]), {}, {}
+local n, ids, rids = (#ARGV - 1) / 2, {}, {}
 for i = 1, n do
-  ids[i], rids[i] = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
+  ids[i], rids[i] = ARGV[2 * i], ARGV[1 + 2 * i]
   if rids[i] == "" then return FULL end  -- settle's: it may be ready or delayed (keys not declared here)
 end
 local reply = {0}

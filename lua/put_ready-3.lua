@@ -10,8 +10,9 @@
   KEYS[3]  msg       hash   id -> record
   ARGV[1] now_ms ("" = Redis TIME)
   ARGV[2] pub/sub channel told how many messages became ready
-  ARGV[3] n, then 2 values per message: options, body, as put's (includes/record.lua
-          MESSAGE_OPTIONS: "" = every queue default)
+  ARGV[3..] 2 values per message: options, body, as put's (includes/record.lua
+          MESSAGE_OPTIONS: "" = every queue default). Their count is not sent: an argument
+          costs ~1.2k instructions, more than #ARGV
   Returns: {flags, now, created, queue_id, [backlog: ready, delayed, reserved, bytes, oldest_at],
            ids...}: put's reply (created 0, queue_id "", never a backlog)
            ids: id per message
@@ -34,7 +35,7 @@ if s[DELAY] > 0 or has_flag(s, PUSH_QUEUE) or has_flag(s, HAS_ALERTS) or has_fla
 end
 if now >= s[DUE] or not has_flag(s, TABLES) then return FULL end
 
-local n = tonumber(ARGV[3])
+local n = (#ARGV - 2) / 2
 local id_ms, id_sfx, xtail, due = s[ID_MS], s[ID_SFX], s[XTAIL], s[DUE]
 local ms_s = now > id_ms and now_s or ms_string(id_ms)
 local default_timeout, default_expire_at = s[TIMEOUT], now + s[EXPIRES_IN]
@@ -42,7 +43,7 @@ local default_head = now_s .. "|" .. timeout_text(default_timeout) .. "|" .. ms_
 local records, ids = {}, {}
 local reply = {0, now, 0, "", n > 0 and "" or nil}  -- sized for one id, the usual put
 for i = 1, n do
-  local opts, body = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+  local opts, body = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
   local expire_at, record = default_expire_at, nil
   if opts ~= "" then
     local timeout, delay, expires_in, ctype, ref = string.match(opts, MESSAGE_OPTIONS)

@@ -91,7 +91,7 @@ class Messages(QueueBase):
         reply, missing = None, False
         if mode == "existing" and not backlog and self.ctx.common(self.keys.meta, "put_ready") and not _delays(batch):
             try:
-                reply = yield from self._put_ready(len(batch), messages_args)
+                reply = yield from self._put_ready(messages_args)
             except QueueNotFound:
                 if not create:
                     raise
@@ -103,12 +103,12 @@ class Messages(QueueBase):
         yield from self._after_put(reply)
         return reply
 
-    def _put_ready(self, n: int, messages_args: list[Any]) -> Verb[PutReply | None]:
+    def _put_ready(self, messages_args: list[Any]) -> Verb[PutReply | None]:
         """The common case first (lua/put_ready-3.lua: three keys where put declares twelve, so
         ~14k fewer instructions a call); None where it needs put, having written nothing
         (maintenance due, a default delay, a push queue, alerts...). ``QueueNotFound`` for a
         missing queue."""
-        args = [self.ctx.clock.script_now(), self.keys.notify, n, *messages_args]
+        args = [self.ctx.clock.script_now(), self.keys.notify, *messages_args]
         raw = yield Eval("put_ready", self._ready_keys, args)
         return None if self.ctx.full(self.keys.meta, "put_ready", raw) else PutReply.of(raw, False)
 
@@ -433,7 +433,7 @@ class Messages(QueueBase):
         now = self.ctx.clock.script_now()
         d = [item for item in items if len(item) == 2]
         if len(d) == len(items) and all(rid for _, rid in d) and self.ctx.common(self.keys.meta, "delete_reserved"):
-            raw = yield Eval("delete_reserved", self._delete_keys, [now, len(d), *(v for item in d for v in item)])
+            raw = yield Eval("delete_reserved", self._delete_keys, [now, *(v for item in d for v in item)])
             if not self.ctx.full(self.keys.meta, "delete_reserved", raw):
                 return SettleReply.of(raw)
         args: list[Any] = [now, self.ctx.k, self.keys.notify, len(d), len(items) - len(d)]
