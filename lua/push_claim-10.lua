@@ -53,7 +53,7 @@ for _, member in ipairs(due) do
     redis.call("ZREM", KEYS[PUSH], member)  -- its message is gone
   elseif rec_expire(record) <= now_s then
     drop_push(Q, id)
-    drop(Q, {id})
+    drop_one(Q, id)
     count(Q, "c_expired", 1)
   else
     local _, index = parse_member(member, rec)

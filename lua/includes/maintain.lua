@@ -25,12 +25,12 @@ local function end_delivery(Q, id, deliveries, expire_at, delay)
         to_outbox(Q, "dlq\t" .. dlq .. "\t" .. queue_id(Q) .. ":" .. id .. ":" .. deliveries .. "\n" .. rec)
       end
     end
-    drop(Q, {id})
+    drop_one(Q, id)
     count(Q, "c_dead", 1)
     return "dead"
   end
   if expire_at <= Q.now then
-    drop(Q, {id})
+    drop_one(Q, id)
     count(Q, "c_expired", 1)
     return "expired"
   end
@@ -60,7 +60,7 @@ local function sweep_behind_front(Q, K)
         Q.head_expire = math.min(Q.head_expire, tonumber(expire_s))
         return false
       end
-      drop(Q, {id})
+      drop_one(Q, id)
       count(Q, "c_expired", 1)
       s[GHOSTS] = s[GHOSTS] + 1
     end
@@ -87,7 +87,7 @@ local function sweep_head(Q, K)
         return s[FRONT] > 0 and sweep_behind_front(Q, K)
       end
       redis.call("LPOP", k[READY])
-      drop(Q, {id})
+      drop_one(Q, id)
       count(Q, "c_expired", 1)
     else
       redis.call("LPOP", k[READY])

@@ -191,6 +191,13 @@ local function drop(Q, ids)
   if Q[INDEXED] ~= 0 then redis.call("ZREM", Q.keys[EXPIRY], unpack(ids)) end
 end
 
+-- drop() of one message: no table built to be unpacked (~1k instructions each, callgrind).
+local function drop_one(Q, id)
+  redis.call("HDEL", Q.keys[MSG], id)
+  redis.call("HDEL", Q.keys[DLV], id)
+  if Q[INDEXED] ~= 0 then redis.call("ZREM", Q.keys[EXPIRY], id) end
+end
+
 -- A reference unique to one outbox entry: the target queue remembers it, so moving the entry
 -- twice (a crash between the move and its removal) stores it once. A per-queue sequence keeps
 -- two entries of the same millisecond apart.
