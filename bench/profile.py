@@ -53,7 +53,7 @@ STAGES = {
     "delete_reserved": (  # a delete's common case (lua/delete_reserved-5.lua)
         ("FCALL, its 5 keys and 3 arguments", "local now, now_s = now_from"),
         ("+ now (ARGV[1]), open_queue, the checks", "local n, ids, rids"),
-        ("+ delete (include: ZSCORE, HGET dlv, ZREM, HDEL)", "flush(Q)"),
+        ("+ delete (include: HGET dlv, ZREM, HDEL msg and dlv)", "flush(Q)"),
         ("+ flush (state) = whole", None),
     ),
 }

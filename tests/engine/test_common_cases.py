@@ -119,3 +119,24 @@ def test_deletes_with_a_maintenance_due_run_settle(queue, clock, redis_client):
         == ["delete_reserved", "settle"]
     with pytest.raises(NotReserved):  # its reservation lapsed: it is back in the FIFO
         queue.delete_message(a.id, a.reservation_id)
+
+
+def test_a_single_delete_under_a_released_reservation_changes_nothing(queue, redis_client):
+    """The common case of one delete learns from its ZREM whether the message was reserved: a
+    released one still carries the old reservation id in its delivery state, and stays queued."""
+    [m] = queue.reserve(1)
+    queue.release(m.id, m.reservation_id)
+
+    def delete() -> None:
+        with pytest.raises(NotReserved):
+            queue.delete_message(m.id, m.reservation_id)
+
+    assert scripts_run(redis_client, delete) == ["delete_reserved"]
+    assert queue.get(m.id).status == "ready"
+    assert [again.body for again in queue.reserve(1)] == [b"first"]
+
+
+def test_a_single_delete_of_an_unknown_id_is_not_found(queue, redis_client):
+    with pytest.raises(MessageNotFound):
+        queue.delete_message("1765000000000000000", "some-reservation")
+    assert queue.info().size == 1
