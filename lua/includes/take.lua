@@ -5,6 +5,27 @@
 ]]
 -- @include "maintain"
 
+-- take()'s reserve of what it popped, for one message: single reads and writes and no tables to
+-- unpack (a single-message reserve is the most common call). Appends id, record, deliveries.
+local function reserve_one(Q, reply, id, rec, expire_s, timeout, token, delete)
+  local k = Q.keys
+  local state = redis.call("HGET", k[DLV], id)
+  local deliveries = state and tostring(tonumber(string.match(state, "^(%d+)")) + 1) or "1"
+  if delete then
+    drop_one(Q, id)
+    Q[DELETED_COUNT] = Q[DELETED_COUNT] + 1
+  else
+    local own = timeout ~= "0" and timeout_text(tonumber(timeout)) or string.sub(rec, 15, 23)  -- rec_timeout, inline
+    local at = Q.now + timeout_number(own)
+    if at < Q[DUE] then Q[DUE] = at end  -- due_by, inline
+    redis.call("ZADD", k[RESERVED], ms_string(at), id)
+    redis.call("HSET", k[DLV], id, deliveries .. "|" .. token .. "|" .. own .. "|" .. expire_s)
+  end
+  Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + 1
+  local r = #reply
+  reply[r + 1], reply[r + 2], reply[r + 3] = id, rec, deliveries
+end
+
 -- Pops up to n from the head; ghosts and expired messages met on the way are skipped, and K
 -- more pops are allowed for them (at most n + K in all). Each message taken is reserved until
 -- now + `timeout` (ms as text, "0" = the message's own) with delivery state `token`, or deleted
@@ -30,7 +51,7 @@ local function take(Q, reply, n, K, timeout, token, delete)
     end
     pops = pops + #taken
     if #taken < want then Q.emptied = true end
-    local records = redis.call("HMGET", k[MSG], unpack(taken))
+    local records = #taken == 1 and {redis.call("HGET", k[MSG], taken[1])} or redis.call("HMGET", k[MSG], unpack(taken))
     for i = 1, #taken do
       local rec = records[i]
       local expire_s = rec and string.sub(rec, 25, 37)  -- rec_expire, inline: this loop is the hot path
@@ -55,6 +76,10 @@ local function take(Q, reply, n, K, timeout, token, delete)
     count(Q, "c_expired", #skipped)
   end
   if #ids == 0 then return 0, pops end
+  if #ids == 1 then
+    reserve_one(Q, reply, ids[1], recs[1], exps[1], timeout, token, delete)
+    return 1, pops
+  end
 
   -- Reserve what was taken: deadline and delivery state per message (a batch mostly shares one
   -- timeout: its conversions are cached).
