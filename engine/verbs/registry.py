@@ -112,9 +112,13 @@ class Registry(EngineBase):
         return QueueRef(project, name, queue_id) if current and text(current) == queue_id else None
 
     def due_push_queues(self, limit: int = 100) -> Verb[list[tuple[str, str]]]:
-        """(project, queue) of push queues pushers should look at now, by the engine's clock."""
+        """(project, queue) of push queues pushers should look at now, by the scripts' clock
+        (which wrote the index's scores; this host's until Redis time has been read). Not by
+        this host's: a put's push, indexed at Redis time, waited for the next pass where the
+        host's clock was a millisecond behind."""
+        clock = self.ctx.clock
         members = yield Command(("ZRANGEBYSCORE", push_index_key(self.ctx.prefix), "-inf",
-                                 self.ctx.clock.wall_ms(), "LIMIT", 0, limit))
+                                 clock.script_now() or clock.wall_ms(), "LIMIT", 0, limit))
         return [tuple(text(m).split("\t", 1)) for m in members]  # type: ignore[misc]
 
     def lease(self, name: str, holder: str, ttl: float) -> Verb[bool]:

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from ferrymq.engine import Alert, InvalidArgument, MessageNotFound, NewMessage, PushConfig, QueueNotFound, Subscriber
+from ferrymq.engine import (Alert, Engine, FakeClock, InvalidArgument, MessageNotFound, NewMessage, PushConfig,
+                            QueueNotFound, Subscriber)
 
 A, B = "http://a.example/hook", "http://b.example/hook"
 LEASE = 70.0
@@ -194,6 +195,22 @@ def test_expired_and_deleted_push_messages_leave_nothing_behind(engine, clock):
     assert q.info().size == 0 and q.info().pushing == 0
     with pytest.raises(MessageNotFound):
         q.push_status(gone)
+
+
+class HostBehind(FakeClock):
+    """Scripts run at ``ms``; this host's clock is a second behind Redis's."""
+
+    def wall_ms(self) -> int:
+        return self.ms - 1000
+
+
+def test_a_push_queue_is_due_by_the_scripts_clock_not_the_hosts(redis_client):
+    engine = Engine(redis_client, clock=HostBehind())
+    q = push_queue(engine, "q", A)
+    q.put(["x"])
+    assert [d.body for d in q.claim_pushes(10, LEASE).deliveries] == [b"x"]
+    q.put(["y"])  # listed again by the put, at the scripts' now
+    assert engine.due_push_queues() == [("p", "q")]
 
 
 def test_claims_list_push_queues_where_pushers_look(engine, clock):
