@@ -45,7 +45,7 @@ STAGES = {
         ("+ HSET msg, RPUSH, PUBLISH, HSET q = whole", None),
     ),
     "reserve_ready": (  # a reserve's common case (lua/reserve_ready-6.lua)
-        ("FCALL, its 6 keys and 5 arguments", "local now, now_s = now_from"),
+        ("FCALL, its 6 keys and 3 arguments", "local now, now_s = now_from"),
         ("+ now (ARGV[1]), open_queue, the checks", "local reply = {0, now, -1}"),
         ("+ take (include: LPOP, HGET msg, HGET dlv, ZADD reserved, HSET dlv)", "if taken == 0 then"),
         ("+ flush (state) = whole", None),
