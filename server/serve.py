@@ -126,8 +126,10 @@ def push(settings: Settings) -> None:
         with redis_for(settings) as ready:
             say(f"pushing from the Redis at {redacted(ready.redis_url or '')} "
                 f"({max(1, ready.pushers)} loop(s) of {ready.push_concurrency} pushes)")
-            asyncio.run(push_until_stopped(ready))
-            signal.signal(signal.SIGTERM, signal.default_int_handler)  # the loop's close reset it
+            try:
+                asyncio.run(push_until_stopped(ready))
+            finally:  # the loop's close reset it; the embedded Redis is still to be stopped
+                signal.signal(signal.SIGTERM, signal.default_int_handler)
     except KeyboardInterrupt:
         pass
 
@@ -150,8 +152,7 @@ async def push_until_stopped(settings: Settings) -> None:
     try:
         await stopped.wait()
     finally:
-        for each in pushers:
-            await each.stop()
+        await asyncio.gather(*(each.stop() for each in pushers))  # each gives its pushes a few seconds
         await engine.aclose()
         await client.aclose()
         say(f"stopped after {sum(each.delivered for each in pushers)} successful pushes")
