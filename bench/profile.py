@@ -39,7 +39,7 @@ NOT_COMMANDS = (*SCRIPT_CALLS, "cmdstat_info", "cmdstat_config|resetstat")
 STAGES = {
     "put_ready": (  # a put's common case (lua/put_ready-3.lua; lua/put-12.lua handles the rest)
         ("FCALL, its 3 keys and 4 arguments", "local now, now_s = now_from"),
-        ("+ now (ARGV[1]), HGET q, struct.unpack, the checks", "local n = tonumber(ARGV[3])"),
+        ("+ now (ARGV[1]), HGET q, struct.unpack, the checks", "local n = (#ARGV - 2) / 2"),
         ("+ default record header", "local records, ids = {}, {}"),
         ("+ id and record of the message", "if n > 0 then"),
         ("+ HSET msg, RPUSH, PUBLISH, HSET q = whole", None),
@@ -195,8 +195,6 @@ def stages(callgrind: Callgrind, results: Results) -> None:
     for verb, points in STAGES.items():
         for label, marker in points:
             library = cut_library(verb, marker)
-            if library is None:
-                continue  # the script changed: this stage is gone
             client.function_load(library.code, replace=True)
             name = library.functions[verb]
             commands = []
@@ -208,8 +206,10 @@ def stages(callgrind: Callgrind, results: Results) -> None:
                         {"kinstr": kinstr})
 
 
-def cut_library(verb: str, marker: str | None) -> Library | None:
-    """The function library with ``verb``'s script returning 1 just before ``marker``."""
+def cut_library(verb: str, marker: str | None) -> Library:
+    """The function library with ``verb``'s script returning 1 just before ``marker`` (a
+    marker the script no longer has is an error: a silently missing stage merged its cost into
+    the next row)."""
     root = files("ferrymq.lua")
     includes = {f.name.removesuffix(".lua"): f.read_text("utf-8") for f in root.joinpath("includes").iterdir()
                 if f.name.endswith(".lua")}
@@ -218,7 +218,7 @@ def cut_library(verb: str, marker: str | None) -> Library | None:
     if marker is not None:
         at = scripts[name].rfind(marker)
         if at < 0:
-            return None
+            raise LookupError(f"lua/{name} has no {marker!r}: update STAGES in bench/profile.py")
         scripts[name] = scripts[name][:at] + "do return 1 end\n" + scripts[name][at:]
     return build(scripts, includes)[1]
 
