@@ -43,5 +43,5 @@ if s[DUE] > new_deadline then
   s[DUE] = new_deadline
   redis.call("HSET", KEYS[1], "q", pack_state(s))
 end
-redis.call("HSET", KEYS[4], id, deliveries .. "|" .. ARGV[5] .. "|" .. timeout .. "|" .. expire_at)
+redis.call("HSET", KEYS[4], id, dlv_state(deliveries, ARGV[5], timeout, expire_at))
 return {ARGV[5], new_deadline, tonumber(timeout)}

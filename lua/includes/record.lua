@@ -100,6 +100,16 @@ local function parse_dlv(s)
   return tonumber(c), tok, tonumber(to), tonumber(exp)
 end
 
+-- The delivery state written for a delivery (all four as text): the inverse of dlv_fields.
+local function dlv_state(count, token, timeout, expire)
+  return count .. "|" .. token .. "|" .. timeout .. "|" .. expire
+end
+
+-- The count, as text, of the delivery that follows state `s` ("1" for none).
+local function next_delivery(s)
+  return s and tostring(tonumber(string.match(s, "^(%d+)")) + 1) or "1"
+end
+
 -- The reservation id of a delivery state (nil for none): one capture, no conversions.
 local function dlv_token(s)
   return s and string.match(s, "^%d+|([^|]*)|")
