@@ -78,7 +78,7 @@ local ms_s = now > id_ms and now_s or ms_string(id_ms)
 
 -- The record header of a message with every default, built once per call.
 local default_expire_at = now + default_expires
-local default_head = now_s .. "|" .. timeout_text(default_timeout) .. "|" .. ms_string(default_expire_at) .. "|\n"
+local head = default_head(now_s, default_timeout, default_expire_at)
 
 local records, delayed, indexed, trimmed = {}, nil, nil, false
 -- Built with room for one id, the usual put: growing a table past its size rehashes it (~2k).
@@ -112,7 +112,7 @@ for i = 0, n - 1 do
   local id = ""
   if opts then
     id_ms, id_sfx, ms_s, id = next_id(now, now_s, id_ms, id_sfx, ms_s)
-    records[#records + 1], records[#records + 2] = id, record or default_head .. body
+    records[#records + 1], records[#records + 2] = id, record or head .. body
     -- To the end of the FIFO, or waiting in `delayed` (and in the expiry index); on a push
     -- queue it is delivered to the subscribers instead (from its due time), never pulled.
     if push_queue then

@@ -39,7 +39,7 @@ local n = (#ARGV - 2) / 2
 local id_ms, id_sfx, xtail, due = s[ID_MS], s[ID_SFX], s[XTAIL], s[DUE]
 local ms_s = now > id_ms and now_s or ms_string(id_ms)
 local default_timeout, default_expire_at = s[TIMEOUT], now + s[EXPIRES_IN]
-local default_head = now_s .. "|" .. timeout_text(default_timeout) .. "|" .. ms_string(default_expire_at) .. "|\n"
+local head = default_head(now_s, default_timeout, default_expire_at)
 local records, ids = {}, {}
 local reply = {0, now, 0, "", n > 0 and "" or nil}  -- sized for one id, the usual put
 for i = 1, n do
@@ -57,7 +57,7 @@ for i = 1, n do
   if expire_at < due then due = expire_at end
   local id
   id_ms, id_sfx, ms_s, id = next_id(now, now_s, id_ms, id_sfx, ms_s)
-  records[2 * i - 1], records[2 * i] = id, record or default_head .. body
+  records[2 * i - 1], records[2 * i] = id, record or head .. body
   ids[i], reply[4 + i] = id, id
 end
 

@@ -69,6 +69,12 @@ local function new_record(now_s, timeout, expire_at, ctype, body)
   return now_s .. "|" .. timeout_text(timeout) .. "|" .. ms_string(expire_at) .. "|" .. ctype .. "\n" .. body
 end
 
+-- The header of a record with no content type, which the puts build once a call for the
+-- messages that take every default (the record is this .. body).
+local function default_head(now_s, timeout, expire_at)
+  return new_record(now_s, timeout, expire_at, "", "")
+end
+
 -- Ids: 13-digit ms + 6-digit counter, fixed width so string order = put order. Never tonumber()
 -- an id: Lua numbers are doubles and 19 digits do not fit. The id after the last one (its ms and
 -- counter, and the ms as text), for a message put at `now`: returns the new id's three, and the id.
