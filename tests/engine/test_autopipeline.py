@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from ferrymq.engine import AsyncEngine, Unavailable
+from ferrymq.engine import autopipeline
 from ferrymq.engine.autopipeline import ALONE_WORDS, AutoPipeline
 
 
@@ -80,9 +81,10 @@ async def test_a_redis_that_stops_answering_fails_every_call_as_unavailable_in_t
         server.close()
 
 
-async def test_a_slow_release_of_the_connection_neither_fails_the_call_nor_loses_the_connection(redis_url):
+async def test_a_slow_release_of_the_connection_neither_fails_the_call_nor_loses_the_connection(redis_url, monkeypatch):
     # The timer bounds the round trip only: returning the connection to the pool may wait for
     # the pool's lock, and cancelled there the connection would stay taken for ever.
+    monkeypatch.setattr(autopipeline, "KEPT_CONNECTIONS", 0)  # every round trip gives it back
     pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=4)
     client = aioredis.Redis(connection_pool=pool)
     pipeline = AutoPipeline(client, timeout=0.2)
@@ -101,3 +103,34 @@ async def test_a_slow_release_of_the_connection_neither_fails_the_call_nor_loses
     finally:
         await client.aclose()
         await pool.disconnect()  # a pool given to the client is not closed by it
+
+
+async def test_a_connection_is_kept_between_round_trips_and_given_back_on_close(redis_url):
+    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=4)
+    client = aioredis.Redis(connection_pool=pool)
+    pipeline = AutoPipeline(client)
+    try:
+        first = await pipeline.call(("CLIENT", "ID"))
+        assert await pipeline.call(("CLIENT", "ID"), alone=True) == first  # the same connection
+        assert len(pool._in_use_connections) == 1  # kept by the pipeline, not in the pool
+        await pipeline.aclose()
+        assert len(pool._in_use_connections) == 0
+    finally:
+        await client.aclose()
+        await pool.disconnect()
+
+
+async def test_a_kept_connection_that_redis_closed_is_not_used_again(redis_url):
+    # Redis may close an idle connection (its `timeout`, CLIENT KILL, a restart): the next round
+    # trip goes on a connection of the pool instead, and succeeds.
+    client = aioredis.Redis.from_url(redis_url)
+    pipeline = AutoPipeline(client)
+    try:
+        killed = await pipeline.call(("CLIENT", "ID"))
+        assert await client.client_kill_filter(_id=killed) == 1
+        await asyncio.sleep(0.05)  # for the loop to read the close (loopback: well under a ms)
+        replies = await asyncio.gather(pipeline.call(("CLIENT", "ID")), pipeline.call(("PING",)))
+        assert replies[0] != killed and replies[1] is True
+    finally:
+        await pipeline.aclose()
+        await client.aclose()
