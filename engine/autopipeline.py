@@ -49,7 +49,8 @@ ALONE_MESSAGES = 25
 its words (``Eval.messages``: a reserve of 100 is 21 words and ~250 µs of Redis)."""
 KEPT_CONNECTIONS = 4
 """Pool connections kept between round trips, at most: as many as a worker's round trips
-usually overlap (a turn's flush, a big command or two), the rest go back to the pool."""
+usually overlap (a turn's flush, a big command or two), the rest go back to the pool. Never
+more than a quarter of a bounded pool."""
 
 
 class AutoPipeline:
@@ -67,6 +68,11 @@ class AutoPipeline:
         self._queued: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()
         self._kept: list[Any] = []
+        self._closed = False
+        # At most a quarter of a bounded pool is kept, so that its other users (redis-py
+        # pipelines, the notifier's connection) are never starved by idle kept connections.
+        pool_size = getattr(getattr(client, "connection_pool", None), "max_connections", None) or KEPT_CONNECTIONS * 4
+        self._keep_at_most = min(KEPT_CONNECTIONS, pool_size // 4)
 
     async def call(self, command: tuple[Any, ...], *, alone: bool = False) -> Any:
         """``command``'s reply, as ``send``'s future gives it; a big command (``alone``: the
@@ -127,12 +133,13 @@ class AutoPipeline:
 
     async def _on_connection(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         pool = self._client.connection_pool
-        connection = None
+        connection = await self._kept_connection()
         try:
-            # The timer stops before the release: cancelled in the pool's lock, the connection
+            # The timer stops before any release: cancelled in the pool's lock, the connection
             # would stay taken for ever.
             async with asyncio.timeout(self._timeout):
-                connection = await self._kept_connection() or await pool.get_connection()
+                if connection is None:
+                    connection = await pool.get_connection()
                 if pack_command is None:
                     packed = connection.pack_commands(commands)
                 else:
@@ -142,23 +149,24 @@ class AutoPipeline:
         except BaseException:
             if connection is not None:
                 await connection.disconnect(nowait=True)  # replies may be left unread on it
-                await pool.release(connection)
+                await _release(pool, connection)
             raise
-        if len(self._kept) < KEPT_CONNECTIONS:
+        if not self._closed and len(self._kept) < self._keep_at_most:
             self._kept.append(connection)
         else:
-            await pool.release(connection)
+            await _release(pool, connection)
         return replies
 
     async def _kept_connection(self) -> Any:
-        """A connection this pipeline kept from an earlier round trip, all its replies read, if
-        it is still open: no trip through the pool (its lock, its timer and its check that
+        """A connection this pipeline kept from an earlier round trip, if nothing happened to it
+        since (``_reusable``): no trip through the pool (its lock, its timer and its check that
         nothing is left to read, which cost ~1/3 of a round trip's client time)."""
         while self._kept:
             connection = self._kept.pop()
-            if connection.is_connected and not connection._reader.at_eof():
+            if _reusable(connection):
                 return connection
-            await self._client.connection_pool.release(connection)  # closed: the pool reconnects it
+            await connection.disconnect(nowait=True)
+            await _release(self._client.connection_pool, connection)  # the pool connects it again
         return None
 
     async def _read(self, connection: Any, name: str) -> Any:
@@ -183,9 +191,27 @@ class AutoPipeline:
         """Wait for what is being sent (shutdown), and give the kept connections back."""
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
+        self._closed = True  # a round trip still running gives its connection back
         kept, self._kept = self._kept, []
         for connection in kept:
-            await self._client.connection_pool.release(connection)
+            await _release(self._client.connection_pool, connection)
+
+
+def _reusable(connection: Any) -> bool:
+    """Whether a kept connection is as its last round trip left it: open, not closed by Redis
+    (EOF) nor reset (its transport closing), nothing unread on it (Redis sends nothing unasked).
+    The pool's own check reads the socket for this; these are the stream's flags, set by the loop.
+    A connection that fails it is dropped, and the pool connects it again."""
+    reader, writer = connection._reader, connection._writer
+    return (reader is not None and writer is not None and not reader.at_eof()
+            and not writer.transport.is_closing()  # a reset closes the transport, with no EOF
+            and not getattr(reader, "_buffer", None))  # (fakeredis's reader keeps none)
+
+
+async def _release(pool: Any, connection: Any) -> None:
+    """``connection`` back to ``pool``, even if the caller is cancelled while the pool's lock
+    makes it wait: one not given back is lost to the pool for good."""
+    await asyncio.shield(pool.release(connection))
 
 
 def _words(command: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -4,6 +4,8 @@ once, a small one with its turn; either way an error reply is the caller's value
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import time
 
 import redis.asyncio as aioredis
@@ -134,3 +136,97 @@ async def test_a_kept_connection_that_redis_closed_is_not_used_again(redis_url):
     finally:
         await pipeline.aclose()
         await client.aclose()
+
+
+async def test_a_kept_connection_that_was_reset_is_not_used_again(redis_url):
+    # A reset (a load balancer dropping an idle connection, a keepalive timeout) leaves no EOF,
+    # only an error on the stream: the next round trip still goes on a sound connection.
+    host, port = redis_url.removeprefix("redis://").split("/")[0].split(":")
+    facing: list[asyncio.StreamWriter] = []
+    upstream: list[asyncio.StreamWriter] = []
+
+    async def relay(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        facing.append(client_writer)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        upstream.append(writer)
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(1 << 16):
+                sink.write(data)
+        await asyncio.gather(pump(client_reader, writer), pump(reader, client_writer), return_exceptions=True)
+
+    proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
+    client = aioredis.Redis(port=proxy.sockets[0].getsockname()[1])
+    pipeline = AutoPipeline(client, timeout=2)
+    try:
+        assert await pipeline.call(("PING",)) is True
+        for writer in facing:  # RST, not FIN
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+        await asyncio.sleep(0.05)  # for the loop to see the reset
+        assert await pipeline.call(("PING",)) is True
+    finally:
+        await pipeline.aclose()
+        await client.aclose()
+        proxy.close()
+        for writer in facing + upstream:
+            writer.close()
+        await asyncio.gather(*(w.wait_closed() for w in facing + upstream), return_exceptions=True)
+        await proxy.wait_closed()
+
+
+async def test_a_closed_kept_connection_goes_back_to_the_pool_even_when_its_caller_is_cancelled(redis_url):
+    # Giving a dead kept connection back may wait for the pool's lock: if the caller
+    # was cancelled there (or a timer struck), the pool would lose the connection for good.
+    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=8, timeout=1)
+    client = aioredis.Redis(connection_pool=pool)
+    pipeline = AutoPipeline(client, timeout=0.2)
+    try:
+        killed = await pipeline.call(("CLIENT", "ID"))
+        await client.client_kill_filter(_id=killed)
+        await asyncio.sleep(0.05)  # for the loop to read the close
+
+        async def hold_the_pool() -> None:
+            async with pool._condition:
+                await asyncio.sleep(0.4)
+
+        holder = asyncio.ensure_future(hold_the_pool())
+        await asyncio.sleep(0)
+        call = asyncio.ensure_future(pipeline.call(("PING",), alone=True))  # in this task: cancellable
+        await asyncio.sleep(0.1)
+        call.cancel()
+        await asyncio.gather(call, holder, return_exceptions=True)
+        await pipeline.aclose()
+        assert len(pool._in_use_connections) == 0
+    finally:
+        await client.aclose()
+        await pool.disconnect()
+
+
+async def test_a_small_pool_keeps_at_most_a_quarter_of_its_connections(redis_url):
+    for size, kept in ((4, 1), (3, 0)):
+        pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=size)
+        client = aioredis.Redis(connection_pool=pool)
+        pipeline = AutoPipeline(client)
+        try:
+            await asyncio.gather(*(pipeline.call(("PING",), alone=True) for _ in range(size)))
+            assert len(pool._in_use_connections) == kept
+        finally:
+            await pipeline.aclose()
+            await client.aclose()
+            await pool.disconnect()
+
+
+async def test_a_round_trip_that_ends_after_close_gives_its_connection_back(redis_url):
+    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=8)
+    client = aioredis.Redis(connection_pool=pool)
+    pipeline = AutoPipeline(client)
+    try:
+        slow = asyncio.ensure_future(pipeline.call(("BLPOP", "autopipeline-closing", 0.2), alone=True))
+        await asyncio.sleep(0.05)
+        await pipeline.aclose()
+        assert await slow is None
+        assert len(pool._in_use_connections) == 0
+    finally:
+        await client.aclose()
+        await pool.disconnect()
