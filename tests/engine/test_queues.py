@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ferrymq.engine import AlreadyExists, InvalidArgument, NewMessage, QueueNotFound
+from ferrymq.engine import AlreadyExists, Engine, InvalidArgument, NewMessage, QueueNotFound
 
 
 def test_create_reports_defaults_and_a_32_hex_id(engine):
@@ -80,6 +80,17 @@ def test_bad_settings_are_rejected_before_anything_is_written(engine, setting, v
 def test_bad_queue_names_are_rejected(engine, name):
     with pytest.raises(InvalidArgument):
         engine.queue("p", name)
+    with pytest.raises(InvalidArgument):  # and again: a refused name is never held
+        engine.queue("p", name)
+
+
+def test_a_queue_object_is_built_once_and_stays_usable(redis_client):
+    engine = Engine(redis_client, prefix="held-queues")
+    q = engine.queue("p", "held")
+    assert engine.queue("p", "held") is q and engine.queue("p", "other") is not q
+    q.put(["x"])
+    assert [m.body for m in engine.queue("p", "held").reserve()] == [b"x"]
+    q.delete()
 
 
 def test_names_with_brace_slash_and_percent_are_distinct_queues(engine):
