@@ -128,3 +128,19 @@ def test_a_path_with_a_newline_is_routed_as_starlette_routes_it(http):
     posted = http.post(MESSAGES + "%0A", json={"messages": [{"body": "stray"}]}, headers=IRON)
     assert posted.status_code == 404 and posted.json() == {"msg": "Not found"}
     assert http.get(MESSAGES, params={"n": 1}, headers=IRON).json() == {"messages": []}
+
+
+async def test_remembered_matches_give_each_request_its_own_path_parameters(monkeypatch):
+    # The lane remembers a path's match; each request still gets its own parameters (changing
+    # them is not seen by the next), and a path too long to remember is matched every time.
+    monkeypatch.setattr("ferrymq.http.lane.CACHED_PATH_CHARS", 8)
+
+    async def echo(request):
+        name = request.path_params["name"]
+        request.path_params["name"] = "changed"
+        return PlainTextResponse(name)
+
+    app = app_of(Route("/e/{name}", hot(echo)))
+    async with client_of(app) as client:
+        answers = [(await client.get(path)).text for path in ["/e/a", "/e/b", "/e/a", "/e/" + "l" * 20, "/e/a"]]
+    assert answers == ["a", "b", "a", "l" * 20, "a"]
