@@ -42,29 +42,6 @@ def verb(generator: Callable[Concatenate[Any, P], Gen[R]]) -> Method[P, R]:
     return method  # type: ignore[return-value]
 
 
-Q = TypeVar("Q")
-
-
-class QueueObjects(dict[tuple[str, str], Q]):
-    """An engine's queue objects by (project, name), each built once while at most ``size`` are
-    held (then all are let go): a queue object is immutable, and building one (the name checks,
-    the key lists) was ~3 us of every HTTP request."""
-
-    def __init__(self, build: Callable[[str, str], Q], size: int = 4096) -> None:
-        super().__init__()
-        self._build, self._size = build, size
-
-    def of(self, project: str, name: str) -> Q:
-        if type(project) is not str or type(name) is not str:  # refused by the build, never held
-            return self._build(project, name)
-        found = self.get((project, name))
-        if found is None:
-            if len(self) >= self._size:
-                self.clear()
-            found = self[project, name] = self._build(project, name)
-        return found
-
-
 class QueueMethods:
     """One queue's verbs (see ``verbs.QueueVerbs`` for what each does), run by its engine."""
 

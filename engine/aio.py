@@ -11,8 +11,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ._facade import (
-    AsyncFacade, EngineMethods, QueueMethods, QueueObjects, check_client, drive_async, is_cluster, is_transient,
-    translate,
+    AsyncFacade, EngineMethods, QueueMethods, check_client, drive_async, is_cluster, is_transient, translate,
 )
 from .autopipeline import ALONE_MESSAGES, AutoPipeline
 from .clock import Clock, RedisClock
@@ -70,10 +69,9 @@ class AsyncEngine(AsyncFacade, EngineMethods):
         self.limits = limits
         self.quotas = quotas
         self._verbs = EngineVerbs(Context(prefix, self.clock, limits, defaults, quotas))
-        self._queues = QueueObjects(lambda project, name: AsyncQueue(self, self._verbs.queue(project, name)))
 
     def queue(self, project: str, name: str) -> AsyncQueue:
-        return self._queues.of(project, name)
+        return AsyncQueue(self, self._verbs.queue(project, name))
 
     async def load_scripts(self) -> None:
         """Load the scripts now (startup) rather than on first use, so a broken one stops the

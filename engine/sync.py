@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import redis
 from redis.exceptions import RedisError
 
-from ._facade import EngineMethods, QueueMethods, QueueObjects, check_client, drive, is_cluster, is_transient, translate
+from ._facade import EngineMethods, QueueMethods, check_client, drive, is_cluster, is_transient, translate
 from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Evals, Step, Wait
 from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
@@ -51,10 +51,9 @@ class Engine(EngineMethods):
         self.limits = limits
         self.quotas = quotas
         self._verbs = EngineVerbs(Context(prefix, self.clock, limits, defaults, quotas))
-        self._queues = QueueObjects(lambda project, name: Queue(self, self._verbs.queue(project, name)))
 
     def queue(self, project: str, name: str) -> Queue:
-        return self._queues.of(project, name)
+        return Queue(self, self._verbs.queue(project, name))
 
     def load_scripts(self) -> None:
         """Load the scripts now (startup) rather than on first use, so a broken one stops the
