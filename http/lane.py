@@ -115,7 +115,7 @@ class FastLane:
         self.app, self.limit = app, limit
         # By method and number of slashes: a request looks at the one or two routes of its shape.
         self.shapes: dict[tuple[str, int], list[LaneRoute]] = {}
-        self._matched: dict[tuple[str, str, str], tuple[LaneRoute, Any, dict[str, Any]] | None] = {}
+        self._matched: dict[tuple[str, str, str], tuple[LaneRoute, Any, dict[str, Any]]] = {}
         for lane in lane_routes(routes):
             for method in lane.whole.methods or ():
                 self.shapes.setdefault((method, lane.template.count("/")), []).append(lane)
@@ -128,20 +128,22 @@ class FastLane:
             found = self.lane_of(scope)
             if found is not None:
                 lane, endpoint, path_params = found
-                scope["route"], scope["endpoint"], scope["path_params"] = lane.route, endpoint, dict(path_params)
+                scope["route"], scope["endpoint"] = lane.route, endpoint
+                scope["path_params"] = {**scope.get("path_params", {}), **path_params}  # as Route.matches
                 await self.answer(lane, scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
     def lane_of(self, scope: Scope) -> tuple[LaneRoute, Any, dict[str, Any]] | None:
-        """The lane route a request's method and path match, with what its match adds to the scope
-        (None: none does). Remembered for short paths: clients send the same few again and again,
-        and Starlette's match is ~2 us a route tried."""
+        """The lane route a request's method and path match, its endpoint and the parameters the
+        path gives (None: none matches). A match is remembered for a short path: clients send
+        the same few again and again, and Starlette's match is ~2 us a route tried. Only
+        matches: a miss is any path or method a client makes up."""
         key = (scope["method"], scope.get("root_path", ""), scope["path"])
-        found = self._matched.get(key, False)
-        if found is False:
+        found = self._matched.get(key)
+        if found is None:
             found = self._match(scope)
-            if len(key[2]) <= CACHED_PATH_CHARS:
+            if found is not None and len(key[2]) <= CACHED_PATH_CHARS:
                 if len(self._matched) >= CACHED_PATHS:
                     self._matched.clear()
                 self._matched[key] = found
@@ -152,7 +154,8 @@ class FastLane:
         for lane in self.shapes.get((scope["method"], slashes), ()):
             match, child_scope = lane.whole.matches(scope)
             if match is Match.FULL:
-                return lane, child_scope["endpoint"], child_scope["path_params"]
+                own = {name: child_scope["path_params"][name] for name in lane.whole.param_convertors}
+                return lane, child_scope["endpoint"], own
         return None
 
     async def answer(self, lane: LaneRoute, scope: Scope, receive: Receive, send: Send) -> None:

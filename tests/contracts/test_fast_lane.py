@@ -144,3 +144,20 @@ async def test_remembered_matches_give_each_request_its_own_path_parameters(monk
     async with client_of(app) as client:
         answers = [(await client.get(path)).text for path in ["/e/a", "/e/b", "/e/a", "/e/" + "l" * 20, "/e/a"]]
     assert answers == ["a", "b", "a", "l" * 20, "a"]
+
+
+async def test_remembered_matches_keep_the_parameters_an_outer_router_set():
+    # Mounted under a router that sets parameters of its own (a Host("{tenant}.example") route),
+    # each request keeps its own, as Starlette's match merges them.
+    async def whose(request):
+        return PlainTextResponse(f"{request.path_params['tenant']}:{request.path_params['name']}")
+
+    lane_app = app_of(Route("/e/{name}", hot(whose)))
+
+    async def outer(scope, receive, send):
+        tenant = dict(scope["headers"]).get(b"x-tenant", b"").decode()
+        await lane_app({**scope, "path_params": {"tenant": tenant}}, receive, send)
+
+    async with client_of(outer) as client:
+        answers = [(await client.get("/e/q", headers={"X-Tenant": t})).text for t in ("a", "b", "a")]
+    assert answers == ["a:q", "b:q", "a:q"]

@@ -84,10 +84,12 @@ def test_bad_queue_names_are_rejected(engine, name):
         engine.queue("p", name)
 
 
-def test_a_queue_object_is_built_once_and_stays_usable(redis_client):
+def test_a_queues_verbs_are_built_once_and_stay_usable(redis_client):
     engine = Engine(redis_client, prefix="held-queues")
     q = engine.queue("p", "held")
-    assert engine.queue("p", "held") is q and engine.queue("p", "other") is not q
+    assert engine.queue("p", "held")._verbs is q._verbs and engine.queue("p", "other")._verbs is not q._verbs
+    long = "x" * 200  # a name any client may choose in a path: not held
+    assert engine.queue("p", long)._verbs is not engine.queue("p", long)._verbs
     q.put(["x"])
     assert [m.body for m in engine.queue("p", "held").reserve()] == [b"x"]
     q.delete()
