@@ -184,17 +184,19 @@ end
 
 -- Removes messages for good (records, delivery states, expiry entries). Callers remove the ids
 -- from ready/delayed/reserved themselves (or count them as ghosts).
-local function drop(Q, ids)
+-- `undelivered`: the caller read their delivery states and there are none, so none to delete.
+local function drop(Q, ids, undelivered)
   if #ids == 0 then return end
   redis.call("HDEL", Q.keys[MSG], unpack(ids))
-  redis.call("HDEL", Q.keys[DLV], unpack(ids))
+  if not undelivered then redis.call("HDEL", Q.keys[DLV], unpack(ids)) end
   if Q[INDEXED] ~= 0 then redis.call("ZREM", Q.keys[EXPIRY], unpack(ids)) end
 end
 
 -- drop() of one message: no table built to be unpacked (~1k instructions each, callgrind).
-local function drop_one(Q, id)
+-- `undelivered`: the caller read its delivery state and there is none, so none to delete.
+local function drop_one(Q, id, undelivered)
   redis.call("HDEL", Q.keys[MSG], id)
-  redis.call("HDEL", Q.keys[DLV], id)
+  if not undelivered then redis.call("HDEL", Q.keys[DLV], id) end
   if Q[INDEXED] ~= 0 then redis.call("ZREM", Q.keys[EXPIRY], id) end
 end
 

@@ -9,9 +9,10 @@
 -- unpack (a single-message reserve is the most common call). Appends id, record, deliveries.
 local function reserve_one(Q, reply, id, rec, expire_s, timeout, token, delete)
   local k = Q.keys
-  local deliveries = next_delivery(redis.call("HGET", k[DLV], id))
+  local state = redis.call("HGET", k[DLV], id)
+  local deliveries = next_delivery(state)
   if delete then
-    drop_one(Q, id)
+    drop_one(Q, id, not state)  -- a first delivery has no state to delete: one call fewer
     Q[DELETED_COUNT] = Q[DELETED_COUNT] + 1
   else
     local own = timeout ~= "0" and timeout_text(tonumber(timeout)) or string.sub(rec, 15, 23)  -- rec_timeout, inline
@@ -85,11 +86,14 @@ local function take(Q, reply, n, K, timeout, token, delete)
   local override = timeout ~= "0" and timeout_text(tonumber(timeout)) or nil
   local states = redis.call("HMGET", k[DLV], unpack(ids))
   local zargs, hargs, deadlines = {}, {}, {}
-  local r = #reply
+  local r, delivered = #reply, false
   for i = 1, #ids do
     local id, rec = ids[i], recs[i]
     local deliveries = "1"  -- next_delivery and dlv_state, inline: a call each per message cost ~0.6k a message
-    if states[i] then deliveries = tostring(tonumber(string.match(states[i], "^(%d+)")) + 1) end
+    if states[i] then
+      deliveries = tostring(tonumber(string.match(states[i], "^(%d+)")) + 1)
+      delivered = true
+    end
     local own = override or string.sub(rec, 15, 23)  -- rec_timeout, inline
     local deadline = deadlines[own]
     if not deadline then
@@ -104,7 +108,7 @@ local function take(Q, reply, n, K, timeout, token, delete)
     r = r + 3
   end
   if delete then
-    drop(Q, ids)
+    drop(Q, ids, not delivered)  -- first deliveries have no states to delete: one call fewer
     Q[DELETED_COUNT] = Q[DELETED_COUNT] + #ids
   else
     redis.call("ZADD", k[RESERVED], unpack(zargs))

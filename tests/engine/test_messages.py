@@ -559,6 +559,19 @@ def test_expired_data_is_removed_from_redis(real_engine, keys_holding_messages, 
     assert keys_holding_messages("p", "q") == ["meta"]
 
 
+@pytest.mark.parametrize("n", [1, 3])
+def test_messages_taken_with_delete_leave_nothing_in_redis_delivered_before_or_not(real_engine, keys_holding_messages, n):
+    # A first delivery has no delivery state (the take skips deleting one); a message released
+    # back to the queue has one, which the take with delete must remove with the message.
+    q = real_engine.queue("p", "q")
+    q.put([f"m{i}" for i in range(2 * n)])
+    for message in q.reserve(n):  # the first n delivered once, then back in the queue
+        q.release(message.id, message.reservation_id)
+    taken = q.reserve(2 * n, delete=True) if n > 1 else [*q.reserve(1, delete=True), *q.reserve(1, delete=True)]
+    assert sorted(m.reserved_count for m in taken) == [1] * n + [2] * n
+    assert keys_holding_messages("p", "q") == ["meta"]
+
+
 # -- dead-lettering -----------------------------------------------------------------------------
 
 
