@@ -31,6 +31,7 @@ pipeline routes the commands to their nodes.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
@@ -47,10 +48,11 @@ of 100 messages) dwarfs what sharing a round trip saves."""
 ALONE_MESSAGES = 25
 """The same for a script call that may take or change this many messages or more, however few
 its words (``Eval.messages``: a reserve of 100 is 21 words and ~250 µs of Redis)."""
-KEPT_CONNECTIONS = 4
-"""Pool connections kept between round trips, at most: as many as a worker's round trips
-usually overlap (a turn's flush, a big command or two), the rest go back to the pool. Never
-more than a quarter of a bounded pool."""
+KEPT_CONNECTIONS = 16
+"""Pool connections kept between round trips, at most: as many as a worker's round trips may
+overlap (a turn's flush; a big command per request in flight, such as 16 clients' puts of 100),
+the rest go back to the pool. Never more than a quarter of a bounded pool (the server's default
+of 64 keeps 16)."""
 
 
 class AutoPipeline:
@@ -103,9 +105,13 @@ class AutoPipeline:
         queued = [(command, future) for command, future in self._queued if not future.done()]
         self._queued = []
         if queued:
-            task = asyncio.get_running_loop().create_task(self._send(queued))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            self._in_background(self._send(queued))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """``work`` in a task of its own, which ``aclose`` waits for."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def _send(self, queued: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         try:
@@ -153,8 +159,8 @@ class AutoPipeline:
             raise
         if not self._closed and len(self._kept) < self._keep_at_most:
             self._kept.append(connection)
-        else:
-            await _release(pool, connection)
+        else:  # the replies need not wait for the pool's lock: back to the pool meanwhile
+            self._in_background(pool.release(connection))
         return replies
 
     async def _kept_connection(self) -> Any:
