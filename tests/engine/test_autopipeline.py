@@ -4,9 +4,11 @@ once, a small one with its turn; either way an error reply is the caller's value
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 import time
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -14,6 +16,21 @@ from redis.exceptions import ResponseError
 from ferrymq.engine import AsyncEngine, Unavailable
 from ferrymq.engine import autopipeline
 from ferrymq.engine.autopipeline import ALONE_WORDS, AutoPipeline
+
+
+@contextlib.asynccontextmanager
+async def pipeline_on_pool(redis_url: str, size: int = 8, pipeline_timeout: float | None = None, **pool_options: Any):
+    """An AutoPipeline over a blocking pool of ``size`` connections (whose in-use set the tests
+    read), everything closed after."""
+    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=size, **pool_options)
+    client = aioredis.Redis(connection_pool=pool)
+    pipeline = AutoPipeline(client, timeout=pipeline_timeout)
+    try:
+        yield pipeline, client, pool
+    finally:
+        await pipeline.aclose()
+        await client.aclose()
+        await pool.disconnect()  # a pool given to the client is not closed by it
 
 
 async def test_big_and_small_puts_of_one_turn_all_land(aengine):
@@ -87,55 +104,38 @@ async def test_a_slow_release_of_the_connection_neither_fails_the_call_nor_loses
     # The timer bounds the round trip only: returning the connection to the pool may wait for
     # the pool's lock, and cancelled there the connection would stay taken for ever.
     monkeypatch.setattr(autopipeline, "KEPT_CONNECTIONS", 0)  # every round trip gives it back
-    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=4)
-    client = aioredis.Redis(connection_pool=pool)
-    pipeline = AutoPipeline(client, timeout=0.2)
-    release = pool.release
+    async with pipeline_on_pool(redis_url, 4, pipeline_timeout=0.2) as (pipeline, _, pool):
+        release = pool.release
 
-    async def slow_release(connection):
-        await asyncio.sleep(0.3)
-        await release(connection)
+        async def slow_release(connection):
+            await asyncio.sleep(0.3)
+            await release(connection)
 
-    pool.release = slow_release
-    try:
+        pool.release = slow_release
         assert await pipeline.call(("PING",)) is True
         assert await pipeline.call(("PING",), alone=True) is True
         await pipeline.aclose()
         assert len(pool._in_use_connections) == 0
-    finally:
-        await client.aclose()
-        await pool.disconnect()  # a pool given to the client is not closed by it
 
 
 async def test_a_connection_is_kept_between_round_trips_and_given_back_on_close(redis_url):
-    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=4)
-    client = aioredis.Redis(connection_pool=pool)
-    pipeline = AutoPipeline(client)
-    try:
+    async with pipeline_on_pool(redis_url, 4) as (pipeline, _, pool):
         first = await pipeline.call(("CLIENT", "ID"))
         assert await pipeline.call(("CLIENT", "ID"), alone=True) == first  # the same connection
         assert len(pool._in_use_connections) == 1  # kept by the pipeline, not in the pool
         await pipeline.aclose()
         assert len(pool._in_use_connections) == 0
-    finally:
-        await client.aclose()
-        await pool.disconnect()
 
 
 async def test_a_kept_connection_that_redis_closed_is_not_used_again(redis_url):
     # Redis may close an idle connection (its `timeout`, CLIENT KILL, a restart): the next round
     # trip goes on a connection of the pool instead, and succeeds.
-    client = aioredis.Redis.from_url(redis_url)
-    pipeline = AutoPipeline(client)
-    try:
+    async with pipeline_on_pool(redis_url) as (pipeline, client, _):
         killed = await pipeline.call(("CLIENT", "ID"))
         assert await client.client_kill_filter(_id=killed) == 1
         await asyncio.sleep(0.05)  # for the loop to read the close (loopback: well under a ms)
         replies = await asyncio.gather(pipeline.call(("CLIENT", "ID")), pipeline.call(("PING",)))
         assert replies[0] != killed and replies[1] is True
-    finally:
-        await pipeline.aclose()
-        await client.aclose()
 
 
 async def test_a_kept_connection_that_was_reset_is_not_used_again(redis_url):
@@ -178,10 +178,7 @@ async def test_a_kept_connection_that_was_reset_is_not_used_again(redis_url):
 async def test_a_closed_kept_connection_goes_back_to_the_pool_even_when_its_caller_is_cancelled(redis_url):
     # Giving a dead kept connection back may wait for the pool's lock: if the caller
     # was cancelled there (or a timer struck), the pool would lose the connection for good.
-    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=8, timeout=1)
-    client = aioredis.Redis(connection_pool=pool)
-    pipeline = AutoPipeline(client, timeout=0.2)
-    try:
+    async with pipeline_on_pool(redis_url, pipeline_timeout=0.2, timeout=1) as (pipeline, client, pool):
         killed = await pipeline.call(("CLIENT", "ID"))
         await client.client_kill_filter(_id=killed)
         await asyncio.sleep(0.05)  # for the loop to read the close
@@ -198,35 +195,19 @@ async def test_a_closed_kept_connection_goes_back_to_the_pool_even_when_its_call
         await asyncio.gather(call, holder, return_exceptions=True)
         await pipeline.aclose()
         assert len(pool._in_use_connections) == 0
-    finally:
-        await client.aclose()
-        await pool.disconnect()
 
 
 async def test_a_small_pool_keeps_at_most_a_quarter_of_its_connections(redis_url):
     for size, kept in ((4, 1), (3, 0)):
-        pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=size)
-        client = aioredis.Redis(connection_pool=pool)
-        pipeline = AutoPipeline(client)
-        try:
+        async with pipeline_on_pool(redis_url, size) as (pipeline, _, pool):
             await asyncio.gather(*(pipeline.call(("PING",), alone=True) for _ in range(size)))
             assert len(pool._in_use_connections) == kept
-        finally:
-            await pipeline.aclose()
-            await client.aclose()
-            await pool.disconnect()
 
 
 async def test_a_round_trip_that_ends_after_close_gives_its_connection_back(redis_url):
-    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=8)
-    client = aioredis.Redis(connection_pool=pool)
-    pipeline = AutoPipeline(client)
-    try:
+    async with pipeline_on_pool(redis_url) as (pipeline, _, pool):
         slow = asyncio.ensure_future(pipeline.call(("BLPOP", "autopipeline-closing", 0.2), alone=True))
         await asyncio.sleep(0.05)
         await pipeline.aclose()
         assert await slow is None
         assert len(pool._in_use_connections) == 0
-    finally:
-        await client.aclose()
-        await pool.disconnect()
