@@ -22,6 +22,18 @@ from .limits import Limits, QueueDefaults
 from .models import Alert, Message, NewMessage, PushConfig, QueueSettings, Subscriber, reserved_message
 
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def remember_bounded(cache: dict[K, V], key: K, value: V, size: int) -> V:
+    """``cache[key] = value``, the cache emptied first when a new key would make it hold more
+    than ``size``: a memo whose keys clients choose (queue names, paths, tokens) costs a
+    recomputation per forgotten entry, never unbounded memory."""
+    if key not in cache and len(cache) >= size:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 # -- steps ------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from ferrymq.engine.core import remember_bounded
 from ferrymq.engine.keys import chosen_tokens_key, token_salt_key, tokens_key
 
 from .errors import Problem
@@ -206,9 +207,7 @@ class Verdicts:
         return found[1]
 
     def remember(self, token: str, project: str | None) -> None:
-        if len(self._known) >= self.size:
-            self._known.clear()
-        self._known[token] = (self.clock() + self.ttl, project)
+        remember_bounded(self._known, token, (self.clock() + self.ttl, project), self.size)
 
 
 UNKNOWN = object()

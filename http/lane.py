@@ -35,6 +35,7 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ferrymq.engine import EngineError
+from ferrymq.engine.core import remember_bounded
 
 from . import errors, metrics
 from ._common import declares_over
@@ -144,9 +145,7 @@ class FastLane:
         if found is None:
             found = self._match(scope)
             if found is not None and len(key[2]) <= CACHED_PATH_CHARS:
-                if len(self._matched) >= CACHED_PATHS:
-                    self._matched.clear()
-                self._matched[key] = found
+                remember_bounded(self._matched, key, found, CACHED_PATHS)
         return found
 
     def _match(self, scope: Scope) -> tuple[LaneRoute, Any, dict[str, Any]] | None:

@@ -66,10 +66,7 @@ class Context:
         layout = Layout(self, verbs, project, name, partitions, tags, time.monotonic() + LAYOUT_TTL)
         if old is not None:
             layout.turn, layout.put_turn = old.turn, old.put_turn
-        elif len(self.layouts) >= 10_000:  # bounded: forget them all, each is one HGET away
-            self.layouts.clear()
-        self.layouts[(project, name)] = layout
-        return layout
+        return core.remember_bounded(self.layouts, (project, name), layout, 10_000)  # each is one HGET away
 
     def forget(self, project: str, name: str) -> None:
         self.layouts.pop((project, name), None)
@@ -84,10 +81,8 @@ class Context:
         remembers that for the queue for UNCOMMON_TTL when the reason lasts."""
         if reply[0] != FULL:
             return False
-        if reply[1]:
-            if len(self._uncommon) >= 10_000:  # bounded: forget them all, each costs one more call
-                self._uncommon.clear()
-            self._uncommon[(meta, script)] = time.monotonic() + UNCOMMON_TTL
+        if reply[1]:  # each forgotten costs one more call
+            core.remember_bounded(self._uncommon, (meta, script), time.monotonic() + UNCOMMON_TTL, 10_000)
         return True
 
     def creation_json(self, settings: Settings | None) -> bytes:
@@ -204,9 +199,8 @@ class EngineBase:
             return self.queue_verbs(self.ctx, project, name)
         found = self._queues.get((project, name))
         if found is None:
-            if len(self._queues) >= HELD_QUEUES:
-                self._queues.clear()
-            found = self._queues[project, name] = self.queue_verbs(self.ctx, project, name)
+            found = core.remember_bounded(self._queues, (project, name), self.queue_verbs(self.ctx, project, name),
+                                          HELD_QUEUES)
         return found
 
     if TYPE_CHECKING:  # as in QueueBase: the other mixins' methods

@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from ferrymq.engine import QueueNotFound
 from ferrymq.engine.aio import AsyncQueue
+from ferrymq.engine.core import remember_bounded
 
 from .. import errors
 from .._common import JSON, auth, bearer, client_address, engine, integer, read_json
@@ -98,9 +99,7 @@ class QueueNames:
         return self._names.get((project, queue_id))
 
     def remember(self, project: str, queue_id: str, name: str) -> None:
-        if len(self._names) >= self.size:
-            self._names.clear()
-        self._names[project, queue_id] = name
+        remember_bounded(self._names, (project, queue_id), name, self.size)
 
 
 def queue_names(request: Request) -> QueueNames:

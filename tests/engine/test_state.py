@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from importlib.resources import files
 
-from ferrymq.engine.core import STATE_FIELDS, state_fields
+from ferrymq.engine.core import STATE_FIELDS, remember_bounded, state_fields
 
 SLOTS = re.compile(r"^local ([A-Z_, ]+) = ([\d, ]+)$", re.MULTILINE)
 
@@ -48,3 +48,12 @@ def test_a_queue_of_an_earlier_version_is_moved_into_q_when_first_opened(real_en
     assert new_id == f"{now:013d}000005"  # the id counter carried over: ids never repeat
     assert [m.body for m in q.reserve(5)] == [b"kept", b"new"]
     assert state_fields(redis_client.hget(meta, "q"))["c_reserved"] == "4"
+
+
+def test_a_bounded_memo_forgets_everything_rather_than_grow_past_its_size():
+    memo: dict[str, int] = {}
+    for i in range(3):
+        remember_bounded(memo, f"k{i}", i, 3)
+    assert remember_bounded(memo, "k1", 10, 3) == 10 and memo == {"k0": 0, "k1": 10, "k2": 2}  # not new: kept
+    remember_bounded(memo, "k3", 3, 3)
+    assert memo == {"k3": 3}
