@@ -34,7 +34,7 @@ for i = 1, n do
   if rids[i] == "" then return FULL end  -- settle's: it may be ready or delayed (keys not declared here)
 end
 local reply = {0}
-if n == 1 then delete_current(Q, ids[1], rids[1], reply) else delete_held(Q, ids, rids, reply) end
+if n == 1 then delete_current(Q, ids[1], rids[1], reply) else delete_current_many(Q, ids, rids, reply) end
 flush(Q)
 reply[1] = flags(Q)
 return reply

@@ -82,7 +82,8 @@ local function take(Q, reply, n, K, timeout, token, delete)
   end
 
   -- Reserve what was taken: deadline and delivery state per message (a batch mostly shares one
-  -- timeout: its conversions are cached).
+  -- timeout: its conversions are cached). A take that deletes builds neither (~4k instructions a
+  -- message of a GET of 100 with delete, callgrind).
   local override = timeout ~= "0" and timeout_text(tonumber(timeout)) or nil
   local states = redis.call("HMGET", k[DLV], unpack(ids))
   local zargs, hargs, deadlines = {}, {}, {}
@@ -94,16 +95,18 @@ local function take(Q, reply, n, K, timeout, token, delete)
       deliveries = tostring(tonumber(string.match(states[i], "^(%d+)")) + 1)
       delivered = true
     end
-    local own = override or string.sub(rec, 15, 23)  -- rec_timeout, inline
-    local deadline = deadlines[own]
-    if not deadline then
-      local at = now + timeout_number(own)
-      deadline = ms_string(at)
-      deadlines[own] = deadline
-      if at < Q[DUE] and not delete then Q[DUE] = at end  -- due_by, inline
+    if not delete then
+      local own = override or string.sub(rec, 15, 23)  -- rec_timeout, inline
+      local deadline = deadlines[own]
+      if not deadline then
+        local at = now + timeout_number(own)
+        deadline = ms_string(at)
+        deadlines[own] = deadline
+        if at < Q[DUE] then Q[DUE] = at end  -- due_by, inline
+      end
+      zargs[2 * i - 1], zargs[2 * i] = deadline, id
+      hargs[2 * i - 1], hargs[2 * i] = id, deliveries .. "|" .. token .. "|" .. own .. "|" .. exps[i]
     end
-    zargs[2 * i - 1], zargs[2 * i] = deadline, id
-    hargs[2 * i - 1], hargs[2 * i] = id, deliveries .. "|" .. token .. "|" .. own .. "|" .. exps[i]
     reply[r + 1], reply[r + 2], reply[r + 3] = id, rec, deliveries
     r = r + 3
   end

@@ -140,3 +140,21 @@ def test_a_single_delete_of_an_unknown_id_is_not_found(queue, redis_client):
     with pytest.raises(MessageNotFound):
         queue.delete_message("1765000000000000000", "some-reservation")
     assert queue.info().size == 1
+
+
+def test_a_batch_delete_decides_each_id_on_the_common_case(queue, real_engine, redis_client):
+    """The common case of a batch: the token and a ZREM per id decide it, the ids that fail get
+    their status from HEXISTS, a repeated id is deleted once; nothing else is touched."""
+    queue.put(["a", "b", "c"])
+    first, a, b, c = queue.reserve(4)
+    queue.release(b.id, b.reservation_id)  # still carries its old reservation id: not reserved
+    items = [(first.id, first.reservation_id), (a.id, "another-reservation"), (b.id, b.reservation_id),
+             ("1765000000000000000", "some-reservation"), (first.id, first.reservation_id),
+             (c.id, c.reservation_id)]
+    settled: list[Any] = []
+    assert scripts_run(redis_client, lambda: settled.append(queue.settle(deletes=items))) == ["delete_reserved"]
+    assert settled[0].deleted == ["ok", "not_reserved", "not_reserved", "not_found", "not_found", "ok"]
+    assert queue.get(a.id).status == "reserved"
+    assert queue.get(b.id).status == "ready"
+    [stats] = real_engine.stats("common")
+    assert (stats.counters["deleted"], stats.reserved, stats.ready) == (2, 1, 1)
