@@ -7,11 +7,14 @@
 
 -- take()'s reserve of what it popped, for one message: single reads and writes and no tables to
 -- unpack (a single-message reserve is the most common call). Appends id, record, deliveries.
+-- A reserve writes the state of a first delivery with HSETNX, which answers whether there was
+-- one: the HGET that would have told is made only for a redelivery (~4k instructions, callgrind).
 local function reserve_one(Q, reply, id, rec, expire_s, timeout, token, delete)
   local k = Q.keys
-  local state = redis.call("HGET", k[DLV], id)
-  local deliveries = next_delivery(state)
+  local deliveries = "1"
   if delete then
+    local state = redis.call("HGET", k[DLV], id)
+    deliveries = next_delivery(state)
     drop_one(Q, id, not state)  -- a first delivery has no state to delete: one call fewer
     Q[DELETED_COUNT] = Q[DELETED_COUNT] + 1
   else
@@ -19,7 +22,10 @@ local function reserve_one(Q, reply, id, rec, expire_s, timeout, token, delete)
     local at = Q.now + timeout_number(own)
     if at < Q[DUE] then Q[DUE] = at end  -- due_by, inline
     redis.call("ZADD", k[RESERVED], ms_string(at), id)
-    redis.call("HSET", k[DLV], id, dlv_state(deliveries, token, own, expire_s))
+    if redis.call("HSETNX", k[DLV], id, dlv_state(deliveries, token, own, expire_s)) == 0 then
+      deliveries = next_delivery(redis.call("HGET", k[DLV], id))
+      redis.call("HSET", k[DLV], id, dlv_state(deliveries, token, own, expire_s))
+    end
   end
   Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + 1
   local r = #reply
