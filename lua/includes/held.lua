@@ -92,27 +92,27 @@ end
 
 -- delete_current for a batch (ids[i] under reservation rids[i], none ""), in a queue with no
 -- maintenance due: a member of `reserved` is then under a current reservation (above), so the
--- token and a ZREM's answer decide each id, as in delete_current, and delete_held's classification
--- (ready, delayed) is left to the ids that fail. One ZREM per id costs less than reading the
--- deadlines first: a ZMSCORE answers each score as text, ~5k instructions a message of a delete
--- of 100, against ~3k for a ZREM call; delete_held's bookkeeping cost ~8k more (callgrind).
--- Appends a status per id to `reply`.
+-- token and a ZREM's answer decide each id, as in delete_current, with a status per id appended to
+-- `reply` as delete_held gives it (a repeated id: 0, whatever its first occurrence got). One ZREM
+-- per id costs less than reading the deadlines first: a ZMSCORE answers each score as text, ~5k
+-- instructions a message of a delete of 100, against ~3k for a ZREM call; delete_held's
+-- bookkeeping cost ~8k more (callgrind).
 local function delete_current_many(Q, ids, rids, reply)
   local k = Q.keys
   local states = redis.call("HMGET", k[DLV], unpack(ids))
-  local gone, r = {}, #reply
+  local gone, seen, r = {}, {}, #reply
   for i = 1, #ids do
     local id, state, status = ids[i], states[i], 0
-    if state and string.match(state, "^%d+|([^|]*)|") == rids[i]  -- dlv_token, inline
+    if seen[id] then
+      status = 0
+    elseif state and string.match(state, "^%d+|([^|]*)|") == rids[i]  -- dlv_token, inline
         and redis.call("ZREM", k[RESERVED], id) == 1 then
       gone[#gone + 1] = id
       status = 1
     elseif redis.call("HEXISTS", k[MSG], id) == 1 then
       status = -1
-      for _, done in ipairs(gone) do  -- a repeated id: its first occurrence deleted it
-        if done == id then status = 0 end
-      end
     end
+    seen[id] = true
     reply[r + i] = status
   end
   drop(Q, gone)

@@ -158,3 +158,21 @@ def test_a_batch_delete_decides_each_id_on_the_common_case(queue, real_engine, r
     assert queue.get(b.id).status == "ready"
     [stats] = real_engine.stats("common")
     assert (stats.counters["deleted"], stats.reserved, stats.ready) == (2, 1, 1)
+
+
+@pytest.mark.parametrize("path", [["delete_reserved"], ["delete_reserved", "settle"]], ids=["common", "full"])
+def test_a_repeated_id_in_a_batch_gets_what_its_first_occurrence_decided(queue, clock, redis_client, path):
+    """Whichever script decides a batch, a repeated id answers not_found and changes nothing, even
+    when its first occurrence failed and the repeat holds the reservation."""
+    queue.put(["a"])
+    [first, a] = queue.reserve(2, timeout=5)
+    if len(path) == 2:
+        queue.put(["lapsing"])
+        queue.reserve(1, timeout=1)
+        clock.advance(2)  # maintenance is due: the common case answers FULL
+    items = [(first.id, "another-reservation"), (first.id, first.reservation_id),
+             (a.id, a.reservation_id), (a.id, "another-reservation")]
+    settled: list[Any] = []
+    assert scripts_run(redis_client, lambda: settled.append(queue.settle(deletes=items))) == path
+    assert settled[0].deleted == ["not_reserved", "not_found", "ok", "not_found"]
+    assert queue.get(first.id).status == "reserved"
