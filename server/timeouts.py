@@ -14,7 +14,8 @@ server, or its file descriptors, are all taken. So the HTTP protocol classes are
 Both are total times, not idle times: a byte every second does not keep a connection. They work
 the same with either parser (httptools, h11): the wrapper looks only at what both protocols share
 (``cycle``, its ``more_body`` and ``response_started``). The classes are module-level so uvicorn
-can hand them (inside its Config) to worker processes.
+can hand them (inside its Config) to worker processes. They also hand uvicorn their connection's
+transport behind ``TurnWrites`` (server/writes.py): one send per response, not two.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from .writes import TurnWrites
 
 _MESSAGE = b"The request did not arrive in time"
 REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
@@ -53,7 +56,7 @@ class SlowClientGuard:
         self._body_timeout = getattr(config, "body_timeout", None)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)  # type: ignore[misc]
+        super().connection_made(TurnWrites(transport, self.loop))  # type: ignore[misc]
         self._arm(self._header_timeout)
 
     def data_received(self, data: bytes) -> None:
