@@ -34,7 +34,14 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ConnectionError, RedisError, ResponseError
+
+from redis.asyncio.connection import AbstractConnection
+
+try:
+    from redis._parsers.hiredis import _AsyncHiredisParser
+except ImportError:  # pragma: no cover - another redis-py layout: replies through the connection
+    _AsyncHiredisParser = None
 
 try:
     from hiredis import pack_command
@@ -42,6 +49,7 @@ except ImportError:  # pragma: no cover - hiredis is a dependency; redis-py pack
     pack_command = None
 
 
+_UNKNOWN = object()
 ALONE_WORDS = 64
 """A command of more words goes alone and at once (``call``): its Redis time (~280 µs for a put
 of 100 messages) dwarfs what sharing a round trip saves."""
@@ -70,6 +78,9 @@ class AutoPipeline:
         self._queued: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()
         self._kept: list[Any] = []
+        # The client's response callback of each command name sent (None: none), looked up once:
+        # its case-insensitive lookup cost ~2% of a script call's client time.
+        self._callbacks: dict[str, Any] = {}
         self._closed = False
         # At most a quarter of a bounded pool is kept, so that its other users (redis-py
         # pipelines, the notifier's connection) are never starved by idle kept connections.
@@ -151,7 +162,7 @@ class AutoPipeline:
                 else:
                     packed = [b"".join([pack_command(_words(command)) for command in commands])]
                 await connection.send_packed_command(packed, check_health=False)
-                replies = [await self._read(connection, command[0]) for command in commands]
+                replies = await self._replies(connection, commands)
         except BaseException:
             if connection is not None:
                 await connection.disconnect(nowait=True)  # replies may be left unread on it
@@ -174,6 +185,30 @@ class AutoPipeline:
             await connection.disconnect(nowait=True)
             await _release(self._client.connection_pool, connection)  # the pool connects it again
         return None
+
+    async def _replies(self, connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """The replies to ``commands``, just sent on ``connection``: an error reply as its value.
+        With redis-py's hiredis parser they are read from the parser itself (redis-py's own
+        attribute): the connection's read_response formats an error message for each reply
+        before reading it, and raises an error reply that is then caught here. Side by side,
+        single-message lifecycle at 16 in flight: +5% msgs/s (put +12%)."""
+        parser = _hiredis_parser(connection)
+        if parser is None:
+            return [await self._read(connection, command[0]) for command in commands]
+        replies = []
+        try:
+            for command in commands:
+                reply = await parser.read_response()
+                if not isinstance(reply, ResponseError):
+                    callback = self._callbacks.get(command[0], _UNKNOWN)
+                    if callback is _UNKNOWN:
+                        callback = self._callbacks[command[0]] = self._client.response_callbacks.get(command[0])
+                    if callback is not None:
+                        reply = callback(reply)
+                replies.append(reply)
+        except OSError as exc:  # as the connection's read_response says it
+            raise ConnectionError(f"Error while reading from Redis: {exc.args}") from exc
+        return replies
 
     async def _read(self, connection: Any, name: str) -> Any:
         try:
@@ -212,6 +247,16 @@ def _reusable(connection: Any) -> bool:
     return (reader is not None and writer is not None and not reader.at_eof()
             and not writer.transport.is_closing()  # a reset closes the transport, with no EOF
             and not getattr(reader, "_buffer", None))  # (fakeredis's reader keeps none)
+
+
+def _hiredis_parser(connection: Any) -> Any:
+    """The hiredis parser a connection of redis-py's reads its replies with, or None: another
+    parser, or a connection that reads them its own way (fakeredis's)."""
+    parser = getattr(connection, "_parser", None)
+    if (_AsyncHiredisParser is None or not isinstance(parser, _AsyncHiredisParser)
+            or type(connection).read_response is not AbstractConnection.read_response):
+        return None
+    return parser
 
 
 async def _release(pool: Any, connection: Any) -> None:
