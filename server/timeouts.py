@@ -59,6 +59,12 @@ class SlowClientGuard:
         super().connection_made(TurnWrites(transport, self.loop))  # type: ignore[misc]
         self._arm(self._header_timeout)
 
+    def eof_received(self) -> bool | None:
+        # The client is done sending (a half-close: HTTP/1.0 clients, ``nc -N``): the transport
+        # closes once this returns, so the answer held for the end of this turn goes out now.
+        self.transport.flush()  # type: ignore[attr-defined]
+        return super().eof_received()  # type: ignore[misc]
+
     def data_received(self, data: bytes) -> None:
         cycle = self.cycle
         super().data_received(data)  # type: ignore[misc]
