@@ -1,6 +1,7 @@
 """The limits FerryMQ is held to, from the same process and client library:
 
-- bare ``EVALSHA`` of a script returning 1: the cost of one script round trip;
+- bare ``EVALSHA`` of a script returning 1: the cost of one script round trip (one at a time on
+  the connection the sync engine keeps, engine/direct.py, as the engine's own calls go);
 - a raw Redis list (LPUSH, RPOP; pipelined at the batch size): a queue with no reliability at all;
 - a minimal ZSET + HASH Lua queue (ready by seq, reserved by deadline, bodies in a hash; no
   expiry, counts, reservation ids or dead letters): what one script per state change costs at
@@ -12,6 +13,8 @@ from __future__ import annotations
 import asyncio
 
 import redis.asyncio as aioredis
+
+from ferrymq.engine.direct import DirectCalls
 
 from .cases import Case, Steps
 from .ferry import in_flight
@@ -48,12 +51,12 @@ return n"""
 
 
 def evalsha(server: RedisServer, n: int) -> Steps:
-    one = server.client.register_script(RETURN_ONE)
-    one()  # loaded: every timed call is one EVALSHA round trip
+    sha, direct = server.client.script_load(RETURN_ONE), DirectCalls(server.client)
+    command = ("EVALSHA", sha, 0)
 
     def calls() -> None:
         for _ in range(n):
-            one()
+            direct.execute(command)
 
     return {"call": server.timed(n, calls)}
 

@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from ._facade import EngineMethods, QueueMethods, check_client, drive, is_cluster, is_transient, translate
 from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Evals, Step, Wait
+from .direct import DirectCalls
 from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
 from .replication import ReplicaAcks, acknowledged, write_and_wait
 from .scripts import Call, Scripts
@@ -45,6 +46,9 @@ class Engine(EngineMethods):
         check_client(client)
         self.client = client
         self.scripts = Scripts(functions=not is_cluster(client))
+        self._direct = DirectCalls(client) if DirectCalls.usable(client) and not is_cluster(client) else None
+        """Commands on a connection kept from the client's pool (see ``direct.py``); None: through
+        the client."""
         self._acks = ReplicaAcks.from_settings(min_replicas_ack, min_replicas_ack_timeout, client)
         """None unless writes wait for replicas (see ``replication.py``)."""
         self.clock = clock or RedisClock()
@@ -54,6 +58,12 @@ class Engine(EngineMethods):
 
     def queue(self, project: str, name: str) -> Queue:
         return Queue(self, self._verbs.queue(project, name))
+
+    def close(self) -> None:
+        """Gives back to the client's pool the connection the engine keeps (``direct.py``). The
+        engine stays usable: its next call takes one again."""
+        if self._direct is not None:
+            self._direct.close()
 
     def load_scripts(self) -> None:
         """Load the scripts now (startup) rather than on first use, so a broken one stops the
@@ -104,7 +114,7 @@ class Engine(EngineMethods):
         if isinstance(step, Eval):
             return self._call(self.scripts.call(step.verb, step.keys, step.args))
         if isinstance(step, Command):
-            return self.client.execute_command(*step.args)
+            return self._command(step.args)
         if isinstance(step, Batch):
             return self._pipelined(step.commands)
         if isinstance(step, Evals):
@@ -135,11 +145,16 @@ class Engine(EngineMethods):
     def _reply(self, command: tuple[Any, ...]) -> Any:
         """``command``'s reply; an error reply as the exception instance (not raised)."""
         try:
-            return self.client.execute_command(*command)
+            return self._command(command)
         except RedisError as exc:
             if is_transient(exc) and command[0] != "FUNCTION LOAD":
                 raise
             return exc
+
+    def _command(self, command: tuple[Any, ...]) -> Any:
+        if self._direct is not None:
+            return self._direct.execute(command)
+        return self.client.execute_command(*command)
 
     def _pipelined(self, commands: Iterable[tuple[Any, ...]], raise_on_error: bool = True) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)

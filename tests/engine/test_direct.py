@@ -1,0 +1,81 @@
+"""The sync engine's commands on a connection kept from the client's pool (engine/direct.py): a
+connection Redis closed between calls is replaced, with or without retries; threads calling at
+once each get their own replies; a small pool keeps no connection aside, and ``close`` gives the
+kept one back."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ferrymq.engine import Engine
+
+
+@pytest.mark.parametrize("retries", [0, 3])
+def test_a_connection_redis_closed_between_calls_is_replaced(redis_url, clock, retries):
+    client = redis.Redis.from_url(redis_url, retry=Retry(NoBackoff(), retries), client_name="direct-test")
+    client.flushall()
+    q = Engine(client, clock=clock).queue("p", "q")
+    q.put(["before"])
+    killer = redis.Redis.from_url(redis_url)
+    for connection in killer.client_list():  # the engine's kept one among them
+        if connection["name"] == "direct-test":
+            killer.client_kill_filter(_id=connection["id"])
+    q.put(["after"])
+    assert [m.body for m in q.reserve(10)] == [b"before", b"after"]
+    client.close(), killer.close()
+
+
+def test_threads_calling_at_once_each_get_their_own_replies(redis_url, clock):
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()
+    engine = Engine(client, clock=clock)
+    mismatches: list[tuple[str, list[bytes]]] = []
+
+    def work(t: int) -> None:
+        q = engine.queue("p", f"q{t}")
+        for i in range(100):
+            body = f"{t}-{i}"
+            q.put([body])
+            got = [m.body for m in q.reserve(1)]
+            if got != [body.encode()]:
+                mismatches.append((body, got))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert mismatches == []
+    client.close()
+
+
+def test_a_small_pool_keeps_no_connection_aside(redis_url, clock):
+    pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=2, timeout=0.5)
+    client = redis.Redis(connection_pool=pool)
+    q = Engine(client, clock=clock).queue("p", "q")
+    q.put(["a"])
+    both = [pool.get_connection(), pool.get_connection()]  # the engine holds neither
+    assert len(both) == 2
+    for connection in both:
+        pool.release(connection)
+    pool.disconnect()
+
+
+def test_close_gives_the_kept_connection_back(redis_url, clock):
+    pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=8, timeout=0.2)
+    engine = Engine(redis.Redis(connection_pool=pool), clock=clock)
+    engine.queue("p", "q").put(["a"])
+    others = [pool.get_connection() for _ in range(7)]
+    with pytest.raises(redis.ConnectionError):  # the eighth is the engine's
+        pool.get_connection()
+    engine.close()
+    others.append(pool.get_connection())
+    for connection in others:
+        pool.release(connection)
+    assert engine.queue("p", "q").reserve(1)[0].body == b"a"  # usable after: it takes one again
+    pool.disconnect()
