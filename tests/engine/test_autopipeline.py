@@ -10,8 +10,10 @@ import struct
 import time
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ferrymq.engine import AsyncEngine, Unavailable
 from ferrymq.engine import autopipeline
@@ -211,3 +213,16 @@ async def test_a_round_trip_that_ends_after_close_gives_its_connection_back(redi
         await pipeline.aclose()
         assert await slow is None
         assert len(pool._in_use_connections) == 0
+
+
+async def test_a_clients_socket_timeout_bounds_the_wait_when_the_pipeline_sets_none(redis_url):
+    client = aioredis.Redis.from_url(redis_url, socket_timeout=0.2)
+    pipeline = AutoPipeline(client)  # no timeout of its own
+    try:
+        started = time.monotonic()
+        with pytest.raises(RedisTimeoutError):
+            await pipeline.call(("BLPOP", "autopipeline:nothing", 2))
+        assert time.monotonic() - started < 1.5
+    finally:
+        await pipeline.aclose()
+        await client.aclose()
