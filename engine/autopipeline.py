@@ -10,6 +10,13 @@ its own, and sets each future from its reply; the next turn's commands can go on
 connection meanwhile. Cancelling a verb cancels only its future: a command not yet sent is
 dropped, one already sent runs (as with any command whose reply nobody waits for).
 
+A turn's commands go in groups of ``SEND_EVERY``, each sent as soon as it is full. Sixteen calls
+in flight otherwise moved as one group: their replies came back together, the worker handled all
+sixteen and sent all sixteen, and only then did Redis start on them, so the two took turns
+(single-message put at 16 in flight: the worker 58% busy, Redis 33%). In groups of 8 each side
+works while the other does: put 33k -> 51k calls/s, reserve 24k -> 39k, delete 30k -> 45k, the
+worker's CPU per call unchanged (groups of 4 cost it a third more per call; of 12, the gain halves).
+
 A big command (more than ``ALONE_WORDS`` words: a put of dozens of messages; or a script call
 of ``ALONE_MESSAGES`` messages or more, such as a reserve of 100) is not held for
 the turn: ``call`` sends it at once, alone, on a connection of its own. Redis answers a
@@ -51,6 +58,10 @@ except ImportError:  # pragma: no cover - hiredis is a dependency; redis-py pack
 
 
 _UNKNOWN = object()
+SEND_EVERY = 8
+"""A turn's commands go out in groups of this many, as they come, not all at its end: Redis
+works on the first group while the worker still handles the rest of the turn (see the module
+docstring)."""
 ALONE_WORDS = 64
 """A command of more words goes alone and at once (``call``): its Redis time (~280 µs for a put
 of 100 messages) dwarfs what sharing a round trip saves."""
@@ -111,6 +122,8 @@ class AutoPipeline:
         if not self._queued:
             loop.call_soon(self._flush)
         self._queued.append((command, future))
+        if len(self._queued) >= SEND_EVERY:
+            self._flush()
         return future
 
     def _flush(self) -> None:
