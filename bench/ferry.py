@@ -12,6 +12,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+try:
+    import uvloop
+except ImportError:  # where it can't install: the server runs on asyncio's loop there too
+    uvloop = None
+
 from ferrymq.engine._facade import translate
 from ferrymq.engine import DEFAULTS, LIMITS, AsyncEngine, Engine, Message, RedisClock
 from ferrymq.engine.core import Command, Eval
@@ -72,8 +77,9 @@ def fill(server: RedisServer, project: str, name: str, n: int) -> None:
     asyncio.run(main())
 
 
-def singles(server: RedisServer, n: int, calls: int) -> Steps:
-    """put 1, reserve 1, delete 1 with ``calls`` in flight."""
+def singles(server: RedisServer, n: int, calls: int, loop: str = "asyncio") -> Steps:
+    """put 1, reserve 1, delete 1 with ``calls`` in flight, on asyncio's own loop or on uvloop
+    (the server's loop: ``ferrymq serve`` runs on it where it is installed)."""
 
     async def main() -> Steps:
         client, engine = async_engine(server)
@@ -96,7 +102,7 @@ def singles(server: RedisServer, n: int, calls: int) -> Steps:
             await engine.aclose()
             await client.aclose()
 
-    return asyncio.run(main())
+    return uvloop.run(main()) if loop == "uvloop" else asyncio.run(main())
 
 
 def bulk_then_consume(server: RedisServer, n: int, calls: int) -> Steps:
@@ -188,6 +194,9 @@ def cases() -> list[Case]:
     ]
     found.append(Case("ferrymq/c16", SECTION, "ferrymq engine", "1 msg/call, 16 in flight (asyncio)",
                       lambda s, n: singles(s, n, 16), probe=500))
+    if uvloop is not None:
+        found.append(Case("ferrymq/c16uv", SECTION, "ferrymq engine", "1 msg/call, 16 in flight (asyncio on uvloop)",
+                          lambda s, n: singles(s, n, 16, "uvloop"), probe=500))
     found.append(Case("ferrymq/p16", SECTION, "ferrymq engine", "1 msg/call, 16 pipelined",
                       lambda s, n: pipelined(s, n, 16), multiple=16, probe=992))
     return found
