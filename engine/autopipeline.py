@@ -10,7 +10,9 @@ its own, and sets each future from its reply; the next turn's commands can go on
 connection meanwhile. Cancelling a verb cancels only its future: a command not yet sent is
 dropped, one already sent runs (as with any command whose reply nobody waits for).
 
-A turn's commands go in groups of ``SEND_EVERY``, each sent as soon as it is full. Sixteen calls
+A turn's commands go in groups of ``SEND_EVERY``, each sent as soon as it is full, while fewer
+round trips are under way than connections are kept (a burst of hundreds of calls in one turn
+goes as before, in one round trip, rather than taking a connection per group). Sixteen calls
 in flight otherwise moved as one group: their replies came back together, the worker handled all
 sixteen and sent all sixteen, and only then did Redis start on them, so the two took turns
 (single-message put at 16 in flight: the worker 58% busy, Redis 33%). In groups of 8 each side
@@ -122,8 +124,8 @@ class AutoPipeline:
         if not self._queued:
             loop.call_soon(self._flush)
         self._queued.append((command, future))
-        if len(self._queued) >= SEND_EVERY:
-            self._flush()
+        if len(self._queued) >= SEND_EVERY and len(self._sending) < self._keep_at_most:
+            self._flush()  # not in a burst: as many round trips at once as connections are kept
         return future
 
     def _flush(self) -> None:

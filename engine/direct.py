@@ -12,21 +12,34 @@ behind each other. Before each use the connection is checked as the pool checks 
 Redis, or something left to read: it is connected again); a failure during a call is retried as
 the client's retry policy says, as ``execute_command`` retries it, and a connection that failed
 mid-reply is dropped before anything else uses it. After a fork the child forgets the parent's
-connection (the pool starts afresh there). A pool too small to spare a connection for good
-(``max_connections`` under ``KEEP_FROM_POOL_SIZE``) is used as the client uses it.
+connection (the pool starts afresh there); an engine dropped without ``close`` gives it back as
+it is collected.
+
+The client is used as it uses itself wherever a connection must go back to the pool for redis-py
+to act on it, or the check before use is not the pool's: a pool too small to spare one for good
+(``max_connections`` under ``KEEP_FROM_POOL_SIZE``), Sentinel's (a failover only moves the idle
+connections), a client-side cache, maintenance notifications, a credential provider (re-auth
+happens on release), and redis-py before 6 (another retry rule, another pool API). Commands on the
+kept connection are not in redis-py's own OpenTelemetry metrics.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import weakref
 from typing import Any
 
+import redis
 from redis.exceptions import ConnectionError, ResponseError
+from redis.sentinel import SentinelConnectionPool
 
 KEEP_FROM_POOL_SIZE = 8
 """A pool of fewer connections than this keeps none aside: its other users (pipelines, other
 threads) would wait for it."""
+_REDIS_PY = int(redis.__version__.split(".")[0])
+_RECONNECTS = hasattr(redis.Connection, "should_reconnect")
+"""Whether connections can be marked for reconnection (maintenance notifications, redis-py 7)."""
 
 
 class DirectCalls:
@@ -36,23 +49,33 @@ class DirectCalls:
     def __init__(self, client: Any) -> None:
         self._client = client
         self._pool = client.connection_pool
-        self._keeps = (self._pool.max_connections or KEEP_FROM_POOL_SIZE) >= KEEP_FROM_POOL_SIZE
         self._lock = threading.Lock()
         self._kept: Any = None
+        self._give_back: weakref.finalize | None = None
         self._pid = os.getpid()
 
     @staticmethod
     def usable(client: Any) -> bool:
-        """Whether ``client`` is one this applies to: a pool of plain connections to one Redis."""
-        return getattr(client, "connection", None) is None and hasattr(client, "connection_pool")
+        """Whether ``client`` is one whose connection may be kept (see the module docstring)."""
+        pool = getattr(client, "connection_pool", None)
+        if _REDIS_PY < 6 or getattr(client, "connection", None) is not None or pool is None:
+            return False
+        maintained = getattr(pool, "maint_notifications_enabled", lambda: False)()
+        return ((pool.max_connections or KEEP_FROM_POOL_SIZE) >= KEEP_FROM_POOL_SIZE
+                and not isinstance(pool, SentinelConnectionPool) and getattr(pool, "cache", None) is None
+                and not maintained and pool.connection_kwargs.get("credential_provider") is None)
 
     def execute(self, command: tuple[Any, ...]) -> Any:
-        if not self._keeps or not self._lock.acquire(blocking=False):
+        if self._pid != os.getpid():
+            self._forked()
+        if not self._lock.acquire(blocking=False):  # another thread's call is on the connection
             return self._client.execute_command(*command)
         try:
             connection = self._connection()
             reply = connection.retry.call_with_retry(
                 lambda: self._round_trip(connection, command), lambda _: connection.disconnect())
+            if _RECONNECTS and connection.should_reconnect():  # as execute_command does after a call
+                connection.disconnect()
         finally:
             self._lock.release()
         callback = self._client.response_callbacks.get(command[0])
@@ -60,17 +83,27 @@ class DirectCalls:
 
     def close(self) -> None:
         """Gives the kept connection back to the pool."""
+        if self._pid != os.getpid():
+            self._forked()
         with self._lock:
-            kept, self._kept = self._kept, None
-            if kept is not None and self._pid == os.getpid():
-                self._pool.release(kept)
+            if self._give_back is not None:
+                self._give_back()
+            self._kept = self._give_back = None
+
+    def _forked(self) -> None:
+        """In a forked child: the parent's connection is not ours, and the lock may have been
+        held by a thread that does not exist here."""
+        if self._give_back is not None:
+            self._give_back.detach()
+        self._lock, self._kept, self._give_back, self._pid = threading.Lock(), None, None, os.getpid()
 
     def _connection(self) -> Any:
-        if self._pid != os.getpid():  # a forked child: the parent's connection is not ours
-            self._kept, self._pid = None, os.getpid()
         connection = self._kept
         if connection is None:
             connection = self._kept = self._pool.get_connection()
+            # Given back when the engine is collected, if never closed (the callback holds the
+            # pool and the connection, not the engine).
+            self._give_back = weakref.finalize(self, _release, self._pool, connection, self._pid)
             return connection
         try:
             stale = connection.can_read()  # as the pool checks a connection it hands out
@@ -90,3 +123,8 @@ class DirectCalls:
         except BaseException:  # (a timeout or an interrupt mid-reply): what is unread is lost
             connection.disconnect()
             raise
+
+
+def _release(pool: Any, connection: Any, pid: int) -> None:
+    if os.getpid() == pid:
+        pool.release(connection)

@@ -46,7 +46,7 @@ class Engine(EngineMethods):
         check_client(client)
         self.client = client
         self.scripts = Scripts(functions=not is_cluster(client))
-        self._direct = DirectCalls(client) if DirectCalls.usable(client) and not is_cluster(client) else None
+        self._direct = DirectCalls(client) if not is_cluster(client) and DirectCalls.usable(client) else None
         """Commands on a connection kept from the client's pool (see ``direct.py``); None: through
         the client."""
         self._acks = ReplicaAcks.from_settings(min_replicas_ack, min_replicas_ack_timeout, client)

@@ -226,3 +226,14 @@ async def test_a_clients_socket_timeout_bounds_the_wait_when_the_pipeline_sets_n
     finally:
         await pipeline.aclose()
         await client.aclose()
+
+
+async def test_a_burst_of_calls_in_one_turn_takes_no_more_connections_than_are_kept(redis_url):
+    client = aioredis.Redis.from_url(redis_url, max_connections=8)  # raises beyond 8 connections
+    pipeline = AutoPipeline(client, timeout=5)
+    try:
+        replies = await asyncio.gather(*(pipeline.call(("PING",)) for _ in range(200)), return_exceptions=True)
+        assert replies == [True] * 200
+    finally:
+        await pipeline.aclose()
+        await client.aclose()

@@ -1,10 +1,12 @@
 """The sync engine's commands on a connection kept from the client's pool (engine/direct.py): a
 connection Redis closed between calls is replaced, with or without retries; threads calling at
-once each get their own replies; a small pool keeps no connection aside, and ``close`` gives the
-kept one back."""
+once each get their own replies; a small pool keeps no connection aside, ``close`` gives the
+kept one back and so does an engine dropped without it; a forked child keeps its own."""
 
 from __future__ import annotations
 
+import gc
+import os
 import threading
 
 import pytest
@@ -79,3 +81,37 @@ def test_close_gives_the_kept_connection_back(redis_url, clock):
         pool.release(connection)
     assert engine.queue("p", "q").reserve(1)[0].body == b"a"  # usable after: it takes one again
     pool.disconnect()
+
+
+def test_an_engine_dropped_without_close_gives_its_connection_back(redis_url, clock):
+    pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=8, timeout=0.2)
+    client = redis.Redis(connection_pool=pool)
+    client.flushall()
+    for i in range(20):  # each would keep one of the 8 for good
+        Engine(client, clock=clock).queue("p", "q").put([f"m{i}"])
+    gc.collect()
+    taken = [pool.get_connection() for _ in range(8)]
+    for connection in taken:
+        pool.release(connection)
+    assert len(Engine(client, clock=clock).queue("p", "q").reserve(100)) == 20
+    pool.disconnect()
+
+
+def test_a_forked_child_uses_a_connection_of_its_own(redis_url, clock):
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()
+    engine = Engine(client, clock=clock)
+    q = engine.queue("p", "q")
+    q.put(["parent"])
+    pid = os.fork()
+    if pid == 0:  # the child: its put and its close must work, on a connection of its own
+        try:
+            q.put(["child"])
+            engine.close()
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sorted(m.body for m in q.reserve(10)) == [b"child", b"parent"]
+    client.close()
