@@ -51,12 +51,14 @@ return n"""
 
 
 def evalsha(server: RedisServer, n: int) -> Steps:
-    sha, direct = server.client.script_load(RETURN_ONE), DirectCalls(server.client)
+    client = server.client
+    sha, direct = client.script_load(RETURN_ONE), DirectCalls.of(client)
+    assert direct is not None, "the bench's client keeps a connection, as the engine's does"
     command = ("EVALSHA", sha, 0)
 
     def calls() -> None:
         for _ in range(n):
-            direct.execute(command)
+            direct.execute(client, command)
 
     return {"call": server.timed(n, calls)}
 

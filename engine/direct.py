@@ -5,15 +5,16 @@ the pool's lock, its check that nothing is left to read on the connection, and i
 and event hooks. With one call in flight that was a quarter of a script call's wall time on the
 benchmark machine (``EVALSHA`` of ``return 1``: 91 -> 69 µs a call, the client's CPU 54 -> 31 µs).
 
-Theory of operation: the engine keeps one connection of the client's pool for itself and sends
-its commands on it, under a lock taken without waiting. A thread that finds the lock taken (another
+Theory of operation: one connection of a pool is kept aside (one for all the engines on that
+pool: ``DirectCalls.of``), and the engines' commands go on it under a lock taken without waiting. A thread that finds the lock taken (another
 thread's call is on the connection) sends through the client as before, so threads never queue
 behind each other. Before each use the connection is checked as the pool checks it (closed by
 Redis, or something left to read: it is connected again); a failure during a call is retried as
 the client's retry policy says, as ``execute_command`` retries it, and a connection that failed
 mid-reply is dropped before anything else uses it. After a fork the child forgets the parent's
-connection (the pool starts afresh there); an engine dropped without ``close`` gives it back as
-it is collected.
+connection and lock before any thread of its own runs (the pool starts afresh there). Nothing
+holds the pool: once its clients are gone, the kept connection goes with it (no finalizer gives
+it back from inside a garbage collection, which could run in the pool's own lock).
 
 The client is used as it uses itself wherever a connection must go back to the pool for redis-py
 to act on it, or the check before use is not the pool's: a pool too small to spare one for good
@@ -43,16 +44,27 @@ _RECONNECTS = hasattr(redis.Connection, "should_reconnect")
 
 
 class DirectCalls:
-    """Commands of a ``redis.Redis`` client (not a cluster's, not a single-connection one) on
-    one connection kept from its pool; ``execute`` raises what ``execute_command`` would."""
+    """Commands of ``redis.Redis`` clients (not a cluster's, not a single-connection one) on one
+    connection kept from their pool; ``execute`` raises what ``execute_command`` would."""
 
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._pool = client.connection_pool
+    _of_pool: weakref.WeakKeyDictionary[Any, DirectCalls] = weakref.WeakKeyDictionary()
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = weakref.ref(pool)
         self._lock = threading.Lock()
         self._kept: Any = None
-        self._give_back: weakref.finalize | None = None
-        self._pid = os.getpid()
+
+    @classmethod
+    def of(cls, client: Any) -> DirectCalls | None:
+        """The kept connection of ``client``'s pool, or None where it is not to be kept (see the
+        module docstring)."""
+        if not cls.usable(client):
+            return None
+        pool = client.connection_pool
+        found = cls._of_pool.get(pool)
+        if found is None:
+            found = cls._of_pool.setdefault(pool, cls(pool))
+        return found
 
     @staticmethod
     def usable(client: Any) -> bool:
@@ -61,15 +73,15 @@ class DirectCalls:
         if _REDIS_PY < 6 or getattr(client, "connection", None) is not None or pool is None:
             return False
         maintained = getattr(pool, "maint_notifications_enabled", lambda: False)()
-        return ((pool.max_connections or KEEP_FROM_POOL_SIZE) >= KEEP_FROM_POOL_SIZE
-                and not isinstance(pool, SentinelConnectionPool) and getattr(pool, "cache", None) is None
-                and not maintained and pool.connection_kwargs.get("credential_provider") is None)
+        size = getattr(pool, "max_connections", 0)  # None: unbounded; absent: a pool we don't know
+        return ((size is None or size >= KEEP_FROM_POOL_SIZE) and not isinstance(pool, SentinelConnectionPool)
+                and getattr(pool, "cache", None) is None and not maintained
+                and getattr(pool, "connection_kwargs", {}).get("credential_provider") is None)
 
-    def execute(self, command: tuple[Any, ...]) -> Any:
-        if self._pid != os.getpid():
-            self._forked()
-        if not self._lock.acquire(blocking=False):  # another thread's call is on the connection
-            return self._client.execute_command(*command)
+    def execute(self, client: Any, command: tuple[Any, ...]) -> Any:
+        lock = self._lock
+        if not lock.acquire(blocking=False):  # another thread's call is on the connection
+            return client.execute_command(*command)
         try:
             connection = self._connection()
             reply = connection.retry.call_with_retry(
@@ -77,33 +89,25 @@ class DirectCalls:
             if _RECONNECTS and connection.should_reconnect():  # as execute_command does after a call
                 connection.disconnect()
         finally:
-            self._lock.release()
-        callback = self._client.response_callbacks.get(command[0])
+            lock.release()
+        callback = client.response_callbacks.get(command[0])
         return callback(reply) if callback else reply
 
     def close(self) -> None:
-        """Gives the kept connection back to the pool."""
-        if self._pid != os.getpid():
-            self._forked()
+        """Gives the kept connection back to the pool (the next call takes one again)."""
         with self._lock:
-            if self._give_back is not None:
-                self._give_back()
-            self._kept = self._give_back = None
-
-    def _forked(self) -> None:
-        """In a forked child: the parent's connection is not ours, and the lock may have been
-        held by a thread that does not exist here."""
-        if self._give_back is not None:
-            self._give_back.detach()
-        self._lock, self._kept, self._give_back, self._pid = threading.Lock(), None, None, os.getpid()
+            kept, self._kept = self._kept, None
+            pool = self._pool()
+            if kept is not None and pool is not None:
+                pool.release(kept)
 
     def _connection(self) -> Any:
         connection = self._kept
         if connection is None:
-            connection = self._kept = self._pool.get_connection()
-            # Given back when the engine is collected, if never closed (the callback holds the
-            # pool and the connection, not the engine).
-            self._give_back = weakref.finalize(self, _release, self._pool, connection, self._pid)
+            pool = self._pool()
+            if pool is None:  # (its clients are gone: no call can come from them)
+                raise ConnectionError("the connection pool was closed")
+            connection = self._kept = pool.get_connection()
             return connection
         try:
             stale = connection.can_read()  # as the pool checks a connection it hands out
@@ -112,6 +116,11 @@ class DirectCalls:
         if stale:
             connection.disconnect()
         return connection
+
+    def _forked(self) -> None:
+        """In a forked child, before any thread of its own runs: the parent's connection is not
+        ours, and the lock may have been held by a thread that does not exist here."""
+        self._lock, self._kept = threading.Lock(), None
 
     @staticmethod
     def _round_trip(connection: Any, command: tuple[Any, ...]) -> Any:
@@ -125,6 +134,9 @@ class DirectCalls:
             raise
 
 
-def _release(pool: Any, connection: Any, pid: int) -> None:
-    if os.getpid() == pid:
-        pool.release(connection)
+def _after_fork_in_child() -> None:
+    for direct in list(DirectCalls._of_pool.values()):
+        direct._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -46,9 +46,9 @@ class Engine(EngineMethods):
         check_client(client)
         self.client = client
         self.scripts = Scripts(functions=not is_cluster(client))
-        self._direct = DirectCalls(client) if not is_cluster(client) and DirectCalls.usable(client) else None
-        """Commands on a connection kept from the client's pool (see ``direct.py``); None: through
-        the client."""
+        self._direct = None if is_cluster(client) else DirectCalls.of(client)
+        """Commands on the connection kept from the client's pool (see ``direct.py``), shared with
+        the other engines on that pool; None: through the client."""
         self._acks = ReplicaAcks.from_settings(min_replicas_ack, min_replicas_ack_timeout, client)
         """None unless writes wait for replicas (see ``replication.py``)."""
         self.clock = clock or RedisClock()
@@ -60,8 +60,8 @@ class Engine(EngineMethods):
         return Queue(self, self._verbs.queue(project, name))
 
     def close(self) -> None:
-        """Gives back to the client's pool the connection the engine keeps (``direct.py``). The
-        engine stays usable: its next call takes one again."""
+        """Gives back to the client's pool the connection kept from it (``direct.py``; shared by
+        the engines on that pool). The engine stays usable: its next call takes one again."""
         if self._direct is not None:
             self._direct.close()
 
@@ -153,7 +153,7 @@ class Engine(EngineMethods):
 
     def _command(self, command: tuple[Any, ...]) -> Any:
         if self._direct is not None:
-            return self._direct.execute(command)
+            return self._direct.execute(self.client, command)
         return self.client.execute_command(*command)
 
     def _pipelined(self, commands: Iterable[tuple[Any, ...]], raise_on_error: bool = True) -> list[Any]:

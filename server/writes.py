@@ -59,7 +59,8 @@ class TurnWrites:
         elif self._held_bytes <= HOLD_AT_MOST:
             self._transport.write(b"".join(held))
         else:
-            self._transport.writelines(held)
+            for chunk in held:  # (asyncio's writelines would join them: the copy avoided here)
+                self._transport.write(chunk)
 
     def writelines(self, chunks: Any) -> None:
         for chunk in chunks:

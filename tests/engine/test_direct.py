@@ -1,13 +1,15 @@
 """The sync engine's commands on a connection kept from the client's pool (engine/direct.py): a
 connection Redis closed between calls is replaced, with or without retries; threads calling at
 once each get their own replies; a small pool keeps no connection aside, ``close`` gives the
-kept one back and so does an engine dropped without it; a forked child keeps its own."""
+kept one back; the engines on one pool share one, which goes with the pool; a forked child
+keeps its own."""
 
 from __future__ import annotations
 
 import gc
 import os
 import threading
+import weakref
 
 import pytest
 import redis
@@ -83,18 +85,31 @@ def test_close_gives_the_kept_connection_back(redis_url, clock):
     pool.disconnect()
 
 
-def test_an_engine_dropped_without_close_gives_its_connection_back(redis_url, clock):
+def test_engines_on_one_pool_share_its_one_kept_connection(redis_url, clock):
     pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=8, timeout=0.2)
     client = redis.Redis(connection_pool=pool)
     client.flushall()
-    for i in range(20):  # each would keep one of the 8 for good
-        Engine(client, clock=clock).queue("p", "q").put([f"m{i}"])
-    gc.collect()
-    taken = [pool.get_connection() for _ in range(8)]
-    for connection in taken:
+    engines = [Engine(client, clock=clock) for _ in range(20)]  # each keeping one would take all 8
+    for i, engine in enumerate(engines):
+        engine.queue("p", "q").put([f"m{i}"])
+    others = [pool.get_connection() for _ in range(7)]
+    with pytest.raises(redis.ConnectionError):  # the eighth is the one kept for them all
+        pool.get_connection()
+    engines[0].close()
+    others.append(pool.get_connection())
+    for connection in others:
         pool.release(connection)
-    assert len(Engine(client, clock=clock).queue("p", "q").reserve(100)) == 20
+    assert len(engines[1].queue("p", "q").reserve(100)) == 20
     pool.disconnect()
+
+
+def test_nothing_keeps_a_pool_whose_clients_are_gone(redis_url, clock):
+    client = redis.Redis.from_url(redis_url)
+    Engine(client, clock=clock).queue("p", "q").put(["a"])
+    pool = weakref.ref(client.connection_pool)
+    del client
+    gc.collect()
+    assert pool() is None
 
 
 def test_a_forked_child_uses_a_connection_of_its_own(redis_url, clock):

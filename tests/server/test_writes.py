@@ -28,9 +28,6 @@ class Recording:
         assert not self.closed
         self.sent.append(bytes(data))
 
-    def writelines(self, chunks: list[bytes]) -> None:
-        self.sent.append(list(chunks))
-
     def write_eof(self) -> None:
         self.sent.append("EOF")
 
@@ -102,8 +99,8 @@ def test_a_big_write_leaves_at_once_with_what_was_held_before_it_and_is_not_copi
         w.write(b"next")
 
     transport = turns(head_then_big_body)
-    assert sent_during_the_turn == [[b"head", big]]  # before the turn ended, and not joined
-    assert transport.sent[0][1] is big and transport.sent[1:] == [b"next"]
+    assert sent_during_the_turn == [b"head", big]  # before the turn ended, and not joined
+    assert transport.sent == [b"head", big, b"next"] and transport.sent[1] is big
 
 
 def test_ending_the_stream_sends_what_is_held_first_and_aborting_drops_it():
