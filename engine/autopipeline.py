@@ -223,7 +223,8 @@ class AutoPipeline:
         except OSError as exc:
             raise ConnectionError(f"Error while reading from Redis: {exc.args}") from exc
         if connection.health_check_interval:  # as read_response stamps it: no needless PING later
-            connection.next_health_check = asyncio.get_running_loop().time() + connection.health_check_interval
+            next_check = asyncio.get_running_loop().time() + connection.health_check_interval
+            connection.next_health_check = next_check
         return replies
 
     def _parsed(self, name: str, reply: Any) -> Any:

@@ -6,15 +6,16 @@ and event hooks. With one call in flight that was a quarter of a script call's w
 benchmark machine (``EVALSHA`` of ``return 1``: 91 -> 69 µs a call, the client's CPU 54 -> 31 µs).
 
 Theory of operation: one connection of a pool is kept aside (one for all the engines on that
-pool: ``DirectCalls.of``), and the engines' commands go on it under a lock taken without waiting. A thread that finds the lock taken (another
-thread's call is on the connection) sends through the client as before, so threads never queue
-behind each other. Before each use the connection is checked as the pool checks it (closed by
-Redis, or something left to read: it is connected again); a failure during a call is retried as
-the client's retry policy says, as ``execute_command`` retries it, and a connection that failed
-mid-reply is dropped before anything else uses it. After a fork the child forgets the parent's
-connection and lock before any thread of its own runs (the pool starts afresh there). Nothing
-holds the pool: once its clients are gone, the kept connection goes with it (no finalizer gives
-it back from inside a garbage collection, which could run in the pool's own lock).
+pool: ``DirectCalls.of``), and the engines' commands go on it under a lock taken without
+waiting. A thread that finds the lock taken (another thread's call is on the connection) sends
+through the client as before, so threads never queue behind each other. Before each use the
+connection is checked as the pool checks it (closed by Redis, or something left to read: it is
+connected again); a failure during a call is retried as the client's retry policy says, as
+``execute_command`` retries it, and a connection that failed mid-reply is dropped before
+anything else uses it. After a fork the child forgets the parent's connection and lock before
+any thread of its own runs (the pool starts afresh there). Nothing holds the pool: once its
+clients are gone, the kept connection goes with it (no finalizer gives it back from inside a
+garbage collection, which could run in the pool's own lock).
 
 The client is used as it uses itself wherever a connection must go back to the pool for redis-py
 to act on it, or the check before use is not the pool's: a pool too small to spare one for good
