@@ -23,7 +23,9 @@ local now, now_s = now_from(ARGV[1])
 local Q = open_queue(KEYS, now, now_s)
 local s = Q
 if not Q.exists then return redis.error_reply("QUEUE_NOT_FOUND queue not found") end
-local removed = queue_size(Q) + s[PUSHING]
+local ready, delayed, reserved = sizes(Q)
+local removed = ready + delayed + reserved + s[PUSHING]
+s[RESERVED_COUNT] = s[RESERVED_COUNT] + reserved  -- their deliveries end here (state.lua LIVE_UNCOUNTED)
 redis.call("UNLINK", KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[9], KEYS[10])
 s[GHOSTS], s[XTAIL], s[FRONT], s[PUSHING], s[INDEXED], s[DUE] = 0, 0, 0, 0, 0, NEVER
 for _, flag in ipairs({TABLES, DELAYED_TABLE, EXPIRY_TABLE}) do set_flag(s, flag, false) end

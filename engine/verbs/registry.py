@@ -195,6 +195,7 @@ def _stats(project: str, name: str, replies: list[Any]) -> QueueStats:
     ready, delayed, reserved, meta = replies
     fields = core.state_fields(meta[0]) if meta[0] else {}  # a queue not opened since the upgrade: none
     counters = {name: int(fields.get(field) or v or 0) for (name, field), v in zip(STAT_COUNTERS.items(), meta[2:])}
+    counters["reserved"] = core.deliveries(counters["reserved"], fields, reserved)
     return QueueStats(project, name, ready - int(fields.get("ghosts", 0)), delayed, reserved, counters, int(meta[1] or 0))
 
 

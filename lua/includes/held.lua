@@ -68,6 +68,7 @@ local function delete_held(Q, ids, rids, reply)
   for _, id in ipairs(from_delayed) do gone[#gone + 1] = id end
   drop(Q, gone)
   Q[DELETED_COUNT] = Q[DELETED_COUNT] + #gone
+  Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + #from_reserved  -- deliveries ended (state.lua LIVE_UNCOUNTED)
   return #gone
 end
 
@@ -82,6 +83,7 @@ local function delete_current(Q, id, rid, reply)
   if dlv_token(redis.call("HGET", k[DLV], id)) == rid and redis.call("ZREM", k[RESERVED], id) == 1 then
     drop_one(Q, id)
     Q[DELETED_COUNT] = Q[DELETED_COUNT] + 1
+    Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + 1  -- a delivery ended (state.lua LIVE_UNCOUNTED)
     status = 1
   elseif redis.call("HEXISTS", k[MSG], id) == 1 then
     status = -1
@@ -117,4 +119,5 @@ local function delete_current_many(Q, ids, rids, reply)
   end
   drop(Q, gone)
   Q[DELETED_COUNT] = Q[DELETED_COUNT] + #gone
+  Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + #gone  -- every one was reserved
 end

@@ -12,10 +12,11 @@ local function dead_letter_queue(Q)
   return Q.dlq
 end
 
--- A delivery ended without a delete (reservation lapsed, or released). The caller has already
--- removed the id from `reserved`. Returns "dead", "expired", "delayed" or "ready".
+-- A delivery ended without a delete (reservation lapsed, or released), and counted. The caller
+-- has already removed the id from `reserved`. Returns "dead", "expired", "delayed" or "ready".
 local function end_delivery(Q, id, deliveries, expire_at, delay)
   local s, k = Q, Q.keys
+  s[RESERVED_COUNT] = s[RESERVED_COUNT] + 1  -- a delivery counted as it ends (state.lua LIVE_UNCOUNTED)
   if s[MAX_DELIVERIES] > 0 and deliveries >= s[MAX_DELIVERIES] then
     local dlq = dead_letter_queue(Q)
     if dlq ~= "" then

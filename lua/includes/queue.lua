@@ -68,6 +68,14 @@ local function queue_size(Q)
   return ready + delayed + reserved
 end
 
+-- A state from before LIVE_UNCOUNTED (includes/state.lua), whose RESERVED_COUNT counted each
+-- delivery as it was made: the live ones come off it, readers adding them from now on. Written
+-- at the next flush; a script that opens the queue without writing leaves it to the next one.
+local function uncount_live(Q)
+  Q[RESERVED_COUNT] = Q[RESERVED_COUNT] - redis.call("ZCOUNT", Q.keys[RESERVED], "-inf", "(+inf")
+  set_flag(Q, LIVE_UNCOUNTED, true)
+end
+
 -- Hash tables and skip lists (above) once per incarnation of the queue, by its first put: a clear
 -- or a drop unlinks them and resets the flags.
 local function keep_tables(Q)
@@ -115,6 +123,10 @@ local function open_queue(KEYS, now, now_s, common)
     local state = read_state(KEYS[META], raw)
     Q = state or new_state()
     Q.keys, Q.now, Q.now_s, Q.raw, Q.exists = KEYS, now, now_s, raw, state ~= nil
+  end
+  if Q.exists and not has_flag(Q, LIVE_UNCOUNTED) then
+    if common then return nil end
+    uncount_live(Q)
   end
   Q.ghosts0 = Q[GHOSTS]
   if Q.exists and not common and has_flag(Q, HAS_ALERTS) then Q.size0 = queue_size(Q) end

@@ -17,6 +17,7 @@ local function reserve_one(Q, reply, id, rec, expire_s, timeout, token, delete)
     deliveries = next_delivery(state)
     drop_one(Q, id, not state)  -- a first delivery has no state to delete: one call fewer
     Q[DELETED_COUNT] = Q[DELETED_COUNT] + 1
+    Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + 1  -- a delivery that ended as it was made
   else
     local own = timeout ~= "0" and timeout_text(tonumber(timeout)) or string.sub(rec, 15, 23)  -- rec_timeout, inline
     local at = Q.now + timeout_number(own)
@@ -27,7 +28,6 @@ local function reserve_one(Q, reply, id, rec, expire_s, timeout, token, delete)
       redis.call("HSET", k[DLV], id, dlv_state(deliveries, token, own, expire_s))
     end
   end
-  Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + 1
   local r = #reply
   reply[r + 1], reply[r + 2], reply[r + 3] = id, rec, deliveries
 end
@@ -119,11 +119,11 @@ local function take(Q, reply, n, K, timeout, token, delete)
   if delete then
     drop(Q, ids, not delivered)  -- first deliveries have no states to delete: one call fewer
     Q[DELETED_COUNT] = Q[DELETED_COUNT] + #ids
-  else
+    Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + #ids  -- deliveries that ended as they were made
+  else  -- live reservations: counted when they end (includes/state.lua LIVE_UNCOUNTED)
     redis.call("ZADD", k[RESERVED], unpack(zargs))
     redis.call("HSET", k[DLV], unpack(hargs))
   end
-  Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + #ids
   return #ids, pops
 end
 

@@ -121,6 +121,20 @@ def test_deletes_with_a_maintenance_due_run_settle(queue, clock, redis_client):
         queue.delete_message(a.id, a.reservation_id)
 
 
+def test_a_steady_reserve_writes_nothing_to_the_queue_state(queue, redis_client):
+    """A reserve changes none of the state's numbers (a delivery is counted when its reservation
+    ends: lua/includes/state.lua LIVE_UNCOUNTED), so once the first reservation has set the
+    moment of the next maintenance, a reserve leaves `q` unwritten: no HSET, nothing to replicate."""
+    queue.put(["a", "b"])
+    queue.reserve(1)
+    before = redis_client.hget("fmq:{common/q}:meta", "q")
+    hsets = lambda: redis_client.info("commandstats").get("cmdstat_hset", {}).get("calls", 0)
+    calls = hsets()
+    assert scripts_run(redis_client, lambda: queue.reserve(1)) == ["reserve_ready"]
+    assert redis_client.hget("fmq:{common/q}:meta", "q") == before and hsets() == calls
+    assert queue.info().counters["reserved"] == 2
+
+
 def test_a_single_delete_under_a_released_reservation_changes_nothing(queue, redis_client):
     """The common case of one delete learns from its ZREM whether the message was reserved: a
     released one still carries the old reservation id in its delivery state, and stays queued."""

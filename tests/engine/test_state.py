@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from importlib.resources import files
 
-from ferrymq.engine.core import STATE_FIELDS, remember_bounded, state_fields
+from ferrymq.engine.core import FLAG_LIVE_UNCOUNTED, STATE_FIELDS, remember_bounded, state_fields
 
 SLOTS = re.compile(r"^local ([A-Z_, ]+) = ([\d, ]+)$", re.MULTILINE)
 
@@ -20,10 +20,12 @@ def test_the_python_names_of_the_state_slots_follow_the_lua_ones():
     lua_order = [name for name, _ in sorted(((n, i) for n, i in slots.items() if n not in FLAG_NAMES), key=lambda p: p[1])]
     assert [name.lower() for name in lua_order if name != "STATE_SIZE"] == [
         {"c_reserved": "reserved_count", "c_deleted": "deleted_count"}.get(f, f) for f in STATE_FIELDS]
+    assert slots["LIVE_UNCOUNTED"] == FLAG_LIVE_UNCOUNTED
     assert slots["STATE_SIZE"] == len(STATE_FIELDS) and len(re.search(r'STATE_FORMAT = "<(d+)"', text).group(1)) == len(STATE_FIELDS)
 
 
-FLAG_NAMES = {"PAUSED", "PUSH_QUEUE", "HAS_ALERTS", "TO_FRONT", "OVER_QUOTA", "TABLES", "DELAYED_TABLE", "EXPIRY_TABLE"}
+FLAG_NAMES = {"PAUSED", "PUSH_QUEUE", "HAS_ALERTS", "TO_FRONT", "OVER_QUOTA", "TABLES", "DELAYED_TABLE", "EXPIRY_TABLE",
+              "LIVE_UNCOUNTED"}
 
 
 def test_a_queue_of_an_earlier_version_is_moved_into_q_when_first_opened(real_engine, redis_client, clock):
@@ -47,7 +49,7 @@ def test_a_queue_of_an_earlier_version_is_moved_into_q_when_first_opened(real_en
     [new_id] = q.put(["new"])
     assert new_id == f"{now:013d}000005"  # the id counter carried over: ids never repeat
     assert [m.body for m in q.reserve(5)] == [b"kept", b"new"]
-    assert state_fields(redis_client.hget(meta, "q"))["c_reserved"] == "4"
+    assert q.info().counters["reserved"] == 4
 
 
 def test_a_bounded_memo_forgets_everything_rather_than_grow_past_its_size():
