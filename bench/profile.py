@@ -33,6 +33,10 @@ from .limit import MINIMAL_DELETE, MINIMAL_PUT, MINIMAL_RESERVE
 SECTION = "profile"
 CALLS = 2000
 CALLGRIND_CALLS = 300
+SINGLE_CALLS, STAGE_CALLS = 1500, 500
+"""Calls per single-message figure under callgrind: Redis's Lua collects its garbage in steps, and
+where they fell in a sample of 100-200 calls moved one script's figure by up to 3k instructions;
+1,500 calls repeated to 0.1k (bench/RESULTS.md, stop 31)."""
 Measure = Callable[[str, list[Any], list[Any]], float]
 SCRIPT_CALLS = ("cmdstat_fcall", "cmdstat_evalsha", "cmdstat_eval")
 NOT_COMMANDS = (*SCRIPT_CALLS, "cmdstat_info", "cmdstat_config|resetstat")
@@ -178,9 +182,9 @@ def stages(callgrind: Callgrind, results: Results) -> None:
     engine.load_scripts()
     q = engine.queue("bench", "stages")
     q.put([BODY])
-    for _ in range(30):
-        q.put([BODY] * 100)  # enough for every reserve below
-    taken = iter([m for _ in range(6) for m in q.reserve(100)])
+    for _ in range(8 * STAGE_CALLS // 100 + 2):
+        q.put([BODY] * 100)  # enough for the deletes' reservations and every reserve below
+    taken = iter([m for _ in range(4 * STAGE_CALLS // 100 + 1) for m in q.reserve(100)])
     def script_step(verb: Any) -> Eval:
         """The verb's script call (plain commands before it, such as a partition layout read,
         are run here)."""
@@ -198,7 +202,7 @@ def stages(callgrind: Callgrind, results: Results) -> None:
             client.function_load(library.code, replace=True)
             name = library.functions[verb]
             commands = []
-            for _ in range(CALLGRIND_CALLS // 3):  # settle consumes a reservation per call
+            for _ in range(STAGE_CALLS):  # settle consumes a reservation per call
                 step = steps[verb]()
                 commands.append(("FCALL", name, len(step.keys), *step.keys, *step.args))
             kinstr = callgrind.instructions(lambda: [client.execute_command(*c) for c in commands]) / len(commands) / 1000
@@ -247,7 +251,7 @@ def run(server: RedisServer, results: Results, n: int) -> None:
     try:
         for system, make in (("ferrymq engine", ferrymq_steps(callgrind.server)), ("minimal Lua queue", minimal_steps(callgrind.server))):
             for batch in (1, 100):
-                callgrind.steps(results, system, batch, 200 if batch == 1 else 2000, make)
+                callgrind.steps(results, system, batch, SINGLE_CALLS if batch == 1 else 2000, make)
         micro(callgrind.server.client, callgrind.per_call, "kinstr", results)
         stages(callgrind, results)
         empty_poll(callgrind, results)
