@@ -56,7 +56,7 @@ STAGES = {
     ),
     "delete_reserved": (  # a delete's common case (lua/delete_reserved-5.lua)
         ("FCALL, its 5 keys and 3 arguments", "local now, now_s = now_from"),
-        ("+ now (ARGV[1]), open_queue, the checks", "local n, ids, rids"),
+        ("+ now (ARGV[1]), open_queue, the checks", "local n, reply"),
         ("+ delete (include: HGET dlv, ZREM, HDEL msg and dlv)", "flush(Q)"),
         ("+ flush (state) = whole", None),
     ),

@@ -32,12 +32,48 @@ local function reserve_one(Q, reply, id, rec, expire_s, timeout, token, delete)
   reply[r + 1], reply[r + 2], reply[r + 3] = id, rec, deliveries
 end
 
+-- take() of one message, the most common call, with no table built unless it skips an expired
+-- message: a table costs ~1-3k instructions with its share of the garbage collection (callgrind).
+local function take_one(Q, reply, K, timeout, token, delete)
+  local k, now_s = Q.keys, Q.now_s
+  local pops, budget, skipped = 0, 1, nil
+  local id, rec, expire_s
+  repeat
+    id = redis.call("LPOP", k[READY])
+    if not id then
+      Q.emptied = true
+      break
+    end
+    pops = pops + 1
+    rec = redis.call("HGET", k[MSG], id)
+    expire_s = rec and string.sub(rec, 25, 37)  -- rec_expire, inline
+    if rec and expire_s > now_s then break end
+    if budget == 1 then budget = 1 + tonumber(K) end
+    if rec then
+      skipped = skipped or {}
+      skipped[#skipped + 1] = id
+    else
+      Q[GHOSTS] = Q[GHOSTS] - 1
+    end
+    id = nil
+  until pops >= budget
+  popped(Q, pops)
+  if skipped then
+    drop(Q, skipped)
+    count(Q, "c_expired", #skipped)
+  end
+  if not id then return 0, pops end
+  reserve_one(Q, reply, id, rec, expire_s, timeout, token, delete)
+  return 1, pops
+end
+
 -- Pops up to n from the head; ghosts and expired messages met on the way are skipped, and K
 -- more pops are allowed for them (at most n + K in all). Each message taken is reserved until
 -- now + `timeout` (ms as text, "0" = the message's own) with delivery state `token`, or deleted
 -- (`delete`), and appended to `reply` as id, record, deliveries. Returns how many were taken, and
 -- how many ids it popped (ghosts and expired ones too).
 local function take(Q, reply, n, K, timeout, token, delete)
+  if n == 1 then return take_one(Q, reply, K, timeout, token, delete) end
   local k, now, now_s = Q.keys, Q.now, Q.now_s
   local ids, recs, exps, skipped = {}, {}, {}, nil
   local pops, budget, want = 0, n, n

@@ -451,6 +451,28 @@ def test_a_short_lived_message_behind_long_lived_ones_expires_on_time(engine, cl
 
 
 @pytest.mark.one_partition
+def test_a_single_reserve_drops_and_counts_expired_messages_it_meets_at_the_head(engine, clock):
+    """A reserve pops the head itself (maintenance leaves it to the take): expired messages it
+    meets there are dropped and counted, and the live one behind them is delivered."""
+    q = engine.queue("p", "q")
+    q.put([NewMessage("short", expires_in=10), NewMessage("short2", expires_in=10), NewMessage("long", expires_in=1000)])
+    clock.advance(10)
+    assert bodies(q.reserve(1)) == [b"long"]
+    info = q.info()
+    assert (info.size, info.ready, info.reserved, info.counters["expired"]) == (1, 0, 1, 2)
+
+
+@pytest.mark.one_partition
+def test_a_single_reserve_skips_the_ids_of_messages_deleted_while_ready(engine):
+    q = engine.queue("p", "q")
+    first, second, *_ = q.put(["a", "b", "c", "d"])
+    q.delete_messages([first, second])
+    assert bodies(q.reserve(1)) == [b"c"]
+    info = q.info()
+    assert (info.size, info.ready, info.reserved) == (2, 1, 1)
+
+
+@pytest.mark.one_partition
 def test_a_requeued_message_keeps_its_original_expiry(engine, clock):
     q = engine.queue("p", "q")
     q.put([NewMessage("old", expires_in=20, timeout=5)])
