@@ -48,11 +48,11 @@ STAGES = {
         ("+ id and record of the message", "if n > 0 then"),
         ("+ HSET msg, RPUSH, PUBLISH, HSET q = whole", None),
     ),
-    "reserve_ready": (  # a reserve's common case (lua/reserve_ready-6.lua)
-        ("FCALL, its 6 keys and 3 arguments", "local now, now_s = now_from"),
+    "reserve_ready": (  # a reserve's common case (lua/reserve_ready-7.lua)
+        ("FCALL, its 7 keys and 3 arguments", "local now, now_s = now_from"),
         ("+ now (ARGV[1]), open_queue, the checks", "local reply = {0, now, -1}"),
-        ("+ take (include: LPOP, HGET msg, HGET dlv, ZADD reserved, HSET dlv)", "if taken == 0 then"),
-        ("+ flush (state) = whole", None),
+        ("+ take (include: LPOP, HGET msg, ZADD reserved, HSETNX dlv)", "if taken == 0 then"),
+        ("+ the reply (the state written only if changed) = whole", None),
     ),
     "delete_reserved": (  # a delete's common case (lua/delete_reserved-5.lua)
         ("FCALL, its 5 keys and 3 arguments", "local now, now_s = now_from"),

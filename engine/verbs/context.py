@@ -161,9 +161,9 @@ class QueueBase:
         self._core_keys = self.keys.core
         k = self.keys
         self._put_keys = [*self._core_keys, k.dedupe, k.idfloor]
-        # The common cases' scripts (lua/put_ready-3.lua, reserve_ready-6.lua, delete_reserved-5.lua)
+        # The common cases' scripts (lua/put_ready-3.lua, reserve_ready-7.lua, delete_reserved-5.lua)
         self._ready_keys = [k.meta, k.ready, k.msg]
-        self._take_keys = [k.meta, k.ready, k.msg, k.dlv, k.reserved, k.expiry]
+        self._take_keys = [k.meta, k.ready, k.delayed, k.reserved, k.expiry, k.msg, k.dlv]
         self._delete_keys = [k.meta, k.reserved, k.msg, k.dlv, k.expiry]
 
     if TYPE_CHECKING:  # a mixin calls the others' methods, which QueueVerbs composes: Any to a checker

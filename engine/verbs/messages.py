@@ -179,7 +179,7 @@ class Messages(QueueBase):
         return messages
 
     def _reserve_call(self, n: int, timeout_ms: int, token: str, delete: bool, backlog: bool) -> Verb[ReserveReply]:
-        """One reserve: its common case first (lua/reserve_ready-6.lua, six of reserve's ten keys),
+        """One reserve: its common case first (lua/reserve_ready-7.lua, seven of reserve's ten keys),
         unless a backlog is asked for; the reserve script where that answers FULL."""
         ctx = self.ctx
         now = ctx.clock.script_now()

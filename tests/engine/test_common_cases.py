@@ -1,5 +1,5 @@
 """Put, reserve and delete try their common case's script first (lua/put_ready-3.lua,
-reserve_ready-6.lua, delete_reserved-5.lua: fewer keys) and send their full script only when that
+reserve_ready-7.lua, delete_reserved-5.lua: fewer keys) and send their full script only when that
 one answers FULL, having written nothing. Which scripts ran is read from Redis's slow log with
 every command logged; each case lands its messages exactly once (real Redis)."""
 
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ferrymq.engine import Alert, FakeClock, MessageNotFound, NewMessage, NotReserved
+from ferrymq.engine.core import state_fields
 
 
 def scripts_run(client: Any, action: Callable[[], Any]) -> list[str]:
@@ -133,6 +134,25 @@ def test_a_steady_reserve_writes_nothing_to_the_queue_state(queue, redis_client)
     assert scripts_run(redis_client, lambda: queue.reserve(1)) == ["reserve_ready"]
     assert redis_client.hget("fmq:{common/q}:meta", "q") == before and hsets() == calls
     assert queue.info().counters["reserved"] == 2
+
+
+def test_a_single_reserve_that_changes_the_state_writes_it(real_engine, redis_client):
+    """The common case skips writing the state only when the reserve changed none of it: taking a
+    message requeued at the front counts FRONT down, a reserve with delete counts the delete and
+    the delivery, and both land."""
+    q = real_engine.queue("common", "front")
+    q.create(requeue="front")
+    q.put(["a", "b", "c"])
+    [a] = q.reserve(1)
+    q.release(a.id, a.reservation_id)  # back at the head
+    state = lambda: state_fields(redis_client.hget("fmq:{common/front}:meta", "q"))
+    assert state()["front"] == "1"
+    taken: list[Any] = []
+    assert scripts_run(redis_client, lambda: taken.extend(q.reserve(1))) == ["reserve_ready"]
+    assert [m.body for m in taken] == [b"a"] and state()["front"] == "0"
+    assert scripts_run(redis_client, lambda: taken.extend(q.reserve(1, delete=True))) == ["reserve_ready"]
+    counters = q.info().counters
+    assert (counters["deleted"], counters["reserved"]) == (1, 3)
 
 
 def test_a_single_delete_under_a_released_reservation_changes_nothing(queue, redis_client):
