@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from ._facade import (
     AsyncFacade, EngineMethods, QueueMethods, check_client, drive_async, is_cluster, is_transient, translate,
 )
-from .autopipeline import ALONE_MESSAGES, AutoPipeline
+from .autopipeline import ALONE_MESSAGES, SEND_EVERY, AutoPipeline
 from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Evals, Step, Wait
 from .limits import DEFAULTS, LIMITS, QUOTAS, Limits, QueueDefaults, Quotas
@@ -133,7 +133,8 @@ class AsyncEngine(AsyncFacade, EngineMethods):
         pipelines, and a cluster's calls through its client: they need one."""
         if isinstance(step, Wait):
             return True
-        return self._pipeline.bounds_calls and isinstance(step, (Eval, Command, Evals)) and self._acks is None
+        calls = isinstance(step, (Eval, Command)) or isinstance(step, Evals) and not _many(step)
+        return self._pipeline.bounds_calls and calls and self._acks is None
 
     async def _execute(self, step: Step) -> Any:
         if self._acks is not None and acknowledged(step):
@@ -156,9 +157,29 @@ class AsyncEngine(AsyncFacade, EngineMethods):
             return await self.notifier.wait(step.channel, step.seconds)
         if isinstance(step, Batch):
             return await self._pipelined(step.commands)
-        if isinstance(step, Evals):  # sent in one turn of the loop: one pipeline (autopipeline.py)
+        if isinstance(step, Evals):
+            if _many(step):
+                return await self._evals(step.evals)
+            # A few (a queue's partitions): sent with the turn's other calls (autopipeline.py).
             return await asyncio.gather(*(self._reply_or_error(e) for e in step.evals))
         raise TypeError(step)
+
+    async def _evals(self, evals: tuple[Eval, ...]) -> list[Any]:
+        """Many scripts (a page of queues' stats) in one pipeline, as a Batch goes: the
+        auto-pipeline sent a thousand in ~50 round trips. Each reply, or its error as a value;
+        each alone while which command runs a script is not known yet, or writes wait for
+        replicas (as the sync engine's _evals)."""
+        if self._acks is not None or self.scripts.functions is None:
+            return await asyncio.gather(*(self._reply_or_error(e) for e in evals))
+        firsts = await self._pipelined([self.scripts.command(e.verb, e.keys, e.args) for e in evals],
+                                       raise_on_error=False)
+        out = []
+        for e, first in zip(evals, firsts):
+            try:
+                out.append(await self._call(self.scripts.call(e.verb, e.keys, e.args, first_reply=first)))
+            except Exception as exc:
+                out.append(translate(exc))
+        return out
 
     async def _reply_or_error(self, step: Eval) -> Any:
         try:
@@ -205,3 +226,7 @@ class AsyncQueue(AsyncFacade, QueueMethods):
     """One queue of an ``AsyncEngine``; its verbs are ``_facade.QueueMethods`` (see ``verbs.QueueVerbs``
     for what each does)."""
 
+
+def _many(step: Evals) -> bool:
+    """Whether ``step`` holds more scripts than the auto-pipeline sends in one group."""
+    return len(step.evals) > SEND_EVERY

@@ -41,7 +41,7 @@ ACKNOWLEDGED_SCRIPTS = frozenset({
     "push_ack", "push_report", "admit", "subscribe", "stuck",
 })
 """Scripts whose effect the caller is told about: each waits for the replicas."""
-UNACKNOWLEDGED_SCRIPTS = frozenset({"info", "peek", "get", "maintain", "lease", "push_claim", "alert_size"})
+UNACKNOWLEDGED_SCRIPTS = frozenset({"info", "peek", "get", "maintain", "lease", "push_claim", "alert_size", "stats"})
 """Reads, and writes a failover may lose without breaking a promise: maintenance the next call
 redoes (expiry, lapsed reservations, due messages), leases and push claims that run out by
 themselves, a partition's size for a partitioned queue's alerts (its next change reports again). Every script is in exactly one of the two sets (a test checks it)."""

@@ -51,6 +51,13 @@ class ClearReply(NamedTuple):
     removed: int
 
 
+class StatsReply(NamedTuple):
+    length: int
+    delayed: int
+    reserved: int
+    meta: list[Any]
+
+
 class MaintainReply(NamedTuple):
     flags: int
     more: int
@@ -168,6 +175,7 @@ REPLIES: dict[str, type] = {
     "delete_reserved": SettleReply, "peek": PeekReply, "settle": SettleReply,
     "delete_reserve": DeleteReserveReply,
     "get": GetReply, "touch": TouchReply, "push_claim": ClaimReply, "push_report": ReportReply,
+    "stats": StatsReply,
 }
 """Script verb -> the decoder of its reply (the header test walks this)."""
 

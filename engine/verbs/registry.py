@@ -8,11 +8,12 @@ import dataclasses
 from typing import Any
 
 from .. import core
-from ..core import Batch, Command, Eval, Verb, text
+from ..core import Batch, Command, Eval, Evals, Verb, text
 from ..errors import InvalidArgument, Unavailable
-from ..keys import MESSAGE_SCORES, QueueKeys, lease_key, push_index_key, queue_keys
+from ..keys import QueueKeys, lease_key, push_index_key, queue_keys
 from ..limits import LIST_PAGE_MAX
 from ..models import QueueDetails, QueueRef, QueueStats, SweepReport
+from ..replies import StatsReply
 from .context import EngineBase
 
 STAT_COUNTERS = {"put": "total", "reserved": "c_reserved", "deleted": "c_deleted", "expired": "c_expired",
@@ -80,15 +81,15 @@ class Registry(EngineBase):
         refs = yield from self.list_queues(project, page, per_page)
         if not refs:
             return []
-        replies = yield Batch(tuple(c for ref in refs for c in _stats_commands(queue_keys(self.ctx.prefix, project, ref.name))))
-        out = [_stats(project, ref.name, replies[4 * i : 4 * i + 4]) for i, ref in enumerate(refs)]
+        replies = yield from _read_stats([queue_keys(self.ctx.prefix, project, ref.name) for ref in refs])
+        out = [_stats(project, ref.name, reply) for ref, reply in zip(refs, replies)]
         # Partitioned queues (meta ``parts``): their other partitions, in a second round.
         others = [(i, queue_keys(self.ctx.prefix, project, refs[i].name, tag))
-                  for i in range(len(refs)) for tag in core.parse_layout(replies[4 * i + 3][-1])[1]]
+                  for i in range(len(refs)) for tag in core.parse_layout(replies[i].meta[-1])[1]]
         if others:
-            more = yield Batch(tuple(c for _, keys in others for c in _stats_commands(keys)))
-            for j, (i, _) in enumerate(others):
-                out[i] = _add_stats(out[i], _stats(project, refs[i].name, more[4 * j : 4 * j + 4]))
+            more = yield from _read_stats([keys for _, keys in others])
+            for (i, _), reply in zip(others, more):
+                out[i] = _add_stats(out[i], _stats(project, refs[i].name, reply))
         return out
 
     def count_queues(self, project: str) -> Verb[int]:
@@ -186,13 +187,21 @@ def details(project: str, name: str, meta: dict[str, str]) -> QueueDetails:
     )
 
 
-def _stats_commands(k: QueueKeys) -> list[tuple[Any, ...]]:
-    return [("LLEN", k.ready), ("ZCOUNT", k.delayed, *MESSAGE_SCORES), ("ZCOUNT", k.reserved, *MESSAGE_SCORES),
-            ("HMGET", k.meta, "q", "stuck", *STAT_COUNTERS.values(), "parts")]
+_STATS_FIELDS = ("q", "stuck", *STAT_COUNTERS.values(), "parts")
 
 
-def _stats(project: str, name: str, replies: list[Any]) -> QueueStats:
-    ready, delayed, reserved, meta = replies
+def _read_stats(queues: list[QueueKeys]) -> Verb[list[StatsReply]]:
+    """Each queue's figures read at once (lua/stats-4.lua: the deliveries counter adds two of
+    them), the queues in one pipelined round."""
+    replies = yield Evals(tuple(Eval("stats", [k.ready, k.delayed, k.reserved, k.meta], _STATS_FIELDS) for k in queues))
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return [StatsReply(*reply) for reply in replies]
+
+
+def _stats(project: str, name: str, reply: StatsReply) -> QueueStats:
+    ready, delayed, reserved, meta = reply
     fields = core.state_fields(meta[0]) if meta[0] else {}  # a queue not opened since the upgrade: none
     counters = {name: int(fields.get(field) or v or 0) for (name, field), v in zip(STAT_COUNTERS.items(), meta[2:])}
     counters["reserved"] = core.deliveries(counters["reserved"], fields, reserved)

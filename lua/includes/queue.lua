@@ -69,11 +69,14 @@ local function queue_size(Q)
 end
 
 -- A state from before LIVE_UNCOUNTED (includes/state.lua), whose RESERVED_COUNT counted each
--- delivery as it was made: the live ones come off it, readers adding them from now on. Written
--- at the next flush; a script that opens the queue without writing leaves it to the next one.
+-- delivery as it was made: the live ones come off it, readers adding them from now on. Written at
+-- once, whatever the script does next: an idle queue's polls write nothing, and would otherwise
+-- keep sending reserve after reserve_ready's FULL.
 local function uncount_live(Q)
   Q[RESERVED_COUNT] = Q[RESERVED_COUNT] - redis.call("ZCOUNT", Q.keys[RESERVED], "-inf", "(+inf")
   set_flag(Q, LIVE_UNCOUNTED, true)
+  Q.raw = pack_state(Q)
+  redis.call("HSET", Q.keys[META], "q", Q.raw)
 end
 
 -- Hash tables and skip lists (above) once per incarnation of the queue, by its first put: a clear

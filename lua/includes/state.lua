@@ -27,7 +27,8 @@
                                  single reserve's ~124k instructions (callgrind), and no HSET
                                  to replicate. While an older FerryMQ also serves the queue (a
                                  rolling upgrade), a reservation one version makes and the other
-                                 ends is counted twice or not at all.
+                                 ends is counted twice or not at all, and an older reader leaves
+                                 out the live ones.
   Text stays in fields of its own, read only where FLAGS say it matters: dlq, push, alerts,
   alerts_fired, over; and id, created, updated, counters of the rarer events, attributes.
 
