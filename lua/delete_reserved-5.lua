@@ -10,8 +10,9 @@
   KEYS[4] dlv       hash   id -> delivery state
   KEYS[5] expiry    zset   id -> expire-at ms
   ARGV[1] now_ms ("" = Redis TIME)
-  ARGV[2..] 2 values per delete: message id, reservation id (never ""); their count is not
-          sent (#ARGV costs less than an argument)
+  ARGV[2..] 2 values per delete: message id, and its reservation id between bars ("|<rid>|",
+          the rid 16 hex digits, as the engine makes them; see includes/held.lua); the ids
+          distinct; their count is not sent (#ARGV costs less than an argument)
   Returns: {flags, statuses...}: settle's reply
            statuses: status per delete
            status: 1 deleted, 0 no such message, -1 reservation id not current (no change)
@@ -30,15 +31,11 @@ if has_flag(Q, HAS_ALERTS) then return FULL_LASTING end
 
 local n, reply = (#ARGV - 1) / 2, {0}
 if n == 1 then  -- no tables of ids: a table costs ~1-3k instructions with its garbage collection
-  if ARGV[3] == "" then return FULL end  -- settle's: it may be ready or delayed (keys not declared here)
   delete_current(Q, ARGV[2], ARGV[3], reply)
 else
-  local ids, rids = {}, {}
-  for i = 1, n do
-    ids[i], rids[i] = ARGV[2 * i], ARGV[1 + 2 * i]
-    if rids[i] == "" then return FULL end
-  end
-  delete_current_many(Q, ids, rids, reply)
+  local ids = {}
+  for i = 1, n do ids[i] = ARGV[2 * i] end
+  delete_current_many(Q, ids, ARGV, reply)
 end
 flush(Q)
 reply[1] = flags(Q)

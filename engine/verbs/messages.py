@@ -22,6 +22,8 @@ from .queues import new_queue_id
 
 _STATUS = {1: "ok", 2: "noop", 0: "not_found", -1: "not_reserved"}
 _RESERVE_READY_DEFAULTS = (1, 0, "0")
+RID_LENGTH = 16
+"""Reservation ids are new_rid(): 16 hex digits (``_marked_deletes`` relies on it)."""
 """reserve_ready's optional arguments (n, timeout ms, delete) at the values it assumes when absent."""
 
 
@@ -213,7 +215,7 @@ class Messages(QueueBase):
         core.seconds_to_ms("wait", wait, 0, limits.max_wait)
         started = time.monotonic()
         while True:
-            token = secrets.token_hex(8)
+            token = new_rid()
             try:
                 reply = yield from self._reserve_call(n, timeout_ms, token, delete, backlog)
             except DeliveryPaused:
@@ -340,7 +342,7 @@ class Messages(QueueBase):
             if layout.span > 1:  # the delete's partition is not the reserve's: two calls
                 yield from self.delete_message(message_id, reservation_id)
                 return (yield from self.reserve(n, timeout=timeout))
-        token = secrets.token_hex(8)
+        token = new_rid()
         args = [self.ctx.clock.script_now(), self.ctx.k, self.keys.notify, n, timeout_ms, token, *deleted]
         reply = DeleteReserveReply.of((yield Eval("delete_reserve", self._core_keys, args, messages=n)))
         yield from self._after(reply.flags)
@@ -377,7 +379,7 @@ class Messages(QueueBase):
         reply = TouchReply._make((yield Eval(
             "touch",
             [k.meta, k.reserved, k.msg, k.dlv],
-            [self.ctx.clock.script_now(), message_id, reservation_id or "", timeout_ms, secrets.token_hex(8)],
+            [self.ctx.clock.script_now(), message_id, reservation_id or "", timeout_ms, new_rid()],
         )))
         return Reservation(text(reply.reservation_id), reply.deadline, reply.timeout / 1000)
 
@@ -436,8 +438,9 @@ class Messages(QueueBase):
         settle script where that answers FULL."""
         now = self.ctx.clock.script_now()
         d = [item for item in items if len(item) == 2]
-        if len(d) == len(items) and all(rid for _, rid in d) and self.ctx.common(self.keys.meta, "delete_reserved"):
-            raw = yield Eval("delete_reserved", self._delete_keys, [now, *(v for item in d for v in item)])
+        marked = _marked_deletes(d) if len(d) == len(items) else None
+        if marked is not None and self.ctx.common(self.keys.meta, "delete_reserved"):
+            raw = yield Eval("delete_reserved", self._delete_keys, [now, *marked])
             if not self.ctx.full(self.keys.meta, "delete_reserved", raw):
                 return SettleReply.of(raw)
         args: list[Any] = [now, self.ctx.k, self.keys.notify, len(d), len(items) - len(d)]
@@ -509,6 +512,29 @@ def _check_rid(reservation_id: object) -> str:
     if not isinstance(reservation_id, str) or not reservation_id:
         raise InvalidArgument("reservation_id", "reservation id must be a non-empty string")
     return reservation_id
+
+
+def new_rid() -> str:
+    """A new reservation id: unguessable (another consumer of the queue must not delete under
+    it), RID_LENGTH hex digits."""
+    return secrets.token_hex(RID_LENGTH // 2)
+
+
+def _marked_deletes(deletes: list[tuple[str, str]]) -> list[str] | None:
+    """delete_reserved's arguments for these deletes: each id, and its reservation id between
+    bars (lua/delete_reserved-5.lua finds it in the delivery state, "count|token|timeout|expire",
+    with a plain find: 16 characters without a bar can only be found as the token, the timeout
+    being 9 digits). None where that script may not take them: a reservation id of another
+    length (not one the engine made: "" for none, or a client's guess: settle answers it), or an
+    id repeated (settle's status for a repeat: not found)."""
+    args = []
+    for message_id, rid in deletes:
+        if len(rid) != RID_LENGTH or "|" in rid:
+            return None
+        args += (message_id, f"|{rid}|")
+    if len(deletes) > 1 and len({message_id for message_id, _ in deletes}) < len(deletes):
+        return None
+    return args
 
 
 def _batches(items: list[Any], size: int) -> list[list[Any]]:
