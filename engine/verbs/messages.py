@@ -521,20 +521,22 @@ def new_rid() -> str:
 
 
 def _marked_deletes(deletes: list[tuple[str, str]]) -> list[str] | None:
-    """delete_reserved's arguments for these deletes: each id, and its reservation id between
-    bars (lua/delete_reserved-5.lua finds it in the delivery state, "count|token|timeout|expire",
-    with a plain find: 16 characters without a bar can only be found as the token, the timeout
-    being 9 digits). None where that script may not take them: a reservation id of another
-    length (not one the engine made: "" for none, or a client's guess: settle answers it), or an
-    id repeated (settle's status for a repeat: not found)."""
-    args = []
-    for message_id, rid in deletes:
-        if len(rid) != RID_LENGTH or "|" in rid:
-            return None
-        args += (message_id, f"|{rid}|")
-    if len(deletes) > 1 and len({message_id for message_id, _ in deletes}) < len(deletes):
+    """delete_reserved's arguments after now for these deletes: the reservation id between bars,
+    then the ids, where they all share it (a batch from one reserve); else "", then each id and
+    its reservation id between bars. The script finds the mark in the delivery state,
+    "count|token|timeout|expire", with a plain find: 16 characters without a bar can only be
+    found as the token, the timeout being 9 digits. None where that script may not take them: a
+    reservation id of another length (not one the engine made: "" for none, or a client's guess:
+    settle answers it), or an id repeated (settle's status for a repeat: not found)."""
+    rids = {rid for _, rid in deletes}
+    if any(len(rid) != RID_LENGTH or "|" in rid for rid in rids):
         return None
-    return args
+    ids = [message_id for message_id, _ in deletes]
+    if len(ids) > 1 and len(set(ids)) < len(ids):
+        return None
+    if len(rids) == 1:
+        return [f"|{deletes[0][1]}|", *ids]
+    return ["", *(value for message_id, rid in deletes for value in (message_id, f"|{rid}|"))]
 
 
 def _batches(items: list[Any], size: int) -> list[list[Any]]:

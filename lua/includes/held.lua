@@ -96,21 +96,22 @@ local function delete_current(Q, id, mark, reply)
   return status == 1 and 1 or 0
 end
 
--- delete_current for a batch of distinct ids (ids[i] under the reservation whose mark, as above,
--- is args[1 + 2 * i]: delete_reserved's ARGV, read in place rather than copied to a table), in a queue with no maintenance due: a member of `reserved` is
+-- delete_current for a batch of distinct ids, each under the reservation whose mark (as above)
+-- is `shared`, or where that is nil, args[2 + 2 * i] (delete_reserved's ARGV, read in place
+-- rather than copied to a table), in a queue with no maintenance due: a member of `reserved` is
 -- then under a current reservation, so the token and a ZREM's answer decide each id, as in
 -- delete_current, with a status per id appended to `reply` as delete_held gives it. One ZREM per
 -- id costs less than reading the deadlines first: a ZMSCORE answers each score as text, ~5k
 -- instructions a message of a delete of 100, against ~3k for a ZREM call; delete_held's
 -- bookkeeping cost ~8k more (callgrind). The engine sends repeated ids to settle, so no table
 -- remembers the ids seen (~0.6k a message).
-local function delete_current_many(Q, ids, args, reply)
+local function delete_current_many(Q, ids, shared, args, reply)
   local k = Q.keys
   local states = redis.call("HMGET", k[DLV], unpack(ids))
   local gone, r = {}, #reply
   for i = 1, #ids do
     local id, state, status = ids[i], states[i], 0
-    if state and string.find(state, args[1 + 2 * i], 1, true)
+    if state and string.find(state, shared or args[2 + 2 * i], 1, true)
         and redis.call("ZREM", k[RESERVED], id) == 1 then
       gone[#gone + 1] = id
       status = 1

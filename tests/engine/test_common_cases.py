@@ -197,6 +197,20 @@ def test_a_batch_delete_decides_each_id_on_the_common_case(queue, real_engine, r
     assert (stats.counters["deleted"], stats.reserved, stats.ready) == (2, 1, 1)
 
 
+def test_a_batch_under_one_reservation_decides_each_id_on_the_common_case(queue, redis_client):
+    """A batch from one reserve shares its reservation id (sent once): a message whose
+    reservation changed since (a touch) is not deleted under the old one."""
+    queue.put(["a", "b"])
+    first, a, b = queue.reserve(3)
+    renewed = queue.touch(a.id, a.reservation_id)
+    items = [(m.id, first.reservation_id) for m in (first, a, b)]
+    settled: list[Any] = []
+    assert scripts_run(redis_client, lambda: settled.append(queue.settle(deletes=items))) == ["delete_reserved"]
+    assert settled[0].deleted == ["ok", "not_reserved", "ok"]
+    queue.delete_message(a.id, renewed.reservation_id)
+    assert queue.info().size == 0
+
+
 @pytest.mark.parametrize("n", [1, 2])
 def test_a_reservation_id_not_of_the_engines_form_goes_to_settle(queue, redis_client, n):
     """The common case finds the reservation id in the delivery state with a plain find, which
