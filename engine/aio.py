@@ -147,7 +147,7 @@ class AsyncEngine(AsyncFacade, EngineMethods):
             reply = await self._send(command, alone=step.messages >= ALONE_MESSAGES)
             if not isinstance(reply, Exception):  # the common case, without the generator's turns
                 return reply
-            return await self._call(scripts.call(step.verb, step.keys, step.args, first_reply=reply))
+            return await self._call(scripts.call(step.verb, step.keys, step.args, sent=(command, reply)))
         if isinstance(step, Command):
             reply = await self._reply(step.args)
             if isinstance(reply, Exception):
@@ -171,12 +171,12 @@ class AsyncEngine(AsyncFacade, EngineMethods):
         replicas (as the sync engine's _evals)."""
         if self._acks is not None or self.scripts.functions is None:
             return await asyncio.gather(*(self._reply_or_error(e) for e in evals))
-        firsts = await self._pipelined([self.scripts.command(e.verb, e.keys, e.args) for e in evals],
-                                       raise_on_error=False)
+        commands = [self.scripts.command(e.verb, e.keys, e.args) for e in evals]
+        firsts = await self._pipelined(commands, raise_on_error=False)
         out = []
-        for e, first in zip(evals, firsts):
+        for e, command, first in zip(evals, commands, firsts):
             try:
-                out.append(await self._call(self.scripts.call(e.verb, e.keys, e.args, first_reply=first)))
+                out.append(await self._call(self.scripts.call(e.verb, e.keys, e.args, sent=(command, first))))
             except Exception as exc:
                 out.append(translate(exc))
         return out

@@ -145,7 +145,6 @@ def library() -> Library:
 
 LOAD = ("LOAD",)
 """``Scripts.instead`` asks for the library to be loaded, then the call sent again."""
-NOT_SENT = object()
 Call = Generator[tuple[Any, ...], Any, Any]
 
 
@@ -168,15 +167,19 @@ class Scripts:
         return ("FCALL", self.library.functions[verb], len(keys), *keys, *args)
 
     def call(self, verb: str, keys: list[str] | tuple[str, ...], args: list[Any] | tuple[Any, ...],
-             first_reply: Any = NOT_SENT) -> Call:
+             sent: tuple[tuple[Any, ...], Any] | None = None) -> Call:
         """Runs ``verb``'s script, sans-IO: yields each command to send and receives its reply (an
         error reply as the exception instance); returns the script's reply, or raises its error.
-        ``first_reply``: the reply to the first command, when the caller already sent it (in a
-        pipeline)."""
-        if self.functions is None and first_reply is NOT_SENT:  # the first call: learn which
-            self.loaded((yield self.load_command()))
-        command = self.command(verb, keys, args)
-        reply = (yield command) if first_reply is NOT_SENT else first_reply
+        ``sent``: the first command and its reply, when the caller already sent it (alone or in a
+        pipeline): what to send instead is decided from that command, whatever another thread
+        or task has learnt about Redis since."""
+        if sent is None:
+            if self.functions is None:  # the first call: learn which
+                self.loaded((yield self.load_command()))
+            command = self.command(verb, keys, args)
+            reply = yield command
+        else:
+            command, reply = sent
         tried_load = False
         for _ in range(3):
             if not isinstance(reply, Exception):

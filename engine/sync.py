@@ -124,17 +124,19 @@ class Engine(EngineMethods):
     def _script(self, step: Eval) -> Any:
         """``step``'s script reply. Once Redis is known to have the function library, its FCALL
         goes out at once; only an error reply goes through the sans-IO call (``Scripts.call``),
-        which mends what it can (a library to load again, Redis before 7). That call's layers were
-        ~4 us of a single put's ~20 us of engine Python on the benchmark machine."""
+        which mends what it can (a library to load again, Redis before 7). Skipping that call's
+        layers saved ~1 us of engine Python a call with replies replayed, ~2-5 us of the client's
+        CPU with Redis (bench machine, stop 32)."""
         scripts = self.scripts
         if not scripts.functions or self._direct is None:
             return self._call(scripts.call(step.verb, step.keys, step.args))
+        command = scripts.command(step.verb, step.keys, step.args)
         try:
-            return self._direct.execute(self.client, scripts.command(step.verb, step.keys, step.args))
+            return self._direct.execute(self.client, command)
         except RedisError as exc:
             if is_transient(exc):
                 raise
-            return self._call(scripts.call(step.verb, step.keys, step.args, first_reply=exc))
+            return self._call(scripts.call(step.verb, step.keys, step.args, sent=(command, exc)))
 
     def _evals(self, evals: tuple[Eval, ...]) -> list[Any]:
         """Scripts of several partitions in one pipeline; each reply, or its error as a value.
@@ -142,11 +144,12 @@ class Engine(EngineMethods):
         replicas (each write carries its own WAIT)."""
         if self._acks is not None or self.scripts.functions is None:
             return [self._reply_or_error(e) for e in evals]
-        firsts = self._pipelined([self.scripts.command(e.verb, e.keys, e.args) for e in evals], raise_on_error=False)
+        commands = [self.scripts.command(e.verb, e.keys, e.args) for e in evals]
+        firsts = self._pipelined(commands, raise_on_error=False)
         out = []
-        for e, first in zip(evals, firsts):
+        for e, command, first in zip(evals, commands, firsts):
             try:
-                out.append(self._call(self.scripts.call(e.verb, e.keys, e.args, first_reply=first)))
+                out.append(self._call(self.scripts.call(e.verb, e.keys, e.args, sent=(command, first))))
             except Exception as exc:
                 out.append(translate(exc))
         return out

@@ -10,8 +10,9 @@
   KEYS[4] dlv       hash   id -> delivery state
   KEYS[5] expiry    zset   id -> expire-at ms
   ARGV[1] now_ms ("" = Redis TIME)
-  ARGV[2] the reservation id of every delete, between bars ("|<rid>|", the rid 16 hex digits,
-          as the engine makes them; see includes/held.lua); "" where they differ
+  ARGV[2] the reservation id of every delete, between bars ("|<rid>|"; the rid without a bar
+          and not 9 bytes long, or the check is not exact: see includes/held.lua); "" where
+          they differ
   ARGV[3..] the message ids (distinct); where ARGV[2] is "", 2 values per delete: message id,
           and its reservation id between bars. Their count is not sent (#ARGV costs less than
           an argument); a batch from one reserve shares its reservation id, sent once (an

@@ -22,9 +22,9 @@ from .queues import new_queue_id
 
 _STATUS = {1: "ok", 2: "noop", 0: "not_found", -1: "not_reserved"}
 _RESERVE_READY_DEFAULTS = (1, 0, "0")
-RID_LENGTH = 16
-"""Reservation ids are new_rid(): 16 hex digits (``_marked_deletes`` relies on it)."""
 """reserve_ready's optional arguments (n, timeout ms, delete) at the values it assumes when absent."""
+RID_LENGTH = 16
+"""The length of the reservation ids new_rid() makes (16 hex digits)."""
 
 
 class Messages(QueueBase):
@@ -524,10 +524,12 @@ def _marked_deletes(deletes: list[tuple[str, str]]) -> list[str] | None:
     """delete_reserved's arguments after now for these deletes: the reservation id between bars,
     then the ids, where they all share it (a batch from one reserve); else "", then each id and
     its reservation id between bars. The script finds the mark in the delivery state,
-    "count|token|timeout|expire", with a plain find: 16 characters without a bar can only be
-    found as the token, the timeout being 9 digits. None where that script may not take them: a
-    reservation id of another length (not one the engine made: "" for none, or a client's guess:
-    settle answers it), or an id repeated (settle's status for a repeat: not found)."""
+    "count|token|timeout|expire", with a plain find: a rid of 16 characters without a bar (at
+    least 16 bytes) can only be found as the token, the timeout being 9 digits. This check is what
+    makes that exact, whatever a client sends: None where that script may not take them, a
+    reservation id of another length or with a bar (not one the engine made: "" for none, or a
+    client's guess: settle answers it), or an id repeated (settle's status for a repeat: not
+    found)."""
     rids = {rid for _, rid in deletes}
     if any(len(rid) != RID_LENGTH or "|" in rid for rid in rids):
         return None

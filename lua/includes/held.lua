@@ -76,9 +76,11 @@ end
 -- before DUE): every member of `reserved` is then under a current reservation, its deadline being
 -- at or after DUE (includes/queue.lua), so the ZREM's answer says whether it was reserved and no
 -- ZSCORE reads the deadline first (~5k instructions of a single delete, callgrind). `mark` is the
--- reservation id between bars, "|<rid>|", the rid in the engine's form (16 hex digits): the token
--- field of a delivery state ("count|token|timeout|expire", the timeout 9 digits) is then the one
--- place a plain find can meet it, which costs ~1.4k instructions less than capturing the token.
+-- reservation id between bars, "|<rid>|". A plain find of it (~1.4k instructions less than
+-- capturing the token) is exact only for a rid without a bar and not 9 bytes long: in a delivery
+-- state, "count|token|timeout|expire", the token is then the one field it can meet (count has
+-- no bar before it, expire none after it, and the timeout is 9 digits). The engine checks that
+-- (verbs/messages.py _marked_deletes: 16 characters, no bar); this script cannot.
 -- Appends the status to `reply`; returns how many were deleted.
 local function delete_current(Q, id, mark, reply)
   local k = Q.keys

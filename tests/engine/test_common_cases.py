@@ -200,15 +200,41 @@ def test_a_batch_delete_decides_each_id_on_the_common_case(queue, real_engine, r
 def test_a_batch_under_one_reservation_decides_each_id_on_the_common_case(queue, redis_client):
     """A batch from one reserve shares its reservation id (sent once): a message whose
     reservation changed since (a touch) is not deleted under the old one."""
-    queue.put(["a", "b"])
-    first, a, b = queue.reserve(3)
+    queue.put(["a", "b", "c"])
+    first, a, b, c = queue.reserve(4)
     renewed = queue.touch(a.id, a.reservation_id)
-    items = [(m.id, first.reservation_id) for m in (first, a, b)]
+    queue.release(c.id, c.reservation_id)  # still carries the shared id in its delivery state
+    items = [(m.id, first.reservation_id) for m in (first, a, b, c)] + [("1765000000000000000", first.reservation_id)]
     settled: list[Any] = []
     assert scripts_run(redis_client, lambda: settled.append(queue.settle(deletes=items))) == ["delete_reserved"]
-    assert settled[0].deleted == ["ok", "not_reserved", "ok"]
+    assert settled[0].deleted == ["ok", "not_reserved", "ok", "not_reserved", "not_found"]
+    assert queue.get(c.id).status == "ready"
     queue.delete_message(a.id, renewed.reservation_id)
-    assert queue.info().size == 0
+    assert queue.info().size == 1
+
+
+@pytest.mark.parametrize("rid", ["|" + "a" * 15, "a" * 15 + "|", "é" * 16, "é" + "a" * 15])
+def test_a_reservation_id_with_a_bar_or_beyond_ascii_deletes_nothing(queue, redis_client, rid):
+    """16 characters, but not the engine's: a bar could span fields of the delivery state
+    (settle decides those), and a wide character makes more bytes than any token has."""
+    [m] = queue.reserve(1)
+    settled: list[Any] = []
+    path = scripts_run(redis_client, lambda: settled.append(queue.settle(deletes=[(m.id, rid)])))
+    assert path == (["settle"] if "|" in rid else ["delete_reserved"])
+    assert settled[0].deleted == ["not_reserved"]
+    assert queue.get(m.id).status == "reserved"
+
+
+def test_an_error_reply_of_the_common_case_is_not_sent_again(queue, redis_client):
+    """A script's own error (a touch under a reservation that is not current) is raised from the
+    first FCALL's reply, not sent a second time."""
+    [m] = queue.reserve(1)
+
+    def touch() -> None:
+        with pytest.raises(NotReserved):
+            queue.touch(m.id, WRONG_RID)
+
+    assert scripts_run(redis_client, touch) == ["touch"]
 
 
 @pytest.mark.parametrize("n", [1, 2])

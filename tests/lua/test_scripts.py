@@ -214,6 +214,34 @@ def test_redis_6_2_runs_the_scripts_by_sha(redis62_url):
         assert client.info("commandstats")["cmdstat_evalsha"]["calls"] >= 2
 
 
+def test_redis_6_2_taken_for_7_falls_back_to_scripts_by_sha(redis62_url):
+    """The sync engine sends FCALL at once when it believes Redis has functions; on Redis 6.2
+    (a failed load, a proxy) the error brings it back to EVALSHA, even when another thread learnt
+    that first: the fallback is decided from the command that was sent."""
+    with redis.Redis.from_url(redis62_url) as client:
+        client.flushall()
+        engine = Engine(client)
+        engine.scripts.functions = True
+        direct = engine._direct
+        assert direct is not None
+
+        class LearntMeanwhile:
+            def execute(self, c, command):
+                try:
+                    return direct.execute(c, command)
+                finally:
+                    if command[0] == "FCALL":
+                        engine.scripts.functions = False  # as another thread's call would
+
+        engine._direct = LearntMeanwhile()
+        q = engine.queue("p", "q")
+        q.put(["a"])
+        engine._direct, engine.scripts.functions = direct, True
+        [m] = q.reserve()
+        assert m.body == b"a" and engine.scripts.functions is False
+        assert q.settle(deletes=[(m.id, m.reservation_id)]).deleted == ["ok"]
+
+
 def test_functions_are_loaded_again_after_redis_forgot_them(real_engine, redis_client, library_names):
     q = real_engine.queue("p", "q")
     q.put(["a"])
