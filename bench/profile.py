@@ -56,8 +56,8 @@ STAGES = {
     ),
     "delete_reserved": (  # a delete's common case (lua/delete_reserved-5.lua)
         ("FCALL, its 5 keys and 3 arguments", "local now, now_s = now_from"),
-        ("+ now (ARGV[1]), open_queue, the checks", "local n, reply"),
-        ("+ delete (include: HGET dlv, ZREM, HDEL msg and dlv)", "flush(Q)"),
+        ("+ now (ARGV[1]), open_queue, the checks", "local shared, reply"),
+        ("+ delete (include: HGET dlv, find, ZREM, HDEL msg and dlv)", "flush(Q)"),
         ("+ flush (state) = whole", None),
     ),
 }

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import re
 import typing
+from pathlib import Path
 
 import pytest
 import redis
@@ -248,3 +249,14 @@ def test_functions_are_loaded_again_after_redis_forgot_them(real_engine, redis_c
     redis_client.function_flush()  # a restart without persistence
     assert [m.body for m in q.reserve()] == [b"a"]
     assert library_names(redis_client) == [library().name.encode()]
+
+
+def test_the_profiles_stages_stop_at_points_the_scripts_still_have(monkeypatch):
+    """bench/profile.py cuts the hot scripts before marker texts to say where a call's
+    instructions go: a script edited without its marker would stop the benchmark's run."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    from bench.profile import STAGES, cut_library
+
+    for verb, stages in STAGES.items():
+        for _, marker in stages:
+            assert cut_library(verb, marker).code
