@@ -12,7 +12,8 @@
   ARGV[1] now_ms ("" = Redis TIME)
   ARGV[2] the reservation id of every delete, between bars ("|<rid>|"; the rid without a bar
           and not 9 bytes long, or the check is not exact: see includes/held.lua); "" where
-          they differ
+          they differ; "*" for one delete under whatever reservation the message is (settle's
+          rid "": when it is not reserved, it may be ready or delayed, and this answers FULL)
   ARGV[3..] the message ids (distinct); where ARGV[2] is "", 2 values per delete: message id,
           and its reservation id between bars. Their count is not sent (#ARGV costs less than
           an argument); a batch from one reserve shares its reservation id, sent once (an
@@ -35,7 +36,9 @@ if has_flag(Q, HAS_ALERTS) then return FULL_LASTING end
 
 local shared, reply = ARGV[2] ~= "" and ARGV[2] or nil, {0}
 local n = shared and #ARGV - 2 or (#ARGV - 2) / 2
-if n == 1 then  -- no tables of ids: a table costs ~1-3k instructions with its garbage collection
+if shared == "*" then
+  if not delete_if_reserved(Q, ARGV[3], reply) then return FULL end
+elseif n == 1 then  -- no tables of ids: a table costs ~1-3k instructions with its garbage collection
   delete_current(Q, ARGV[3], shared or ARGV[4], reply)
 else
   local ids = {}

@@ -25,6 +25,8 @@ _RESERVE_READY_DEFAULTS = (1, 0, "0")
 """reserve_ready's optional arguments (n, timeout ms, delete) at the values it assumes when absent."""
 RID_LENGTH = 16
 """The length of the reservation ids new_rid() makes (16 hex digits)."""
+ANY_RESERVATION = "*"
+"""delete_reserved's mark for one delete under whatever reservation (lua/delete_reserved-5.lua)."""
 
 
 class Messages(QueueBase):
@@ -527,9 +529,13 @@ def _marked_deletes(deletes: list[tuple[str, str]]) -> list[str] | None:
     "count|token|timeout|expire", with a plain find: a rid of 16 characters without a bar (at
     least 16 bytes) can only be found as the token, the timeout being 9 digits. This check is what
     makes that exact, whatever a client sends: None where that script may not take them, a
-    reservation id of another length or with a bar (not one the engine made: "" for none, or a
-    client's guess: settle answers it), or an id repeated (settle's status for a repeat: not
-    found)."""
+    reservation id of another length or with a bar (not one the engine made, or a client's guess:
+    settle answers it), or an id repeated (settle's status for a repeat: not found). One delete
+    with no reservation id is sent as ANY_RESERVATION: the script deletes it if it is reserved
+    (the common case: a consumer deleting what it took) and leaves the other states to settle;
+    several go to settle, which classifies them all in one call."""
+    if len(deletes) == 1 and not deletes[0][1]:
+        return [ANY_RESERVATION, deletes[0][0]]  # a single delete under whatever reservation
     rids = {rid for _, rid in deletes}
     if any(len(rid) != RID_LENGTH or "|" in rid for rid in rids):
         return None

@@ -98,6 +98,20 @@ local function delete_current(Q, id, mark, reply)
   return status == 1 and 1 or 0
 end
 
+-- delete_held for one message under whatever reservation it is (rid ""), in a queue with no
+-- maintenance due: reserved if the ZREM removes it, and then deleted (status 1 appended to
+-- `reply`, true returned). False, with nothing written, where it is not reserved: ready, delayed
+-- or gone, which need keys this case does not declare (delete_held decides those). No delivery
+-- state is read: ~30k instructions less than settle's delete of one (callgrind).
+local function delete_if_reserved(Q, id, reply)
+  if redis.call("ZREM", Q.keys[RESERVED], id) == 0 then return false end
+  drop_one(Q, id)
+  Q[DELETED_COUNT] = Q[DELETED_COUNT] + 1
+  Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + 1  -- a delivery ended (state.lua LIVE_UNCOUNTED)
+  reply[#reply + 1] = 1
+  return true
+end
+
 -- delete_current for a batch of distinct ids, each under the reservation whose mark (as above)
 -- is `shared`, or where that is nil, args[2 + 2 * i] (delete_reserved's ARGV, read in place
 -- rather than copied to a table), in a queue with no maintenance due: a member of `reserved` is

@@ -170,6 +170,43 @@ def test_a_single_delete_under_a_released_reservation_changes_nothing(queue, red
     assert [again.body for again in queue.reserve(1)] == [b"first"]
 
 
+def test_a_single_delete_with_no_reservation_id_of_a_reserved_message_is_the_common_case(real_engine, queue,
+                                                                                        redis_client):
+    """IronMQ v1's DELETE, a Cloudflare ack: no reservation id. A reserved message is deleted by
+    delete_reserved alone, its delivery counted once."""
+    [m] = queue.reserve(1)
+    assert scripts_run(redis_client, lambda: queue.delete_message(m.id)) == ["delete_reserved"]
+    with pytest.raises(MessageNotFound):
+        queue.get(m.id)
+    [stats] = real_engine.stats("common")
+    assert (stats.counters["deleted"], stats.counters["reserved"], stats.reserved, stats.size) == (1, 1, 0, 0)
+
+
+@pytest.mark.parametrize("state", ["ready", "delayed", "unknown"])
+def test_a_single_delete_with_no_reservation_id_of_another_state_goes_to_settle(real_engine, queue, redis_client,
+                                                                                state):
+    """Not reserved: delete_reserved writes nothing and settle decides (it has the keys)."""
+    if state == "delayed":
+        [message_id] = queue.put([NewMessage("later", delay=60)])
+    elif state == "ready":
+        [message_id] = queue.put(["b"])  # behind "first"
+    else:
+        message_id = "1765000000000000000"
+    deleted = []
+
+    def delete() -> None:
+        try:
+            queue.delete_message(message_id)
+            deleted.append(True)
+        except MessageNotFound:
+            deleted.append(False)
+
+    assert scripts_run(redis_client, delete) == ["delete_reserved", "settle"]
+    assert deleted == [state != "unknown"]
+    [stats] = real_engine.stats("common")
+    assert (stats.size, stats.counters["deleted"]) == ((1, 0) if state == "unknown" else (1, 1))
+
+
 def test_a_single_delete_of_an_unknown_id_is_not_found(queue, redis_client):
     with pytest.raises(MessageNotFound):
         queue.delete_message("1765000000000000000", "some-reservation")
