@@ -57,8 +57,8 @@ STAGES = {
     "delete_reserved": (  # a delete's common case (lua/delete_reserved-5.lua)
         ("FCALL, its 5 keys and 3 arguments", "local now, now_s = now_from"),
         ("+ now (ARGV[1]), open_queue, the checks", "local shared, reply"),
-        ("+ delete (include: HGET dlv, find, ZREM, HDEL msg and dlv)", "flush(Q)"),
-        ("+ flush (state) = whole", None),
+        ("+ delete (include: HGET dlv, find, ZREM, HDEL msg and dlv)", "if done > 0"),
+        ("+ HINCRBY c_done = whole", None),
     ),
 }
 """Per verb: the script's cost stopped at successive points (a label, and the text before which

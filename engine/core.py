@@ -577,6 +577,22 @@ def state_fields(raw: bytes) -> dict[str, str]:
     return fields
 
 
+DONE_FIELD = "c_done"
+"""Meta field counting the messages delete_reserved deleted from their reservations: each both a
+delete and an ended delivery, added by readers to ``c_deleted`` and ``c_reserved`` (one HINCRBY
+there instead of rewriting ``q``: lua/includes/state.lua)."""
+
+
+def reported_counters(counters: dict[str, int], fields: Mapping[str, str], reserved: int) -> dict[str, int]:
+    """A queue's counters as reported, from those its meta holds by name (``DONE_FIELD`` as
+    ``done``): ``done`` folded into ``deleted`` and ``reserved``, and the live
+    reservations into ``reserved`` (``deliveries``)."""
+    done = counters.pop("done", 0)
+    counters["deleted"] = counters.get("deleted", 0) + done
+    counters["reserved"] = deliveries(counters.get("reserved", 0) + done, fields, reserved)
+    return counters
+
+
 def deliveries(counted: int, fields: Mapping[str, str], reserved: int) -> int:
     """A queue's deliveries counter: what its ``c_reserved`` ``counted``, plus its ``reserved``
     (live) reservations where its meta ``fields`` (``meta_fields``, ``state_fields``) say the

@@ -128,7 +128,7 @@ class QueueSettings(QueueBase):
     def _info(self, reply: QueueReply) -> QueueInfo:
         meta = core.meta_fields(core.pairs(reply.meta))
         counters = {name[2:]: int(value) for name, value in meta.items() if name.startswith("c_")}
-        counters["reserved"] = core.deliveries(counters.get("reserved", 0), meta, reply.backlog.reserved)
+        counters = core.reported_counters(counters, meta, reply.backlog.reserved)
         return QueueInfo(
             project=self.project,
             name=self.name,

@@ -187,7 +187,9 @@ def details(project: str, name: str, meta: dict[str, str]) -> QueueDetails:
     )
 
 
-_STATS_FIELDS = ("q", "stuck", *STAT_COUNTERS.values(), "parts")
+_READ_COUNTERS = {**STAT_COUNTERS, "done": core.DONE_FIELD}
+"""What ``stats`` reads: its counters, and the one readers fold into two (core.reported_counters)."""
+_STATS_FIELDS = ("q", "stuck", *_READ_COUNTERS.values(), "parts")
 
 
 def _read_stats(queues: list[QueueKeys]) -> Verb[list[StatsReply]]:
@@ -203,8 +205,8 @@ def _read_stats(queues: list[QueueKeys]) -> Verb[list[StatsReply]]:
 def _stats(project: str, name: str, reply: StatsReply) -> QueueStats:
     ready, delayed, reserved, meta = reply
     fields = core.state_fields(meta[0]) if meta[0] else {}  # a queue not opened since the upgrade: none
-    counters = {name: int(fields.get(field) or v or 0) for (name, field), v in zip(STAT_COUNTERS.items(), meta[2:])}
-    counters["reserved"] = core.deliveries(counters["reserved"], fields, reserved)
+    counters = {name: int(fields.get(field) or v or 0) for (name, field), v in zip(_READ_COUNTERS.items(), meta[2:])}
+    counters = core.reported_counters(counters, fields, reserved)
     return QueueStats(project, name, ready - int(fields.get("ghosts", 0)), delayed, reserved, counters, int(meta[1] or 0))
 
 

@@ -78,11 +78,11 @@ end
 -- or gone, which need keys this case does not declare (delete_held decides those). No delivery
 -- state is read: ~30k instructions less than settle's delete of one (callgrind). Also the end
 -- of delete_current, once the reservation id is checked.
+-- These deletes of reserved messages leave the state's counters alone: the caller counts them in
+-- meta `c_done` (state.lua), and so writes no state.
 local function delete_if_reserved(Q, id, reply)
   if redis.call("ZREM", Q.keys[RESERVED], id) == 0 then return false end
   drop_one(Q, id)
-  Q[DELETED_COUNT] = Q[DELETED_COUNT] + 1
-  Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + 1  -- a delivery ended (state.lua LIVE_UNCOUNTED)
   reply[#reply + 1] = 1
   return true
 end
@@ -112,7 +112,7 @@ end
 -- id costs less than reading the deadlines first: a ZMSCORE answers each score as text, ~5k
 -- instructions a message of a delete of 100, against ~3k for a ZREM call; delete_held's
 -- bookkeeping cost ~8k more (callgrind). The engine sends repeated ids to settle, so no table
--- remembers the ids seen (~0.6k a message).
+-- remembers the ids seen (~0.6k a message). Returns how many were deleted.
 local function delete_current_many(Q, ids, shared, args, reply)
   local k = Q.keys
   local states = redis.call("HMGET", k[DLV], unpack(ids))
@@ -129,6 +129,5 @@ local function delete_current_many(Q, ids, shared, args, reply)
     reply[r + i] = status
   end
   drop(Q, gone)
-  Q[DELETED_COUNT] = Q[DELETED_COUNT] + #gone
-  Q[RESERVED_COUNT] = Q[RESERVED_COUNT] + #gone  -- every one was reserved
+  return #gone
 end

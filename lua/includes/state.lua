@@ -29,6 +29,12 @@
                                  rolling upgrade), a reservation one version makes and the other
                                  ends is counted twice or not at all, and an older reader leaves
                                  out the live ones.
+                                 The common-case delete (delete_reserved) counts its deletes,
+                                 each of a reserved message, in meta `c_done` with one HINCRBY
+                                 instead: readers add it to both DELETED_COUNT and
+                                 RESERVED_COUNT (engine/core.py reported_counters), and a single
+                                 delete writes no state (~9k of its ~95k instructions). An older
+                                 reader leaves those deletes out.
   Text stays in fields of its own, read only where FLAGS say it matters: dlq, push, alerts,
   alerts_fired, over; and id, created, updated, counters of the rarer events, attributes.
 

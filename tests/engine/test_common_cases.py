@@ -136,6 +136,31 @@ def test_a_steady_reserve_writes_nothing_to_the_queue_state(queue, redis_client)
     assert queue.info().counters["reserved"] == 2
 
 
+def test_deletes_of_reserved_messages_leave_the_state_unwritten_and_count_in_both_counters(real_engine, queue,
+                                                                                             redis_client):
+    """delete_reserved counts what it deletes in meta `c_done` (one HINCRBY), not in `q`: each
+    way it is called (one delete with or without a reservation id, a batch under one id, a batch
+    under several) leaves `q` as it was, and info and stats count each delete and its delivery."""
+    queue.put([f"m{i}" for i in range(7)])
+    first = queue.reserve(4)
+    second = queue.reserve(4)
+    state = lambda: redis_client.hget("fmq:{common/q}:meta", "q")
+    before = state()
+    for delete in (lambda: queue.delete_message(first[0].id, first[0].reservation_id),
+                   lambda: queue.delete_message(first[1].id),
+                   lambda: queue.settle(deletes=[(m.id, m.reservation_id) for m in first[2:]]),
+                   lambda: queue.settle(deletes=[(first[3].id, first[3].reservation_id),  # taken: status 0
+                                                 (second[0].id, second[0].reservation_id)])):
+        assert scripts_run(redis_client, delete) == ["delete_reserved"]
+        assert state() == before
+    assert redis_client.hget("fmq:{common/q}:meta", "c_done") == b"5"
+    [stats] = real_engine.stats("common")
+    info = queue.info().counters
+    assert (info["deleted"], info["reserved"], "done" in info) == (5, 8, False)
+    assert (stats.counters["deleted"], stats.counters["reserved"], "done" in stats.counters) == (5, 8, False)
+    assert (stats.reserved, stats.size) == (3, 3)
+
+
 def test_a_single_reserve_that_changes_the_state_writes_it(real_engine, redis_client):
     """The common case skips writing the state only when the reserve changed none of it: taking a
     message requeued at the front counts FRONT down, a reserve with delete counts the delete and
