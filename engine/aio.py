@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from . import coalesce
 from ._facade import (
     AsyncFacade, EngineMethods, QueueMethods, check_client, drive_async, is_cluster, is_transient, translate,
 )
@@ -24,6 +25,12 @@ from .verbs import Context, EngineVerbs
 
 R = TypeVar("R")
 _CLOCK_READING_SECONDS = 1.0
+MERGE_AT_MOST = SEND_EVERY
+"""Calls merged into one at most (coalesce.py), sent as soon as there are this many, as the
+auto-pipeline sends a turn's commands in groups: Redis works on the first while the worker
+handles the rest of the turn. Single-message lifecycle at 16 in flight, side by side: merging up
+to 16 left the worker waiting on Redis (~9% fewer msgs/s than 8, ~1.5 µs less Redis CPU a
+message)."""
 
 
 class AsyncEngine(AsyncFacade, EngineMethods):
@@ -48,6 +55,7 @@ class AsyncEngine(AsyncFacade, EngineMethods):
         command_timeout: float | None = None,
         min_replicas_ack: int = 0,
         min_replicas_ack_timeout: float = 1.0,
+        coalesce: bool = True,
     ) -> None:
         check_client(client)
         self.client = client
@@ -62,6 +70,10 @@ class AsyncEngine(AsyncFacade, EngineMethods):
         cancellation (tests/engine/test_cancellation.py)."""
         self.scripts = Scripts(functions=not is_cluster(client))
         self._pipeline = AutoPipeline(client, direct=not is_cluster(client), timeout=command_timeout)
+        self.coalesce = coalesce
+        """Whether single-message puts, reserves and deletes on one queue made in the same turn of
+        the event loop go to Redis as one script call (coalesce.py)."""
+        self._merging: dict[tuple[Any, ...], list[tuple[Eval, asyncio.Future[Any]]]] = {}
         self._loading: asyncio.Future[Any] | None = None
         self._clock_reading: asyncio.Future[None] | None = None
         self.notifier = notifier or Notifier(client)
@@ -143,10 +155,17 @@ class AsyncEngine(AsyncFacade, EngineMethods):
             scripts = self.scripts
             if scripts.functions is None:  # not known yet: the sans-IO call finds out
                 return await self._call(scripts.call(step.verb, step.keys, step.args))
-            command = scripts.command(step.verb, step.keys, step.args)
-            reply = await self._send(command, alone=step.messages >= ALONE_MESSAGES)
+            group = coalesce.group(step) if self.coalesce else None
+            if group is not None:
+                reply = await self._merged(group, step)
+            else:
+                reply = await self._send(scripts.command(step.verb, step.keys, step.args),
+                                         alone=step.messages >= ALONE_MESSAGES)
             if not isinstance(reply, Exception):  # the common case, without the generator's turns
                 return reply
+            # Its own command, had it been merged with others: the error decides alike (a missing
+            # library is loaded and this call sent again alone).
+            command = scripts.command(step.verb, step.keys, step.args)
             return await self._call(scripts.call(step.verb, step.keys, step.args, sent=(command, reply)))
         if isinstance(step, Command):
             reply = await self._reply(step.args)
@@ -163,6 +182,42 @@ class AsyncEngine(AsyncFacade, EngineMethods):
             # A few (a queue's partitions): sent with the turn's other calls (autopipeline.py).
             return await asyncio.gather(*(self._reply_or_error(e) for e in step.evals))
         raise TypeError(step)
+
+    def _merged(self, group: tuple[Any, ...], step: Eval) -> asyncio.Future[Any]:
+        """The future of ``step``'s reply (as ``_send`` gives it), its call merged with the others
+        of its ``group`` made in this turn of the loop (coalesce.py): sent once the turn ends, or
+        as soon as ``MERGE_AT_MOST`` are waiting."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not self._merging:
+            loop.call_soon(self._send_merged)
+        calls = self._merging.setdefault(group, [])
+        calls.append((step, future))
+        if len(calls) >= MERGE_AT_MOST:
+            self._send_group(self._merging.pop(group))
+            self._pipeline.flush()
+        return future
+
+    def _send_merged(self) -> None:
+        merging, self._merging = self._merging, {}
+        for calls in merging.values():
+            self._send_group(calls)
+        self._pipeline.flush()  # now: the auto-pipeline's own flush would wait for the next turn
+
+    def _send_group(self, calls: list[tuple[Eval, asyncio.Future[Any]]]) -> None:
+        """One group's calls sent as one (each alone where they cannot merge), each caller's future
+        getting its share of the reply. A caller that gave up before the send is left out."""
+        if len(calls) > 1:
+            calls = [(step, future) for step, future in calls if not future.done()]
+        elif calls[0][1].done():
+            return
+        steps = [step for step, _ in calls]
+        if len(calls) > 1 and coalesce.mergeable(steps):
+            merged = coalesce.merge(steps)
+            self._pipeline.send(self.scripts.command(merged.verb, merged.keys, merged.args), into=_SharedReply(calls))
+            return
+        for step, future in calls:
+            self._pipeline.send(self.scripts.command(step.verb, step.keys, step.args), into=future)
 
     async def _evals(self, evals: tuple[Eval, ...]) -> list[Any]:
         """Many scripts (a page of queues' stats) in one pipeline, as a Batch goes: the
@@ -225,6 +280,34 @@ class AsyncEngine(AsyncFacade, EngineMethods):
 class AsyncQueue(AsyncFacade, QueueMethods):
     """One queue of an ``AsyncEngine``; its verbs are ``_facade.QueueMethods`` (see ``verbs.QueueVerbs``
     for what each does)."""
+
+
+class _SharedReply:
+    """Receives the reply of merged calls (coalesce.py) in the auto-pipeline, as a future would,
+    and hands each caller its share at once (or the connection error)."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self, calls: list[tuple[Eval, asyncio.Future[Any]]]) -> None:
+        self.calls = calls
+
+    def done(self) -> bool:
+        """Every caller gave up: nothing to send."""
+        return all(future.done() for _, future in self.calls)
+
+    def set_result(self, reply: Any) -> None:
+        shares = coalesce.split([step for step, _ in self.calls], reply)
+        if len(shares) != len(self.calls):  # never, but a caller must not wait for ever
+            self.set_exception(RuntimeError(f"a merged call's reply has {len(shares)} shares for {len(self.calls)}"))
+            return
+        for (_, future), share in zip(self.calls, shares):
+            if not future.done():
+                future.set_result(share)
+
+    def set_exception(self, error: BaseException) -> None:
+        for _, future in self.calls:
+            if not future.done():
+                future.set_exception(error)
 
 
 def _many(step: Evals) -> bool:

@@ -116,19 +116,23 @@ class AutoPipeline:
         """Whether every round trip is bounded here by ``timeout`` (the callers need no timer)."""
         return self._direct and self._timeout is not None
 
-    def send(self, command: tuple[Any, ...]) -> asyncio.Future[Any]:
+    def send(self, command: tuple[Any, ...], into: Any = None) -> Any:
         """The future of ``command``'s reply: an error reply as its value (the exception
-        instance, not raised), a connection failure as its exception."""
+        instance, not raised), a connection failure as its exception. ``into``: what receives
+        the reply instead of a new future, anything with a future's ``done``, ``set_result`` and
+        ``set_exception`` (aio.py's shared reply of merged calls, which hands each caller its
+        share at once rather than a turn of the loop later)."""
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future = loop.create_future() if into is None else into
         if not self._queued:
-            loop.call_soon(self._flush)
+            loop.call_soon(self.flush)
         self._queued.append((command, future))
         if len(self._queued) >= SEND_EVERY and len(self._sending) < self._keep_at_most:
-            self._flush()  # not in a burst: as many round trips at once as connections are kept
+            self.flush()  # not in a burst: as many round trips at once as connections are kept
         return future
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Sends what is queued now, rather than at the end of the turn."""
         queued = [(command, future) for command, future in self._queued if not future.done()]
         self._queued = []
         if queued:

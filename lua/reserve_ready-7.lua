@@ -19,6 +19,9 @@
   ARGV[4] n (1..100; absent: 1)
   ARGV[5] reservation timeout ms for these messages ("0" = each message's own; absent: "0")
   ARGV[6] "1" = delete on reserve (absent: "0")
+  ARGV[7] absent: ARGV[3] is the token of every message; else n single-message reserves merged
+          into this call (engine/coalesce.py): ARGV[3] is their n tokens, each ARGV[7] bytes long,
+          the i-th message taken under the i-th
   Trailing arguments at their defaults are not sent: each costs the call ~1.2k instructions.
   Returns: {flags, now, next_at, [backlog: ready, delayed, reserved, bytes, oldest_at],
            messages...}: reserve's reply (never a backlog)
@@ -40,7 +43,8 @@ if has_flag(Q, PAUSED) then return redis.error_reply("PAUSED delivery is paused 
 
 local reply = {0, now, -1}
 local n = ARGV[4] and tonumber(ARGV[4]) or 1
-local taken, pops, unchanged = take(Q, reply, n, ARGV[2], ARGV[5] or "0", ARGV[3], ARGV[6] == "1")
+local width = ARGV[7] and tonumber(ARGV[7])
+local taken, pops, unchanged = take(Q, reply, n, ARGV[2], ARGV[5] or "0", ARGV[3], ARGV[6] == "1", width)
 if taken == 0 then reply[3] = next_at(Q) end
 -- A steady reserve of one changes no slot of the state (take_one says so), and a poll that
 -- changed nothing writes nothing either.

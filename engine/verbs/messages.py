@@ -21,7 +21,7 @@ from .partitions import together
 from .queues import new_queue_id
 
 _STATUS = {1: "ok", 2: "noop", 0: "not_found", -1: "not_reserved"}
-_RESERVE_READY_DEFAULTS = (1, 0, "0")
+RESERVE_READY_DEFAULTS = (1, 0, "0")
 """reserve_ready's optional arguments (n, timeout ms, delete) at the values it assumes when absent."""
 RID_LENGTH = 16
 """The length of the reservation ids new_rid() makes (16 hex digits)."""
@@ -189,7 +189,7 @@ class Messages(QueueBase):
         now = ctx.clock.script_now()
         if not backlog and ctx.common(self.keys.meta, "reserve_ready"):
             optional: list[Any] = [n, timeout_ms, "1" if delete else "0"]
-            while optional and optional[-1] == _RESERVE_READY_DEFAULTS[len(optional) - 1]:
+            while optional and optional[-1] == RESERVE_READY_DEFAULTS[len(optional) - 1]:
                 optional.pop()  # not sent at its default: an argument costs Redis ~1.2k instructions
             raw = yield Eval("reserve_ready", self._take_keys, [now, ctx.k, token, *optional], messages=n)
             if not ctx.full(self.keys.meta, "reserve_ready", raw):

@@ -78,9 +78,11 @@ end
 -- Pops up to n from the head; ghosts and expired messages met on the way are skipped, and K
 -- more pops are allowed for them (at most n + K in all). Each message taken is reserved until
 -- now + `timeout` (ms as text, "0" = the message's own) with delivery state `token`, or deleted
--- (`delete`), and appended to `reply` as id, record, deliveries. Returns how many were taken, and
--- how many ids it popped (ghosts and expired ones too).
-local function take(Q, reply, n, K, timeout, token, delete)
+-- (`delete`), and appended to `reply` as id, record, deliveries. With `width`, `token` is one
+-- token per message, each `width` bytes: the i-th message taken is under the i-th (single
+-- reserves merged into one call: engine/coalesce.py). Returns how many were taken, and how many
+-- ids it popped (ghosts and expired ones too).
+local function take(Q, reply, n, K, timeout, token, delete, width)
   if n == 1 then return take_one(Q, reply, K, timeout, token, delete) end
   local k, now, now_s = Q.keys, Q.now, Q.now_s
   local ids, recs, exps, skipped = {}, {}, {}, nil
@@ -127,7 +129,7 @@ local function take(Q, reply, n, K, timeout, token, delete)
   end
   if #ids == 0 then return 0, pops end
   if #ids == 1 then
-    reserve_one(Q, reply, ids[1], recs[1], exps[1], timeout, token, delete)
+    reserve_one(Q, reply, ids[1], recs[1], exps[1], timeout, width and string.sub(token, 1, width) or token, delete)
     return 1, pops
   end
 
@@ -155,7 +157,8 @@ local function take(Q, reply, n, K, timeout, token, delete)
         if at < Q[DUE] then Q[DUE] = at end  -- due_by, inline
       end
       zargs[2 * i - 1], zargs[2 * i] = deadline, id
-      hargs[2 * i - 1], hargs[2 * i] = id, deliveries .. "|" .. token .. "|" .. own .. "|" .. exps[i]
+      local mine = width and string.sub(token, width * (i - 1) + 1, width * i) or token
+      hargs[2 * i - 1], hargs[2 * i] = id, deliveries .. "|" .. mine .. "|" .. own .. "|" .. exps[i]
     end
     reply[r + 1], reply[r + 2], reply[r + 3] = id, rec, deliveries
     r = r + 3

@@ -1,0 +1,200 @@
+"""Coalescing (engine/coalesce.py): single-message puts, reserves and deletes on one queue made
+in the same turn of the asyncio engine's loop go to Redis as one script call, and each caller
+gets what its own call would have answered. Checked on a real Redis and on the cluster."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from ferrymq.engine import AsyncEngine, MessageNotFound, NotReserved, QueueNotFound
+from ferrymq.engine.clock import FakeClock
+
+
+def script_calls(client: redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return sum(stats.get(name, {}).get("calls", 0) for name in ("cmdstat_fcall", "cmdstat_evalsha", "cmdstat_eval"))
+
+
+@pytest.fixture
+def sync_redis(redis_url: str) -> Any:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+async def counted(sync_redis: redis.Redis, work: Any) -> tuple[Any, int]:
+    """``work``'s result and how many script calls Redis ran for it."""
+    before = script_calls(sync_redis)
+    result = await work
+    return result, script_calls(sync_redis) - before
+
+
+async def test_puts_of_one_turn_are_one_call_and_each_gets_its_id(aengine, sync_redis):
+    q = aengine.queue("p", "q")
+    await q.put(["first"])  # created and maintained: the next puts take the common case
+    ids, calls = await counted(sync_redis, asyncio.gather(*(q.put([f"m{i}"]) for i in range(5))))
+    assert calls == 1 and len({i for [i] in ids}) == 5
+    taken = await q.reserve(6)
+    assert [m.body for m in taken] == [b"first", b"m0", b"m1", b"m2", b"m3", b"m4"]
+    assert [m.id for m in taken[1:]] == [i for [i] in ids]  # in the order of the calls
+
+
+async def test_reserves_of_one_turn_each_get_a_message_under_a_reservation_of_their_own(aengine, sync_redis):
+    q = aengine.queue("p", "q")
+    await q.put([f"m{i}" for i in range(4)])
+    await q.reserve(1)  # maintained: the next reserves take the common case
+    taken, calls = await counted(sync_redis, asyncio.gather(*(q.reserve(1) for _ in range(3))))
+    assert calls == 1 and [[m.body for m in got] for got in taken] == [[b"m1"], [b"m2"], [b"m3"]]
+    a, b, c = (got[0] for got in taken)
+    assert len({a.reservation_id, b.reservation_id, c.reservation_id}) == 3
+    with pytest.raises(NotReserved):  # another caller's reservation id is no use on this message
+        await q.delete_message(b.id, a.reservation_id)
+    await q.delete_message(a.id, a.reservation_id)
+    await q.release(b.id, b.reservation_id)
+    assert (await q.info()).reserved == 2 and (await q.get(c.id)).reserved_count == 1  # m0 and m3
+
+
+async def test_reserves_merge_only_with_the_same_options(aengine, sync_redis):
+    q = aengine.queue("p", "q")
+    await q.put([f"m{i}" for i in range(5)])
+    await q.reserve(1)
+    taken, calls = await counted(sync_redis, asyncio.gather(q.reserve(1, timeout=30), q.reserve(1), q.reserve(1, timeout=30),
+                                                            q.reserve(1)))
+    assert calls == 2 and [got[0].timeout for got in taken] == [30, 60, 30, 60]
+    assert sorted(got[0].body for got in taken) == [b"m1", b"m2", b"m3", b"m4"]
+
+
+async def test_reserves_left_without_a_message_find_the_queue_empty(aengine):
+    q = aengine.queue("p", "q")
+    await q.put(["a", "b"])
+    await q.reserve(1)
+    got = await asyncio.gather(q.reserve(1), q.reserve(1), q.reserve(1))
+    assert [[m.body for m in g] for g in got] == [[b"b"], [], []]
+
+
+async def test_a_reserve_left_without_a_message_still_long_polls_for_the_next_put(aengine):
+    q = aengine.queue("p", "q")
+    await q.put(["a"])
+    await q.reserve(1)
+    await q.put(["b"])
+
+    async def put_later() -> None:
+        await asyncio.sleep(0.05)
+        await q.put(["c"])
+
+    got = await asyncio.gather(q.reserve(1), q.reserve(1, wait=5), put_later())
+    assert [m.body for m in got[0]] == [b"b"] and [m.body for m in got[1]] == [b"c"]
+
+
+async def test_deletes_of_one_turn_are_one_call_and_each_gets_its_own_status(aengine, sync_redis):
+    q = aengine.queue("p", "q")
+    await q.put([f"m{i}" for i in range(4)])
+    a, b, c, d = await q.reserve(4)
+    await q.release(d.id, d.reservation_id)
+    results, calls = await counted(sync_redis, asyncio.gather(
+        q.delete_message(a.id, a.reservation_id), q.delete_message(b.id, "0" * 16),
+        q.delete_message(c.id, c.reservation_id), q.delete_message(d.id, d.reservation_id),
+        return_exceptions=True))
+    assert calls == 1
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], NotReserved) and isinstance(results[3], NotReserved)
+    info = await q.info()
+    assert (info.ready, info.reserved, info.counters["deleted"]) == (1, 1, 2)
+
+
+async def test_deletes_of_one_id_in_one_turn_are_not_merged(aengine):
+    q = aengine.queue("p", "q")
+    await q.put(["a"])
+    [a] = await q.reserve(1)
+    results = await asyncio.gather(q.delete_message(a.id, a.reservation_id), q.delete_message(a.id, a.reservation_id),
+                                   return_exceptions=True)
+    assert results[0] is None and isinstance(results[1], MessageNotFound)
+
+
+async def test_calls_that_need_the_full_script_each_take_it(aengine):
+    """A queue with a default delay: put_ready answers FULL to the merged call, and each caller
+    puts through the full script."""
+    q = aengine.queue("p", "q")
+    await q.create(delay=0)
+    await q.put(["first"])
+    await q.update(delay=1)
+    ids = await asyncio.gather(*(q.put([f"m{i}"]) for i in range(3)))
+    assert len({i for [i] in ids}) == 3 and (await q.info()).delayed == 3
+
+
+async def test_merged_puts_to_a_missing_queue_each_raise(aengine):
+    q = aengine.queue("p", "missing")
+    results = await asyncio.gather(*(q.put(["x"], create=False) for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(r, QueueNotFound) for r in results)
+
+
+async def test_a_caller_cancelled_before_the_send_is_left_out(aengine):
+    q = aengine.queue("p", "q")
+    await q.put(["first"])
+    kept = asyncio.ensure_future(q.put(["kept"]))
+    dropped = asyncio.ensure_future(q.put(["dropped"]))
+    await asyncio.sleep(0)  # both have queued their call; the turn has not ended
+    dropped.cancel()
+    await asyncio.gather(kept, dropped, return_exceptions=True)
+    assert dropped.cancelled() and [m.body for m in await q.reserve(5)] == [b"first", b"kept"]
+
+
+async def test_without_coalescing_each_call_is_its_own(redis_url, sync_redis):
+    client = aioredis.Redis.from_url(redis_url)
+    engine = AsyncEngine(client, clock=FakeClock(), coalesce=False)
+    try:
+        q = engine.queue("p", "alone")
+        await q.put(["first"])
+        _, calls = await counted(sync_redis, asyncio.gather(*(q.put([f"m{i}"]) for i in range(3))))
+        assert calls == 3
+    finally:
+        await engine.aclose()
+        await client.aclose()
+
+
+async def test_merged_calls_on_the_cluster(cluster):
+    client = cluster.async_client()
+    engine = AsyncEngine(client, clock=FakeClock())
+    try:
+        queues = [engine.queue("p", name) for name in ("a", "b", "c")]  # in slots of their own
+        for q in queues:
+            await q.put(["first"])
+            await q.reserve(1)
+        ids = await asyncio.gather(*(q.put([f"{i}"]) for q in queues for i in range(3)))
+        assert all(len({i for [i] in ids[k : k + 3]}) == 3 for k in (0, 3, 6))  # ids are per queue
+        taken = await asyncio.gather(*(q.reserve(1) for q in queues for _ in range(3)))
+        assert sorted(m.body for got in taken for m in got) == sorted([b"0", b"1", b"2"] * 3)
+        deleted = await asyncio.gather(*(queues[i // 3].delete_message(got[0].id, got[0].reservation_id)
+                                         for i, got in enumerate(taken)))
+        assert deleted == [None] * 9
+        assert [(await q.info()).size for q in queues] == [1, 1, 1]  # each queue's "first", still reserved
+    finally:
+        await engine.aclose()
+        await client.aclose()
+
+
+async def test_merged_calls_on_redis_6_2_run_by_sha(redis62_url):
+    """Redis 6.2 has no functions: the merged calls go as EVALSHA, and the first merged call that
+    finds the script not loaded yet falls back for each caller alike."""
+    client = aioredis.Redis.from_url(redis62_url)
+    await client.flushall()
+    await client.script_flush()
+    engine = AsyncEngine(client, clock=FakeClock())
+    try:
+        q = engine.queue("p", "q62")
+        await q.put(["first"])
+        await q.reserve(1)
+        await client.script_flush()  # the merged calls below find their scripts missing
+        ids = await asyncio.gather(*(q.put([f"m{i}"]) for i in range(3)))
+        taken = await asyncio.gather(*(q.reserve(1) for _ in range(3)))
+        assert [m.id for got in taken for m in got] == [i for [i] in ids]
+        await asyncio.gather(*(q.delete_message(m.id, m.reservation_id) for got in taken for m in got))
+        assert (await q.info()).size == 1 and engine.scripts.functions is False
+    finally:
+        await engine.aclose()
+        await client.aclose()
