@@ -73,7 +73,7 @@ class AsyncEngine(AsyncFacade, EngineMethods):
         self.coalesce = coalesce
         """Whether single-message puts, reserves and deletes on one queue made in the same turn of
         the event loop go to Redis as one script call (coalesce.py)."""
-        self._merging: dict[tuple[Any, ...], list[tuple[Eval, asyncio.Future[Any]]]] = {}
+        self._merging: dict[tuple[Any, ...], list[_Call]] = {}
         self._loading: asyncio.Future[Any] | None = None
         self._clock_reading: asyncio.Future[None] | None = None
         self.notifier = notifier or Notifier(client)
@@ -157,15 +157,18 @@ class AsyncEngine(AsyncFacade, EngineMethods):
                 return await self._call(scripts.call(step.verb, step.keys, step.args))
             group = coalesce.group(step) if self.coalesce else None
             if group is not None:
-                reply = await self._merged(group, step)
+                call = self._merged(group, step)
+                reply = await call.future
+                if not isinstance(reply, Exception):
+                    return reply
+                # The error decides from this call's own command as it was sent (merged or not:
+                # a missing library is loaded and this call sent again, alone).
+                command = scripts.command(step.verb, step.keys, step.args, by_sha=call.by_sha)
             else:
-                reply = await self._send(scripts.command(step.verb, step.keys, step.args),
-                                         alone=step.messages >= ALONE_MESSAGES)
-            if not isinstance(reply, Exception):  # the common case, without the generator's turns
-                return reply
-            # Its own command, had it been merged with others: the error decides alike (a missing
-            # library is loaded and this call sent again alone).
-            command = scripts.command(step.verb, step.keys, step.args)
+                command = scripts.command(step.verb, step.keys, step.args)
+                reply = await self._send(command, alone=step.messages >= ALONE_MESSAGES)
+                if not isinstance(reply, Exception):  # the common case, without the generator's turns
+                    return reply
             return await self._call(scripts.call(step.verb, step.keys, step.args, sent=(command, reply)))
         if isinstance(step, Command):
             reply = await self._reply(step.args)
@@ -183,20 +186,19 @@ class AsyncEngine(AsyncFacade, EngineMethods):
             return await asyncio.gather(*(self._reply_or_error(e) for e in step.evals))
         raise TypeError(step)
 
-    def _merged(self, group: tuple[Any, ...], step: Eval) -> asyncio.Future[Any]:
-        """The future of ``step``'s reply (as ``_send`` gives it), its call merged with the others
-        of its ``group`` made in this turn of the loop (coalesce.py): sent once the turn ends, or
-        as soon as ``MERGE_AT_MOST`` are waiting."""
+    def _merged(self, group: tuple[Any, ...], step: Eval) -> _Call:
+        """``step``'s call, to be merged with the others of its ``group`` made in this turn of the
+        loop (coalesce.py): sent once the turn ends, or as soon as ``MERGE_AT_MOST`` wait."""
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        call = _Call(step, loop.create_future())
         if not self._merging:
             loop.call_soon(self._send_merged)
         calls = self._merging.setdefault(group, [])
-        calls.append((step, future))
+        calls.append(call)
         if len(calls) >= MERGE_AT_MOST:
             self._send_group(self._merging.pop(group))
-            self._pipeline.flush()
-        return future
+            self._pipeline.flush_early()
+        return call
 
     def _send_merged(self) -> None:
         merging, self._merging = self._merging, {}
@@ -204,20 +206,22 @@ class AsyncEngine(AsyncFacade, EngineMethods):
             self._send_group(calls)
         self._pipeline.flush()  # now: the auto-pipeline's own flush would wait for the next turn
 
-    def _send_group(self, calls: list[tuple[Eval, asyncio.Future[Any]]]) -> None:
+    def _send_group(self, calls: list[_Call]) -> None:
         """One group's calls sent as one (each alone where they cannot merge), each caller's future
         getting its share of the reply. A caller that gave up before the send is left out."""
-        if len(calls) > 1:
-            calls = [(step, future) for step, future in calls if not future.done()]
-        elif calls[0][1].done():
-            return
-        steps = [step for step, _ in calls]
-        if len(calls) > 1 and coalesce.mergeable(steps):
-            merged = coalesce.merge(steps)
-            self._pipeline.send(self.scripts.command(merged.verb, merged.keys, merged.args), into=_SharedReply(calls))
-            return
-        for step, future in calls:
-            self._pipeline.send(self.scripts.command(step.verb, step.keys, step.args), into=future)
+        calls = [call for call in calls if not call.future.done()]
+        by_sha = self.scripts.functions is False
+        try:
+            for call in calls:
+                call.by_sha = by_sha
+            if len(calls) > 1 and coalesce.mergeable(steps := [call.step for call in calls]):
+                merged = coalesce.merge(steps)
+                self._pipeline.send(self.scripts.command(merged.verb, merged.keys, merged.args), into=_SharedReply(calls))
+                return
+            for call in calls:
+                self._pipeline.send(self.scripts.command(call.step.verb, call.step.keys, call.step.args), into=call.future)
+        except Exception as exc:  # never, but its callers must not wait for ever
+            _SharedReply(calls).set_exception(exc)
 
     async def _evals(self, evals: tuple[Eval, ...]) -> list[Any]:
         """Many scripts (a page of queues' stats) in one pipeline, as a Batch goes: the
@@ -282,32 +286,45 @@ class AsyncQueue(AsyncFacade, QueueMethods):
     for what each does)."""
 
 
+class _Call:
+    """A caller's script call to be merged (coalesce.py): its step, the future of its reply, and
+    whether it went as an EVALSHA (known once sent: its error reply is handled from that)."""
+
+    __slots__ = ("step", "future", "by_sha")
+
+    def __init__(self, step: Eval, future: asyncio.Future[Any]) -> None:
+        self.step, self.future, self.by_sha = step, future, False
+
+
 class _SharedReply:
-    """Receives the reply of merged calls (coalesce.py) in the auto-pipeline, as a future would,
-    and hands each caller its share at once (or the connection error)."""
+    """Receives the reply of merged calls in the auto-pipeline, as a future would, and hands each
+    caller its share at once (or the connection error)."""
 
     __slots__ = ("calls",)
 
-    def __init__(self, calls: list[tuple[Eval, asyncio.Future[Any]]]) -> None:
+    def __init__(self, calls: list[_Call]) -> None:
         self.calls = calls
 
     def done(self) -> bool:
         """Every caller gave up: nothing to send."""
-        return all(future.done() for _, future in self.calls)
+        return all(call.future.done() for call in self.calls)
 
     def set_result(self, reply: Any) -> None:
-        shares = coalesce.split([step for step, _ in self.calls], reply)
-        if len(shares) != len(self.calls):  # never, but a caller must not wait for ever
-            self.set_exception(RuntimeError(f"a merged call's reply has {len(shares)} shares for {len(self.calls)}"))
+        try:
+            shares = coalesce.split([call.step for call in self.calls], reply)
+            if len(shares) != len(self.calls):
+                raise RuntimeError(f"a merged call's reply has {len(shares)} shares for {len(self.calls)} calls")
+        except Exception as exc:  # never, but its callers must not wait for ever
+            self.set_exception(exc)
             return
-        for (_, future), share in zip(self.calls, shares):
-            if not future.done():
-                future.set_result(share)
+        for call, share in zip(self.calls, shares):
+            if not call.future.done():
+                call.future.set_result(share)
 
     def set_exception(self, error: BaseException) -> None:
-        for _, future in self.calls:
-            if not future.done():
-                future.set_exception(error)
+        for call in self.calls:
+            if not call.future.done():
+                call.future.set_exception(error)
 
 
 def _many(step: Evals) -> bool:

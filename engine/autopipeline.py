@@ -127,9 +127,16 @@ class AutoPipeline:
         if not self._queued:
             loop.call_soon(self.flush)
         self._queued.append((command, future))
-        if len(self._queued) >= SEND_EVERY and len(self._sending) < self._keep_at_most:
-            self.flush()  # not in a burst: as many round trips at once as connections are kept
+        if len(self._queued) >= SEND_EVERY:
+            self.flush_early()
         return future
+
+    def flush_early(self) -> None:
+        """Sends what is queued now, before the turn ends, unless as many round trips are under
+        way as connections are kept (a burst: its commands wait for the turn's end and go
+        together, rather than taking a connection per group)."""
+        if len(self._sending) < self._keep_at_most:
+            self.flush()
 
     def flush(self) -> None:
         """Sends what is queued now, rather than at the end of the turn."""

@@ -160,9 +160,11 @@ class Scripts:
         ``functions=False``)."""
         self._shas = {verb: _sha1(src.text) for verb, src in sources().items()}
 
-    def command(self, verb: str, keys: list[str] | tuple[str, ...], args: list[Any] | tuple[Any, ...]) -> tuple[Any, ...]:
-        """The command that runs ``verb``'s script."""
-        if self.functions is False:
+    def command(self, verb: str, keys: list[str] | tuple[str, ...], args: list[Any] | tuple[Any, ...],
+                by_sha: bool | None = None) -> tuple[Any, ...]:
+        """The command that runs ``verb``'s script; ``by_sha``: as an EVALSHA or not, whatever is
+        known now (as it was known when a call was sent)."""
+        if self.functions is False if by_sha is None else by_sha:
             return ("EVALSHA", self._shas[verb], len(keys), *keys, *args)
         return ("FCALL", self.library.functions[verb], len(keys), *keys, *args)
 

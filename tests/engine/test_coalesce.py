@@ -198,3 +198,42 @@ async def test_merged_calls_on_redis_6_2_run_by_sha(redis62_url):
     finally:
         await engine.aclose()
         await client.aclose()
+
+
+async def test_merged_callers_that_find_fcall_unknown_each_fall_back_by_sha(redis62_url):
+    """A Redis before 7 behind something that said it had functions: every caller of a merged
+    FCALL gets "unknown command", and each sends its own call by sha (decided from the command
+    sent, not from what another caller has learnt since)."""
+    client = aioredis.Redis.from_url(redis62_url)
+    await client.flushall()
+    engine = AsyncEngine(client, clock=FakeClock())
+    try:
+        q = engine.queue("p", "told7")
+        await q.put(["first"])
+        await q.reserve(1)
+        engine.scripts.functions = True
+        ids = await asyncio.gather(*(q.put([f"m{i}"]) for i in range(4)))
+        assert len({i for [i] in ids}) == 4 and engine.scripts.functions is False
+    finally:
+        await engine.aclose()
+        await client.aclose()
+
+
+async def test_a_burst_of_merged_calls_keeps_to_the_connections_kept(redis_url):
+    """Four hundred single puts in one turn: groups of merged calls go early only while fewer
+    round trips are under way than connections are kept, as the auto-pipeline's own groups do;
+    the rest go together at the turn's end. A group a round trip took 50 connections of 16."""
+    pool = aioredis.ConnectionPool.from_url(redis_url, max_connections=16)  # raises past 16
+    client = aioredis.Redis(connection_pool=pool)
+    engine = AsyncEngine(client, clock=FakeClock())
+    try:
+        q = engine.queue("p", "burst")
+        await q.put(["first"])
+        await q.reserve(1)
+        results = await asyncio.gather(*(q.put([f"m{i}"]) for i in range(400)), return_exceptions=True)
+        assert not [r for r in results if isinstance(r, BaseException)]
+        assert (await q.info()).ready == 400
+    finally:
+        await engine.aclose()
+        await client.aclose()
+        await pool.disconnect()
