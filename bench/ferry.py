@@ -58,9 +58,9 @@ async def in_flight(calls: int, n: int, op: Callable[[int], Awaitable[Any]]) -> 
     await asyncio.gather(*(worker() for _ in range(calls)))
 
 
-def async_engine(server: RedisServer) -> tuple[aioredis.Redis, AsyncEngine]:
+def async_engine(server: RedisServer, coalesce: bool = True) -> tuple[aioredis.Redis, AsyncEngine]:
     client = aioredis.Redis(port=server.port)
-    return client, AsyncEngine(client)
+    return client, AsyncEngine(client, coalesce=coalesce)
 
 
 def fill(server: RedisServer, project: str, name: str, n: int) -> None:
@@ -77,12 +77,13 @@ def fill(server: RedisServer, project: str, name: str, n: int) -> None:
     asyncio.run(main())
 
 
-def singles(server: RedisServer, n: int, calls: int, loop: str = "asyncio") -> Steps:
+def singles(server: RedisServer, n: int, calls: int, loop: str = "asyncio", coalesce: bool = True) -> Steps:
     """put 1, reserve 1, delete 1 with ``calls`` in flight, on asyncio's own loop or on uvloop
-    (the server's loop: ``ferrymq serve`` runs on it where it is installed)."""
+    (the server's loop: ``ferrymq serve`` runs on it where it is installed); ``coalesce``: the
+    engine's merging of concurrent single-message calls (engine/coalesce.py), on or off."""
 
     async def main() -> Steps:
-        client, engine = async_engine(server)
+        client, engine = async_engine(server, coalesce=coalesce)
         q = engine.queue("bench", f"c{calls}")
         taken: list[Message] = []
 
@@ -194,6 +195,8 @@ def cases() -> list[Case]:
     ]
     found.append(Case("ferrymq/c16", SECTION, "ferrymq engine", "1 msg/call, 16 in flight (asyncio)",
                       lambda s, n: singles(s, n, 16), probe=500))
+    found.append(Case("ferrymq/c16solo", SECTION, "ferrymq engine", "1 msg/call, 16 in flight (asyncio, calls not merged)",
+                      lambda s, n: singles(s, n, 16, coalesce=False), probe=500))
     if uvloop is not None:
         found.append(Case("ferrymq/c16uv", SECTION, "ferrymq engine", "1 msg/call, 16 in flight (asyncio on uvloop)",
                           lambda s, n: singles(s, n, 16, "uvloop"), probe=500))
