@@ -15,9 +15,11 @@ times. Merged, the calls of one turn are one batch:
   where the queue had fewer, the calls left without one are told to look again at once
   (``next_at`` = now): their own call would have found the queue empty and said when to look
   again, which the merged call, having taken something, did not compute.
-- ``delete_reserved`` with a reservation id: every delete with its own id ("" then id and mark
-  pairs); each gets its status. Ids must be distinct across the calls (the script keeps no
-  table of ids seen): calls that repeat an id are not merged.
+- ``delete_reserved`` of one message: every delete with its own reservation id ("" then id and
+  mark pairs); each gets its status. A delete under whatever reservation ("*") of a message
+  found not reserved gets FULL, as alone (then settle decides, knowing ready from delayed from
+  gone), nothing done for it. Ids must be distinct across the calls (the script keeps no table
+  of ids seen): calls that repeat an id are not merged.
 
 The merged call is as atomic as each was, and each caller sees a reply its own call could have
 had, had the calls run one after the other in that order. A reply that is not a success (FULL:
@@ -33,7 +35,13 @@ from typing import Any
 
 from .core import Eval
 from .replies import FULL
-from .verbs.messages import ANY_RESERVATION, RESERVE_READY_DEFAULTS
+from .verbs.messages import RESERVE_READY_DEFAULTS
+
+UNDECIDED = -2
+"""delete_reserved's status for a delete under whatever reservation ("*") of a message it found
+not reserved, in a merged call: nothing done for it."""
+UNDECIDED_REPLY = [FULL, 0]
+"""What that caller gets: FULL, as the script answers such a delete sent alone (settle decides)."""
 
 
 def group(step: Eval) -> tuple[Any, ...] | None:
@@ -50,9 +58,7 @@ def group(step: Eval) -> tuple[Any, ...] | None:
         if n == 1:
             return verb, step.keys[0], args[1], timeout, delete, args[0] == ""
     elif verb == "delete_reserved":
-        # now, mark, id; or now, "", id, mark. (ANY_RESERVATION, one delete under whatever
-        # reservation it is, is a case of its own in the script.)
-        if len(args) == 3 and args[1] != ANY_RESERVATION or len(args) == 4 and args[1] == "":
+        if len(args) == 3 or len(args) == 4 and args[1] == "":  # now, mark, id; or now, "", id, mark
             return verb, step.keys[0], args[0] == ""
     return None
 
@@ -93,7 +99,7 @@ def split(steps: Sequence[Eval], reply: Any) -> list[Any]:
         head = reply[:4]
         return [[*head, message_id] for message_id in reply[4:]]
     if verb == "delete_reserved":  # flags, statuses...: one each
-        return [[reply[0], status] for status in reply[1:]]
+        return [[reply[0], status] if status != UNDECIDED else UNDECIDED_REPLY for status in reply[1:]]
     flags, now, next_at, rows = reply[0], reply[1], reply[2], reply[3:]  # (id, record, deliveries)...
     if rows:
         next_at = now  # for the calls left empty-handed: look again at once

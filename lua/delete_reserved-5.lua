@@ -15,12 +15,14 @@
           they differ; "*" for one delete under whatever reservation the message is (settle's
           rid "": when it is not reserved, it may be ready or delayed, and this answers FULL)
   ARGV[3..] the message ids (distinct); where ARGV[2] is "", 2 values per delete: message id,
-          and its reservation id between bars. Their count is not sent (#ARGV costs less than
+          and its reservation id between bars, or "*" for a delete under whatever reservation
+          (single deletes merged: engine/coalesce.py). Their count is not sent (#ARGV costs less than
           an argument); a batch from one reserve shares its reservation id, sent once (an
           argument costs Redis ~1.2k instructions)
   Returns: {flags, statuses...}: settle's reply
            statuses: status per delete
-           status: 1 deleted, 0 no such message, -1 reservation id not current (no change)
+           status: 1 deleted, 0 no such message, -1 reservation id not current (no change),
+           -2 not reserved, under "*" in a pair: nothing done (settle decides)
            flags: 0; or -1 (then only lasting): FULL, nothing written: send settle. lasting:
            1 if the reason lasts (the queue's settings: the engine sends settle for a while),
            else 0

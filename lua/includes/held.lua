@@ -4,6 +4,10 @@
 ]]
 -- @include "maintain"
 
+-- delete_current_many's status for a delete under whatever reservation ("*") of a message that
+-- is not reserved: nothing done, settle decides.
+local UNDECIDED = -2
+
 -- Is a message with this deadline (a `reserved` score, text) and delivery state under the
 -- reservation `rid` right now? ("" asks only whether it is reserved at all.) Scores of whole
 -- ms print as 13 digits, so they compare with now as text.
@@ -108,7 +112,10 @@ end
 -- is `shared`, or where that is nil, args[2 + 2 * i] (delete_reserved's ARGV, read in place
 -- rather than copied to a table), in a queue with no maintenance due: a member of `reserved` is
 -- then under a current reservation, so the token and a ZREM's answer decide each id, as in
--- delete_current, with a status per id appended to `reply` as delete_held gives it. One ZREM per
+-- delete_current, with a status per id appended to `reply` as delete_held gives it. A mark "*"
+-- (a delete under whatever reservation, merged with others: engine/coalesce.py) is
+-- delete_if_reserved's case: deleted if reserved, else status UNDECIDED and nothing written for
+-- it (ready, delayed or gone: settle decides, with the keys this script lacks). One ZREM per
 -- id costs less than reading the deadlines first: a ZMSCORE answers each score as text, ~5k
 -- instructions a message of a delete of 100, against ~3k for a ZREM call; delete_held's
 -- bookkeeping cost ~8k more (callgrind). The engine sends repeated ids to settle, so no table
@@ -119,10 +126,18 @@ local function delete_current_many(Q, ids, shared, args, reply)
   local gone, r = {}, #reply
   for i = 1, #ids do
     local id, state, status = ids[i], states[i], 0
+    -- (A "*" is never found in a state: its token is the engine's hex. Looked at only after the
+    -- find, the common case pays nothing for it: a first test of it cost ~0.4k a message.)
     if state and string.find(state, shared or args[2 + 2 * i], 1, true)
         and redis.call("ZREM", k[RESERVED], id) == 1 then
       gone[#gone + 1] = id
       status = 1
+    elseif not shared and args[2 + 2 * i] == "*" then
+      status = UNDECIDED
+      if redis.call("ZREM", k[RESERVED], id) == 1 then
+        gone[#gone + 1] = id
+        status = 1
+      end
     elseif redis.call("HEXISTS", k[MSG], id) == 1 then
       status = -1
     end

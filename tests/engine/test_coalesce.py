@@ -107,6 +107,24 @@ async def test_deletes_of_one_turn_are_one_call_and_each_gets_its_own_status(aen
     assert (info.ready, info.reserved, info.counters["deleted"]) == (1, 1, 2)
 
 
+async def test_deletes_without_reservation_ids_merge_and_settle_decides_the_others(aengine, sync_redis):
+    """IronMQ v1's DELETE, a Cloudflare ack: no reservation id. Merged, the reserved ones are
+    deleted in the one call; one that is not reserved (ready here) or unknown is left to settle,
+    as when sent alone."""
+    q = aengine.queue("p", "q")
+    await q.put(["a", "b", "c", "d"])
+    a, b = await q.reserve(2)
+    c_id = (await q.peek(1))[0].id
+    results, calls = await counted(sync_redis, asyncio.gather(
+        q.delete_message(a.id), q.delete_message(c_id), q.delete_message(b.id), q.delete_message("1" * 19),
+        return_exceptions=True))
+    assert results[:3] == [None, None, None] and isinstance(results[3], MessageNotFound)
+    assert calls == 3  # the merged call, then settle for the ready one and for the unknown one
+    info = await q.info()
+    assert (info.ready, info.reserved, info.counters["deleted"]) == (1, 0, 3)
+    assert [m.body for m in await q.reserve(5)] == [b"d"]
+
+
 async def test_deletes_of_one_id_in_one_turn_are_not_merged(aengine):
     q = aengine.queue("p", "q")
     await q.put(["a"])
