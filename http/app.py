@@ -59,7 +59,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         redis = client if client is not None else redis_client(settings)
-        engine = AsyncEngine(redis, clock=clock, command_timeout=settings.command_timeout, **settings.engine_options())
+        engine = AsyncEngine(redis, clock=clock, command_timeout=settings.command_timeout, coalesce=settings.merge_calls,
+                             **settings.engine_options())
         try:
             await engine.load_scripts()
         except Unavailable:

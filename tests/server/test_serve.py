@@ -27,6 +27,7 @@ from ferrymq.engine.keys import queue_keys
 from ferrymq.http.app import redis_client
 from ferrymq.server.embedded import EmbeddedRedis
 from ferrymq.server.serve import tcp_listener, uvicorn_config
+from ferrymq.http.app import create_app
 from ferrymq.http.settings import Settings
 from ferrymq.server.timeouts import GuardedH11Protocol
 
@@ -319,6 +320,7 @@ def test_settings_travel_to_the_workers_through_the_environment():
         tokens={"a": "p1", "b:c": "p2"}, prefix="x", max_request_bytes=1000, appendfsync="always", sweeper=False,
         pushers=2, push_concurrency=8, push_timeout=5.5, public_url="https://mq.example",
         push_allow=("10.0.0.0/8", "hooks.internal"), default_partitions=3, log_json=True, access_log=True,
+        merge_calls=False,
     )
     assert Settings.from_env(settings.to_env()) == settings
 
@@ -331,3 +333,15 @@ def test_the_servers_redis_connections_pack_commands_with_hiredis_exactly_as_red
     with pytest.raises(redis.DataError):
         connection.pack_command("SET", "k", True)  # redis-py refuses booleans; so do we
 
+
+
+@pytest.mark.parametrize("merge", [True, False])
+def test_the_apps_engine_merges_calls_as_the_settings_say(redis_url, run_async, merge):
+    """FERRYMQ_MERGE_CALLS reaches the app's engine (engine/coalesce.py)."""
+    app = create_app(Settings(redis_url=redis_url, sweeper=False, pushers=0, merge_calls=merge))
+
+    async def engine_merges() -> bool:
+        async with app.router.lifespan_context(app) as state:
+            return state["engine"].coalesce
+
+    assert run_async(engine_merges()) is merge
