@@ -5,6 +5,8 @@ gets what its own call would have answered. Checked on a real Redis and on the c
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -25,6 +27,27 @@ def sync_redis(redis_url: str) -> Any:
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+@contextlib.asynccontextmanager
+async def engine_on(client: Any, **options: Any) -> AsyncIterator[AsyncEngine]:
+    """An engine of its own over ``client`` (emptied first), closed with it after."""
+    await client.flushall()
+    engine = AsyncEngine(client, clock=FakeClock(), **options)
+    try:
+        yield engine
+    finally:
+        await engine.aclose()
+        await client.aclose()
+
+
+async def maintained(engine: AsyncEngine, name: str) -> Any:
+    """Queue ``name``, created and maintained by a put and a reserve of its "first" message (left
+    reserved): the calls after take the common case's scripts."""
+    q = engine.queue("p", name)
+    await q.put(["first"])
+    await q.reserve(1)
+    return q
 
 
 async def counted(sync_redis: redis.Redis, work: Any) -> tuple[Any, int]:
@@ -163,26 +186,15 @@ async def test_a_caller_cancelled_before_the_send_is_left_out(aengine):
 
 
 async def test_without_coalescing_each_call_is_its_own(redis_url, sync_redis):
-    client = aioredis.Redis.from_url(redis_url)
-    engine = AsyncEngine(client, clock=FakeClock(), coalesce=False)
-    try:
-        q = engine.queue("p", "alone")
-        await q.put(["first"])
+    async with engine_on(aioredis.Redis.from_url(redis_url), coalesce=False) as engine:
+        q = await maintained(engine, "alone")
         _, calls = await counted(sync_redis, asyncio.gather(*(q.put([f"m{i}"]) for i in range(3))))
         assert calls == 3
-    finally:
-        await engine.aclose()
-        await client.aclose()
 
 
 async def test_merged_calls_on_the_cluster(cluster):
-    client = cluster.async_client()
-    engine = AsyncEngine(client, clock=FakeClock())
-    try:
-        queues = [engine.queue("p", name) for name in ("a", "b", "c")]  # in slots of their own
-        for q in queues:
-            await q.put(["first"])
-            await q.reserve(1)
+    async with engine_on(cluster.async_client()) as engine:
+        queues = [await maintained(engine, name) for name in ("a", "b", "c")]  # in slots of their own
         ids = await asyncio.gather(*(q.put([f"{i}"]) for q in queues for i in range(3)))
         assert all(len({i for [i] in ids[k : k + 3]}) == 3 for k in (0, 3, 6))  # ids are per queue
         taken = await asyncio.gather(*(q.reserve(1) for q in queues for _ in range(3)))
@@ -191,50 +203,31 @@ async def test_merged_calls_on_the_cluster(cluster):
                                          for i, got in enumerate(taken)))
         assert deleted == [None] * 9
         assert [(await q.info()).size for q in queues] == [1, 1, 1]  # each queue's "first", still reserved
-    finally:
-        await engine.aclose()
-        await client.aclose()
 
 
 async def test_merged_calls_on_redis_6_2_run_by_sha(redis62_url):
     """Redis 6.2 has no functions: the merged calls go as EVALSHA, and the first merged call that
     finds the script not loaded yet falls back for each caller alike."""
     client = aioredis.Redis.from_url(redis62_url)
-    await client.flushall()
-    await client.script_flush()
-    engine = AsyncEngine(client, clock=FakeClock())
-    try:
-        q = engine.queue("p", "q62")
-        await q.put(["first"])
-        await q.reserve(1)
+    async with engine_on(client) as engine:
+        q = await maintained(engine, "q62")
         await client.script_flush()  # the merged calls below find their scripts missing
         ids = await asyncio.gather(*(q.put([f"m{i}"]) for i in range(3)))
         taken = await asyncio.gather(*(q.reserve(1) for _ in range(3)))
         assert [m.id for got in taken for m in got] == [i for [i] in ids]
         await asyncio.gather(*(q.delete_message(m.id, m.reservation_id) for got in taken for m in got))
         assert (await q.info()).size == 1 and engine.scripts.functions is False
-    finally:
-        await engine.aclose()
-        await client.aclose()
 
 
 async def test_merged_callers_that_find_fcall_unknown_each_fall_back_by_sha(redis62_url):
     """A Redis before 7 behind something that said it had functions: every caller of a merged
     FCALL gets "unknown command", and each sends its own call by sha (decided from the command
     sent, not from what another caller has learnt since)."""
-    client = aioredis.Redis.from_url(redis62_url)
-    await client.flushall()
-    engine = AsyncEngine(client, clock=FakeClock())
-    try:
-        q = engine.queue("p", "told7")
-        await q.put(["first"])
-        await q.reserve(1)
+    async with engine_on(aioredis.Redis.from_url(redis62_url)) as engine:
+        q = await maintained(engine, "told7")
         engine.scripts.functions = True
         ids = await asyncio.gather(*(q.put([f"m{i}"]) for i in range(4)))
         assert len({i for [i] in ids}) == 4 and engine.scripts.functions is False
-    finally:
-        await engine.aclose()
-        await client.aclose()
 
 
 async def test_a_burst_of_merged_calls_keeps_to_the_connections_kept(redis_url):
@@ -242,16 +235,11 @@ async def test_a_burst_of_merged_calls_keeps_to_the_connections_kept(redis_url):
     round trips are under way than connections are kept, as the auto-pipeline's own groups do;
     the rest go together at the turn's end. A group a round trip took 50 connections of 16."""
     pool = aioredis.ConnectionPool.from_url(redis_url, max_connections=16)  # raises past 16
-    client = aioredis.Redis(connection_pool=pool)
-    engine = AsyncEngine(client, clock=FakeClock())
     try:
-        q = engine.queue("p", "burst")
-        await q.put(["first"])
-        await q.reserve(1)
-        results = await asyncio.gather(*(q.put([f"m{i}"]) for i in range(400)), return_exceptions=True)
-        assert not [r for r in results if isinstance(r, BaseException)]
-        assert (await q.info()).ready == 400
+        async with engine_on(aioredis.Redis(connection_pool=pool)) as engine:
+            q = await maintained(engine, "burst")
+            results = await asyncio.gather(*(q.put([f"m{i}"]) for i in range(400)), return_exceptions=True)
+            assert not [r for r in results if isinstance(r, BaseException)]
+            assert (await q.info()).ready == 400
     finally:
-        await engine.aclose()
-        await client.aclose()
         await pool.disconnect()
