@@ -8,7 +8,9 @@ function with its keys, ~20k to open the queue: bench/RESULTS.md's profile) that
 once. Sixteen consumers of one queue each putting, taking or deleting one message pay it sixteen
 times. Merged, the calls of one turn are one batch:
 
-- ``put_ready``: the messages of every call, in the order of the calls; each gets its ids.
+- ``put_ready``, and ``put`` into an existing queue: the messages of every call, in the order of
+  the calls; each gets its id, and where the calls asked for the backlog (Cloudflare's push),
+  the backlog after them all (a moment each could have seen, concurrent with the others).
 - ``reserve_ready`` of one message each, with the same timeout and delete flag: one reserve of
   as many messages, each under the reservation id of the call it goes to (ARGV[7]: one token per
   message), so no caller can act on another's reservation. Messages go to the calls in order;
@@ -51,6 +53,11 @@ def group(step: Eval) -> tuple[Any, ...] | None:
     if verb == "put_ready":
         if len(args) == 4:  # now, channel, then the options and body of one message
             return verb, step.keys[0], args[1], args[0] == ""  # the channel; whether Redis reads the time
+    elif verb == "put":
+        # now, K, channel, mode, backlog, n = 1, then one message's options and body; into an
+        # existing queue (a creating or transferring put has arguments after, and goes alone)
+        if len(args) == 8 and args[5] == 1 and (args[3] == "existing" or args[3].startswith("=")):
+            return verb, step.keys[0], *args[1:5], args[0] == ""
     elif verb == "reserve_ready":
         if len(args) == 3:  # now, K, token: one message, the defaults otherwise
             return verb, step.keys[0], args[1], args[0] == ""
@@ -75,10 +82,11 @@ def merge(steps: Sequence[Eval]) -> Eval:
     """One call doing what ``steps`` (of one ``group``, ``mergeable``) do, in their order. Its
     now is the last one's (they were made in one turn of the loop, in that order)."""
     first, verb, now = steps[0], steps[0].verb, steps[-1].args[0]
-    if verb == "put_ready":
-        args = [now, first.args[1]]
+    if verb in ("put_ready", "put"):
+        args = [now, *first.args[1:2]] if verb == "put_ready" else [now, *first.args[1:5], len(steps)]
+        fixed = len(args)
         for step in steps:
-            args += step.args[2:]
+            args += step.args[fixed:]
     elif verb == "reserve_ready":
         _, timeout, delete = _reserve_options(first.args)
         tokens = [step.args[2] for step in steps]
@@ -95,9 +103,10 @@ def split(steps: Sequence[Eval], reply: Any) -> list[Any]:
     if isinstance(reply, Exception) or reply[0] == FULL:
         return [reply] * len(steps)
     verb = steps[0].verb
-    if verb == "put_ready":  # flags, now, created, queue_id, ids...: one each
-        head = reply[:4]
-        return [[*head, message_id] for message_id in reply[4:]]
+    if verb in ("put_ready", "put"):  # flags, now, created, queue_id, [backlog], ids...: one each
+        fixed = 9 if verb == "put" and steps[0].args[4] == "1" else 4
+        head = reply[:fixed]
+        return [[*head, message_id] for message_id in reply[fixed:]]
     if verb == "delete_reserved":  # flags, statuses...: one each
         return [[reply[0], status] if status != UNDECIDED else UNDECIDED_REPLY for status in reply[1:]]
     flags, now, next_at, rows = reply[0], reply[1], reply[2], reply[3:]  # (id, record, deliveries)...

@@ -168,6 +168,28 @@ async def test_calls_that_need_the_full_script_each_take_it(aengine):
     assert len({i for [i] in ids}) == 3 and (await q.info()).delayed == 3
 
 
+async def test_pushes_of_one_turn_are_one_call_and_each_reports_the_backlog_after_them(aengine, sync_redis):
+    """Cloudflare's push: a put that reports the backlog, through the full put script, into the
+    queue of a known id. Merged, each gets its id, and the backlog after all of them."""
+    q = aengine.queue("p", "q")
+    await q.put(["first"])
+    queue_id = (await q.info()).id
+    pushed, calls = await counted(sync_redis, asyncio.gather(*(q.push([f"m{i}"], queue_id=queue_id) for i in range(4))))
+    assert calls == 1 and len({p.ids[0] for p in pushed}) == 4
+    assert [p.backlog.ready for p in pushed] == [5, 5, 5, 5]
+    assert [m.body for m in await q.reserve(5)] == [b"first", b"m0", b"m1", b"m2", b"m3"]
+
+
+async def test_puts_that_need_the_full_script_merge_there_too(aengine, sync_redis):
+    """A queue with a default delay: put_ready answers the merged call FULL, and the callers'
+    full puts, made in one turn, are merged in turn."""
+    q = aengine.queue("p", "delayed")
+    await q.create(delay=5)
+    await q.put(["first"])
+    ids, calls = await counted(sync_redis, asyncio.gather(*(q.put([f"m{i}"]) for i in range(4))))
+    assert calls <= 2 and len({i for [i] in ids}) == 4 and (await q.info()).delayed == 5
+
+
 async def test_merged_puts_to_a_missing_queue_each_raise(aengine):
     q = aengine.queue("p", "missing")
     results = await asyncio.gather(*(q.put(["x"], create=False) for _ in range(3)), return_exceptions=True)
