@@ -36,14 +36,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from .core import Eval
-from .replies import FULL
+from .replies import FULL, OUTBOX_PENDING, PUSHED
 from .verbs.messages import RESERVE_READY_DEFAULTS
 
+FIRST_CALLERS_FLAGS = OUTBOX_PENDING | PUSHED
+"""Flags of a merged reply that only its first caller gets (``split``)."""
 UNDECIDED = -2
 """delete_reserved's status for a delete under whatever reservation ("*") of a message it found
-not reserved, in a merged call: nothing done for it."""
-UNDECIDED_REPLY = [FULL, 0]
-"""What that caller gets: FULL, as the script answers such a delete sent alone (settle decides)."""
+not reserved, in a merged call: nothing done for it. Its caller gets FULL (not lasting), as the
+script answers such a delete sent alone, and settle decides."""
 
 
 def group(step: Eval) -> tuple[Any, ...] | None:
@@ -99,16 +100,26 @@ def merge(steps: Sequence[Eval]) -> Eval:
 
 
 def split(steps: Sequence[Eval], reply: Any) -> list[Any]:
-    """The reply of each of ``steps`` from ``reply``, their merged call's."""
+    """The reply of each of ``steps`` from ``reply``, their merged call's. The work its flags
+    leave to the caller (dead letters to move, a push queue to list) is the first caller's
+    alone: done by every one, each dead letter's event went out once per caller."""
     if isinstance(reply, Exception) or reply[0] == FULL:
         return [reply] * len(steps)
+    shares = _shares(steps, reply)
+    for share in shares[1:]:
+        if share[0] != FULL:
+            share[0] &= ~FIRST_CALLERS_FLAGS
+    return shares
+
+
+def _shares(steps: Sequence[Eval], reply: list[Any]) -> list[list[Any]]:
     verb = steps[0].verb
     if verb in ("put_ready", "put"):  # flags, now, created, queue_id, [backlog], ids...: one each
         fixed = 9 if verb == "put" and steps[0].args[4] == "1" else 4
         head = reply[:fixed]
         return [[*head, message_id] for message_id in reply[fixed:]]
     if verb == "delete_reserved":  # flags, statuses...: one each
-        return [[reply[0], status] if status != UNDECIDED else UNDECIDED_REPLY for status in reply[1:]]
+        return [[reply[0], status] if status != UNDECIDED else [FULL, 0] for status in reply[1:]]
     flags, now, next_at, rows = reply[0], reply[1], reply[2], reply[3:]  # (id, record, deliveries)...
     if rows:
         next_at = now  # for the calls left empty-handed: look again at once

@@ -61,12 +61,15 @@ if not Q.exists then
   redis.call("HSET", KEYS[META], "id", created, "created", now_s, "updated", now_s)
   apply_settings(KEYS[META], s, cjson.decode(ARGV[tail + 1]))
   Q.exists, Q.id = true, created
-  tail = tail + 2
 elseif string.byte(mode) == 61 and mode ~= "=" .. queue_id(Q) then -- "=id": deleted and created again
   return redis.error_reply("QUEUE_NOT_FOUND queue not found")
 elseif has_flag(s, OVER_QUOTA) and not transfer then
   return redis.error_reply("QUOTA " .. (redis.call("HGET", KEYS[META], "over") or "over a quota"))
 end
+-- The create modes send the new queue's id and settings whether it exists or not: what comes
+-- after them (a transfer's dedupe window) is read past them either way. (Reading it at their
+-- place, a transfer creating a queue another had just created failed on a nil window.)
+if creating then tail = tail + 2 end
 Q.channel = ARGV[3]
 maintain(Q, ARGV[2])
 

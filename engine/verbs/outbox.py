@@ -91,7 +91,8 @@ class Outbox(QueueBase):
                 except Exception as exc:  # retrying will not fix it: the next entries go on
                     yield from self._set_aside(entry, exc)
                     continue
-                yield Command(("LREM", self.keys.outbox, 1, entry))
+                if not (yield Command(("LREM", self.keys.outbox, 1, entry))):
+                    continue  # another drain (the sweeper's, another request's) moved it meanwhile
                 moved += 1
                 if kind == "dlq":
                     yield from self._emit("message.dead_lettered", dead_letter_event(ref, target))

@@ -13,7 +13,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from ferrymq.engine import AsyncEngine, MessageNotFound, NotReserved, QueueNotFound
+from ferrymq.engine import AsyncEngine, MessageNotFound, NotReserved, QueueNotFound, Subscription
 from ferrymq.engine.clock import FakeClock
 
 
@@ -188,6 +188,22 @@ async def test_puts_that_need_the_full_script_merge_there_too(aengine, sync_redi
     await q.put(["first"])
     ids, calls = await counted(sync_redis, asyncio.gather(*(q.put([f"m{i}"]) for i in range(4))))
     assert calls <= 2 and len({i for [i] in ids}) == 4 and (await q.info()).delayed == 5
+
+
+async def test_a_dead_letter_a_merged_put_makes_is_moved_and_told_once(aengine, clock):
+    """The work a merged reply's flags leave (dead letters to move) is its first caller's alone:
+    left to every caller, each moved the same entry and sent its event."""
+    await aengine.queue("p", "events").create()
+    await aengine.queue("p", "dead").create()
+    q = aengine.queue("p", "work")
+    await q.create(max_deliveries=1, dead_letter_queue="dead", timeout=1)
+    await aengine.put_subscription("p", Subscription("s1", "watch", True, "work", ("message.dead_lettered",), "events"))
+    await q.put(["x"])
+    assert len(await q.reserve(1)) == 1
+    clock.advance(2)  # lapsed, out of deliveries: the next put's maintenance dead-letters it
+    await asyncio.gather(*(q.put([f"m{i}"]) for i in range(4)))
+    assert (await aengine.queue("p", "dead").info()).ready == 1
+    assert len(await aengine.queue("p", "events").peek(10)) == 1
 
 
 async def test_merged_puts_to_a_missing_queue_each_raise(aengine):

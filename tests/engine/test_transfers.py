@@ -201,3 +201,18 @@ def test_error_queue_messages_past_the_hop_limit_are_dropped_and_counted(real_en
     # hops 0..5 alternate l1, l2; the error message of hop 5 would be hop 6: dropped
     assert (l1.info().total_messages, l2.info().total_messages) == (3, 3)
     assert (l1.info().counters.get("hops_dropped", 0), l2.info().counters["hops_dropped"]) == (0, 1)
+
+
+async def test_dead_letters_racing_to_create_their_queue_both_arrive(aengine, redis_client, clock):
+    """Two queues dead-letter into one missing queue at once: both transfers find it missing, both
+    create it, and the second finds it created. The create modes' arguments were then read as the
+    transfer's dedupe window (nil), and the second dead letter was set aside as stuck."""
+    sources = [aengine.queue("p", name) for name in ("a", "b")]
+    for q in sources:
+        await q.create(max_deliveries=1, dead_letter_queue="dead", timeout=1)
+        await q.put(["x"])
+        assert len(await q.reserve(1)) == 1
+    clock.advance(2)  # lapsed, out of deliveries: the next maintenance dead-letters each
+    await asyncio.gather(*(q.put(["y"]) for q in sources))
+    assert (await aengine.queue("p", "dead").info()).ready == 2
+    assert [redis_client.llen(f"fmq:{{p/{name}}}:stuck") for name in ("a", "b")] == [0, 0]

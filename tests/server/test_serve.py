@@ -24,10 +24,9 @@ import uvicorn
 
 from ferrymq.engine import Engine
 from ferrymq.engine.keys import queue_keys
-from ferrymq.http.app import redis_client
+from ferrymq.http.app import create_app, redis_client
 from ferrymq.server.embedded import EmbeddedRedis
 from ferrymq.server.serve import tcp_listener, uvicorn_config
-from ferrymq.http.app import create_app
 from ferrymq.http.settings import Settings
 from ferrymq.server.timeouts import GuardedH11Protocol
 
@@ -332,7 +331,6 @@ def test_the_servers_redis_connections_pack_commands_with_hiredis_exactly_as_red
     assert b"".join(connection.pack_command(*args)) == b"".join(aioredis.Connection().pack_command(*args))
     with pytest.raises(redis.DataError):
         connection.pack_command("SET", "k", True)  # redis-py refuses booleans; so do we
-
 
 
 @pytest.mark.parametrize("merge", [True, False])
