@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .core import Eval
-from .replies import FULL, OUTBOX_PENDING, PUSHED
+from .replies import BACKLOG_VALUES, FULL, OUTBOX_PENDING, PUSHED
 from .verbs.messages import RESERVE_READY_DEFAULTS
 
 FIRST_CALLERS_FLAGS = OUTBOX_PENDING | PUSHED
@@ -115,7 +115,7 @@ def split(steps: Sequence[Eval], reply: Any) -> list[Any]:
 def _shares(steps: Sequence[Eval], reply: list[Any]) -> list[list[Any]]:
     verb = steps[0].verb
     if verb in ("put_ready", "put"):  # flags, now, created, queue_id, [backlog], ids...: one each
-        fixed = 9 if verb == "put" and steps[0].args[4] == "1" else 4
+        fixed = 4 + (BACKLOG_VALUES if verb == "put" and steps[0].args[4] == "1" else 0)
         head = reply[:fixed]
         return [[*head, message_id] for message_id in reply[fixed:]]
     if verb == "delete_reserved":  # flags, statuses...: one each

@@ -31,6 +31,10 @@ FULL = -1
 when the call needs its verb's full script (it wrote nothing)."""
 
 
+BACKLOG_VALUES = 5
+"""The values of a reply's backlog group: ready, delayed, reserved, bytes, oldest_at (``Backlog``)."""
+
+
 class QueueReply(NamedTuple):
     """configure, info: the queue's figures and its whole meta hash (field, value, ...)."""
 
@@ -43,7 +47,8 @@ class QueueReply(NamedTuple):
 
     @classmethod
     def of(cls, raw: list[Any]) -> QueueReply:
-        return cls(raw[0], raw[1], Backlog(*raw[2:7]), raw[7:])
+        end = 2 + BACKLOG_VALUES
+        return cls(raw[0], raw[1], Backlog(*raw[2:end]), raw[end:])
 
 
 class ClearReply(NamedTuple):
@@ -79,7 +84,8 @@ class PutReply(NamedTuple):
     @classmethod
     def of(cls, raw: list[Any], backlog: bool) -> PutReply:
         if backlog:
-            return cls(raw[0], raw[1], raw[2], raw[3], Backlog(*raw[4:9]), raw[9:])
+            end = 4 + BACKLOG_VALUES
+            return cls(raw[0], raw[1], raw[2], raw[3], Backlog(*raw[4:end]), raw[end:])
         return cls(raw[0], raw[1], raw[2], raw[3], None, raw[4:])
 
 
@@ -95,7 +101,8 @@ class ReserveReply(NamedTuple):
     @classmethod
     def of(cls, raw: list[Any], backlog: bool) -> ReserveReply:
         if backlog:
-            return cls(raw[0], raw[1], raw[2], Backlog(*raw[3:8]), raw[8:])
+            end = 3 + BACKLOG_VALUES
+            return cls(raw[0], raw[1], raw[2], Backlog(*raw[3:end]), raw[end:])
         return cls(raw[0], raw[1], raw[2], None, raw[3:])
 
 

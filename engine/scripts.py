@@ -164,7 +164,9 @@ class Scripts:
                 by_sha: bool | None = None) -> tuple[Any, ...]:
         """The command that runs ``verb``'s script; ``by_sha``: as an EVALSHA or not, whatever is
         known now (as it was known when a call was sent)."""
-        if self.functions is False if by_sha is None else by_sha:
+        if by_sha is None:
+            by_sha = self.functions is False
+        if by_sha:
             return ("EVALSHA", self._shas[verb], len(keys), *keys, *args)
         return ("FCALL", self.library.functions[verb], len(keys), *keys, *args)
 
