@@ -74,6 +74,8 @@ class AsyncEngine(AsyncFacade, EngineMethods):
         """Whether single-message puts, reserves and deletes on one queue made in the same turn of
         the event loop go to Redis as one script call (coalesce.py)."""
         self._merging: dict[tuple[Any, ...], list[_Call]] = {}
+        self._held: list[list[_Call]] = []
+        """Full groups of this turn that could not go early (``_merged``): sent first at its end."""
         self._loading: asyncio.Future[Any] | None = None
         self._clock_reading: asyncio.Future[None] | None = None
         self.notifier = notifier or Notifier(client)
@@ -188,21 +190,28 @@ class AsyncEngine(AsyncFacade, EngineMethods):
 
     def _merged(self, group: tuple[Any, ...], step: Eval) -> _Call:
         """``step``'s call, to be merged with the others of its ``group`` made in this turn of the
-        loop (coalesce.py): sent once the turn ends, or as soon as ``MERGE_AT_MOST`` wait."""
+        loop (coalesce.py): sent once the turn ends, or as soon as ``MERGE_AT_MOST`` wait if the
+        auto-pipeline sends a group early. A group is built into one command only as it is sent:
+        callers that gave up before are left out (a command not sent is dropped, as alone)."""
         loop = asyncio.get_running_loop()
         call = _Call(step, loop.create_future())
-        if not self._merging:
+        if not self._merging and not self._held:
             loop.call_soon(self._send_merged)
         calls = self._merging.setdefault(group, [])
         calls.append(call)
         if len(calls) >= MERGE_AT_MOST:
-            self._send_group(self._merging.pop(group))
-            self._pipeline.flush_early()
+            full = self._merging.pop(group)
+            if self._pipeline.sends_early():
+                self._send_group(full)
+                self._pipeline.flush()
+            else:  # a burst: held for the turn's end, when callers that gave up meanwhile are left out
+                self._held.append(full)
         return call
 
     def _send_merged(self) -> None:
+        held, self._held = self._held, []
         merging, self._merging = self._merging, {}
-        for calls in merging.values():
+        for calls in (*held, *merging.values()):
             self._send_group(calls)
         self._pipeline.flush()  # now: the auto-pipeline's own flush would wait for the next turn
 
@@ -311,7 +320,8 @@ class _SharedReply:
 
     def set_result(self, reply: Any) -> None:
         try:
-            shares = coalesce.split([call.step for call in self.calls], reply)
+            waiting = [not call.future.done() for call in self.calls]
+            shares = coalesce.split([call.step for call in self.calls], reply, waiting)
             if len(shares) != len(self.calls):
                 raise RuntimeError(f"a merged call's reply has {len(shares)} shares for {len(self.calls)} calls")
         except Exception as exc:  # never, but its callers must not wait for ever

@@ -132,11 +132,15 @@ class AutoPipeline:
         return future
 
     def flush_early(self) -> None:
-        """Sends what is queued now, before the turn ends, unless as many round trips are under
+        """Sends what is queued now, before the turn ends, if ``sends_early``."""
+        if self.sends_early():
+            self.flush()
+
+    def sends_early(self) -> bool:
+        """Whether a group may go before the turn ends: not while as many round trips are under
         way as connections are kept (a burst: its commands wait for the turn's end and go
         together, rather than taking a connection per group)."""
-        if len(self._sending) < self._keep_at_most:
-            self.flush()
+        return len(self._sending) < self._keep_at_most
 
     def flush(self) -> None:
         """Sends what is queued now, rather than at the end of the turn."""

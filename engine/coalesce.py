@@ -40,7 +40,7 @@ from .replies import BACKLOG_VALUES, FULL, OUTBOX_PENDING, PUSHED
 from .verbs.messages import RESERVE_READY_DEFAULTS
 
 FIRST_CALLERS_FLAGS = OUTBOX_PENDING | PUSHED
-"""Flags of a merged reply that only its first caller gets (``split``)."""
+"""Flags of a merged reply that only one caller gets: the first still waiting (``split``)."""
 UNDECIDED = -2
 """delete_reserved's status for a delete under whatever reservation ("*") of a message it found
 not reserved, in a merged call: nothing done for it. Its caller gets FULL (not lasting), as the
@@ -99,15 +99,19 @@ def merge(steps: Sequence[Eval]) -> Eval:
     return Eval(verb, first.keys, args, messages=len(steps))
 
 
-def split(steps: Sequence[Eval], reply: Any) -> list[Any]:
+def split(steps: Sequence[Eval], reply: Any, waiting: Sequence[bool] | None = None) -> list[Any]:
     """The reply of each of ``steps`` from ``reply``, their merged call's. The work its flags
-    leave to the caller (dead letters to move, a push queue to list) is the first caller's
-    alone: done by every one, each dead letter's event went out once per caller."""
+    leave to the caller (dead letters to move, a push queue to list) is one caller's alone (done
+    by every one, each dead letter's event went out once per caller): the first of those still
+    ``waiting`` for their share (default: all) that gets a reply of its own (not FULL). A caller
+    that gave up after the send does none of it: left to one, the others' messages were not
+    listed for the pushers until the queue's next put."""
     if isinstance(reply, Exception) or reply[0] == FULL:
         return [reply] * len(steps)
     shares = _shares(steps, reply)
-    for share in shares[1:]:
-        if share[0] != FULL:
+    doer = next((i for i, share in enumerate(shares) if share[0] != FULL and (waiting is None or waiting[i])), None)
+    for i, share in enumerate(shares):
+        if i != doer and share[0] != FULL:
             share[0] &= ~FIRST_CALLERS_FLAGS
     return shares
 
