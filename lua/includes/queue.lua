@@ -18,8 +18,10 @@
   Maintenance only when something can be due: DUE is a moment before which maintain() has
   nothing to do: no score in reserved, delayed or expiry is below it, nor the expire time of the
   head of `ready` (in-order messages behind the head expire no sooner), and no ghost waits at
-  the head. Every script that adds to those sets or to `ready`, or makes a ghost, lowers it
-  (due_by); a full maintenance pass sets it afresh. 0: unknown, maintain.
+  the head as the pass left it. Every script that adds to those sets or to `ready`, or makes a
+  ghost, lowers it (due_by); a full maintenance pass sets it afresh. 0: unknown, maintain. Takes
+  before DUE can still bring a ghost further back to the head (lowering DUE for that would
+  make every steady reserve write its state): takes skip it, backlog() looks past it.
 
   Expiry without an index entry per message: XTAIL is the largest expire-at appended "in order"
   to `ready` since the list was last empty. A message appended with expire-at >= XTAIL is in
@@ -362,17 +364,29 @@ local function flush(Q)
   if Q.size0 then fire_alerts(Q) end
 end
 
+-- Ghosts the oldest message is looked for past (oldest_enqueued); more read 0, unknown.
+local OLDEST_PAST_GHOSTS = 16
+
+-- The enqueue time of the first message of the FIFO, past the ghosts before it (a take with no
+-- maintenance due leaves a ghost at the head once it took what came before: see DUE above), a
+-- few at most; 0 if unknown. With no ghost in the FIFO, one LINDEX and one HGET, as before.
+local function oldest_enqueued(Q)
+  for i = 0, math.min(Q[GHOSTS], OLDEST_PAST_GHOSTS) do
+    local id = redis.call("LINDEX", Q.keys[READY], i)
+    if not id then return 0 end
+    local rec = redis.call("HGET", Q.keys[MSG], id)
+    if rec then return tonumber(rec_enqueued(rec)) end
+  end
+  return 0
+end
+
 -- Backlog figures for metrics: counts, stored bytes (Redis's sampled estimate of the records'
--- memory; 0 where MEMORY USAGE is unavailable) and the enqueue time of the message at the head
--- of the FIFO (0 if unknown). Best effort, as Cloudflare's metrics are.
+-- memory; 0 where MEMORY USAGE is unavailable) and the enqueue time of the oldest message in the
+-- FIFO (0 if unknown). Best effort, as Cloudflare's metrics are.
 local function backlog(Q)
   local ready, delayed, reserved = sizes(Q)
   local bytes = stored_bytes(Q.keys, ready + delayed + reserved + Q[PUSHING])
-  local oldest = 0
-  local head = redis.call("LINDEX", Q.keys[READY], 0)
-  local rec = head and redis.call("HGET", Q.keys[MSG], head)
-  if rec then oldest = tonumber(rec_enqueued(rec)) end
-  return {ready, delayed, reserved, bytes, oldest}
+  return {ready, delayed, reserved, bytes, oldest_enqueued(Q)}
 end
 
 -- Flag bits every maintaining script returns: outbox work pending, queue missing, push

@@ -331,3 +331,17 @@ def test_a_repeated_id_in_a_batch_gets_what_its_first_occurrence_decided(queue, 
     assert scripts_run(redis_client, lambda: settled.append(queue.settle(deletes=items))) == ["settle"]
     assert settled[0].deleted == ["not_reserved", "not_found", "ok", "not_found"]
     assert queue.get(first.id).status == "reserved"
+
+
+def test_the_oldest_message_is_found_past_a_ghost_a_take_left_at_the_head(real_engine, clock, redis_client):
+    """A message deleted while ready leaves its id in the FIFO (a ghost) until a take or a
+    maintenance meets it at the head. Takes with no maintenance due can pop the messages before
+    it, leaving it at the head: the backlog looks past it for the oldest message's enqueue time
+    (it read 0 there: Cloudflare's oldest_message_timestamp_ms with a message waiting)."""
+    q = real_engine.queue("common", "ghost")
+    q.put(["a", "b", "c", "d"])
+    q.delete_message(q.peek(3)[2].id)  # "c": a ghost behind "a" and "b"
+    q.reserve(1)  # maintains (the head is alive) and takes "a"
+    assert scripts_run(redis_client, lambda: q.reserve(1)) == ["reserve_ready"]  # "b": the ghost is the head
+    info = q.info()
+    assert (info.ready, info.oldest_at) == (1, clock.ms)
