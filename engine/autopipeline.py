@@ -34,7 +34,8 @@ fails, and running it again could put a message twice, so the caller gets the Co
 (and the connection is dropped). A connection whose replies were all read is kept for the next
 round trip rather than given back to the pool: the pool's lock, timer and check that nothing is
 left to read on it cost a third of a round trip's client time. On a cluster, redis-py's cluster
-pipeline routes the commands to their nodes.
+client and pipeline route the commands to their nodes, and send them again as the client's
+``retry`` says: the server builds its own with none (http/connect.py).
 """
 
 from __future__ import annotations

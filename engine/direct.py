@@ -8,21 +8,23 @@ benchmark machine (``EVALSHA`` of ``return 1``: 91 -> 69 µs a call, the client'
 Theory of operation: one connection of a pool is kept aside (one for all the engines on that
 pool: ``DirectCalls.of``), and the engines' commands go on it under a lock taken without
 waiting. A thread that finds the lock taken (another thread's call is on the connection) sends
-through the client as before, so threads never queue behind each other. Before each use the
-connection is checked as the pool checks it (closed by Redis, or something left to read: it is
-connected again); a failure during a call is retried as the client's retry policy says, as
-``execute_command`` retries it, and a connection that failed mid-reply is dropped before
-anything else uses it. After a fork the child forgets the parent's connection and lock before
-any thread of its own runs (the pool starts afresh there). Nothing holds the pool: once its
-clients are gone, the kept connection goes with it (no finalizer gives it back from inside a
-garbage collection, which could run in the pool's own lock).
+on a connection of the pool, as the client would, so threads never queue behind each other.
+Before each use the kept connection is checked as the pool checks it (closed by Redis, or
+something left to read: it is connected again). A failure to send is retried as the client's
+retry policy says; a failure once the command was sent never is (``execute_command`` retries
+both, and a put whose reply was lost was stored twice), and a connection that failed mid-reply
+is dropped before anything else uses it. After a fork the child forgets the parent's connection
+and lock before any thread of its own runs (the pool starts afresh there). Nothing holds the
+pool: once its clients are gone, the kept connection goes with it (no finalizer gives it back
+from inside a garbage collection, which could run in the pool's own lock).
 
 The client is used as it uses itself wherever a connection must go back to the pool for redis-py
 to act on it, or the check before use is not the pool's: a pool too small to spare one for good
 (``max_connections`` under ``KEEP_FROM_POOL_SIZE``), Sentinel's (a failover only moves the idle
 connections), a client-side cache, maintenance notifications, a credential provider (re-auth
-happens on release), and redis-py before 6 (another retry rule, another pool API). Commands on the
-kept connection are not in redis-py's own OpenTelemetry metrics.
+happens on release), and redis-py before 6 (another retry rule, another pool API); there the
+client's retry policy decides what is sent again. Commands on the kept connection are not in
+redis-py's own OpenTelemetry metrics.
 """
 
 from __future__ import annotations
@@ -81,16 +83,18 @@ class DirectCalls:
 
     def execute(self, client: Any, command: tuple[Any, ...]) -> Any:
         lock = self._lock
-        if not lock.acquire(blocking=False):  # another thread's call is on the connection
-            return client.execute_command(*command)
-        try:
-            connection = self._connection()
-            reply = connection.retry.call_with_retry(
-                lambda: self._round_trip(connection, command), lambda _: connection.disconnect())
-            if _RECONNECTS and connection.should_reconnect():  # as execute_command does after a call
-                connection.disconnect()
-        finally:
-            lock.release()
+        if lock.acquire(blocking=False):
+            try:
+                reply = _at_most_once(self._connection(), command)
+            finally:
+                lock.release()
+        else:  # another thread's call is on the kept connection: one of the pool's, as the client would
+            pool = client.connection_pool
+            connection = pool.get_connection()
+            try:
+                reply = _at_most_once(connection, command)
+            finally:
+                pool.release(connection)
         callback = client.response_callbacks.get(command[0])
         return callback(reply) if callback else reply
 
@@ -123,16 +127,31 @@ class DirectCalls:
         ours, and the lock may have been held by a thread that does not exist here."""
         self._lock, self._kept = threading.Lock(), None
 
-    @staticmethod
-    def _round_trip(connection: Any, command: tuple[Any, ...]) -> Any:
-        try:
-            connection.send_command(*command)
-            return connection.read_response()
-        except ResponseError:  # a reply: the connection is as good as before
-            raise
-        except BaseException:  # (a timeout or an interrupt mid-reply): what is unread is lost
-            connection.disconnect()
-            raise
+
+
+def _at_most_once(connection: Any, command: tuple[Any, ...]) -> Any:
+    """``command``'s reply on ``connection``: sending is retried as the client's retry policy
+    says (Redis runs no command it did not receive whole), reading the reply never (the script
+    may have run: a put sent again was stored twice; execute_command retries both)."""
+    connection.retry.call_with_retry(lambda: _send(connection, command), lambda _: connection.disconnect())
+    try:
+        reply = connection.read_response()
+    except ResponseError:  # a reply: the connection is as good as before
+        raise
+    except BaseException:  # (a timeout, a reset or an interrupt mid-reply): what is unread is lost
+        connection.disconnect()
+        raise
+    if _RECONNECTS and connection.should_reconnect():  # as execute_command does after a call
+        connection.disconnect()
+    return reply
+
+
+def _send(connection: Any, command: tuple[Any, ...]) -> None:
+    try:
+        connection.send_command(*command)
+    except BaseException:  # sent in part at most: dropped with the connection, never run
+        connection.disconnect()
+        raise
 
 
 def _after_fork_in_child() -> None:

@@ -158,8 +158,11 @@ def redis_client(settings: Settings) -> aioredis.Redis | aioredis.RedisCluster:
         return client
     if is_cluster_node(url):
         # redis-py's cluster client has no blocking pool (a capped one fails when full), so the
-        # connections to each node follow the number of requests in flight.
-        return aioredis.RedisCluster.from_url(url, socket_connect_timeout=2, health_check_interval=30)
+        # connections to each node follow the number of requests in flight. No retries: it sent a
+        # call again when its connection failed, after the script may have run (a put stored
+        # twice); a failed node is looked up afresh by the next call all the same.
+        return aioredis.RedisCluster.from_url(url, socket_connect_timeout=2, health_check_interval=30,
+                                              retry=AsyncRetry(NoBackoff(), 0))
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=settings.redis_max_connections, timeout=10,
         socket_connect_timeout=2, health_check_interval=30,
