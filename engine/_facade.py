@@ -165,18 +165,19 @@ def is_transient(exc: Exception) -> bool:
 
     On a cluster, a master that is down shows as CLUSTERDOWN (the cluster stops serving), TRYAGAIN
     (slots moving), READONLY (a replica not yet promoted) or an uncovered slot: all pass with
-    time, like a lost connection."""
+    time, like a lost connection. So does BUSY: a script (of another program on that Redis) has
+    run past busy-reply-threshold, and Redis answers every other call with it until it ends."""
     import builtins
 
     from redis.exceptions import (
-        ClusterDownError, ConnectionError, ReadOnlyError, RedisClusterException, SlotNotCoveredError,
-        TimeoutError, TryAgainError,
+        ClusterDownError, ConnectionError, ReadOnlyError, RedisClusterException, ResponseError,
+        SlotNotCoveredError, TimeoutError, TryAgainError,
     )
 
     transient = (ConnectionError, TimeoutError, builtins.TimeoutError, ClusterDownError, TryAgainError,
                  ReadOnlyError, SlotNotCoveredError)
     return (isinstance(exc, transient) or _cluster_unreachable(exc, RedisClusterException)
-            or _closed_while_sending(exc))
+            or _closed_while_sending(exc) or isinstance(exc, ResponseError) and str(exc).startswith("BUSY "))
 
 
 def _closed_while_sending(exc: Exception) -> bool:
