@@ -173,12 +173,15 @@ class AutoPipeline:
     async def _round_trip(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         if self._direct:
             return await self._on_connection(commands)
-        if len(commands) == 1:  # alone in its turn: no pipeline to build
-            return [await self._one(commands[0])]
-        async with self._client.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            return await pipe.execute(raise_on_error=False)
+        # Bounded as on a connection of the pool: the callers have timers of their own, but a
+        # round trip to a node that stopped answering held aclose (the server's shutdown) with it.
+        async with asyncio.timeout(self._timeout):
+            if len(commands) == 1:  # alone in its turn: no pipeline to build
+                return [await self._one(commands[0])]
+            async with self._client.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                return await pipe.execute(raise_on_error=False)
 
     async def _on_connection(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         pool = self._client.connection_pool

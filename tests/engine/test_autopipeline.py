@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
 import struct
 import time
@@ -236,4 +238,33 @@ async def test_a_burst_of_calls_in_one_turn_takes_no_more_connections_than_are_k
         assert replies == [True] * 200
     finally:
         await pipeline.aclose()
+        await client.aclose()
+
+
+async def test_a_cluster_node_that_stopped_answering_does_not_hold_aclose(redis_clusters, clock):
+    """On a cluster each caller has its own timer; the round trips it left behind are bounded too,
+    so closing the engine (the server's shutdown) does not wait for a node that stopped answering
+    (a partition, a frozen machine) to come back."""
+    cluster = redis_clusters()
+    client = aioredis.RedisCluster.from_url(cluster.url)
+    engine = AsyncEngine(client, clock=clock, command_timeout=0.3)
+    closed = None
+    try:
+        q = engine.queue("p", "q")
+        await q.put(["warm-up"])
+        for node in cluster.nodes:
+            os.kill(node.process.pid, signal.SIGSTOP)
+        for i in range(3):
+            started = time.monotonic()
+            with pytest.raises(Unavailable):
+                await q.put([f"m{i}"])
+            assert time.monotonic() - started < 1
+        closed = asyncio.ensure_future(engine.aclose())
+        done, _ = await asyncio.wait({closed}, timeout=2)
+        assert done == {closed}
+    finally:
+        for node in cluster.nodes:
+            os.kill(node.process.pid, signal.SIGCONT)
+        if closed is not None:
+            await asyncio.wait_for(asyncio.shield(closed), 10)
         await client.aclose()
