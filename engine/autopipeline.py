@@ -173,15 +173,12 @@ class AutoPipeline:
     async def _round_trip(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         if self._direct:
             return await self._on_connection(commands)
-        # Bounded as on a connection of the pool: the callers have timers of their own, but a
-        # round trip to a node that stopped answering held aclose (the server's shutdown) with it.
-        async with asyncio.timeout(self._timeout):
-            if len(commands) == 1:  # alone in its turn: no pipeline to build
-                return [await self._one(commands[0])]
-            async with self._client.pipeline(transaction=False) as pipe:
-                for command in commands:
-                    pipe.execute_command(*command)
-                return await pipe.execute(raise_on_error=False)
+        if len(commands) == 1:  # alone in its turn: no pipeline to build
+            return [await self._one(commands[0])]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return await pipe.execute(raise_on_error=False)
 
     async def _on_connection(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         pool = self._client.connection_pool
@@ -272,7 +269,16 @@ class AutoPipeline:
             return exc
 
     async def aclose(self) -> None:
-        """Wait for what is being sent (shutdown), and give the kept connections back."""
+        """Wait for what is being sent (shutdown), and give the kept connections back. On a
+        cluster a round trip has no timer of its own (its callers have theirs: a cancelled
+        redis-py cluster pipeline leaks its connection), so what is still under way after
+        ``timeout`` is cancelled: a node that stopped answering held the shutdown until it came
+        back. (On a pool's connections every round trip is bounded, and a connection given back
+        must not be cancelled on its way: see ``_release``.)"""
+        if self._sending and not self._direct:
+            _, late = await asyncio.wait(self._sending, timeout=self._timeout)
+            for task in late:
+                task.cancel()
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
         self._closed = True  # a round trip still running gives its connection back
