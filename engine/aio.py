@@ -8,7 +8,7 @@ from collections.abc import Generator, Iterable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from . import coalesce
 from ._facade import (
@@ -143,8 +143,9 @@ class AsyncEngine(AsyncFacade, EngineMethods):
     def _bounded_by_pipeline(self, step: Step) -> bool:
         """Whether ``step`` needs no timer of its own: a Wait is not a Redis call, and the
         auto-pipeline bounds each round trip on a pool connection by ``command_timeout`` (one
-        timer for a turn's calls). Batches and acknowledged writes go through redis-py
-        pipelines, and a cluster's calls through its client: they need one."""
+        timer for a turn's calls). Batches and acknowledged writes (``AutoPipeline.together``,
+        bounded too on a pool connection, keep a timer of their own as well), and a cluster's
+        calls through its client, need one."""
         if isinstance(step, Wait):
             return True
         calls = isinstance(step, (Eval, Command)) or isinstance(step, Evals) and not _many(step)
@@ -274,10 +275,11 @@ class AsyncEngine(AsyncFacade, EngineMethods):
             return exc
 
     async def _pipelined(self, commands: Iterable[tuple[Any, ...]], raise_on_error: bool = True) -> list[Any]:
-        async with self.client.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            return await pipe.execute(raise_on_error=raise_on_error)
+        replies = await self._pipeline.together(list(commands))
+        error = next((reply for reply in replies if isinstance(reply, ResponseError)), None)
+        if raise_on_error and error is not None:
+            raise error
+        return replies
 
     async def _call(self, call: Call) -> Any:
         """Runs a script call's commands (see ``Scripts.call``), each alone."""

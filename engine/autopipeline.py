@@ -112,6 +112,18 @@ class AutoPipeline:
             return (await self._on_connection([command]))[0]
         return await self.send(command)
 
+    async def together(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """``commands`` in one round trip of their own, at once (a batch of reads, a write and its
+        WAIT): each reply, an error reply as its value. On a pool's connection they are sent at
+        most once, as every call here; a redis-py pipeline sends them all again as the client's
+        retry policy says (on a cluster, the only way to route them)."""
+        if self._direct:
+            return await self._on_connection(commands)
+        async with self._client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return await pipe.execute(raise_on_error=False)
+
     @property
     def bounds_calls(self) -> bool:
         """Whether every round trip is bounded here by ``timeout`` (the callers need no timer)."""
@@ -175,10 +187,7 @@ class AutoPipeline:
             return await self._on_connection(commands)
         if len(commands) == 1:  # alone in its turn: no pipeline to build
             return [await self._one(commands[0])]
-        async with self._client.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            return await pipe.execute(raise_on_error=False)
+        return await self.together(commands)
 
     async def _on_connection(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         pool = self._client.connection_pool

@@ -32,12 +32,14 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import redis
 from redis.exceptions import ConnectionError, ResponseError
 from redis.sentinel import SentinelConnectionPool
 
+R = TypeVar("R")
 KEEP_FROM_POOL_SIZE = 8
 """A pool of fewer connections than this keeps none aside: its other users (pipelines, other
 threads) would wait for it."""
@@ -83,20 +85,40 @@ class DirectCalls:
 
     def execute(self, client: Any, command: tuple[Any, ...]) -> Any:
         lock = self._lock
-        if lock.acquire(blocking=False):
+        if lock.acquire(blocking=False):  # (``_on_a_connection``, inline: this is every call's path)
             try:
                 reply = _at_most_once(self._connection(), command)
             finally:
                 lock.release()
-        else:  # another thread's call is on the kept connection: one of the pool's, as the client would
-            pool = client.connection_pool
-            connection = pool.get_connection()
-            try:
-                reply = _at_most_once(connection, command)
-            finally:
-                pool.release(connection)
+        else:
+            reply = self._on_a_connection(client, _at_most_once, command)
         callback = client.response_callbacks.get(command[0])
         return callback(reply) if callback else reply
+
+    def execute_many(self, client: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """``commands`` in one round trip, at most once each as ``execute`` sends one: each reply,
+        an error reply as its value (a pipeline's ``execute(raise_on_error=False)``)."""
+        replies = self._on_a_connection(client, _all_at_most_once, commands)
+        for i, (command, reply) in enumerate(zip(commands, replies)):
+            callback = client.response_callbacks.get(command[0])
+            if callback and not isinstance(reply, ResponseError):
+                replies[i] = callback(reply)
+        return replies
+
+    def _on_a_connection(self, client: Any, round_trip: Callable[[Any, Any], R], what: Any) -> R:
+        lock = self._lock
+        if lock.acquire(blocking=False):
+            try:
+                return round_trip(self._connection(), what)
+            finally:
+                lock.release()
+        # Another thread's call is on the kept connection: one of the pool's, as the client would.
+        pool = client.connection_pool
+        connection = pool.get_connection()
+        try:
+            return round_trip(connection, what)
+        finally:
+            pool.release(connection)
 
     def close(self) -> None:
         """Gives the kept connection back to the pool (the next call takes one again)."""
@@ -141,17 +163,42 @@ def _at_most_once(connection: Any, command: tuple[Any, ...]) -> Any:
     except BaseException:  # (a timeout, a reset or an interrupt mid-reply): what is unread is lost
         connection.disconnect()
         raise
-    if _RECONNECTS and connection.should_reconnect():  # as execute_command does after a call
-        connection.disconnect()
+    _after_use(connection)
     return reply
 
 
-def _send(connection: Any, command: tuple[Any, ...]) -> None:
+def _all_at_most_once(connection: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """``_at_most_once`` for several commands sent together: their replies, errors as values."""
+    packed = connection.pack_commands(commands)
+    connection.retry.call_with_retry(lambda: _send(connection, packed, packed=True), lambda _: connection.disconnect())
+    replies: list[Any] = []
     try:
-        connection.send_command(*command)
+        for _ in commands:
+            try:
+                replies.append(connection.read_response())
+            except ResponseError as error:
+                replies.append(error)
+    except BaseException:
+        connection.disconnect()
+        raise
+    _after_use(connection)
+    return replies
+
+
+def _send(connection: Any, command: Any, packed: bool = False) -> None:
+    try:
+        if packed:
+            connection.send_packed_command(command)
+        else:
+            connection.send_command(*command)
     except BaseException:  # sent in part at most: dropped with the connection, never run
         connection.disconnect()
         raise
+
+
+def _after_use(connection: Any) -> None:
+    if _RECONNECTS and connection.should_reconnect():  # as execute_command does after a call
+        connection.disconnect()
 
 
 def _after_fork_in_child() -> None:

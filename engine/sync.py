@@ -8,7 +8,7 @@ from collections.abc import Generator, Iterable
 from typing import Any, TypeVar
 
 import redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from ._facade import EngineMethods, QueueMethods, check_client, drive, is_cluster, is_transient, translate
 from .clock import Clock, RedisClock
@@ -175,6 +175,14 @@ class Engine(EngineMethods):
         return self.client.execute_command(*command)
 
     def _pipelined(self, commands: Iterable[tuple[Any, ...]], raise_on_error: bool = True) -> list[Any]:
+        """The commands in one round trip: on the kept connection, at most once each (see
+        direct.py; a redis-py pipeline sends them all again as the client's retry policy says)."""
+        if self._direct is not None:
+            replies = self._direct.execute_many(self.client, list(commands))
+            error = next((reply for reply in replies if isinstance(reply, ResponseError)), None)
+            if raise_on_error and error is not None:
+                raise error
+            return replies
         pipe = self.client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)

@@ -14,6 +14,7 @@ import threading
 from collections.abc import AsyncIterator
 
 import redis
+import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode
 
 from ferrymq.engine import AsyncEngine, Engine, Unavailable
@@ -161,3 +162,37 @@ async def test_the_servers_cluster_client_does_not_send_a_put_again(redis_cluste
         # leaves the old one's connections to the garbage collector (with a warning): closed here.
         for each in [obj for obj in gc.get_objects() if isinstance(obj, ClusterNode)]:
             await each.disconnect()
+
+
+def test_a_sync_write_acknowledged_by_a_replica_is_not_sent_again(replicated_redis, clock):
+    """A write that waits for replicas goes with its WAIT in one round trip: at most once too."""
+    cutter = ReplyCutter(port_of(replicated_redis.primary.url))
+    client = redis.Redis(port=cutter.port)
+    try:
+        q = Engine(client, clock=clock, min_replicas_ack=1).queue("p", "acked")
+        q.put(["warm-up"])
+        q.delete_message(q.reserve(1)[0].id)
+        assert put_once(q, cutter) == [b"once"]
+    finally:
+        client.close()
+        cutter.close()
+
+
+async def test_an_async_write_acknowledged_by_a_replica_is_not_sent_again(replicated_redis, clock):
+    cutter = ReplyCutter(port_of(replicated_redis.primary.url))
+    client = aioredis.Redis(port=cutter.port)  # (three retries by default, as redis.Redis())
+    engine = AsyncEngine(client, clock=clock, command_timeout=5, min_replicas_ack=1)
+    try:
+        q = engine.queue("p", "acked")
+        await q.put(["warm-up"])
+        await q.delete_message((await q.reserve(1))[0].id)
+        cutter.armed = True
+        try:
+            await q.put(["once"])
+        except Unavailable:
+            pass
+        assert [m.body for m in await q.reserve(10)] == [b"once"]
+    finally:
+        await engine.aclose()
+        await client.aclose()
+        cutter.close()
