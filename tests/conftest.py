@@ -1080,3 +1080,41 @@ def woken_by_put() -> Callable[..., Awaitable[None]]:
         assert time.monotonic() - put_at < within, "woken by the end of the wait, not by pub/sub"
 
     return check
+
+
+BUSY_SCRIPT = """local t = redis.call('TIME'); local start = t[1] * 1e6 + t[2]
+repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - start >= tonumber(ARGV[1])"""
+
+
+class BusyRedis:
+    """``with`` or ``async with BusyRedis(url, seconds)``: the Redis at ``url`` runs a script for
+    ``seconds`` (from a thread) and answers nothing else meanwhile (BUSY past lua-time-limit);
+    the block's end waits for the script's."""
+
+    def __init__(self, url: str, seconds: float) -> None:
+        self.client = redis.Redis.from_url(url)
+        self.thread = threading.Thread(target=self.client.eval, args=(BUSY_SCRIPT, 0, int(seconds * 1e6)))
+        self.started = seconds / 10  # (seconds given the thread to start the script)
+
+    def __enter__(self) -> BusyRedis:
+        self.thread.start()
+        time.sleep(self.started)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.thread.join()
+        self.client.close()
+
+    async def __aenter__(self) -> BusyRedis:
+        self.thread.start()
+        await asyncio.sleep(self.started)
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        await asyncio.to_thread(self.thread.join)
+        self.client.close()
+
+
+@pytest.fixture
+def busy_redis() -> type[BusyRedis]:
+    return BusyRedis

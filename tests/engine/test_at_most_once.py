@@ -11,7 +11,8 @@ import contextlib
 import gc
 import socket
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -62,28 +63,29 @@ class ReplyCutter:
         self.listener.close()
 
 
-BUSY = """local t = redis.call('TIME'); local start = t[1] * 1e6 + t[2]
-repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - start >= tonumber(ARGV[1])"""
-
-
-@contextlib.asynccontextmanager
-async def busy(url: str, seconds: float) -> AsyncIterator[None]:
-    """The Redis at ``url`` running a script of ``seconds`` (from a thread)."""
-    client = redis.Redis.from_url(url)
-    running = asyncio.ensure_future(asyncio.to_thread(client.eval, BUSY, 0, int(seconds * 1e6)))
-    await asyncio.sleep(seconds / 10)  # (the script has started)
-    try:
-        yield
-    finally:
-        await running
-        client.close()
-
-
 def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/")[0])
 
 
-def put_once(q: Engine, cutter: ReplyCutter) -> list[bytes]:
+@contextlib.contextmanager
+def queue_through_cutter(url: str, clock: Any, **options: Any) -> Iterator[tuple[Any, ReplyCutter, redis.Redis]]:
+    """A queue of a sync engine whose client (``redis.Redis()``: three retries by default)
+    reaches the Redis at ``url`` (emptied first) through a ReplyCutter; created, its scripts
+    loaded. Yields the queue, the cutter and the client."""
+    cutter = ReplyCutter(port_of(url))
+    client = redis.Redis(port=cutter.port)
+    try:
+        client.flushall()
+        q = Engine(client, clock=clock, **options).queue("p", "q")
+        q.put(["warm-up"])
+        q.delete_message(q.reserve(1)[0].id)
+        yield q, cutter, client
+    finally:
+        client.close()
+        cutter.close()
+
+
+def put_once(q: Any, cutter: ReplyCutter) -> list[bytes]:
     """A put whose reply is cut off, then what the queue holds."""
     cutter.armed = True
     try:
@@ -94,46 +96,21 @@ def put_once(q: Engine, cutter: ReplyCutter) -> list[bytes]:
 
 
 def test_a_sync_put_whose_reply_was_lost_is_not_sent_again(redis_url, clock):
-    """The README's client, ``redis.Redis()``, retries three times by default; the sync engine's
-    calls on its kept connection (direct.py) send nothing twice all the same."""
-    cutter = ReplyCutter(port_of(redis_url))
-    client = redis.Redis(port=cutter.port)
-    try:
-        client.flushall()
-        q = Engine(client, clock=clock).queue("p", "q")
-        q.put(["warm-up"])
-        q.delete_message(q.reserve(1)[0].id)
+    """The sync engine's calls on its kept connection (direct.py)."""
+    with queue_through_cutter(redis_url, clock) as (q, cutter, _):
         assert put_once(q, cutter) == [b"once"]
-    finally:
-        client.close()
-        cutter.close()
 
 
 def test_a_sync_put_beside_another_threads_call_is_not_sent_again(redis_url, clock):
     """While another thread's call holds the kept connection, a call goes on a connection of the
     pool, under the same rule."""
-    cutter = ReplyCutter(port_of(redis_url))
-    client = redis.Redis(port=cutter.port)
-    try:
-        client.flushall()
-        q = Engine(client, clock=clock).queue("p", "q")
-        q.put(["warm-up"])
-        q.delete_message(q.reserve(1)[0].id)
-        kept = DirectCalls.of(client)
-        with kept._lock:  # (as another thread's call on the kept connection holds it)
+    with queue_through_cutter(redis_url, clock) as (q, cutter, client):
+        with DirectCalls.of(client)._lock:  # (as another thread's call on the kept connection holds it)
             q.info()  # (a connection of the pool is connected: the cut falls on the put's reply)
-            cutter.armed = True
-            try:
-                q.put(["once"])
-            except Unavailable:
-                pass
-        assert [m.body for m in q.reserve(10)] == [b"once"]
-    finally:
-        client.close()
-        cutter.close()
+            assert put_once(q, cutter) == [b"once"]
 
 
-async def test_the_servers_cluster_client_does_not_send_a_put_again(redis_clusters, clock):
+async def test_the_servers_cluster_client_does_not_send_a_put_again(redis_clusters, clock, busy_redis):
     """redis-py's cluster client sends a call again when its connection fails, by default: the
     server's is built with no retries (the next call still finds a failed node afresh)."""
     cluster = redis_clusters()
@@ -143,7 +120,7 @@ async def test_the_servers_cluster_client_does_not_send_a_put_again(redis_cluste
         q = engine.queue("p", "q")
         await q.put(["warm-up"])
         node = client.get_node_from_key("fmq:{p/q}:meta")
-        async with busy(f"redis://127.0.0.1:{node.port}", 1.0):
+        async with busy_redis(f"redis://127.0.0.1:{node.port}", 1.0):
             put = asyncio.ensure_future(q.put(["once"]))
             await asyncio.sleep(0.2)  # sent, waiting on the busy node
             for connection in node._connections:  # its connection is reset
@@ -166,16 +143,8 @@ async def test_the_servers_cluster_client_does_not_send_a_put_again(redis_cluste
 
 def test_a_sync_write_acknowledged_by_a_replica_is_not_sent_again(replicated_redis, clock):
     """A write that waits for replicas goes with its WAIT in one round trip: at most once too."""
-    cutter = ReplyCutter(port_of(replicated_redis.primary.url))
-    client = redis.Redis(port=cutter.port)
-    try:
-        q = Engine(client, clock=clock, min_replicas_ack=1).queue("p", "acked")
-        q.put(["warm-up"])
-        q.delete_message(q.reserve(1)[0].id)
+    with queue_through_cutter(replicated_redis.primary.url, clock, min_replicas_ack=1) as (q, cutter, _):
         assert put_once(q, cutter) == [b"once"]
-    finally:
-        client.close()
-        cutter.close()
 
 
 async def test_an_async_write_acknowledged_by_a_replica_is_not_sent_again(replicated_redis, clock):

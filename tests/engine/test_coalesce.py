@@ -18,9 +18,6 @@ from ferrymq.engine import (
 )
 from ferrymq.engine.clock import FakeClock
 
-BUSY = """local t = redis.call('TIME'); local start = t[1] * 1e6 + t[2]
-repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - start >= tonumber(ARGV[1])"""
-
 
 def script_calls(client: redis.Redis) -> int:
     stats = client.info("commandstats")
@@ -53,17 +50,6 @@ async def maintained(engine: AsyncEngine, name: str) -> Any:
     await q.put(["first"])
     await q.reserve(1)
     return q
-
-
-@contextlib.asynccontextmanager
-async def redis_busy(client: redis.Redis, seconds: float) -> AsyncIterator[None]:
-    """Redis running a script of ``seconds`` (from a thread): what is sent meanwhile waits for it."""
-    busy = asyncio.ensure_future(asyncio.to_thread(client.eval, BUSY, 0, int(seconds * 1e6)))
-    await asyncio.sleep(seconds / 10)  # (the script has started)
-    try:
-        yield
-    finally:
-        await busy
 
 
 async def counted(sync_redis: redis.Redis, work: Any) -> tuple[Any, int]:
@@ -239,7 +225,7 @@ async def test_a_caller_cancelled_before_the_send_is_left_out(aengine):
     assert dropped.cancelled() and [m.body for m in await q.reserve(5)] == [b"first", b"kept"]
 
 
-async def test_a_merged_calls_flags_go_to_the_first_caller_still_waiting(aengine, sync_redis):
+async def test_a_merged_calls_flags_go_to_the_first_caller_still_waiting(aengine, sync_redis, redis_url, busy_redis):
     """A push queue's puts, merged: the caller that lists the queue for the pushers (the work the
     reply's flags leave, one caller's alone) is the first still waiting when the reply comes. Left
     to a first caller that gave up meanwhile, nobody listed it: the others' messages waited for the
@@ -248,7 +234,7 @@ async def test_a_merged_calls_flags_go_to_the_first_caller_still_waiting(aengine
     await q.set_push(PushConfig((Subscriber("http://a.example/hook"),)))
     await q.put(["first"])
     sync_redis.zrem("fmq:pushq", "p\tpushed")  # (pushers that found it idle took it off their list)
-    async with redis_busy(sync_redis, 0.3):
+    async with busy_redis(redis_url, 0.3):  # what is sent meanwhile waits for it
         first = asyncio.ensure_future(q.put(["a"]))
         others = [asyncio.ensure_future(q.put([f"b{i}"])) for i in range(3)]
         await asyncio.sleep(0.05)  # sent, as one call, and waiting on Redis
@@ -257,7 +243,7 @@ async def test_a_merged_calls_flags_go_to_the_first_caller_still_waiting(aengine
     assert sync_redis.zscore("fmq:pushq", "p\tpushed") is not None
 
 
-async def test_a_caller_cancelled_while_its_full_group_waits_for_the_turns_end_is_left_out(redis_url, sync_redis):
+async def test_a_caller_cancelled_while_its_full_group_waits_for_the_turns_end_is_left_out(redis_url, busy_redis):
     """A burst: a full group of merged calls waits for the turn's end while as many round trips are
     under way as connections are kept (one here). A caller cancelled meanwhile is left out of the
     call, as the auto-pipeline leaves out a command not yet sent: sent as it was, its message was
@@ -267,7 +253,7 @@ async def test_a_caller_cancelled_while_its_full_group_waits_for_the_turns_end_i
         async with engine_on(aioredis.Redis(connection_pool=pool)) as engine:
             q = await maintained(engine, "held")
             await q.put([f"m{i}" for i in range(8)])
-            async with redis_busy(sync_redis, 0.3):
+            async with busy_redis(redis_url, 0.3):
                 under_way = asyncio.ensure_future(q.put(["x", "y"]))  # (two messages: not merged)
                 await asyncio.sleep(0.01)
                 reserves = [asyncio.ensure_future(q.reserve(1)) for _ in range(8)]

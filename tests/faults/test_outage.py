@@ -191,11 +191,7 @@ def test_a_stopped_redis_answers_503_fast_and_the_server_recovers_by_itself(redi
         assert [m["body"] for m in http.get(f"{queues}/q/messages", headers=auth).json()["messages"]] == ["again"]
 
 
-BUSY_SCRIPT = """local t = redis.call('TIME'); local start = t[1] * 1e6 + t[2]
-repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - start >= tonumber(ARGV[1])"""
-
-
-def test_a_redis_busy_with_another_programs_script_answers_503_then_serves(redis_servers, serve_app):
+def test_a_redis_busy_with_another_programs_script_answers_503_then_serves(redis_servers, serve_app, busy_redis):
     """Past lua-time-limit (busy-reply-threshold) Redis answers every other call BUSY until the
     script ends: it cannot answer now and will later, as when it is down (500 before: an error
     taken for a reply)."""
@@ -204,15 +200,9 @@ def test_a_redis_busy_with_another_programs_script_answers_503_then_serves(redis
     app = create_app(Settings(redis_url=server.url, tokens={"t": "p1"}, sweeper=False))
     with serve_app(app) as base, httpx.Client(base_url=base, timeout=10) as http:
         assert http.post(f"{queues}/q/messages", json={"messages": [{"body": "kept"}]}, headers=auth).status_code == 200
-        other = redis.Redis.from_url(server.url)
-        busy = threading.Thread(target=other.eval, args=(BUSY_SCRIPT, 0, 1_000_000))
-        busy.start()
-        try:
-            time.sleep(0.3)  # past the limit
+        with busy_redis(server.url, 1.0):
+            time.sleep(0.2)  # past the limit
             during = http.get(f"{queues}/q/messages", headers=auth)
             assert during.status_code == 503 and set(during.json()) == {"msg"}
-        finally:
-            busy.join()
-            other.close()
         after = http.get(f"{queues}/q/messages", headers=auth)
         assert [m["body"] for m in after.json()["messages"]] == ["kept"]
