@@ -150,7 +150,6 @@ class DirectCalls:
         self._lock, self._kept = threading.Lock(), None
 
 
-
 def _at_most_once(connection: Any, command: tuple[Any, ...]) -> Any:
     """``command``'s reply on ``connection``: sending is retried as the client's retry policy
     says (Redis runs no command it did not receive whole), reading the reply never (the script

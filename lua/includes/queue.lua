@@ -371,7 +371,7 @@ local OLDEST_PAST_GHOSTS = 16
 -- maintenance due leaves a ghost at the head once it took what came before: see DUE above), a
 -- few at most; 0 if unknown. With no ghost in the FIFO, one LINDEX and one HGET, as before.
 local function oldest_enqueued(Q)
-  for i = 0, math.min(Q[GHOSTS], OLDEST_PAST_GHOSTS) do
+  for i = 0, math.min(math.max(Q[GHOSTS], 0), OLDEST_PAST_GHOSTS) do  -- (a count drifted below 0: the head)
     local id = redis.call("LINDEX", Q.keys[READY], i)
     if not id then return 0 end
     local rec = redis.call("HGET", Q.keys[MSG], id)
