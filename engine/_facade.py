@@ -133,6 +133,18 @@ async def drive_async(flow: Generator[Any, Any, R], answer: Callable[[Any], Awai
         return done.value
 
 
+def pipeline_replies(replies: list[Any], raise_on_error: bool) -> list[Any]:
+    """Replies of commands sent together (an error reply as its value), as a redis-py pipeline's
+    ``execute`` gives them: with ``raise_on_error``, the first error reply raised instead."""
+    from redis.exceptions import ResponseError
+
+    if raise_on_error:
+        error = next((reply for reply in replies if isinstance(reply, ResponseError)), None)
+        if error is not None:
+            raise error
+    return replies
+
+
 def is_cluster(client: Any) -> bool:
     """A ``redis.RedisCluster`` or ``redis.asyncio.RedisCluster``."""
     return hasattr(client, "get_nodes")

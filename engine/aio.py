@@ -8,11 +8,12 @@ from collections.abc import Generator, Iterable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from . import coalesce
 from ._facade import (
-    AsyncFacade, EngineMethods, QueueMethods, check_client, drive_async, is_cluster, is_transient, translate,
+    AsyncFacade, EngineMethods, QueueMethods, check_client, drive_async, is_cluster, is_transient, pipeline_replies,
+    translate,
 )
 from .autopipeline import ALONE_MESSAGES, SEND_EVERY, AutoPipeline
 from .clock import Clock, RedisClock
@@ -275,11 +276,7 @@ class AsyncEngine(AsyncFacade, EngineMethods):
             return exc
 
     async def _pipelined(self, commands: Iterable[tuple[Any, ...]], raise_on_error: bool = True) -> list[Any]:
-        replies = await self._pipeline.together(list(commands))
-        error = next((reply for reply in replies if isinstance(reply, ResponseError)), None)
-        if raise_on_error and error is not None:
-            raise error
-        return replies
+        return pipeline_replies(await self._pipeline.together(list(commands)), raise_on_error)
 
     async def _call(self, call: Call) -> Any:
         """Runs a script call's commands (see ``Scripts.call``), each alone."""

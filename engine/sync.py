@@ -8,9 +8,11 @@ from collections.abc import Generator, Iterable
 from typing import Any, TypeVar
 
 import redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
-from ._facade import EngineMethods, QueueMethods, check_client, drive, is_cluster, is_transient, translate
+from ._facade import (
+    EngineMethods, QueueMethods, check_client, drive, is_cluster, is_transient, pipeline_replies, translate,
+)
 from .clock import Clock, RedisClock
 from .core import Batch, Command, Eval, Evals, Step, Wait
 from .direct import DirectCalls
@@ -178,11 +180,7 @@ class Engine(EngineMethods):
         """The commands in one round trip: on the kept connection, at most once each (see
         direct.py; a redis-py pipeline sends them all again as the client's retry policy says)."""
         if self._direct is not None:
-            replies = self._direct.execute_many(self.client, list(commands))
-            error = next((reply for reply in replies if isinstance(reply, ResponseError)), None)
-            if raise_on_error and error is not None:
-                raise error
-            return replies
+            return pipeline_replies(self._direct.execute_many(self.client, list(commands)), raise_on_error)
         pipe = self.client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
